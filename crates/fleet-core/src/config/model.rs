@@ -1,0 +1,468 @@
+//! The typed, validated config. Values of these types only come out of
+//! [`super::load_str`] (which checks everything) or out of a stored run
+//! definition that was validated when it was stored.
+//!
+//! The serde derives serve two purposes: the canonical JSON of a [`Genflow`]
+//! is what a run stores and hashes, and the JSON Schema (`fleet schema`) is
+//! derived from these same types so editors autocomplete exactly what Fleet
+//! accepts.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `.fleet/config.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Fleet config (.fleet/config.yaml)")]
+pub struct Config {
+    /// The workflows this project defines.
+    pub genflows: Vec<Genflow>,
+    /// Named model configurations; steps refer to them by name with `model:`.
+    /// `builtin` (the offline analyst) needs no entry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Delivery settings for email and webhooks.
+    #[serde(default, skip_serializing_if = "NotifyConfig::is_empty")]
+    pub notify: NotifyConfig,
+    /// Settings for `fleet serve`.
+    #[serde(default, skip_serializing_if = "ServerConfig::is_empty")]
+    pub server: ServerConfig,
+    /// Default approvers for every approval gate that names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+}
+
+impl Config {
+    pub fn genflow(&self, name: &str) -> Option<&Genflow> {
+        self.genflows.iter().find(|g| g.name == name)
+    }
+}
+
+/// A workflow: a small DAG of typed steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Genflow {
+    /// Unique name, used on the command line and in URLs (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Cron expression (5 or 6 fields, or `@daily` style) for `fleet serve` to start runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Default approvers for this genflow's gates; falls back to the top-level list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+impl Genflow {
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    pub fn step_index(&self, name: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.name == name)
+    }
+
+    /// Canonical JSON of the definition: what a run stores and what its hash is over.
+    pub fn canonical_json(&self) -> String {
+        // Struct fields serialize in declaration order and maps are BTreeMaps,
+        // so the same definition always yields the same bytes.
+        serde_json::to_string(self).expect("Genflow serializes to JSON")
+    }
+
+    /// `sha256:<hex>` of the canonical JSON.
+    pub fn definition_hash(&self) -> String {
+        let digest = Sha256::digest(self.canonical_json().as_bytes());
+        format!("sha256:{}", hex::encode(digest))
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// Reads a corpus and drafts a document with a model.
+    Report,
+    /// An adversarial pass over upstream documents that writes findings and flags.
+    Review,
+    /// A human go/no-go gate; the run waits until a named approver decides.
+    Approval,
+    /// Sends the outcome by email, webhook or file.
+    Notify,
+    /// Writes an approved document to its destination.
+    Publish,
+}
+
+impl StepKind {
+    pub const ALL: [StepKind; 5] = [
+        StepKind::Report,
+        StepKind::Review,
+        StepKind::Approval,
+        StepKind::Notify,
+        StepKind::Publish,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Report => "report",
+            StepKind::Review => "review",
+            StepKind::Approval => "approval",
+            StepKind::Notify => "notify",
+            StepKind::Publish => "publish",
+        }
+    }
+
+    /// Steps that deliver something to the outside world; they must sit
+    /// downstream of every approval gate.
+    pub fn is_outbound(self) -> bool {
+        matches!(self, StepKind::Notify | StepKind::Publish)
+    }
+
+    /// Steps that call a model.
+    pub fn uses_model(self) -> bool {
+        matches!(self, StepKind::Report | StepKind::Review)
+    }
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of a genflow. Fields that do not belong to the step's `kind` are
+/// rejected by validation, so consumers can rely on e.g. `prompt` being absent
+/// on approvals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Unique within the genflow (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    pub kind: StepKind,
+    /// report, review: the instruction for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// report, review: file globs relative to the workspace root (`*` stays within a directory, `**` crosses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corpus: Vec<String>,
+    /// report, review: read hidden and git-ignored files too.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub include_ignored: bool,
+    /// report, review: commands whose standard output becomes a corpus document `source:NAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
+    /// Steps that must finish (or be approved) first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Output file, relative to `.fleet/runs/<run-id>/`. Defaults to `<name>.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
+    /// report, review: a name from `models`, or `builtin` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// approval: the question put to the approvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// approval: who may decide (emails); defaults to the genflow's, then the top-level list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// approval: how many distinct approvers must say Go.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub required: u32,
+    /// approval: may the person who started the run approve it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_self_approval: bool,
+    /// approval: send the approvers a reminder this often while the gate waits (never approves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_every: Option<Duration>,
+    /// notify: email recipients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// notify: URL that receives a signed JSON POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// notify: extra channels: `email`, `webhook`, `file`, or `slack:<incoming-webhook-url>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// review: when the review raises high-severity flags, re-run a report step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_flag: Option<OnFlag>,
+    /// How many times to retry a failed attempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// Maximum time for one attempt, e.g. `90s`, `10m`, `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+impl Step {
+    /// The output path relative to the run directory.
+    pub fn out_path(&self) -> String {
+        self.out.clone().unwrap_or_else(|| format!("{}.md", self.name))
+    }
+
+    /// The model to use (`builtin` unless set).
+    pub fn model_name(&self) -> &str {
+        self.model.as_deref().unwrap_or(BUILTIN_MODEL)
+    }
+}
+
+pub const BUILTIN_MODEL: &str = "builtin";
+
+/// A command whose output is snapshotted into the corpus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub name: String,
+    pub command: SourceCommand,
+}
+
+/// A command: a string runs with `sh -c` in the workspace root; a list is an
+/// argv run directly, without a shell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SourceCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnFlag {
+    /// The report step to redraft with the flags as feedback.
+    pub redraft: String,
+    /// At most this many redrafts.
+    #[serde(default = "one")]
+    pub max: u32,
+}
+
+/// A duration written as `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d`
+/// (a bare number means seconds). Stored as milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[schemars(with = "String")]
+pub struct Duration(pub u64);
+
+impl Duration {
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
+
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration (use e.g. `90s`, `10m`, `2h`)"))?;
+        let ms_per = match unit.trim() {
+            "ms" => 1,
+            "" | "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` in `{text}` (use ms, s, m, h or d)"
+                ));
+            }
+        };
+        let ms = n
+            .checked_mul(ms_per)
+            .ok_or_else(|| format!("duration `{text}` is too large"))?;
+        if ms == 0 {
+            return Err("a duration must be greater than zero".into());
+        }
+        Ok(Duration(ms))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+            if ms % per == 0 {
+                return write!(f, "{}{unit}", ms / per);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Duration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which API a named model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// The offline rule-based analyst.
+    Builtin,
+    /// Any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter).
+    Openai,
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// An agent CLI that reads the prompt on stdin and writes the document on stdout.
+    Command,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 4] = [
+        Provider::Builtin,
+        Provider::Openai,
+        Provider::Anthropic,
+        Provider::Command,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Builtin => "builtin",
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Command => "command",
+        }
+    }
+}
+
+/// A named model configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub provider: Provider,
+    /// openai, anthropic: the model id sent to the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// openai, anthropic: API base URL (defaults to the provider's public API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// openai, anthropic: the NAME of the environment variable holding the API key (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// The model's context window, used to pack the corpus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_tokens: Option<u32>,
+    /// Extra HTTP headers sent with every request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Prices per million tokens, for cost accounting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<Prices>,
+    /// command: the argv of the agent CLI, e.g. `["claude", "-p"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Maximum time for one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Maximum concurrent requests to this model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    /// Price per million input tokens.
+    pub input: f64,
+    /// Price per million output tokens.
+    pub output: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl NotifyConfig {
+    fn is_empty(&self) -> bool {
+        self.smtp.is_none() && self.webhook.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text; only allowed for a loopback host (testing).
+    None,
+    Starttls,
+    Implicit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Defaults to 587 for starttls, 465 for implicit, 25 for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub tls: SmtpTls,
+    /// The From address.
+    pub from: String,
+    /// Name of the environment variable holding the SMTP user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_env: Option<String>,
+    /// Name of the environment variable holding the SMTP password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Name of the environment variable holding the HMAC-SHA256 signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// Maximum time for one delivery attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The URL people reach `fleet serve` at; used to build links in emails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+}
+
+impl ServerConfig {
+    fn is_empty(&self) -> bool {
+        self.public_url.is_none() && self.bind.is_none()
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
