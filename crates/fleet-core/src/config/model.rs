@@ -466,3 +466,24 @@ fn is_zero(n: &u32) -> bool {
 fn is_false(b: &bool) -> bool {
     !*b
 }
+
+impl Config {
+    /// The genflow as a run will store it: every approval step carries its
+    /// effective approvers (its own, else the genflow's, else the top-level
+    /// list), so the stored definition alone decides who may approve.
+    pub fn resolved_genflow(&self, flow: &Genflow) -> Genflow {
+        let mut g = flow.clone();
+        let defaults = if g.approvers.is_empty() {
+            &self.approvers
+        } else {
+            &g.approvers
+        };
+        let defaults = defaults.clone();
+        for s in &mut g.steps {
+            if s.kind == StepKind::Approval && s.approvers.is_empty() {
+                s.approvers = defaults.clone();
+            }
+        }
+        g
+    }
+}

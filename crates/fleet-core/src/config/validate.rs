@@ -76,6 +76,9 @@ pub fn check(root: Option<&Node>) -> Checked {
 #[derive(Default)]
 struct Checker {
     diags: Vec<Diagnostic>,
+    /// Every name under `models:`, valid or not, so a step that names a model
+    /// whose settings had errors does not get a second, misleading error.
+    declared_models: std::collections::HashSet<String>,
 }
 
 /// The entries of a mapping, keyed by their (string) keys.
@@ -815,7 +818,7 @@ impl Checker {
         let out = out_node.and_then(|n| self.out_path(n));
         let model = f.get("model").and_then(|n| {
             let m = self.nonempty_string(n, "`model`")?;
-            if m != BUILTIN_MODEL && !models.contains_key(&m) {
+            if m != BUILTIN_MODEL && !models.contains_key(&m) && !self.declared_models.contains(&m) {
                 let mut known: Vec<&str> = models.keys().map(String::as_str).collect();
                 known.push(BUILTIN_MODEL);
                 let help = did_you_mean(&m, known.iter().copied()).unwrap_or_else(|| {
@@ -887,13 +890,15 @@ impl Checker {
                 }
             }
             StepKind::Approval => {
-                let effective = if approvers.is_empty() {
+                // An approvers list that was given but invalid was reported
+                // already; do not also warn that there are none.
+                let effective = if approvers.is_empty() && f.get("approvers").is_none() {
                     None
                 } else {
                     Some(approvers.len())
                 };
                 match (effective, has_default_approvers) {
-                    (Some(n), _) if (required as usize) > n => {
+                    (Some(n), _) if n > 0 && (required as usize) > n => {
                         self.err(
                             required_node.map(|r| r.pos).unwrap_or(name_pos),
                             format!(
@@ -1125,6 +1130,7 @@ impl Checker {
                 continue;
             }
             seen.insert(name.clone(), k.pos);
+            self.declared_models.insert(name.clone());
             if let Some(m) = self.model(v, &name) {
                 out.insert(name, m);
             }

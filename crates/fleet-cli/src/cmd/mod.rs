@@ -1,0 +1,2 @@
+pub mod flows;
+pub mod init;
