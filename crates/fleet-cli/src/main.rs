@@ -3,6 +3,7 @@
 //! command failed, 2 usage or config errors.
 
 mod cmd;
+mod context;
 mod workspace;
 
 use anyhow::Result;
@@ -58,6 +59,110 @@ enum Command {
     },
     /// Print the JSON Schema of the config, for editor autocompletion.
     Schema,
+    /// Start a run of a genflow; it executes until it finishes or waits at a gate.
+    Run {
+        /// The genflow to run.
+        genflow: String,
+        /// Who is starting the run (default: $FLEET_USER, else git's user.email).
+        #[arg(long = "as", value_name = "EMAIL")]
+        user: Option<String>,
+        /// Block until the run finishes; exit 0 only if it succeeded (for CI pipelines).
+        #[arg(long)]
+        wait: bool,
+        /// Print one JSON object (run_id, status, steps, decisions) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List runs, newest first.
+    Runs {
+        /// Only runs of this genflow.
+        #[arg(long = "flow", value_name = "GENFLOW")]
+        flow: Option<String>,
+        /// Only runs with this status (running, waiting, succeeded, rejected, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run: steps, documents with their sha256, decisions.
+    Show {
+        /// Run id (or a unique prefix of at least 4 characters).
+        run: String,
+        /// Only this step (with every attempt's record in --json).
+        #[arg(long)]
+        step: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a Go decision at a gate.
+    Approve {
+        /// Run id (or a unique prefix).
+        run: String,
+        /// The gate (needed only when several are open).
+        #[arg(long)]
+        step: Option<String>,
+        /// Who is deciding (default: $FLEET_USER, else git's user.email).
+        #[arg(long = "as", value_name = "EMAIL")]
+        user: Option<String>,
+        /// Why (optional for Go).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a No-go decision at a gate; the run stops as rejected.
+    Reject {
+        /// Run id (or a unique prefix).
+        run: String,
+        /// The gate (needed only when several are open).
+        #[arg(long)]
+        step: Option<String>,
+        /// Who is deciding (default: $FLEET_USER, else git's user.email).
+        #[arg(long = "as", value_name = "EMAIL")]
+        user: Option<String>,
+        /// Why the release must not go out (required).
+        #[arg(long, required = true)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run that has not finished.
+    Cancel {
+        /// Run id (or a unique prefix).
+        run: String,
+    },
+    /// Retry a failed or cancelled run.
+    Retry {
+        /// Run id (or a unique prefix).
+        run: String,
+        /// Also re-run this step and everything after it.
+        #[arg(long, value_name = "STEP")]
+        from: Option<String>,
+    },
+    /// Continue runs a crashed or killed process left unfinished.
+    Resume,
+    /// Check or export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the event hash chain and every artifact's sha256; exit 1 naming the first problem.
+    Verify,
+    /// Write a self-contained evidence bundle for one run.
+    Export {
+        /// Run id (or a unique prefix).
+        run: String,
+        /// Directory to write (must be new or empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +176,10 @@ fn main() -> ExitCode {
             }
             if let Some(usage) = e.downcast_ref::<UsageError>() {
                 eprintln!("error: {usage}");
+                return ExitCode::from(2);
+            }
+            if let Some(engine @ fleet_engine::EngineError::UnknownGenflow { .. }) = e.downcast_ref() {
+                eprintln!("error: {engine}");
                 return ExitCode::from(2);
             }
             eprintln!("error: {e:#}");
@@ -116,6 +225,102 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 serde_json::to_string_pretty(&fleet_core::config::json_schema())?
             );
         }
+        other => {
+            // One thread is enough for a CLI invocation and starts fastest;
+            // blocking work (corpus reads) goes to tokio's blocking pool.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(run_with_store(&locator, other));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Commands that open the store.
+async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode> {
+    use cmd::runs;
+    use fleet_core::run::Verdict;
+    let app = context::App::open(locator).await?;
+    app.ws.print_warnings(&locator.cwd);
+    Ok(match command {
+        Command::Run {
+            genflow,
+            user,
+            wait,
+            json,
+        } => runs::run(&app, &genflow, user, wait, json).await?,
+        Command::Runs {
+            flow,
+            status,
+            limit,
+            json,
+        } => {
+            runs::runs(&app, flow, status, limit, json).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Show { run, step, json } => {
+            runs::show(&app, &run, step, json).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Approve {
+            run,
+            step,
+            user,
+            reason,
+            json,
+        } => {
+            runs::decide(
+                &app,
+                runs::Decide {
+                    run,
+                    step,
+                    user,
+                    verdict: Verdict::Go,
+                    reason,
+                    json,
+                },
+            )
+            .await?
+        }
+        Command::Reject {
+            run,
+            step,
+            user,
+            reason,
+            json,
+        } => {
+            runs::decide(
+                &app,
+                runs::Decide {
+                    run,
+                    step,
+                    user,
+                    verdict: Verdict::NoGo,
+                    reason: Some(reason),
+                    json,
+                },
+            )
+            .await?
+        }
+        Command::Cancel { run } => {
+            runs::cancel(&app, &run).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Retry { run, from } => runs::retry(&app, &run, from).await?,
+        Command::Resume => {
+            runs::resume(&app).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Audit { command } => match command {
+            AuditCommand::Verify => cmd::audit::verify(&app).await?,
+            AuditCommand::Export { run, out } => {
+                cmd::audit::export(&app, &run, &locator.cwd.join(out)).await?;
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Init { .. } | Command::Validate | Command::Flows { .. } | Command::Schema => {
+            anyhow::bail!("internal error: this command does not use the store")
+        }
+    })
 }

@@ -5,3 +5,4 @@
 pub mod config;
 pub mod dag;
 pub mod flags;
+pub mod run;

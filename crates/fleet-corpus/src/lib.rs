@@ -3,19 +3,63 @@
 //! `gather` turns a step's `corpus` globs and `sources` commands into
 //! [`Document`]s plus a [`Manifest`] that says, for every file considered,
 //! whether it was included whole, truncated, or left out, and its blake3 hash.
+//!
+//! The pieces, in the order a step uses them:
+//! - [`gather_globs`]: walk the workspace (`ignore` + `globset`), read and hash
+//!   matching files in parallel, skip binaries, apply [`Limits`].
+//! - [`run_sources`]: run `sources:` commands and snapshot their output as
+//!   `source:NAME` documents.
+//! - [`gather`]: both, for one [`fleet_core::config::Step`].
+//! - [`pack`]: fit the corpus into a model's token budget, most relevant
+//!   chunks first, and say in the prompt what was left out.
+//! - [`render_manifest`] / [`CorpusReport`]: what `fleet corpus` shows.
+
+mod error;
+mod gather;
+mod pack;
+mod read;
+mod render;
+mod sources;
+mod tokens;
+
+pub use error::{CorpusError, EscapingSymlink};
+pub use gather::{gather, gather_globs};
+pub use pack::{OmittedChunk, Packed, pack};
+pub use render::{CorpusReport, CorpusTotals, render_manifest};
+pub use sources::run_sources;
+pub use tokens::{Tokenizer, count_tokens};
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// How a document made it into the corpus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Inclusion {
     Whole,
+    /// Only the first whole lines that fit the per-file or total cap; `note` says how much.
     Truncated,
-    /// Left out (total size cap, token budget); `note` says why.
+    /// Left out (total size cap, token budget, unreadable); `note` says why.
     Omitted,
-    /// Not text.
+    /// Not text (a NUL byte in the first 8 KiB, or not valid UTF-8).
     SkippedBinary,
+    /// A symlink inside the workspace; not followed (its target is read only if a glob matches it).
+    SkippedSymlink,
+    /// Packed into a prompt only in part: the chunks most relevant to the prompt; `note` lists the rest.
+    Partial,
+}
+
+impl Inclusion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Inclusion::Whole => "whole",
+            Inclusion::Truncated => "truncated",
+            Inclusion::Omitted => "omitted",
+            Inclusion::SkippedBinary => "skipped_binary",
+            Inclusion::SkippedSymlink => "skipped_symlink",
+            Inclusion::Partial => "partial",
+        }
+    }
 }
 
 /// One line of the manifest.
@@ -37,21 +81,46 @@ pub struct ManifestEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Manifest {
     pub entries: Vec<ManifestEntry>,
+    /// Things a reader should know that belong to no single entry: a glob that
+    /// matched nothing (often a typo), a directory that could not be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A text document the model may read. `text` is what was included (the
 /// whole file, or its first part when truncated); line numbers in citations
 /// are 1-based lines of `text`, which are the file's own lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Document {
     pub path: String,
     pub text: String,
 }
 
 /// Everything a step read.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Corpus {
     /// Included documents (whole or truncated), sorted by path; sources last, by name.
     pub documents: Vec<Document>,
     pub manifest: Manifest,
+}
+
+/// Caps on what one step reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Per file (and per source output): beyond this only the first whole lines are kept.
+    pub max_file_bytes: u64,
+    /// All included text together; documents past it are truncated or omitted.
+    pub max_total_bytes: u64,
+    /// Wall-clock limit for each `sources:` command.
+    pub source_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 1024 * 1024,
+            max_total_bytes: 32 * 1024 * 1024,
+            source_timeout: Duration::from_secs(60),
+        }
+    }
 }

@@ -1,1 +1,94 @@
-//! Model providers.
+//! Model providers: what turns a step's prompt, corpus and upstream documents
+//! into a document (reports) or a document plus flags (reviews).
+//!
+//! - [`Model`] is the one trait every provider implements; the engine only
+//!   sees `&dyn Model`.
+//! - [`Builtin`] is the default: an offline, deterministic, rule-based analyst
+//!   that needs no network or key and says so in every document it writes.
+//! - [`check_citations`] verifies `path:line` references in any document, so
+//!   LLM providers hold their output to the same standard as the builtin.
+
+mod builtin;
+mod citations;
+mod text;
+
+pub use builtin::Builtin;
+pub use citations::{check_citations, check_citations_in};
+
+use fleet_core::config::StepKind;
+use fleet_core::flags::FlagSet;
+use fleet_corpus::Corpus;
+use serde::{Deserialize, Serialize};
+
+/// A boxed, sendable future: what [`Model::complete`] returns, so the trait
+/// stays object safe without an async-trait dependency.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A document written by an upstream step that this step reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamDoc {
+    /// The upstream step's name.
+    pub step: String,
+    pub kind: StepKind,
+    /// The step's `out`, e.g. `readiness.md`; citations into this document use this path.
+    pub path: String,
+    pub text: String,
+    /// The flags an upstream review raised, if it is a review.
+    pub flags: Option<FlagSet>,
+}
+
+/// Everything a model gets for one report or review step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRequest {
+    pub genflow: String,
+    pub step: String,
+    /// [`StepKind::Report`] or [`StepKind::Review`].
+    pub kind: StepKind,
+    /// The step's prompt (`""` if none).
+    pub prompt: String,
+    /// What the step read; for a review, the same corpus the report read.
+    pub corpus: Corpus,
+    pub upstream: Vec<UpstreamDoc>,
+    /// When a report is redrafted after a review: the review's flags.
+    pub feedback: Option<FlagSet>,
+}
+
+/// Tokens and money one completion cost.
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// `None` when the price is unknown (or there is none, as for `builtin`).
+    pub cost_usd: Option<f64>,
+}
+
+/// What a model produced for one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The markdown document (the step's `out`).
+    pub text: String,
+    /// `Some` for reviews: written by the engine as the JSON sidecar.
+    pub flags: Option<FlagSet>,
+    pub usage: Usage,
+    /// Which model wrote it, e.g. `builtin`.
+    pub model: String,
+    /// Served from the response cache.
+    pub cached: bool,
+}
+
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// Only report and review steps call a model.
+    #[error("model `{model}` cannot run a `{kind}` step (only report and review steps use a model)")]
+    UnsupportedKind { model: String, kind: StepKind },
+}
+
+/// A provider that completes report and review steps.
+pub trait Model: Send + Sync {
+    /// The model's name as recorded on the step, e.g. `builtin`.
+    fn name(&self) -> &str;
+
+    fn complete<'a>(&'a self, req: &'a ModelRequest)
+    -> BoxFuture<'a, Result<Completion, ModelError>>;
+}

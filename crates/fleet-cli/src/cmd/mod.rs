@@ -1,2 +1,4 @@
+pub mod audit;
 pub mod flows;
 pub mod init;
+pub mod runs;

@@ -1,0 +1,435 @@
+//! Run commands: run, runs, show, approve, reject, cancel, retry, resume.
+
+use crate::context::{App, current_user};
+use crate::workspace::{UsageError, display_path};
+use anyhow::{Result, bail};
+use fleet_core::run::{RunStatus, StepStatus, Verdict};
+use fleet_engine::{DecisionRequest, Observer, StepInfo, run_dir};
+use fleet_store::{ArtifactRef, RunFilter, RunRecord};
+use serde_json::json;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Plain progress lines on stderr (stdout stays for results and JSON).
+pub struct Lines {
+    pub quiet: bool,
+}
+
+impl Observer for Lines {
+    fn step_started(&self, _run: &RunRecord, step: &str, attempt: u32) {
+        if !self.quiet {
+            let again = if attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
+            eprintln!("  {step:<16} running{again}");
+        }
+    }
+
+    fn step_finished(&self, _run: &RunRecord, step: &str, status: StepStatus, elapsed: Duration, info: &StepInfo) {
+        if self.quiet {
+            return;
+        }
+        let mut line = format!("  {step:<16} {status} in {}", fmt_elapsed(elapsed));
+        if info.input_tokens + info.output_tokens > 0 {
+            line.push_str(&format!(", {} in / {} out tokens", info.input_tokens, info.output_tokens));
+        }
+        if info.cached {
+            line.push_str(", cached");
+        }
+        if let Some(e) = &info.error {
+            line.push_str(&format!(": {e}"));
+        } else if let Some(out) = &info.out {
+            line.push_str(&format!(" -> {out}"));
+        }
+        eprintln!("{line}");
+    }
+
+    fn gate_opened(&self, _run: &RunRecord, step: &str, approvers: &[String]) {
+        if !self.quiet {
+            let who = if approvers.is_empty() {
+                "anyone".to_owned()
+            } else {
+                approvers.join(", ")
+            };
+            eprintln!("  {step:<16} waiting for a decision from {who}");
+        }
+    }
+}
+
+fn fmt_elapsed(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// Exit code for a run: 0 unless it ended badly; with `wait`, 0 only on success.
+fn exit_for(run: &RunRecord, wait: bool) -> ExitCode {
+    match run.state.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Running | RunStatus::Waiting if !wait => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
+/// Resumes runs a crashed process left behind, saying so.
+async fn resume_others(app: &App, quiet: bool) -> Result<()> {
+    let ids = app.store().unfinished_runs().await?;
+    for id in ids {
+        if !quiet {
+            eprintln!("Resuming run {id} (left unfinished by an earlier process)");
+        }
+        app.engine.drive(&id, &Lines { quiet }).await?;
+    }
+    Ok(())
+}
+
+pub async fn run(app: &App, flow: &str, user: Option<String>, wait: bool, json: bool) -> Result<ExitCode> {
+    resume_others(app, json).await?;
+    let triggered_by = current_user(user);
+    let run = app.engine.start_run(flow, triggered_by).await?;
+    if !json {
+        eprintln!("Run {} of {} started", run.id, run.genflow_name);
+    }
+    let observer = Lines { quiet: json };
+    let mut run = app.engine.drive(&run.id, &observer).await?;
+    if wait {
+        if !json && run.state.status == RunStatus::Waiting {
+            print_gate_help(app, &run);
+        }
+        // Someone decides from another process; poll, and drive what follows.
+        while !run.state.is_terminal() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            run = app.engine.drive(&run.id, &observer).await?;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run_json(app, &run).await?)?);
+    } else {
+        print_outcome(app, &run);
+    }
+    Ok(exit_for(&run, wait))
+}
+
+fn print_gate_help(app: &App, run: &RunRecord) {
+    for (i, s) in run.state.steps.iter().enumerate() {
+        if s.status != StepStatus::Waiting {
+            continue;
+        }
+        let step = &run.definition.steps[i];
+        let who = if step.approvers.is_empty() {
+            "EMAIL".to_owned()
+        } else {
+            step.approvers[0].clone()
+        };
+        println!("Run {} is waiting at gate `{}`.", run.id, step.name);
+        if let Some(q) = &step.question {
+            println!("  {q}");
+        }
+        let dir = display_path(&run_dir(&app.ws.root.join(".fleet"), &run.id), &app.ws.root);
+        println!("  Read the documents in {dir}/");
+        println!("  Go:    fleet approve {} --step {} --as {who}", run.id, step.name);
+        println!(
+            "  No-go: fleet reject {} --step {} --as {who} --reason \"...\"",
+            run.id, step.name
+        );
+        if step.approvers.len() > 1 || step.required > 1 {
+            println!(
+                "  Approvers: {} ({} required)",
+                step.approvers.join(", "),
+                step.required
+            );
+        }
+    }
+}
+
+fn print_outcome(app: &App, run: &RunRecord) {
+    match run.state.status {
+        RunStatus::Waiting => print_gate_help(app, run),
+        RunStatus::Running => println!(
+            "Run {} is running (steps are being executed by another process).",
+            run.id
+        ),
+        status => {
+            println!("Run {} {status}.", run.id);
+            for (i, s) in run.state.steps.iter().enumerate() {
+                if let Some(e) = &s.error {
+                    println!("  {}: {e}", run.definition.steps[i].name);
+                }
+            }
+            let dir = display_path(&run_dir(&app.ws.root.join(".fleet"), &run.id), &app.ws.root);
+            println!("  Documents: {dir}/");
+        }
+    }
+}
+
+pub async fn runs(app: &App, flow: Option<String>, status: Option<String>, limit: u32, json: bool) -> Result<()> {
+    let status = match status {
+        None => None,
+        Some(s) => Some(RunStatus::from_name(&s).ok_or_else(|| {
+            UsageError(format!(
+                "unknown status `{s}` (use running, waiting, succeeded, rejected, failed or cancelled)"
+            ))
+        })?),
+    };
+    let runs = app
+        .store()
+        .list_runs(&RunFilter {
+            genflow: flow,
+            status,
+            limit: Some(limit),
+        })
+        .await?;
+    if json {
+        let list: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                json!({
+                    "run_id": r.id, "genflow": r.genflow_name, "status": r.state.status.as_str(),
+                    "triggered_by": r.triggered_by, "created_at": r.created_at.to_string(),
+                    "updated_at": r.updated_at.to_string(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "runs": list }))?);
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("No runs yet. Start one with `fleet run GENFLOW`.");
+        return Ok(());
+    }
+    println!("{:<36}  {:<16} {:<10} {:<20} TRIGGERED BY", "RUN", "GENFLOW", "STATUS", "CREATED (UTC)");
+    for r in runs {
+        println!(
+            "{:<36}  {:<16} {:<10} {:<20} {}",
+            r.id,
+            r.genflow_name,
+            r.state.status.as_str(),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.triggered_by.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn latest_for(refs: &[ArtifactRef], path: &str) -> Option<ArtifactRef> {
+    refs.iter().filter(|r| r.path == path).max_by_key(|r| r.revision).cloned()
+}
+
+pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
+    let store = app.store();
+    let refs = store.artifacts(&run.id).await?;
+    let step_runs = store.step_runs(&run.id).await?;
+    let decisions = store.decisions(&run.id).await?;
+    let dir = run_dir(&app.ws.root.join(".fleet"), &run.id);
+    let steps: Vec<_> = run
+        .definition
+        .steps
+        .iter()
+        .zip(&run.state.steps)
+        .map(|(def, st)| {
+            let out = def.out_path();
+            let art = latest_for(&refs, &out);
+            let last = step_runs.iter().filter(|s| s.step == def.name).max_by_key(|s| s.attempt);
+            let input = step_runs.iter().filter(|s| s.step == def.name).map(|s| s.input_tokens).sum::<u64>();
+            let output = step_runs.iter().filter(|s| s.step == def.name).map(|s| s.output_tokens).sum::<u64>();
+            let cost: Option<f64> = step_runs
+                .iter()
+                .filter(|s| s.step == def.name)
+                .filter_map(|s| s.cost_usd)
+                .reduce(|a, b| a + b);
+            json!({
+                "name": def.name,
+                "kind": def.kind,
+                "status": st.status.as_str(),
+                "attempt": st.attempt,
+                "out": out,
+                "path": art.as_ref().map(|_| dir.join(&out).display().to_string()),
+                "sha256": art.as_ref().map(|a| a.sha256.clone()),
+                "revision": art.as_ref().map(|a| a.revision),
+                "tokens": { "input": input, "output": output },
+                "cost_usd": cost,
+                "model": last.and_then(|s| s.model.clone()),
+                "cached": last.is_some_and(|s| s.cached),
+                "started_at": last.map(|s| s.started_at.to_string()),
+                "finished_at": last.and_then(|s| s.finished_at.map(|t| t.to_string())),
+                "error": st.error,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "run_id": run.id,
+        "status": run.state.status.as_str(),
+        "genflow": run.genflow_name,
+        "definition_hash": run.definition_hash,
+        "triggered_by": run.triggered_by,
+        "created_at": run.created_at.to_string(),
+        "updated_at": run.updated_at.to_string(),
+        "dir": dir.display().to_string(),
+        "steps": steps,
+        "decisions": decisions,
+    }))
+}
+
+pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Result<()> {
+    let run = app.engine.run(id).await?;
+    if let Some(name) = &step
+        && run.definition.step(name).is_none()
+    {
+        bail!(UsageError(format!(
+            "run {} has no step `{name}` (steps: {})",
+            run.id,
+            run.definition.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut value = run_json(app, &run).await?;
+    if let Some(name) = &step {
+        let one = value["steps"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name.as_str()).cloned())
+            .unwrap_or_default();
+        if json {
+            let mut out = json!({ "run_id": run.id, "status": run.state.status.as_str(), "step": one });
+            let step_runs = app.store().step_runs(&run.id).await?;
+            out["attempts"] = serde_json::to_value(step_runs.into_iter().filter(|s| &s.step == name).collect::<Vec<_>>())?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(());
+        }
+        value["steps"] = json!([one]);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Run {}  ({})", run.id, run.state.status)?;
+    writeln!(out, "  genflow:    {} ({})", run.genflow_name, run.definition_hash)?;
+    writeln!(out, "  started by: {}", run.triggered_by.as_deref().unwrap_or("-"))?;
+    writeln!(out, "  created:    {}", run.created_at)?;
+    writeln!(out, "  documents:  {}", value["dir"].as_str().unwrap_or(""))?;
+    writeln!(out)?;
+    writeln!(out, "  {:<16} {:<9} {:<10} {:<14} {:>8}  SHA256", "STEP", "KIND", "STATUS", "OUT", "TOKENS")?;
+    for s in value["steps"].as_array().into_iter().flatten() {
+        let tokens = s["tokens"]["input"].as_u64().unwrap_or(0) + s["tokens"]["output"].as_u64().unwrap_or(0);
+        let sha = s["sha256"].as_str().map(|h| format!("{}…", &h[..h.len().min(16)])).unwrap_or_else(|| "-".into());
+        let rev = s["revision"].as_u64().map(|r| format!(" rev {r}")).unwrap_or_default();
+        writeln!(
+            out,
+            "  {:<16} {:<9} {:<10} {:<14} {:>8}  {sha}{rev}",
+            s["name"].as_str().unwrap_or(""),
+            s["kind"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            s["out"].as_str().unwrap_or(""),
+            tokens
+        )?;
+        if let Some(e) = s["error"].as_str() {
+            writeln!(out, "      error: {e}")?;
+        }
+    }
+    let decisions = app.store().decisions(&run.id).await?;
+    if !decisions.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "  Decisions:")?;
+        for d in decisions {
+            let verdict = match d.verdict {
+                Verdict::Go => "GO",
+                Verdict::NoGo => "NO-GO",
+            };
+            writeln!(
+                out,
+                "    {} {verdict} by {} via {} at {}{}{}",
+                d.step,
+                d.approver,
+                d.channel,
+                d.decided_at,
+                if d.is_final { " (final)" } else { "" },
+                d.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )?;
+            for r in d.shown {
+                writeln!(out, "      shown {} rev {} sha256 {}", r.path, r.revision, r.sha256)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub struct Decide {
+    pub run: String,
+    pub step: Option<String>,
+    pub user: Option<String>,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub json: bool,
+}
+
+pub async fn decide(app: &App, d: Decide) -> Result<ExitCode> {
+    let Some(approver) = current_user(d.user) else {
+        bail!(UsageError(
+            "who is deciding? pass --as EMAIL (or set FLEET_USER)".into()
+        ));
+    };
+    if d.verdict == Verdict::NoGo && d.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        bail!(UsageError("a no-go needs a reason: --reason TEXT".into()));
+    }
+    let run = app
+        .engine
+        .decide(DecisionRequest {
+            run: d.run,
+            step: d.step,
+            approver: approver.clone(),
+            verdict: d.verdict,
+            reason: d.reason,
+            channel: "cli".into(),
+            shown: None,
+        })
+        .await?;
+    if !d.json {
+        let word = match d.verdict {
+            Verdict::Go => "Go",
+            Verdict::NoGo => "No-go",
+        };
+        eprintln!("{word} recorded for run {} by {approver}.", run.id);
+    }
+    let run = app.engine.drive(&run.id, &Lines { quiet: d.json }).await?;
+    if d.json {
+        println!("{}", serde_json::to_string_pretty(&run_json(app, &run).await?)?);
+    } else {
+        print_outcome(app, &run);
+    }
+    Ok(match run.state.status {
+        RunStatus::Failed | RunStatus::Cancelled => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+pub async fn cancel(app: &App, id: &str) -> Result<()> {
+    let run = app.engine.cancel(id).await?;
+    println!("Run {} cancelled.", run.id);
+    Ok(())
+}
+
+pub async fn retry(app: &App, id: &str, from: Option<String>) -> Result<ExitCode> {
+    let run = app.engine.retry(id, from.as_deref()).await?;
+    eprintln!("Retrying run {}", run.id);
+    let run = app.engine.drive(&run.id, &Lines { quiet: false }).await?;
+    print_outcome(app, &run);
+    Ok(exit_for(&run, false))
+}
+
+pub async fn resume(app: &App) -> Result<()> {
+    let ids = app.store().unfinished_runs().await?;
+    if ids.is_empty() {
+        println!("Nothing to resume.");
+        return Ok(());
+    }
+    for id in ids {
+        eprintln!("Resuming run {id}");
+        let run = app.engine.drive(&id, &Lines { quiet: false }).await?;
+        print_outcome(app, &run);
+    }
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! Executing one step of each kind. Returns what to record; the caller
+//! commits it through the state machine.
+
+use crate::Engine;
+use fleet_core::config::{BUILTIN_MODEL, Config, Provider, Step, StepKind};
+use fleet_core::dag;
+use fleet_core::flags::{FlagSeverity, sidecar_path};
+use fleet_core::run::Verdict;
+use fleet_corpus::{Corpus, Limits};
+use fleet_models::{Builtin, Model, ModelRequest, UpstreamDoc};
+use fleet_store::{ArtifactRef, NewArtifact, RunRecord, StepRun};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The models steps may use, by config name.
+pub(crate) struct Models {
+    by_name: BTreeMap<String, Arc<dyn Model>>,
+    unavailable: BTreeMap<String, Provider>,
+}
+
+impl Models {
+    pub(crate) fn new(config: &Config) -> Self {
+        let mut by_name: BTreeMap<String, Arc<dyn Model>> = BTreeMap::new();
+        let mut unavailable = BTreeMap::new();
+        by_name.insert(BUILTIN_MODEL.to_owned(), Arc::new(Builtin));
+        for (name, m) in &config.models {
+            match m.provider {
+                Provider::Builtin => {
+                    by_name.insert(name.clone(), Arc::new(Builtin));
+                }
+                other => {
+                    unavailable.insert(name.clone(), other);
+                }
+            }
+        }
+        Models {
+            by_name,
+            unavailable,
+        }
+    }
+
+    fn get(&self, name: &str) -> Result<Arc<dyn Model>, String> {
+        if let Some(m) = self.by_name.get(name) {
+            return Ok(m.clone());
+        }
+        match self.unavailable.get(name) {
+            Some(p) => Err(format!(
+                "model `{name}` uses the {} provider, which this build of fleet cannot call yet",
+                p.as_str()
+            )),
+            None => Err(format!("model `{name}` is not defined in the config's `models`")),
+        }
+    }
+}
+
+pub(crate) struct StepDone {
+    pub artifacts: Vec<NewArtifact>,
+    pub step_run: Option<StepRun>,
+    pub high_flags: u32,
+}
+
+pub(crate) struct StepFailure {
+    pub message: String,
+    pub step_run: Option<StepRun>,
+}
+
+impl From<String> for StepFailure {
+    fn from(message: String) -> Self {
+        StepFailure {
+            message,
+            step_run: None,
+        }
+    }
+}
+
+pub(crate) async fn execute(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) -> Result<StepDone, StepFailure> {
+    let step = &run.definition.steps[idx];
+    match step.kind {
+        StepKind::Report | StepKind::Review => model_step(engine, run, idx, attempt).await,
+        StepKind::Notify => notify_step(engine, run, idx, attempt).await,
+        StepKind::Publish => Err(StepFailure::from(format!(
+            "step `{}`: publish steps are not supported by this build of fleet yet",
+            step.name
+        ))),
+        StepKind::Approval => Err(StepFailure::from(format!(
+            "step `{}` is an approval gate; only a recorded decision completes it",
+            step.name
+        ))),
+    }
+}
+
+fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+/// The corpus a model step reads: its own globs/sources, or for a review
+/// without its own, the same specification as the reports it reviews.
+fn corpus_spec(run: &RunRecord, idx: usize) -> Step {
+    let step = &run.definition.steps[idx];
+    if step.kind == StepKind::Report || !step.corpus.is_empty() || !step.sources.is_empty() {
+        return step.clone();
+    }
+    let deps = deps_of(run);
+    let mut spec = step.clone();
+    for up in dag::ancestors(&deps, idx) {
+        let u = &run.definition.steps[up];
+        if u.kind == StepKind::Report {
+            for g in &u.corpus {
+                if !spec.corpus.contains(g) {
+                    spec.corpus.push(g.clone());
+                }
+            }
+            for s in &u.sources {
+                if !spec.sources.iter().any(|x| x.name == s.name) {
+                    spec.sources.push(s.clone());
+                }
+            }
+            spec.include_ignored |= u.include_ignored;
+        }
+    }
+    spec
+}
+
+pub(crate) fn deps_of(run: &RunRecord) -> Vec<Vec<usize>> {
+    let g = &run.definition;
+    g.steps
+        .iter()
+        .map(|s| s.depends_on.iter().filter_map(|d| g.step_index(d)).collect())
+        .collect()
+}
+
+/// The latest revision of each artifact, keyed by path.
+pub(crate) fn latest_artifacts(refs: &[ArtifactRef]) -> BTreeMap<String, ArtifactRef> {
+    let mut out: BTreeMap<String, ArtifactRef> = BTreeMap::new();
+    for r in refs {
+        match out.get(&r.path) {
+            Some(prev) if prev.revision >= r.revision => {}
+            _ => {
+                out.insert(r.path.clone(), r.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The documents of the steps `idx` depends on (transitively), latest revisions.
+async fn upstream_docs(engine: &Engine, run: &RunRecord, idx: usize) -> Result<Vec<UpstreamDoc>, String> {
+    let deps = deps_of(run);
+    let ups = dag::ancestors(&deps, idx);
+    let refs = engine
+        .store
+        .artifacts(&run.id)
+        .await
+        .map_err(|e| format!("cannot load upstream documents: {e}"))?;
+    let latest = latest_artifacts(&refs);
+    let mut docs = Vec::new();
+    for u in dag::topo_order(&deps).into_iter().filter(|u| ups.contains(u)) {
+        let s = &run.definition.steps[u];
+        let out = s.out_path();
+        let Some(r) = latest.get(&out) else { continue };
+        let bytes = engine
+            .store
+            .artifact_bytes(&r.sha256)
+            .await
+            .map_err(|e| format!("cannot load {out}: {e}"))?
+            .ok_or_else(|| format!("artifact {} of {out} is missing from the store", r.sha256))?;
+        let flags = match latest.get(&sidecar_path(&out)) {
+            Some(fr) if s.kind == StepKind::Review => engine
+                .store
+                .artifact_bytes(&fr.sha256)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            _ => None,
+        };
+        docs.push(UpstreamDoc {
+            step: s.name.clone(),
+            kind: s.kind,
+            path: out,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            flags,
+        });
+    }
+    Ok(docs)
+}
+
+async fn model_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) -> Result<StepDone, StepFailure> {
+    let step = run.definition.steps[idx].clone();
+    let started_at = now();
+    let model_name = step.model_name().to_owned();
+    let model = engine.models.get(&model_name)?;
+    let settings = engine
+        .config
+        .models
+        .get(&model_name)
+        .map(|m| serde_json::to_value(m).unwrap_or_default())
+        .unwrap_or_else(|| serde_json::json!({ "provider": "builtin" }));
+
+    let spec = corpus_spec(run, idx);
+    let root = engine.settings.root.clone();
+    let corpus: Corpus = tokio::task::spawn_blocking(move || fleet_corpus::gather(&root, &spec, &Limits::default()))
+        .await
+        .map_err(|e| format!("corpus gathering stopped: {e}"))?
+        .map_err(|e| format!("step `{}`: {e}", step.name))?;
+    let manifest = serde_json::to_value(&corpus.manifest).ok();
+
+    let upstream = upstream_docs(engine, run, idx).await?;
+    // A report being redrafted gets the flags of the review that sent it back.
+    let feedback = if step.kind == StepKind::Report {
+        redraft_feedback(engine, run, idx).await
+    } else {
+        None
+    };
+    let request = ModelRequest {
+        genflow: run.genflow_name.clone(),
+        step: step.name.clone(),
+        kind: step.kind,
+        prompt: step.prompt.clone().unwrap_or_default(),
+        corpus,
+        upstream,
+        feedback,
+    };
+    let mut step_run = StepRun {
+        step: step.name.clone(),
+        attempt,
+        model: Some(model_name.clone()),
+        prompt: step.prompt.clone(),
+        settings,
+        manifest,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: None,
+        cached: false,
+        started_at,
+        finished_at: None,
+        error: None,
+    };
+    let completion = match model.complete(&request).await {
+        Ok(c) => c,
+        Err(e) => {
+            let message = format!("model `{model_name}`: {e}");
+            step_run.finished_at = Some(now());
+            step_run.error = Some(message.clone());
+            return Err(StepFailure {
+                message,
+                step_run: Some(step_run),
+            });
+        }
+    };
+    step_run.input_tokens = completion.usage.input_tokens;
+    step_run.output_tokens = completion.usage.output_tokens;
+    step_run.cost_usd = completion.usage.cost_usd;
+    step_run.cached = completion.cached;
+    step_run.finished_at = Some(now());
+
+    let out = step.out_path();
+    let mut artifacts = vec![NewArtifact {
+        step: step.name.clone(),
+        path: out.clone(),
+        bytes: completion.text.into_bytes(),
+    }];
+    let mut high_flags = 0;
+    if step.kind == StepKind::Review {
+        let flags = completion.flags.unwrap_or_default();
+        high_flags = flags.count(FlagSeverity::High) as u32;
+        let json = serde_json::to_vec_pretty(&flags).map_err(|e| format!("cannot encode flags: {e}"))?;
+        artifacts.push(NewArtifact {
+            step: step.name.clone(),
+            path: sidecar_path(&out),
+            bytes: json,
+        });
+    }
+    Ok(StepDone {
+        artifacts,
+        step_run: Some(step_run),
+        high_flags,
+    })
+}
+
+/// When a review sent this report back (`on_flag.redraft`), its latest flags.
+async fn redraft_feedback(engine: &Engine, run: &RunRecord, idx: usize) -> Option<fleet_core::flags::FlagSet> {
+    let name = &run.definition.steps[idx].name;
+    let (review_idx, review) = run
+        .definition
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.on_flag.as_ref().is_some_and(|f| &f.redraft == name))?;
+    if run.state.steps[review_idx].redrafts == 0 {
+        return None;
+    }
+    let refs = engine.store.artifacts(&run.id).await.ok()?;
+    let latest = latest_artifacts(&refs);
+    let flags_ref = latest.get(&sidecar_path(&review.out_path()))?;
+    let bytes = engine.store.artifact_bytes(&flags_ref.sha256).await.ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The file channel of a notify step: `out` (e.g. sent.md) says what the
+/// decision was and what went where. Email and webhooks come with the
+/// notification channels; a step that asks for them fails clearly.
+async fn notify_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) -> Result<StepDone, StepFailure> {
+    let step = &run.definition.steps[idx];
+    let wants: Vec<&str> = step
+        .channels
+        .iter()
+        .map(String::as_str)
+        .chain((!step.to.is_empty()).then_some("email"))
+        .chain(step.webhook.is_some().then_some("webhook"))
+        .filter(|c| *c != "file")
+        .collect();
+    if let Some(c) = wants.first() {
+        return Err(StepFailure::from(format!(
+            "step `{}`: the `{c}` channel is not available in this build of fleet yet (only the file channel is)",
+            step.name
+        )));
+    }
+    let started_at = now();
+    let decisions = engine
+        .store
+        .decisions(&run.id)
+        .await
+        .map_err(|e| format!("cannot load decisions: {e}"))?;
+    let deps = deps_of(run);
+    let ups = dag::ancestors(&deps, idx);
+    let mut text = format!(
+        "# {}: announcement\n\nRun `{}` of genflow `{}` (definition {}).\n\n",
+        step.name, run.id, run.genflow_name, run.definition_hash
+    );
+    let mut any_gate = false;
+    for (i, s) in run.definition.steps.iter().enumerate() {
+        if s.kind != StepKind::Approval || !ups.contains(&i) {
+            continue;
+        }
+        any_gate = true;
+        for d in decisions.iter().filter(|d| d.step == s.name && d.verdict == Verdict::Go) {
+            text.push_str(&format!(
+                "**GO** at gate `{}` by {} ({}) at {}.\n\n",
+                s.name, d.approver, d.channel, d.decided_at
+            ));
+            if !d.shown.is_empty() {
+                text.push_str("Approved on these document revisions:\n\n| document | revision | sha256 |\n|---|---|---|\n");
+                for a in &d.shown {
+                    text.push_str(&format!("| {} | {} | `{}` |\n", a.path, a.revision, a.sha256));
+                }
+                text.push('\n');
+            }
+        }
+    }
+    if !any_gate {
+        text.push_str("No approval gate precedes this step.\n\n");
+    }
+    let at = now();
+    text.push_str(&format!(
+        "## Deliveries\n\n| channel | recipient | status | at |\n|---|---|---|---|\n| file | {} | written | {} |\n",
+        step.out_path(),
+        at
+    ));
+    Ok(StepDone {
+        artifacts: vec![NewArtifact {
+            step: step.name.clone(),
+            path: step.out_path(),
+            bytes: text.into_bytes(),
+        }],
+        step_run: Some(StepRun {
+            step: step.name.clone(),
+            attempt,
+            model: None,
+            prompt: None,
+            settings: serde_json::json!({ "channels": ["file"] }),
+            manifest: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: None,
+            cached: false,
+            started_at,
+            finished_at: Some(at),
+            error: None,
+        }),
+        high_flags: 0,
+    })
+}

@@ -1,0 +1,574 @@
+//! Executes runs. The engine is the imperative shell around
+//! `fleet_core::run::advance`: it asks the pure state machine what may happen,
+//! does the work (gather a corpus, call a model, render a decision), and
+//! commits the result through the `Store` as one transaction per transition.
+//!
+//! Every transition is a compare-and-swap on the run's version: when two
+//! processes race (two approvers clicking at once, two workers on one run),
+//! the loser reloads, asks the state machine again, and gets a clean refusal
+//! such as "already decided" instead of a second record.
+
+mod decision;
+mod exec;
+mod files;
+
+pub use decision::{DecisionRequest, render_decision};
+pub use files::{materialize, run_dir};
+
+use fleet_core::config::Config;
+use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};
+use fleet_store::{
+    ArtifactRef, NewArtifact, NewDecision, NewEvent, NewRun, RunRecord, StepRun, Store, StoreError,
+    Transition,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no genflow named `{name}` in the config (genflows: {known})")]
+    UnknownGenflow { name: String, known: String },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run {run}: {message}")]
+    Usage { run: String, message: String },
+    #[error(
+        "the page showed {path} with sha256 {shown}, but it has changed since (now {current}); reload and decide on the current revision"
+    )]
+    StaleRevision {
+        path: String,
+        shown: String,
+        current: String,
+    },
+    #[error("run {run} kept changing under us; gave up after {attempts} attempts")]
+    Contended { run: String, attempts: u32 },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How the engine runs. `Default` suits the CLI.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The workspace root: corpus globs and source commands resolve here.
+    pub root: PathBuf,
+    /// Where readable copies of artifacts go (`<state_dir>/runs/<run-id>/<out>`).
+    pub state_dir: PathBuf,
+    /// Steps of one run executed at the same time.
+    pub concurrency: usize,
+    /// How long a claimed step stays ours without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Identifies this process in leases.
+    pub worker_id: String,
+    /// Write `.fleet/runs/...` files (benchmarks turn this off to measure the engine alone).
+    pub write_files: bool,
+    /// Fault injection for crash tests (`FLEET_FAULT=pause-after:<event kind>`):
+    /// after committing a transition that records that event, the process
+    /// announces it on stderr and freezes, so a test can SIGKILL it at exactly
+    /// that point.
+    pub pause_after: Option<String>,
+}
+
+impl Settings {
+    pub fn new(root: PathBuf) -> Self {
+        let state_dir = root.join(".fleet");
+        Settings {
+            root,
+            state_dir,
+            concurrency: 4,
+            lease_ttl: Duration::from_secs(15),
+            worker_id: format!("pid{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            write_files: true,
+            pause_after: std::env::var("FLEET_FAULT")
+                .ok()
+                .and_then(|f| f.strip_prefix("pause-after:").map(str::to_owned)),
+        }
+    }
+}
+
+/// Progress callbacks, so the CLI can print lines or draw bars and the server can log.
+pub trait Observer: Send + Sync {
+    fn step_started(&self, _run: &RunRecord, _step: &str, _attempt: u32) {}
+    fn step_finished(&self, _run: &RunRecord, _step: &str, _status: StepStatus, _elapsed: Duration, _info: &StepInfo) {}
+    fn gate_opened(&self, _run: &RunRecord, _step: &str, _approvers: &[String]) {}
+    fn run_finished(&self, _run: &RunRecord) {}
+}
+
+/// What a finished step reports to observers.
+#[derive(Debug, Clone, Default)]
+pub struct StepInfo {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached: bool,
+    pub error: Option<String>,
+    pub out: Option<String>,
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    settings: Settings,
+    models: exec::Models,
+}
+
+/// What went into a transition besides the event.
+#[derive(Default, Clone)]
+struct Extras {
+    artifacts: Vec<NewArtifact>,
+    step_run: Option<StepRun>,
+    decision: Option<NewDecision>,
+    payload: serde_json::Map<String, serde_json::Value>,
+    durable: bool,
+}
+
+/// The result of one committed transition.
+struct Applied {
+    run: RunRecord,
+    actions: Vec<Action>,
+    artifacts: Vec<ArtifactRef>,
+}
+
+const MAX_CAS_ATTEMPTS: u32 = 100;
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, settings: Settings) -> Self {
+        Engine {
+            models: exec::Models::new(&config),
+            store,
+            config,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Creates a run of `flow` with the genflow as configured now (approvers
+    /// resolved into each gate) and starts it. Does not execute steps; call
+    /// [`Engine::drive`].
+    pub async fn start_run(&self, flow: &str, triggered_by: Option<String>) -> Result<RunRecord, EngineError> {
+        let genflow = self.config.genflow(flow).ok_or_else(|| EngineError::UnknownGenflow {
+            name: flow.to_owned(),
+            known: self
+                .config
+                .genflows
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        let definition = self.config.resolved_genflow(genflow);
+        let state = RunState::new(&definition, triggered_by.clone());
+        let run = self
+            .store
+            .create_run(NewRun {
+                id: uuid::Uuid::now_v7().to_string(),
+                genflow: definition,
+                triggered_by,
+                state,
+            })
+            .await?;
+        let applied = self.apply(&run.id, &Event::Start, Extras::default()).await?;
+        Ok(applied.run)
+    }
+
+    /// Loads a run by id or unique prefix.
+    pub async fn run(&self, id: &str) -> Result<RunRecord, EngineError> {
+        Ok(self.store.get_run(id).await?)
+    }
+
+    /// Executes every runnable step of the run until it finishes or waits at
+    /// a gate (or only steps leased by other live workers remain).
+    pub async fn drive(&self, run_id: &str, observer: &dyn Observer) -> Result<RunRecord, EngineError> {
+        let mut run = self.store.get_run(run_id).await?;
+        if self.settings.write_files {
+            files::materialize(self.store.as_ref(), &run, &self.settings.state_dir).await?;
+        }
+        let mut announced_gates = Vec::new();
+        loop {
+            for (i, s) in run.state.steps.iter().enumerate() {
+                if s.status == StepStatus::Waiting && !announced_gates.contains(&i) {
+                    announced_gates.push(i);
+                    let step = &run.definition.steps[i];
+                    observer.gate_opened(&run, &step.name, &step.approvers);
+                }
+            }
+            if run.state.is_terminal() {
+                observer.run_finished(&run);
+                return Ok(run);
+            }
+            // Ready steps, plus Running ones whose worker died (lease free or expired).
+            let candidates: Vec<usize> = run
+                .state
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s.status, StepStatus::Ready | StepStatus::Running))
+                .map(|(i, _)| i)
+                .collect();
+            let mut claimed = Vec::new();
+            for i in candidates {
+                if claimed.len() >= self.settings.concurrency.max(1) {
+                    break;
+                }
+                let name = &run.definition.steps[i].name;
+                if self
+                    .store
+                    .claim_lease(&run.id, name, &self.settings.worker_id, self.settings.lease_ttl)
+                    .await?
+                {
+                    claimed.push(i);
+                }
+            }
+            if claimed.is_empty() {
+                // Waiting at a gate, or the remaining steps run elsewhere.
+                return Ok(run);
+            }
+            let mut tasks = Vec::new();
+            for i in claimed {
+                tasks.push(self.run_step(run.id.clone(), i, observer));
+            }
+            let results = futures_util::future::join_all(tasks).await;
+            for r in results {
+                r?;
+            }
+            run = self.store.get_run(run_id).await?;
+        }
+    }
+
+    /// One step: mark it started (unless a dead worker left it Running),
+    /// execute it with a heartbeat, record success or failure.
+    async fn run_step(&self, run_id: String, idx: usize, observer: &dyn Observer) -> Result<(), EngineError> {
+        let result = self.run_step_inner(&run_id, idx, observer).await;
+        let run = self.store.get_run(&run_id).await;
+        if let Ok(run) = run {
+            let name = &run.definition.steps[idx].name;
+            let _ = self
+                .store
+                .release_lease(&run_id, name, &self.settings.worker_id)
+                .await;
+        }
+        result
+    }
+
+    async fn run_step_inner(&self, run_id: &str, idx: usize, observer: &dyn Observer) -> Result<(), EngineError> {
+        let run = self.store.get_run(run_id).await?;
+        let step_state = &run.state.steps[idx];
+        let run = match step_state.status {
+            StepStatus::Ready => {
+                let mut extras = Extras::default();
+                extras
+                    .payload
+                    .insert("attempt".into(), (step_state.attempt + 1).into());
+                match self.apply(run_id, &Event::StepStarted { step: idx }, extras).await {
+                    Ok(applied) => applied.run,
+                    // Someone else moved it (cancelled, or another worker won): not an error.
+                    Err(EngineError::Refused(_)) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+            StepStatus::Running => run, // reclaimed from a worker that died
+            _ => return Ok(()),
+        };
+        let step = run.definition.steps[idx].clone();
+        let attempt = run.state.steps[idx].attempt;
+        observer.step_started(&run, &step.name, attempt);
+
+        // Backoff before a retry (attempt 2 and later).
+        if attempt > 1 {
+            let backoff = Duration::from_millis(250u64.saturating_mul(1 << (attempt - 2).min(7)));
+            tokio::time::sleep(backoff.min(Duration::from_secs(30))).await;
+        }
+
+        let started = Instant::now();
+        let work = exec::execute(self, &run, idx, attempt);
+        let heartbeat = self.heartbeat(&run.id, &step.name);
+        let outcome = match step.timeout {
+            Some(t) => {
+                tokio::select! {
+                    r = tokio::time::timeout(t.as_std(), work) => r.unwrap_or_else(|_| Err(exec::StepFailure {
+                        message: format!("timed out after {t}"),
+                        step_run: None,
+                    })),
+                    never = heartbeat => match never {},
+                }
+            }
+            None => {
+                tokio::select! {
+                    r = work => r,
+                    never = heartbeat => match never {},
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(done) => {
+                let info = StepInfo {
+                    input_tokens: done.step_run.as_ref().map(|s| s.input_tokens).unwrap_or(0),
+                    output_tokens: done.step_run.as_ref().map(|s| s.output_tokens).unwrap_or(0),
+                    cached: done.step_run.as_ref().is_some_and(|s| s.cached),
+                    error: None,
+                    out: Some(step.out_path()),
+                };
+                let mut extras = Extras {
+                    artifacts: done.artifacts,
+                    step_run: done.step_run,
+                    ..Extras::default()
+                };
+                extras.payload.insert("high_flags".into(), done.high_flags.into());
+                extras.payload.insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
+                let event = Event::StepSucceeded {
+                    step: idx,
+                    high_flags: done.high_flags,
+                };
+                match self.apply(&run.id, &event, extras).await {
+                    Ok(applied) => {
+                        if self.settings.write_files {
+                            files::write_artifacts(self.store.as_ref(), &applied.run, &applied.artifacts, &self.settings.state_dir)
+                                .await?;
+                        }
+                        let status = applied.run.state.steps[idx].status;
+                        observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
+                        let _ = applied.actions;
+                    }
+                    Err(EngineError::Refused(_)) => {} // run was cancelled meanwhile; result dropped
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(failure) => {
+                let mut extras = Extras {
+                    step_run: failure.step_run,
+                    ..Extras::default()
+                };
+                extras.payload.insert("error".into(), failure.message.clone().into());
+                let event = Event::StepFailed {
+                    step: idx,
+                    error: failure.message.clone(),
+                };
+                match self.apply(&run.id, &event, extras).await {
+                    Ok(applied) => {
+                        let status = applied.run.state.steps[idx].status;
+                        let info = StepInfo {
+                            error: Some(failure.message),
+                            ..StepInfo::default()
+                        };
+                        observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
+                    }
+                    Err(EngineError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews the lease until dropped (the select above drops it when the work ends).
+    async fn heartbeat(&self, run_id: &str, step: &str) -> std::convert::Infallible {
+        let every = (self.settings.lease_ttl / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            // A failed renewal means another worker took over after our lease
+            // lapsed; the CAS on commit will sort out who wins.
+            let _ = self
+                .store
+                .renew_lease(run_id, step, &self.settings.worker_id, self.settings.lease_ttl)
+                .await;
+        }
+    }
+
+    /// Records a decision at a gate (CLI or web) and, when final, continues the run.
+    pub async fn decide(&self, req: DecisionRequest) -> Result<RunRecord, EngineError> {
+        decision::decide(self, req).await
+    }
+
+    pub async fn cancel(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        let run = self.store.get_run(run_id).await?;
+        Ok(self.apply(&run.id, &Event::Cancel, Extras::default()).await?.run)
+    }
+
+    /// Retries a failed or cancelled run, optionally from a named step.
+    pub async fn retry(&self, run_id: &str, from: Option<&str>) -> Result<RunRecord, EngineError> {
+        let run = self.store.get_run(run_id).await?;
+        let from_idx = match from {
+            None => None,
+            Some(name) => Some(run.definition.step_index(name).ok_or_else(|| EngineError::Usage {
+                run: run.id.clone(),
+                message: format!(
+                    "no step `{name}` in genflow `{}` (steps: {})",
+                    run.genflow_name,
+                    run.definition.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            })?),
+        };
+        Ok(self.apply(&run.id, &Event::Retry { from: from_idx }, Extras::default()).await?.run)
+    }
+
+    /// Drives every run that was left running (a crash, a killed process).
+    pub async fn resume_unfinished(&self, observer: &dyn Observer) -> Result<Vec<RunRecord>, EngineError> {
+        let mut out = Vec::new();
+        for id in self.store.unfinished_runs().await? {
+            out.push(self.drive(&id, observer).await?);
+        }
+        Ok(out)
+    }
+
+    /// Loads, advances and commits, retrying on version conflicts.
+    async fn apply(&self, run_id: &str, event: &Event, extras: Extras) -> Result<Applied, EngineError> {
+        self.apply_with(run_id, event, |_, _| Ok(extras.clone())).await
+    }
+
+    /// Like `apply`, with the extras computed from the run as loaded and the
+    /// state the event leads to (a decision record depends on both).
+    async fn apply_with(
+        &self,
+        run_id: &str,
+        event: &Event,
+        mut extras_for: impl FnMut(&RunRecord, &RunState) -> Result<Extras, EngineError>,
+    ) -> Result<Applied, EngineError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let run = self.store.get_run(run_id).await?;
+            let (state, actions) = advance(&run.definition, &run.state, event)?;
+            let extras = extras_for(&run, &state)?;
+            let events = audit_events(&run, &state, event, &actions, &extras);
+            let pause = self
+                .settings
+                .pause_after
+                .as_ref()
+                .filter(|k| events.iter().any(|e| &e.kind == *k))
+                .cloned();
+            let t = Transition {
+                run_id: run.id.clone(),
+                expected_version: run.version,
+                state,
+                artifacts: extras.artifacts,
+                step_run: extras.step_run,
+                decision: extras.decision,
+                events,
+                durable: extras.durable,
+            };
+            match self.store.commit(t).await {
+                Ok((run, artifacts)) => {
+                    if let Some(kind) = pause {
+                        eprintln!("fault injection: paused after {kind}");
+                        loop {
+                            std::thread::sleep(Duration::from_secs(3600));
+                        }
+                    }
+                    return Ok(Applied {
+                        run,
+                        actions,
+                        artifacts,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Contended {
+            run: run_id.to_owned(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+}
+
+/// The audit events a transition records: the event itself, and what it caused.
+fn audit_events(
+    before: &RunRecord,
+    after: &RunState,
+    event: &Event,
+    actions: &[Action],
+    extras: &Extras,
+) -> Vec<NewEvent> {
+    let step_name = |i: usize| before.definition.steps.get(i).map(|s| s.name.clone()).unwrap_or_default();
+    let mut payload = extras.payload.clone();
+    let kind = match event {
+        Event::Start => "run.started",
+        Event::StepStarted { step } => {
+            payload.insert("step".into(), step_name(*step).into());
+            "step.started"
+        }
+        Event::StepSucceeded { step, .. } => {
+            payload.insert("step".into(), step_name(*step).into());
+            payload.insert("status".into(), after.steps[*step].status.as_str().into());
+            "step.succeeded"
+        }
+        Event::StepFailed { step, .. } => {
+            payload.insert("step".into(), step_name(*step).into());
+            payload.insert("status".into(), after.steps[*step].status.as_str().into());
+            payload.insert("attempt".into(), after.steps[*step].attempt.into());
+            "step.failed"
+        }
+        Event::Decision {
+            step,
+            approver,
+            verdict,
+            reason,
+        } => {
+            payload.insert("step".into(), step_name(*step).into());
+            payload.insert("approver".into(), approver.clone().into());
+            payload.insert("verdict".into(), verdict.as_str().into());
+            payload.insert("reason".into(), reason.clone().into());
+            payload.insert("gate_status".into(), after.steps[*step].status.as_str().into());
+            "decision.recorded"
+        }
+        Event::Cancel => "run.cancelled",
+        Event::Retry { from } => {
+            payload.insert("from".into(), from.map(step_name).into());
+            "run.retried"
+        }
+    };
+    if !extras.artifacts.is_empty() {
+        let arts: Vec<serde_json::Value> = extras
+            .artifacts
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "step": a.step,
+                    "path": a.path,
+                    "sha256": files::sha256_hex(&a.bytes),
+                    "size": a.bytes.len(),
+                })
+            })
+            .collect();
+        payload.insert("artifacts".into(), arts.into());
+    }
+    let mut events = vec![NewEvent {
+        kind: kind.to_owned(),
+        payload: payload.into(),
+    }];
+    for a in actions {
+        match a {
+            Action::OpenGate(i) => {
+                let s = &before.definition.steps[*i];
+                events.push(NewEvent {
+                    kind: "gate.opened".into(),
+                    payload: serde_json::json!({ "step": s.name, "approvers": s.approvers, "required": s.required }),
+                });
+            }
+            Action::Finish(status) => events.push(NewEvent {
+                kind: "run.finished".into(),
+                payload: serde_json::json!({ "status": status.as_str() }),
+            }),
+            Action::Run(_) => {}
+        }
+    }
+    events
+}

@@ -1,0 +1,648 @@
+//! Migrations: pair files into migrations (`.up.sql`/`.down.sql`, Flyway
+//! `V3__`/`U3__`, `up.sql`/`down.sql` directories, `up/`/`down/` trees) or
+//! read single files (Rails, Alembic, Django, knex, plain SQL with a down
+//! section), then decide reversibility and find destructive statements and
+//! backfills in the forward direction only (a down migration dropping what
+//! its up created is expected).
+
+use super::analysis::{Migration, cite};
+use crate::text::re;
+use fleet_core::flags::Citation;
+use fleet_corpus::Document;
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+static FLYWAY: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^([VvUu])([0-9][0-9._]*)__(.+)\.sql$"));
+static LEADING_NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"^[VvUuRr]?([0-9]{3,})"));
+
+static SQL_DESTRUCTIVE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"(?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?[\w."]+\s+DROP\s+(?:IF\s+EXISTS\s+)?[\w"]+)\b"#)
+});
+static CODE_DESTRUCTIVE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(remove_columns?|drop_table|remove_reference|remove_belongs_to|drop_join_table|op\.drop_column|op\.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn)\b")
+});
+static SQL_BACKFILL: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"(?i)(?:^|["'(\s])UPDATE\s+[\w."]+(?:\s+AS\s+\w+)?\s*(?:SET\b|$)|\bINSERT\s+INTO\b.*\bSELECT\b"#)
+});
+static ON_UPDATE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\bON\s+UPDATE\b"));
+static CODE_BACKFILL: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_columns?)\b")
+});
+static SCALE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)[0-9][0-9,.]*\s*(?:k|m|b|million|billion|thousand)?\s*rows\b|\b[0-9]+(?:\s*[-–]\s*[0-9]+)?\s*(?:minutes|mins|hours|hrs)\b|\bbatch(?:es)?\b")
+});
+static SQL_DOWN_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)^\s*--\s*(?:\+goose\s+down|\+migrate\s+down|migrate:down|down:?|rollback:?|undo:?|//\s*@undo)\s*$")
+});
+static SQL_UP_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)^\s*--\s*(?:\+goose\s+up|\+migrate\s+up|migrate:up|up:?|//\s*@do)\s*$")
+});
+/// Liquibase formatted SQL: `--rollback DROP TABLE x;` under each changeset.
+static SQL_ROLLBACK_LINE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)^\s*--rollback\s+(.+)$"));
+static SQL_STATEMENT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)^(?:DROP|ALTER|DELETE|INSERT|UPDATE|CREATE|TRUNCATE|RENAME|GRANT|REVOKE)\b")
+});
+static IRREVERSIBLE_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\bIrreversibleMigration\b|\braise\s+NotImplementedError\b|\bRAISE\s+EXCEPTION\b|\birreversible\b")
+});
+static DEF_LINE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)"));
+static JS_DOWN: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\bexports\.down\b|\b(?:async\s+)?down\s*\(|\bdown\s*[:=]\s*(?:async\s*)?(?:function|\()")
+});
+static RAILS_CHANGE_IRREVERSIBLE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(change_column|execute)\s"));
+
+/// Is this corpus path a migration file this module understands?
+pub(crate) fn is_migration(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let (dir, file) = lower.rsplit_once('/').unwrap_or(("", &lower));
+    let ext = file.rsplit_once('.').map_or("", |(_, e)| e);
+    if !matches!(ext, "sql" | "rb" | "py" | "js" | "ts") {
+        return false;
+    }
+    if matches!(file, "__init__.py" | "env.py" | "schema.rb" | "seeds.rb" | "schema.sql") {
+        return false;
+    }
+    let in_migration_dir = dir.split('/').any(|seg| {
+        matches!(
+            seg,
+            "migrations" | "migration" | "migrate" | "versions" | "db_migrations" | "sql_migrations"
+        )
+    });
+    in_migration_dir
+        || FLYWAY.is_match(file)
+        || file.ends_with(".up.sql")
+        || file.ends_with(".down.sql")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Up,
+    Down,
+    Single,
+}
+
+/// Which migration a file belongs to, and as which half.
+fn role_and_key(path: &str) -> (Role, String, String) {
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    for (suffix, role) in [
+        (".up.sql", Role::Up),
+        (".down.sql", Role::Down),
+        (".undo.sql", Role::Down),
+    ] {
+        if file.len() > suffix.len() && file.to_ascii_lowercase().ends_with(suffix) {
+            let stem = &file[..file.len() - suffix.len()];
+            return (role, format!("{dir}/{stem}"), stem.to_string());
+        }
+    }
+    let parent = dir.rsplit('/').next().unwrap_or(dir);
+    match file.to_ascii_lowercase().as_str() {
+        "up.sql" => return (Role::Up, dir.to_string(), parent.to_string()),
+        "down.sql" => return (Role::Down, dir.to_string(), parent.to_string()),
+        _ => {}
+    }
+    if let Some(caps) = FLYWAY.captures(file) {
+        let kind = caps.get(1).map_or("V", |m| m.as_str());
+        let version = caps.get(2).map_or("", |m| m.as_str());
+        let role = if kind.eq_ignore_ascii_case("u") {
+            Role::Down
+        } else {
+            Role::Up
+        };
+        let name = file.trim_end_matches(".sql");
+        let name = if role == Role::Down {
+            format!("V{}", &name[1..])
+        } else {
+            name.to_string()
+        };
+        return (role, format!("{dir}/flyway:{version}"), name);
+    }
+    let grandparent = dir.rsplit_once('/').map_or("", |(g, _)| g);
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    match parent.to_ascii_lowercase().as_str() {
+        "down" | "rollback" | "rollbacks" | "undo" | "revert" => {
+            return (Role::Down, format!("{grandparent}/{file}"), stem.to_string());
+        }
+        "up" => return (Role::Up, format!("{grandparent}/{file}"), stem.to_string()),
+        _ => {}
+    }
+    (Role::Single, path.to_string(), stem.to_string())
+}
+
+/// What one pass over a migration file found.
+#[derive(Debug, Default)]
+struct FileScan {
+    destructive: Vec<(String, Citation)>,
+    backfill: Vec<Citation>,
+    scale: Option<Citation>,
+    first_statement: Option<Citation>,
+    /// The first statement that runs in the down direction.
+    first_down_statement: Option<Citation>,
+    /// A down section / `def down` / `downgrade()` exists at this line.
+    down_at: Option<Citation>,
+    /// The down part has real statements.
+    down_statements: bool,
+    irreversible: Option<Citation>,
+    /// Rails `def change`, or a Django migration (both reverse automatically).
+    auto_reversible: bool,
+    /// An operation that automatic reversal cannot undo.
+    blocks_auto_reverse: Option<(String, Citation)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lang {
+    Sql,
+    Ruby,
+    Python,
+    Js,
+}
+
+fn lang_of(path: &str) -> Lang {
+    match path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()) {
+        Some(e) if e == "rb" => Lang::Ruby,
+        Some(e) if e == "py" => Lang::Python,
+        Some(e) if e == "js" || e == "ts" => Lang::Js,
+        _ => Lang::Sql,
+    }
+}
+
+fn destructive_op(matched: &str) -> Option<String> {
+    let upper = matched.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    let op = match words.as_slice() {
+        ["TRUNCATE", ..] => "TRUNCATE",
+        ["DELETE", ..] => "DELETE FROM",
+        ["DROP", kind, ..] => return Some(format!("DROP {kind}")),
+        ["ALTER", ..] => {
+            // ALTER TABLE t DROP x: a column unless it is a constraint/default/not null.
+            let dropped = words.last().copied().unwrap_or("");
+            if matches!(dropped, "CONSTRAINT" | "DEFAULT" | "NOT" | "INDEX" | "IDENTITY" | "EXPRESSION") {
+                return None;
+            }
+            "DROP COLUMN"
+        }
+        _ => return None,
+    };
+    Some(op.to_string())
+}
+
+fn scan_file(doc: &Document, role: Role) -> FileScan {
+    let lang = lang_of(&doc.path);
+    let path = doc.path.as_str();
+    let mut scan = FileScan {
+        auto_reversible: lang == Lang::Python
+            && (doc.text.contains("migrations.Migration") || doc.text.contains("class Migration(")),
+        ..FileScan::default()
+    };
+    let django = scan.auto_reversible;
+    let mut forward = role != Role::Down;
+    let mut in_python_down = false;
+    let mut reverse_calls = 0usize;
+    let mut reverse_args = 0usize;
+
+    for (index, line) in doc.text.lines().enumerate() {
+        let n = index as u64 + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if scan.irreversible.is_none() && IRREVERSIBLE_MARKER.is_match(line) {
+            scan.irreversible = Some(cite(path, n, line));
+        }
+        let comment = match lang {
+            Lang::Sql => trimmed.starts_with("--"),
+            Lang::Ruby | Lang::Python => trimmed.starts_with('#'),
+            Lang::Js => trimmed.starts_with("//") || trimmed.starts_with('*') || trimmed.starts_with("/*"),
+        };
+
+        match lang {
+            Lang::Sql => {
+                if SQL_DOWN_MARKER.is_match(line) {
+                    forward = false;
+                    scan.down_at = Some(cite(path, n, line));
+                    continue;
+                }
+                if SQL_UP_MARKER.is_match(line) {
+                    forward = role != Role::Down;
+                    continue;
+                }
+                if let Some(caps) = SQL_ROLLBACK_LINE.captures(line) {
+                    scan.down_at.get_or_insert_with(|| cite(path, n, line));
+                    let rest = caps.get(1).map_or("", |m| m.as_str()).trim();
+                    if SQL_STATEMENT.is_match(rest) {
+                        scan.down_statements = true;
+                        scan.first_down_statement.get_or_insert_with(|| cite(path, n, line));
+                    }
+                    continue;
+                }
+            }
+            Lang::Ruby => {
+                if let Some(caps) = DEF_LINE.captures(line) {
+                    match caps.get(2).map_or("", |m| m.as_str()) {
+                        "up" => forward = true,
+                        "change" => {
+                            forward = true;
+                            scan.auto_reversible = true;
+                        }
+                        "down" => {
+                            forward = false;
+                            scan.down_at = Some(cite(path, n, line));
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+                if !forward && !comment && trimmed != "end" {
+                    scan.down_statements = true;
+                }
+            }
+            Lang::Python => {
+                if let Some(caps) = DEF_LINE.captures(line)
+                    && caps.get(1).is_some_and(|m| m.as_str().is_empty())
+                {
+                    // Top-level defs only: helpers nested in upgrade() stay in upgrade().
+                    match caps.get(2).map_or("", |m| m.as_str()) {
+                        "upgrade" | "forwards" => {
+                            forward = true;
+                            in_python_down = false;
+                        }
+                        "downgrade" | "backwards" => {
+                            forward = false;
+                            in_python_down = true;
+                            scan.down_at = Some(cite(path, n, line));
+                        }
+                        _ => in_python_down = false,
+                    }
+                    continue;
+                }
+                if in_python_down
+                    && !comment
+                    && trimmed != "pass"
+                    && !trimmed.starts_with("\"\"\"")
+                    && !trimmed.starts_with("'''")
+                    && !trimmed.starts_with("raise NotImplementedError")
+                {
+                    scan.down_statements = true;
+                }
+                if django {
+                    reverse_calls += line.matches("RunPython(").count() + line.matches("RunSQL(").count();
+                    reverse_args +=
+                        line.matches("reverse_code").count() + line.matches("reverse_sql").count();
+                    if reverse_calls > reverse_args && scan.blocks_auto_reverse.is_none() {
+                        // Provisional: a later line may still pass reverse_code.
+                        scan.blocks_auto_reverse =
+                            Some(("RunPython/RunSQL without a reverse".into(), cite(path, n, line)));
+                    }
+                }
+            }
+            Lang::Js => {
+                if JS_DOWN.is_match(line) {
+                    forward = false;
+                    scan.down_at = Some(cite(path, n, line));
+                    scan.down_statements = true;
+                    continue;
+                }
+            }
+        }
+
+        if !comment {
+            let first = if forward {
+                &mut scan.first_statement
+            } else {
+                &mut scan.first_down_statement
+            };
+            first.get_or_insert_with(|| cite(path, n, line));
+        }
+        if lang == Lang::Sql && !forward && !comment {
+            scan.down_statements = true;
+        }
+        if forward && SCALE.is_match(line) && scan.scale.is_none() {
+            scan.scale = Some(cite(path, n, line));
+        }
+        if !forward || comment {
+            continue;
+        }
+        if let Some(m) = SQL_DESTRUCTIVE.find(line)
+            && let Some(op) = destructive_op(m.as_str())
+        {
+            scan.destructive.push((op, cite(path, n, line)));
+        } else if let Some(m) = CODE_DESTRUCTIVE.find(line) {
+            scan.destructive.push((m.as_str().to_string(), cite(path, n, line)));
+        }
+        if (SQL_BACKFILL.is_match(line) && !ON_UPDATE.is_match(line)) || CODE_BACKFILL.is_match(line) {
+            scan.backfill.push(cite(path, n, line));
+        }
+        if lang == Lang::Ruby
+            && scan.auto_reversible
+            && scan.blocks_auto_reverse.is_none()
+            && let Some(m) = RAILS_CHANGE_IRREVERSIBLE.captures(line).and_then(|c| c.get(1))
+            && !doc.text.contains("reversible do")
+        {
+            scan.blocks_auto_reverse = Some((format!("`{}` inside def change", m.as_str()), cite(path, n, line)));
+        }
+    }
+    if django && reverse_calls <= reverse_args {
+        scan.blocks_auto_reverse = None;
+    }
+    scan
+}
+
+#[derive(Default)]
+struct Unit<'d> {
+    name: String,
+    up: Option<(&'d Document, FileScan)>,
+    down: Option<(&'d Document, FileScan)>,
+    single: Option<(&'d Document, FileScan)>,
+}
+
+/// Groups migration files into migrations and judges each.
+pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
+    let mut units: BTreeMap<String, Unit<'_>> = BTreeMap::new();
+    for doc in docs {
+        let (role, key, name) = role_and_key(&doc.path);
+        let unit = units.entry(key).or_default();
+        if unit.name.is_empty() || role != Role::Down {
+            unit.name = name;
+        }
+        let scanned = Some((*doc, scan_file(doc, role)));
+        match role {
+            Role::Up => unit.up = scanned,
+            Role::Down => unit.down = scanned,
+            Role::Single => unit.single = scanned,
+        }
+    }
+    let mut judged: Vec<Migration> = units.into_values().filter_map(judge).collect();
+    // Corpus order (by path of the forward file) reads most naturally.
+    judged.sort_by(|a, b| a.files.first().cmp(&b.files.first()));
+    judged
+}
+
+fn judge(unit: Unit<'_>) -> Option<Migration> {
+    let number = LEADING_NUMBER
+        .captures(&unit.name)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+        .or_else(|| {
+            FLYWAY
+                .captures(&format!("{}.sql", unit.name))
+                .and_then(|c| c.get(2))
+                .map(|m| m.as_str().to_string())
+        });
+    let paired = unit.up.is_some();
+    let (forward_doc, forward) = match (unit.up, unit.single) {
+        (Some(up), _) => up,
+        (None, Some(single)) => single,
+        // A down file whose up is not in the corpus: nothing to judge.
+        (None, None) => return None,
+    };
+    let mut files = vec![forward_doc.path.clone()];
+    let top = || cite(&forward_doc.path, 1, forward_doc.text.lines().next().unwrap_or(""));
+    let first_risk = forward
+        .destructive
+        .first()
+        .map(|(_, c)| c.clone())
+        .or_else(|| forward.first_statement.clone())
+        .unwrap_or_else(top);
+
+    let (reversible, reason, evidence) = if let Some((down_doc, down)) = &unit.down {
+        files.push(down_doc.path.clone());
+        if let Some(marker) = &down.irreversible {
+            (false, "its down migration refuses to run".to_string(), marker.clone())
+        } else if let Some(first) = &down.first_down_statement {
+            (true, format!("down migration `{}`", down_doc.path), first.clone())
+        } else {
+            (
+                false,
+                format!("down migration `{}` has no statements", down_doc.path),
+                cite(&down_doc.path, 1, down_doc.text.lines().next().unwrap_or("")),
+            )
+        }
+    } else if let Some(marker) = &forward.irreversible {
+        (false, "marked irreversible".to_string(), marker.clone())
+    } else if let Some((what, at)) = &forward.blocks_auto_reverse {
+        (false, format!("{what} cannot be reversed automatically"), at.clone())
+    } else if let Some(down_at) = &forward.down_at {
+        if forward.down_statements {
+            (true, "has a down/rollback section".to_string(), down_at.clone())
+        } else {
+            (false, "its down/rollback section is empty".to_string(), down_at.clone())
+        }
+    } else if forward.auto_reversible {
+        (true, "reversed automatically by the framework".to_string(), first_risk.clone())
+    } else {
+        let file = forward_doc.path.rsplit('/').next().unwrap_or(&forward_doc.path);
+        let reason = match (paired, lang_of(&forward_doc.path)) {
+            (true, _) if FLYWAY.is_match(file) => "no undo (U) script".to_string(),
+            (true, _) => format!("no down migration (`{}.down.sql`)", unit.name),
+            (false, Lang::Ruby) => "def up without def down".to_string(),
+            (false, Lang::Python) => "no downgrade()".to_string(),
+            _ => "no down/rollback counterpart".to_string(),
+        };
+        (false, reason, first_risk.clone())
+    };
+    Some(Migration {
+        name: unit.name,
+        number,
+        files,
+        reversible,
+        reason,
+        evidence,
+        destructive: forward.destructive,
+        backfill: forward.backfill,
+        scale: forward.scale,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(path: &str, text: &str) -> Document {
+        Document {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    fn run(docs: &[Document]) -> Vec<Migration> {
+        let refs: Vec<&Document> = docs.iter().filter(|d| is_migration(&d.path)).collect();
+        analyze(&refs)
+    }
+
+    fn verdicts(ms: &[Migration]) -> Vec<(&str, bool)> {
+        ms.iter().map(|m| (m.name.as_str(), m.reversible)).collect()
+    }
+
+    #[test]
+    fn recognises_migration_paths() {
+        for yes in [
+            "migrations/0041_a.up.sql",
+            "db/migrate/20240101000000_add_x.rb",
+            "alembic/versions/ab12_add.py",
+            "app/migrations/0003_auto.py",
+            "sql/V3__orders.sql",
+            "x/0001_init.down.sql",
+        ] {
+            assert!(is_migration(yes), "{yes}");
+        }
+        for no in [
+            "docs/migrations.md",
+            "db/schema.rb",
+            "app/migrations/__init__.py",
+            "src/update.sql.md",
+            "scripts/fix.sql",
+        ] {
+            assert!(!is_migration(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn up_down_pairs_and_missing_downs() {
+        let ms = run(&[
+            doc("migrations/0001_a.up.sql", "CREATE TABLE a (id int);\n"),
+            doc("migrations/0001_a.down.sql", "DROP TABLE a;\n"),
+            doc("migrations/0002_b.up.sql", "-- drop it\nALTER TABLE a DROP COLUMN b;\n"),
+            doc("migrations/0003_c.up.sql", "ALTER TABLE a ADD COLUMN c int;\n"),
+            doc("migrations/0003_c.down.sql", "-- nothing to do\n"),
+        ]);
+        assert_eq!(verdicts(&ms), vec![("0001_a", true), ("0002_b", false), ("0003_c", false)]);
+        assert!(ms[0].destructive.is_empty(), "DROP in a down file is expected");
+        assert_eq!(ms[1].destructive[0].0, "DROP COLUMN");
+        assert_eq!(ms[1].destructive[0].1.line, 2);
+        assert_eq!(ms[1].severity(), Some(fleet_core::flags::FlagSeverity::High));
+        assert_eq!(ms[1].number.as_deref(), Some("0002"));
+        assert!(ms[2].reason.contains("no statements"), "{}", ms[2].reason);
+    }
+
+    #[test]
+    fn flyway_undo_scripts_pair_with_versions() {
+        let ms = run(&[
+            doc("db/V3__orders.sql", "CREATE TABLE orders (id int);\n"),
+            doc("db/U3__orders.sql", "DROP TABLE orders;\n"),
+            doc("db/V4__drop_legacy.sql", "DROP TABLE legacy;\n"),
+        ]);
+        assert_eq!(verdicts(&ms), vec![("V3__orders", true), ("V4__drop_legacy", false)]);
+        assert_eq!(ms[1].reason, "no undo (U) script");
+        assert_eq!(ms[1].destructive[0].0, "DROP TABLE");
+    }
+
+    #[test]
+    fn rails_change_up_down_and_irreversible() {
+        let ms = run(&[
+            doc(
+                "db/migrate/1_add.rb",
+                "class Add < ActiveRecord::Migration[7.1]\n  def change\n    add_column :users, :x, :string\n  end\nend\n",
+            ),
+            doc(
+                "db/migrate/2_up_only.rb",
+                "class UpOnly < ActiveRecord::Migration[7.1]\n  def up\n    remove_column :users, :legacy\n  end\nend\n",
+            ),
+            doc(
+                "db/migrate/3_raise.rb",
+                "class R < ActiveRecord::Migration[7.1]\n  def up\n    drop_table :carts\n  end\n\n  def down\n    raise ActiveRecord::IrreversibleMigration\n  end\nend\n",
+            ),
+            doc(
+                "db/migrate/4_both.rb",
+                "class B < ActiveRecord::Migration[7.1]\n  def up\n    User.in_batches.update_all(active: true)\n  end\n  def down\n    remove_column :users, :active\n  end\nend\n",
+            ),
+            doc(
+                "db/migrate/5_exec.rb",
+                "class E < ActiveRecord::Migration[7.1]\n  def change\n    execute \"UPDATE users SET a = 1\"\n  end\nend\n",
+            ),
+        ]);
+        assert_eq!(
+            verdicts(&ms),
+            vec![("1_add", true), ("2_up_only", false), ("3_raise", false), ("4_both", true), ("5_exec", false)]
+        );
+        assert_eq!(ms[1].reason, "def up without def down");
+        assert_eq!(ms[2].evidence.line, 7);
+        assert!(ms[3].destructive.is_empty(), "remove_column in def down is not forward");
+        assert_eq!(ms[3].backfill[0].line, 3);
+        assert_eq!(ms[4].backfill[0].line, 3);
+    }
+
+    #[test]
+    fn alembic_downgrade_pass_is_irreversible() {
+        let ms = run(&[
+            doc(
+                "alembic/versions/a1_drop.py",
+                "def upgrade():\n    op.drop_column('users', 'fax')\n\n\ndef downgrade():\n    pass\n",
+            ),
+            doc(
+                "alembic/versions/b2_add.py",
+                "def upgrade():\n    op.add_column('users', sa.Column('x', sa.Integer()))\n\n\ndef downgrade():\n    op.drop_column('users', 'x')\n",
+            ),
+        ]);
+        assert_eq!(verdicts(&ms), vec![("a1_drop", false), ("b2_add", true)]);
+        assert_eq!(ms[0].destructive[0].0, "op.drop_column");
+        assert!(ms[0].reason.contains("empty"), "{}", ms[0].reason);
+        assert!(ms[1].destructive.is_empty());
+    }
+
+    #[test]
+    fn django_run_python_without_reverse_is_irreversible() {
+        let ms = run(&[
+            doc(
+                "shop/migrations/0007_fill.py",
+                "class Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(fill_prices),\n    ]\n",
+            ),
+            doc(
+                "shop/migrations/0008_fill2.py",
+                "class Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(\n            fill, reverse_code=unfill\n        ),\n        migrations.RemoveField(model_name='a', name='b'),\n    ]\n",
+            ),
+        ]);
+        assert_eq!(verdicts(&ms), vec![("0007_fill", false), ("0008_fill2", true)]);
+        assert_eq!(ms[0].backfill[0].line, 3);
+        assert_eq!(ms[1].destructive[0].0, "RemoveField");
+    }
+
+    #[test]
+    fn plain_sql_with_down_sections() {
+        let ms = run(&[
+            doc(
+                "db/migrations/20240101_a.sql",
+                "-- migrate:up\nCREATE TABLE a (id int);\n\n-- migrate:down\nDROP TABLE a;\n",
+            ),
+            doc(
+                "db/migrations/20240102_b.sql",
+                "-- +goose Up\nTRUNCATE audit_log;\n-- +goose Down\n",
+            ),
+            doc("db/migrations/20240103_c.sql", "DELETE FROM sessions;\n"),
+            doc(
+                "db/migrations/20240104_d.sql",
+                "--changeset bob:1\nCREATE TABLE d (id int);\n--rollback DROP TABLE d;\n",
+            ),
+        ]);
+        assert_eq!(
+            verdicts(&ms),
+            vec![("20240101_a", true), ("20240102_b", false), ("20240103_c", false), ("20240104_d", true)]
+        );
+        assert!(ms[0].destructive.is_empty());
+        assert_eq!(ms[1].destructive[0].0, "TRUNCATE");
+        assert_eq!(ms[2].destructive[0].0, "DELETE FROM");
+    }
+
+    #[test]
+    fn backfills_and_their_scale() {
+        let ms = run(&[doc(
+            "migrations/0044_fill.up.sql",
+            "-- ~38M rows, 40-60 minutes\nUPDATE invoices AS i\n   SET c = 1;\nCREATE TABLE t (a int REFERENCES x ON UPDATE CASCADE);\nINSERT INTO b SELECT * FROM a;\n",
+        )]);
+        assert_eq!(ms[0].backfill.iter().map(|c| c.line).collect::<Vec<_>>(), vec![2, 5]);
+        assert_eq!(ms[0].scale.as_ref().map(|c| c.line), Some(1));
+    }
+
+    #[test]
+    fn directory_pairs() {
+        let ms = run(&[
+            doc("migrations/2020-01-01_init/up.sql", "CREATE TABLE a (id int);\n"),
+            doc("migrations/2020-01-01_init/down.sql", "DROP TABLE a;\n"),
+            doc("migrations/up/005_x.sql", "DROP TABLE z;\n"),
+        ]);
+        assert_eq!(verdicts(&ms), vec![("2020-01-01_init", true), ("005_x", false)]);
+    }
+}

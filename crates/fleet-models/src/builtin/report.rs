@@ -1,0 +1,320 @@
+//! The readiness report: everything the rules found, grouped the way a
+//! release owner reads it, each finding with `path:line` and the quoted line.
+
+use super::analysis::{Analysis, RollbackStatus};
+use crate::citations::CitationIndex;
+use crate::text::{code_span, excerpt};
+use crate::ModelRequest;
+use fleet_core::flags::{Citation, FlagSet};
+use std::fmt::Write;
+
+/// `path:line` followed by the quoted line as a code span.
+pub(crate) fn evidence(c: &Citation) -> String {
+    if c.quote.is_empty() {
+        format!("{}:{}", c.path, c.line)
+    } else {
+        format!("{}:{} {}", c.path, c.line, code_span(&c.quote))
+    }
+}
+
+pub(crate) const RULE_BASED_NOTICE: &str = "> Written by Fleet's **builtin analyst**: offline and rule-based, not a language model. \
+Every finding comes from a pattern rule and cites `path:line` with the quoted line, so you can check it \
+against the source. The rules cannot weigh overall risk, and a missing finding is not evidence that \
+something is safe.";
+
+pub(crate) fn render(req: &ModelRequest, a: &Analysis) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    // `write!` into a String cannot fail; the results are ignored on purpose.
+    let _ = writeln!(out, "# Readiness report: {} / {}\n", req.genflow, req.step);
+    let _ = writeln!(out, "{RULE_BASED_NOTICE}\n");
+    if !req.prompt.trim().is_empty() {
+        let _ = writeln!(out, "**Asked:** {}\n", req.prompt.trim());
+    }
+    summary(&mut out, req, a);
+    if let Some(feedback) = &req.feedback {
+        feedback_section(&mut out, req, feedback);
+    }
+    open_items(&mut out, a);
+    migrations(&mut out, a);
+    rollback(&mut out, a);
+    rollouts(&mut out, a);
+    signoffs_and_support(&mut out, a);
+    claims_and_todos(&mut out, a);
+    sources(&mut out, req);
+    out
+}
+
+fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
+    let migration_files: usize = a.migrations.iter().map(|m| m.files.len()).sum();
+    let irreversible = a.migrations.iter().filter(|m| !m.reversible).count();
+    let destructive = a.migrations.iter().filter(|m| !m.destructive.is_empty()).count();
+    let backfills = a.migrations.iter().filter(|m| !m.backfill.is_empty()).count();
+    let count = |s: RollbackStatus| a.rollback.iter().filter(|r| r.status == s).count();
+    let elevated = a.support.iter().filter(|s| s.elevated).count();
+    let _ = writeln!(out, "## Summary\n");
+    let _ = writeln!(
+        out,
+        "- Documents read: {} ({} migration files); manifest entries: {}",
+        a.documents,
+        migration_files,
+        req.corpus.manifest.entries.len()
+    );
+    let _ = writeln!(out, "- High-severity findings: {}", a.high_count());
+    let _ = writeln!(
+        out,
+        "- Open items: {} open regressions or bugs; {} unchecked checklist items ({} checked)",
+        a.issues.len(),
+        a.open_items.len(),
+        a.checked_items
+    );
+    let _ = writeln!(
+        out,
+        "- Migrations: {} ({irreversible} without a working rollback, {destructive} destructive, {backfills} with a data backfill)",
+        a.migrations.len()
+    );
+    let _ = writeln!(
+        out,
+        "- Rollback coverage: {} runbooks and release notes; {} TBD, {} empty, {} missing",
+        a.rollback.len(),
+        count(RollbackStatus::Tbd),
+        count(RollbackStatus::Empty),
+        count(RollbackStatus::Missing)
+    );
+    let _ = writeln!(out, "- One-way steps named in the documents: {}", a.one_way.len());
+    let _ = writeln!(out, "- Feature flag rollout lines: {}", a.rollouts.len());
+    let _ = writeln!(out, "- Pending sign-offs: {}", a.pending_signoffs.len());
+    let _ = writeln!(out, "- Support load figures: {} ({elevated} rising)", a.support.len());
+    let _ = writeln!(out, "- Lines in the sources rating the release's risk: {}\n", a.risk_claims.len());
+}
+
+fn feedback_section(out: &mut String, req: &ModelRequest, feedback: &FlagSet) {
+    let index = CitationIndex::new(&req.corpus, &req.upstream);
+    let _ = writeln!(out, "## Response to review `{}`\n", feedback.step);
+    let _ = writeln!(
+        out,
+        "The review raised {} flags. The builtin analyst cannot change the sources; for each flag it re-checked \
+         the evidence against the corpus this redraft read. A flag whose evidence is still there still stands: \
+         fix the source (or record the decision) and run again.\n",
+        feedback.flags.len()
+    );
+    for flag in &feedback.flags {
+        let _ = writeln!(out, "- **{}** ({}) {}", flag.id, flag.severity.as_str(), flag.claim);
+        if flag.evidence.is_empty() {
+            let _ = writeln!(out, "  - no evidence cited; nothing to re-check");
+        }
+        for cited in &flag.evidence {
+            let verdict = match index.line(&cited.path, cited.line) {
+                Some(now) if cited.quote.is_empty() || now.trim() == cited.quote.trim() => {
+                    "still in the corpus unchanged: the finding stands".to_string()
+                }
+                Some(now) => format!("the line now reads {}", code_span(now)),
+                None if index.knows(&cited.path) => "that line no longer exists".to_string(),
+                None => "not a document this step read".to_string(),
+            };
+            let _ = writeln!(out, "  - {}:{}: {verdict}", cited.path, cited.line);
+        }
+    }
+    out.push('\n');
+}
+
+fn open_items(out: &mut String, a: &Analysis) {
+    let _ = writeln!(out, "## Open items\n");
+    let _ = writeln!(out, "### Open regressions and bugs\n");
+    if a.issues.is_empty() {
+        let _ = writeln!(out, "None found by the rules.\n");
+    }
+    for issue in &a.issues {
+        let id = issue.id.as_deref().unwrap_or("(no id)");
+        let label = issue
+            .label
+            .as_deref()
+            .map(|l| format!("{l}, "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- **{id}** ({label}{}) — {}",
+            issue.severity.as_str(),
+            evidence(&issue.cite)
+        );
+    }
+    if !a.issues.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "### Unchecked checklist items\n");
+    if a.open_items.is_empty() {
+        let _ = writeln!(out, "None found by the rules ({} checked items).\n", a.checked_items);
+        return;
+    }
+    for item in &a.open_items {
+        let _ = writeln!(out, "- {} ({})", evidence(&item.cite), item.severity.as_str());
+    }
+    out.push('\n');
+}
+
+fn migrations(out: &mut String, a: &Analysis) {
+    let _ = writeln!(out, "## Migrations\n");
+    if a.migrations.is_empty() {
+        let _ = writeln!(out, "No migration files in the corpus.\n");
+        return;
+    }
+    let _ = writeln!(out, "| migration | reversible | destructive | backfill |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for m in &a.migrations {
+        let mut ops: Vec<&str> = Vec::new();
+        for (op, _) in &m.destructive {
+            if !ops.contains(&op.as_str()) {
+                ops.push(op);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            m.name,
+            if m.reversible { "yes" } else { "**no**" },
+            if ops.is_empty() { "—".to_string() } else { ops.join(", ") },
+            if m.backfill.is_empty() { "—" } else { "yes" }
+        );
+    }
+    out.push('\n');
+    for m in &a.migrations {
+        let verdict = if m.reversible { "reversible" } else { "**not reversible**" };
+        let _ = writeln!(
+            out,
+            "- **{}** ({}): {verdict}: {} — {}",
+            m.name,
+            m.files.join(", "),
+            m.reason,
+            evidence(&m.evidence)
+        );
+        for (op, at) in &m.destructive {
+            let _ = writeln!(out, "  - destructive: {op} — {}", evidence(at));
+        }
+        if let Some(first) = m.backfill.first() {
+            let _ = writeln!(out, "  - backfill — {}", evidence(first));
+        }
+        if let Some(scale) = &m.scale {
+            let _ = writeln!(out, "  - size — {}", evidence(scale));
+        }
+    }
+    out.push('\n');
+}
+
+fn rollback(out: &mut String, a: &Analysis) {
+    let _ = writeln!(out, "## Rollback coverage\n");
+    if a.rollback.is_empty() {
+        let _ = writeln!(out, "No runbooks or release notes in the corpus.\n");
+    } else {
+        let _ = writeln!(out, "| document | kind | rollback section | where |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for r in &a.rollback {
+            let status = match r.status {
+                RollbackStatus::Present => "present",
+                RollbackStatus::Tbd => "**TBD**",
+                RollbackStatus::Empty => "**empty**",
+                RollbackStatus::Missing => "**missing**",
+            };
+            let at = r
+                .cite
+                .as_ref()
+                .map_or_else(|| "—".to_string(), |c| format!("{}:{}", c.path, c.line));
+            let kind = if r.runbook { "runbook" } else { "release notes" };
+            let _ = writeln!(out, "| {} | {kind} | {status} | {at} |", r.path);
+        }
+        out.push('\n');
+        for r in a.rollback.iter().filter(|r| r.status != RollbackStatus::Present) {
+            if let Some(c) = &r.cite {
+                let _ = writeln!(out, "- {}", evidence(c));
+            }
+        }
+    }
+    let _ = writeln!(out, "\n### One-way steps named in the documents\n");
+    if a.one_way.is_empty() {
+        let _ = writeln!(out, "None found by the rules.");
+    }
+    for c in &a.one_way {
+        let _ = writeln!(out, "- {}", evidence(c));
+    }
+    out.push('\n');
+}
+
+fn rollouts(out: &mut String, a: &Analysis) {
+    let _ = writeln!(out, "## Feature flags and rollouts\n");
+    if a.rollouts.is_empty() {
+        let _ = writeln!(out, "No flag rollout percentages found.\n");
+        return;
+    }
+    for r in &a.rollouts {
+        let _ = writeln!(
+            out,
+            "- {} at {}% — {}",
+            code_span(&r.flag),
+            r.percent,
+            evidence(&r.cite)
+        );
+    }
+    out.push('\n');
+}
+
+fn signoffs_and_support(out: &mut String, a: &Analysis) {
+    let _ = writeln!(out, "## Sign-offs\n");
+    if a.pending_signoffs.is_empty() {
+        let _ = writeln!(out, "No pending sign-offs found.");
+    }
+    for c in &a.pending_signoffs {
+        let _ = writeln!(out, "- pending — {}", evidence(c));
+    }
+    let _ = writeln!(out, "\n## Support load\n");
+    if a.support.is_empty() {
+        let _ = writeln!(out, "No support figures found.");
+    }
+    for s in &a.support {
+        let rising = if s.elevated { " (rising)" } else { "" };
+        let _ = writeln!(out, "- {}{rising}", evidence(&s.cite));
+    }
+    out.push('\n');
+}
+
+fn claims_and_todos(out: &mut String, a: &Analysis) {
+    let _ = writeln!(out, "## Risk ratings stated in the sources\n");
+    if a.risk_claims.is_empty() {
+        let _ = writeln!(out, "None.");
+    }
+    for c in &a.risk_claims {
+        let _ = writeln!(out, "- {}", evidence(c));
+    }
+    let _ = writeln!(out, "\n## TBD and TODO\n");
+    if a.todos.is_empty() {
+        let _ = writeln!(out, "None outside rollback sections.");
+    }
+    for c in &a.todos {
+        let _ = writeln!(out, "- {}", evidence(c));
+    }
+    out.push('\n');
+}
+
+fn sources(out: &mut String, req: &ModelRequest) {
+    let _ = writeln!(out, "## Sources\n");
+    if req.corpus.manifest.entries.is_empty() {
+        let _ = writeln!(out, "Documents read (no manifest was supplied):\n");
+        for doc in &req.corpus.documents {
+            let _ = writeln!(out, "- {}", doc.path);
+        }
+        return;
+    }
+    let _ = writeln!(out, "| path | lines | bytes | included | blake3 |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for e in &req.corpus.manifest.entries {
+        let inclusion = e.inclusion.as_str().replace('_', " ");
+        let note = e
+            .note
+            .as_deref()
+            .map(|n| format!(" ({})", excerpt(n, 60).replace('|', "/")))
+            .unwrap_or_default();
+        let hash = e.blake3.get(..12).unwrap_or(&e.blake3);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {inclusion}{note} | {hash} |",
+            e.path, e.lines, e.size
+        );
+    }
+}

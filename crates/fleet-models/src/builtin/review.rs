@@ -1,0 +1,606 @@
+//! The adversarial review: re-derive the risks from the corpus the report
+//! read, then hold every upstream document against them. A risk is flagged
+//! whether or not the report mentions it (the approver sees the list); one
+//! the report leaves out says so; a report that rates the release low-risk
+//! or ready while high-severity risks stand is itself flagged, as is every
+//! citation in it that does not point at a real line.
+
+use super::analysis::{Analysis, RollbackStatus, cite};
+use super::report::{RULE_BASED_NOTICE, evidence};
+use super::rules::{ISSUE_ID, RISK_CLAIM};
+use crate::citations::{CitationIndex, find_citations};
+use crate::text::{excerpt, own_words};
+use crate::{ModelRequest, UpstreamDoc};
+use fleet_core::config::StepKind;
+use fleet_core::flags::{Citation, Flag, FlagSet, FlagSeverity};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write;
+
+/// What would show that a report covered a risk: any one suffices.
+#[derive(Debug, Default)]
+struct Mention {
+    /// A citation of exactly this line.
+    lines: Vec<Citation>,
+    /// A citation of any line of these files.
+    files: Vec<String>,
+    /// Tracker ids or flag names, matched as ids or words.
+    ids: Vec<String>,
+    /// Each of these words appears (lowercase).
+    all_words: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Risk {
+    severity: FlagSeverity,
+    claim: String,
+    evidence: Vec<Citation>,
+    mention: Mention,
+    /// Only worth a flag when the report leaves it out.
+    only_if_omitted: bool,
+}
+
+/// What the upstream documents say, indexed once.
+struct Upstream<'u> {
+    cited_lines: HashSet<(&'u str, u64)>,
+    cited_files: HashSet<&'u str>,
+    ids: HashSet<&'u str>,
+    lower: String,
+}
+
+impl<'u> Upstream<'u> {
+    fn new(docs: &'u [UpstreamDoc], index: &CitationIndex<'_>) -> Self {
+        let mut cited_lines = HashSet::new();
+        let mut cited_files = HashSet::new();
+        let mut ids = HashSet::new();
+        let mut lower = String::new();
+        for doc in docs {
+            for c in find_citations(&doc.text, &|p| index.knows(p)) {
+                cited_files.insert(c.path);
+                for line in c.first..=c.last.min(c.first.saturating_add(200)) {
+                    cited_lines.insert((c.path, line));
+                }
+            }
+            ids.extend(ISSUE_ID.find_iter(&doc.text).map(|m| m.as_str()));
+            lower.push_str(&doc.text.to_lowercase());
+            lower.push('\n');
+        }
+        Upstream {
+            cited_lines,
+            cited_files,
+            ids,
+            lower,
+        }
+    }
+
+    fn mentions(&self, m: &Mention) -> bool {
+        m.lines
+            .iter()
+            .any(|c| self.cited_lines.contains(&(c.path.as_str(), c.line)))
+            || m.files.iter().any(|f| self.cited_files.contains(f.as_str()))
+            || m
+                .ids
+                .iter()
+                .any(|id| self.ids.contains(id.as_str()) || self.lower.contains(&id.to_lowercase()))
+            || (!m.all_words.is_empty() && m.all_words.iter().all(|w| self.lower.contains(w.as_str())))
+    }
+}
+
+fn file_stem(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.split('.').next().unwrap_or(file).to_ascii_lowercase()
+}
+
+fn max_severity(a: FlagSeverity, b: FlagSeverity) -> FlagSeverity {
+    // FlagSeverity orders High < Medium < Low.
+    a.min(b)
+}
+
+/// Groups citations by document, keeping first-seen order.
+fn by_path<'a, T>(items: impl Iterator<Item = (&'a Citation, T)>) -> Vec<(String, Vec<(&'a Citation, T)>)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: BTreeMap<String, Vec<(&'a Citation, T)>> = BTreeMap::new();
+    for (c, t) in items {
+        if !groups.contains_key(&c.path) {
+            order.push(c.path.clone());
+        }
+        groups.entry(c.path.clone()).or_default().push((c, t));
+    }
+    order
+        .into_iter()
+        .filter_map(|p| groups.remove(&p).map(|g| (p, g)))
+        .collect()
+}
+
+/// The quoted line as a short phrase: list markers dropped, table cells
+/// joined with dashes.
+fn quote_excerpt(c: &Citation) -> String {
+    let q = c.quote.trim();
+    if q.starts_with('|') {
+        let cells: Vec<&str> = q.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        return excerpt(&cells.join(" — "), 90);
+    }
+    excerpt(q.trim_start_matches(['-', '*', '+', ' ', '>']), 90)
+}
+
+/// What an issue line says beyond its id and severity label:
+/// `- REG-1 (P1, open): PDFs break` -> `PDFs break`.
+fn issue_summary(c: &Citation, id: Option<&str>) -> String {
+    let q = c.quote.trim().trim_start_matches(['-', '*', '+', ' ']);
+    let rest = id
+        .and_then(|id| q.find(id).map(|at| &q[at + id.len()..]))
+        .and_then(|after| after.find(':').filter(|&colon| colon < 30).map(|colon| &after[colon + 1..]))
+        .unwrap_or(q);
+    excerpt(rest, 90)
+}
+
+fn risks_from(a: &Analysis) -> Vec<Risk> {
+    let mut risks = Vec::new();
+
+    for issue in &a.issues {
+        let what = issue.id.clone().unwrap_or_else(|| "an issue".to_string());
+        let label = issue.label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
+        risks.push(Risk {
+            severity: issue.severity,
+            claim: format!(
+                "{what}{label} is still open: {}",
+                issue_summary(&issue.cite, issue.id.as_deref())
+            ),
+            evidence: vec![issue.cite.clone()],
+            mention: Mention {
+                lines: vec![issue.cite.clone()],
+                ids: issue.id.iter().cloned().collect(),
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for (path, items) in by_path(a.open_items.iter().map(|i| (&i.cite, i))) {
+        let severity = items
+            .iter()
+            .fold(FlagSeverity::Medium, |s, (_, i)| max_severity(s, i.severity));
+        let first = items.first().map(|(_, i)| excerpt(&i.text, 60)).unwrap_or_default();
+        let more = if items.len() > 1 { ", …" } else { "" };
+        risks.push(Risk {
+            severity,
+            claim: format!(
+                "{} readiness checklist item{} still unchecked in {path}: {first}{more}",
+                items.len(),
+                if items.len() == 1 { " is" } else { "s are" }
+            ),
+            evidence: items.iter().map(|(c, _)| (*c).clone()).collect(),
+            mention: Mention {
+                lines: items.iter().map(|(c, _)| (*c).clone()).collect(),
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for m in &a.migrations {
+        let Some(severity) = m.severity() else {
+            continue;
+        };
+        let mut words = vec![m.name.to_ascii_lowercase()];
+        if let Some(n) = &m.number {
+            words.push(n.clone());
+        }
+        let mention = || Mention {
+            files: m.files.clone(),
+            ids: words.clone(),
+            ..Mention::default()
+        };
+        let mut ops: Vec<&str> = Vec::new();
+        for (op, _) in &m.destructive {
+            if !ops.contains(&op.as_str()) {
+                ops.push(op);
+            }
+        }
+        let mut evidence: Vec<Citation> = m.destructive.iter().map(|(_, c)| c.clone()).collect();
+        if !evidence.contains(&m.evidence) {
+            evidence.push(m.evidence.clone());
+        }
+        let claim = match (m.reversible, ops.is_empty()) {
+            (false, false) => Some(format!(
+                "migration {} is irreversible: it runs {} and has {}",
+                m.name,
+                ops.join(", "),
+                m.reason
+            )),
+            (false, true) => Some(format!("migration {} cannot be rolled back: {}", m.name, m.reason)),
+            (true, false) => Some(format!(
+                "migration {} runs {}; its rollback cannot bring the data back",
+                m.name,
+                ops.join(", ")
+            )),
+            (true, true) => None,
+        };
+        if let Some(claim) = claim {
+            risks.push(Risk {
+                severity,
+                claim,
+                evidence,
+                mention: mention(),
+                only_if_omitted: false,
+            });
+        }
+        if let Some(first) = m.backfill.first() {
+            let scale = m
+                .scale
+                .as_ref()
+                .map(|c| format!(": {}", quote_excerpt(c).trim_start_matches("-- ")))
+                .unwrap_or_default();
+            risks.push(Risk {
+                severity: FlagSeverity::Medium,
+                claim: format!("migration {} is a long-running data backfill{scale}", m.name),
+                evidence: std::iter::once(first.clone()).chain(m.scale.clone()).collect(),
+                mention: mention(),
+                only_if_omitted: false,
+            });
+        }
+    }
+
+    for r in &a.rollback {
+        let Some(severity) = r.severity() else {
+            continue;
+        };
+        let kind = if r.runbook { "runbook" } else { "release notes" };
+        let claim = match r.status {
+            RollbackStatus::Tbd => format!("the rollback plan in {kind} {} is still TBD", r.path),
+            RollbackStatus::Empty => format!("the rollback section of {kind} {} is empty", r.path),
+            _ => format!("no rollback section in {kind} {}", r.path),
+        };
+        let at = r.cite.clone().unwrap_or_else(|| r.title.clone());
+        risks.push(Risk {
+            severity,
+            claim,
+            evidence: vec![at.clone()],
+            mention: Mention {
+                lines: vec![at],
+                all_words: vec![file_stem(&r.path), "rollback".into()],
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for (path, steps) in by_path(a.one_way.iter().map(|c| (c, ()))) {
+        let first = steps.first().map(|(c, _)| quote_excerpt(c)).unwrap_or_default();
+        risks.push(Risk {
+            severity: FlagSeverity::Medium,
+            claim: format!(
+                "{path} names {} one-way step{}: {first}",
+                steps.len(),
+                if steps.len() == 1 { "" } else { "s" }
+            ),
+            evidence: steps.iter().map(|(c, _)| (*c).clone()).collect(),
+            mention: Mention {
+                lines: steps.iter().map(|(c, _)| (*c).clone()).collect(),
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    let mut flags: Vec<(&str, f64, Vec<Citation>)> = Vec::new();
+    for r in &a.rollouts {
+        match flags.iter_mut().find(|(name, _, _)| *name == r.flag) {
+            Some((_, percent, cites)) => {
+                *percent = percent.max(r.percent);
+                cites.push(r.cite.clone());
+            }
+            None => flags.push((&r.flag, r.percent, vec![r.cite.clone()])),
+        }
+    }
+    for (name, percent, cites) in flags {
+        let (severity, claim, only_if_omitted) = if percent >= 100.0 {
+            (
+                FlagSeverity::Medium,
+                format!("feature flag `{name}` is at 100% at release: no gradual rollout to fall back on"),
+                false,
+            )
+        } else if percent >= 50.0 {
+            (
+                FlagSeverity::Medium,
+                format!("feature flag `{name}` already reaches {percent}% of traffic at release"),
+                false,
+            )
+        } else {
+            (
+                FlagSeverity::Low,
+                format!("feature flag `{name}` is mid-rollout at {percent}%"),
+                true,
+            )
+        };
+        risks.push(Risk {
+            severity,
+            claim,
+            mention: Mention {
+                lines: cites.clone(),
+                ids: vec![name.to_string()],
+                ..Mention::default()
+            },
+            evidence: cites,
+            only_if_omitted,
+        });
+    }
+
+    for (path, pending) in by_path(a.pending_signoffs.iter().map(|c| (c, ()))) {
+        let first = pending.first().map(|(c, _)| quote_excerpt(c)).unwrap_or_default();
+        risks.push(Risk {
+            severity: FlagSeverity::Medium,
+            claim: format!(
+                "{} sign-off{} still pending in {path}: {first}",
+                pending.len(),
+                if pending.len() == 1 { " is" } else { "s are" }
+            ),
+            evidence: pending.iter().map(|(c, _)| (*c).clone()).collect(),
+            mention: Mention {
+                lines: pending.iter().map(|(c, _)| (*c).clone()).collect(),
+                all_words: vec!["sign".into(), "pending".into()],
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for s in a.support.iter().filter(|s| s.elevated) {
+        risks.push(Risk {
+            severity: FlagSeverity::Medium,
+            claim: format!("support load is rising: {}", quote_excerpt(&s.cite)),
+            evidence: vec![s.cite.clone()],
+            mention: Mention {
+                lines: vec![s.cite.clone()],
+                all_words: vec!["support".into(), "ticket".into()],
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for (path, todos) in by_path(a.todos.iter().map(|c| (c, ()))) {
+        risks.push(Risk {
+            severity: FlagSeverity::Low,
+            claim: format!("{} TBD/TODO left in {path}", todos.len()),
+            evidence: todos.iter().map(|(c, _)| (*c).clone()).collect(),
+            mention: Mention {
+                lines: todos.iter().map(|(c, _)| (*c).clone()).collect(),
+                ..Mention::default()
+            },
+            only_if_omitted: true,
+        });
+    }
+
+    // A source document that rates the release low-risk while it lists a
+    // high-severity finding itself understates it.
+    let high = a.high_evidence();
+    for claim in &a.risk_claims {
+        let own_highs: Vec<&Citation> = high.iter().copied().filter(|c| c.path == claim.path).collect();
+        if let Some(first) = own_highs.first() {
+            let mut evidence = vec![claim.clone()];
+            evidence.extend(own_highs.iter().map(|c| (*c).clone()));
+            risks.push(Risk {
+                severity: FlagSeverity::High,
+                claim: format!(
+                    "{} rates the release {} while it lists a high-severity finding ({})",
+                    claim.path,
+                    code_span_plain(&quote_excerpt(claim)),
+                    quote_excerpt(first)
+                ),
+                evidence,
+                mention: Mention::default(),
+                only_if_omitted: false,
+            });
+        }
+    }
+    risks
+}
+
+/// Quotes a phrase inline in a claim (claims are plain one-liners).
+fn code_span_plain(text: &str) -> String {
+    format!("“{text}”")
+}
+
+/// Risks about the upstream documents themselves: low-risk claims against
+/// standing high risks, topics they skip, citations that do not check out.
+fn upstream_risks(req: &ModelRequest, a: &Analysis, index: &CitationIndex<'_>, high: &[&Risk]) -> Vec<Risk> {
+    let mut risks = Vec::new();
+    for doc in &req.upstream {
+        if doc.kind == StepKind::Review {
+            continue;
+        }
+        if !high.is_empty() {
+            for (i, line) in doc.text.lines().enumerate() {
+                let trimmed = line.trim_start();
+                if trimmed.starts_with('>') || !RISK_CLAIM.is_match(&own_words(line)) {
+                    continue;
+                }
+                let at = cite(&doc.path, i as u64 + 1, line);
+                let mut evidence = vec![at.clone()];
+                evidence.extend(high.iter().take(3).filter_map(|r| r.evidence.first().cloned()));
+                risks.push(Risk {
+                    severity: FlagSeverity::High,
+                    claim: format!(
+                        "the report rates the release {} but {} high-severity risk{} stand{}, e.g. {}",
+                        code_span_plain(&quote_excerpt(&at)),
+                        high.len(),
+                        if high.len() == 1 { "" } else { "s" },
+                        if high.len() == 1 { "s" } else { "" },
+                        high.first().map(|r| r.claim.as_str()).unwrap_or_default()
+                    ),
+                    evidence,
+                    mention: Mention::default(),
+                    only_if_omitted: false,
+                });
+            }
+        }
+        let lower = doc.text.to_lowercase();
+        if !a.migrations.is_empty() && !lower.contains("migration") {
+            risks.push(Risk {
+                severity: FlagSeverity::Medium,
+                claim: format!(
+                    "{} never discusses migrations, but the corpus holds {} of them",
+                    doc.path,
+                    a.migrations.len()
+                ),
+                evidence: a.migrations.iter().take(3).map(|m| m.evidence.clone()).collect(),
+                mention: Mention::default(),
+                only_if_omitted: false,
+            });
+        }
+        if !a.rollback.is_empty() && !lower.contains("rollback") && !lower.contains("roll back") {
+            risks.push(Risk {
+                severity: FlagSeverity::Medium,
+                claim: format!("{} never discusses rollback", doc.path),
+                evidence: a
+                    .rollback
+                    .iter()
+                    .take(3)
+                    .map(|r| r.cite.clone().unwrap_or_else(|| r.title.clone()))
+                    .collect(),
+                mention: Mention::default(),
+                only_if_omitted: false,
+            });
+        }
+        for (cited, problem) in index.bad_citations(&doc.text) {
+            let quote = crate::text::nth_line(&doc.text, cited.at_line).unwrap_or("");
+            risks.push(Risk {
+                severity: FlagSeverity::Medium,
+                claim: format!("{}: {problem}", doc.path),
+                evidence: vec![cite(&doc.path, cited.at_line, quote)],
+                mention: Mention::default(),
+                only_if_omitted: false,
+            });
+        }
+    }
+    risks
+}
+
+pub(crate) struct Review {
+    pub text: String,
+    pub flags: FlagSet,
+}
+
+pub(crate) fn review(req: &ModelRequest, a: &Analysis) -> Review {
+    let index = CitationIndex::new(&req.corpus, &req.upstream);
+    let reviewed: Vec<&UpstreamDoc> = req.upstream.iter().filter(|d| d.kind != StepKind::Review).collect();
+    let upstream = Upstream::new(&req.upstream, &index);
+
+    let mut corpus_risks = risks_from(a);
+    let mut omitted = vec![false; corpus_risks.len()];
+    if !reviewed.is_empty() {
+        for (risk, omitted) in corpus_risks.iter_mut().zip(omitted.iter_mut()) {
+            if !risk.mention.lines.is_empty()
+                || !risk.mention.files.is_empty()
+                || !risk.mention.ids.is_empty()
+                || !risk.mention.all_words.is_empty()
+            {
+                *omitted = !upstream.mentions(&risk.mention);
+            }
+        }
+    }
+    let high: Vec<&Risk> = corpus_risks
+        .iter()
+        .filter(|r| r.severity == FlagSeverity::High)
+        .collect();
+    let doc_risks = upstream_risks(req, a, &index, &high);
+
+    let mut kept: Vec<(Risk, bool)> = corpus_risks
+        .into_iter()
+        .zip(omitted)
+        .filter(|(r, omitted)| *omitted || !r.only_if_omitted)
+        .collect();
+    kept.extend(doc_risks.into_iter().map(|r| (r, false)));
+    // Stable: within a severity, the order the rules found them.
+    kept.sort_by_key(|(r, _)| r.severity);
+
+    let flags: Vec<Flag> = kept
+        .into_iter()
+        .enumerate()
+        .map(|(i, (risk, omitted))| Flag {
+            id: format!("F{}", i + 1),
+            severity: risk.severity,
+            claim: if omitted {
+                format!("{}; the report does not mention it", risk.claim)
+            } else {
+                risk.claim
+            },
+            evidence: risk.evidence,
+        })
+        .collect();
+    let flags = FlagSet {
+        step: req.step.clone(),
+        flags,
+    };
+    Review {
+        text: render(req, a, &reviewed, &flags),
+        flags,
+    }
+}
+
+fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &FlagSet) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let _ = writeln!(out, "# Risk review: {} / {}\n", req.genflow, req.step);
+    let _ = writeln!(out, "{RULE_BASED_NOTICE}\n");
+    let _ = writeln!(
+        out,
+        "> This pass re-read the {} documents the report read, applied the rules again, and held the \
+         upstream documents against what they show. A risk is flagged even when the report covers it; \
+         one the report leaves out says so.\n",
+        a.documents
+    );
+    if !req.prompt.trim().is_empty() {
+        let _ = writeln!(out, "**Asked:** {}\n", req.prompt.trim());
+    }
+    if reviewed.is_empty() {
+        let _ = writeln!(out, "**Reviewed:** no upstream report; flags come from the corpus alone.\n");
+    } else {
+        let names: Vec<String> = reviewed
+            .iter()
+            .map(|d| format!("`{}` (step `{}`)", d.path, d.step))
+            .collect();
+        let _ = writeln!(out, "**Reviewed:** {}\n", names.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "**Flags:** {} high, {} medium, {} low\n",
+        flags.count(FlagSeverity::High),
+        flags.count(FlagSeverity::Medium),
+        flags.count(FlagSeverity::Low)
+    );
+    let _ = writeln!(out, "## Flags\n");
+    if flags.flags.is_empty() {
+        let _ = writeln!(out, "No flags raised by the rules.\n");
+    }
+    for flag in &flags.flags {
+        let _ = writeln!(out, "### {} · {} · {}\n", flag.id, flag.severity.as_str(), flag.claim);
+        for c in &flag.evidence {
+            let _ = writeln!(out, "- {}", evidence(c));
+        }
+        out.push('\n');
+    }
+    let covered_migrations: Vec<&str> = a
+        .migrations
+        .iter()
+        .filter(|m| m.severity().is_none())
+        .map(|m| m.name.as_str())
+        .collect();
+    let covered_docs: Vec<&str> = a
+        .rollback
+        .iter()
+        .filter(|r| r.status == RollbackStatus::Present)
+        .map(|r| r.path.as_str())
+        .collect();
+    let _ = writeln!(out, "## Checked and not flagged\n");
+    let _ = writeln!(
+        out,
+        "- Reversible, non-destructive migrations: {}",
+        if covered_migrations.is_empty() { "none".to_string() } else { covered_migrations.join(", ") }
+    );
+    let _ = writeln!(
+        out,
+        "- Documents with a rollback section: {}",
+        if covered_docs.is_empty() { "none".to_string() } else { covered_docs.join(", ") }
+    );
+    out
+}

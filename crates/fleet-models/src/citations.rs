@@ -1,0 +1,316 @@
+//! `path:line` citations: finding them in a document and checking each one
+//! points at a line that exists in what the step actually read.
+
+use crate::UpstreamDoc;
+use crate::text::{line_count, nth_line, re};
+use fleet_core::flags::{Citation, Flag, FlagSeverity};
+use fleet_corpus::Corpus;
+use regex::Regex;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// `source:NAME:12`, `docs/x.md:12`, `x.sql:3-9`, `src/a.rs:12:5` (column ignored).
+static CITATION: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(source:[A-Za-z0-9_.\-]+|[A-Za-z0-9_.@+\-]+(?:/[A-Za-z0-9_.@+\-]+)*):([0-9]{1,9})(?:-([0-9]{1,9}))?")
+});
+
+/// Extensions that make a bare `name.ext:12` a file citation rather than a
+/// host and port (`db.internal:5432`) or a time.
+const FILE_EXTENSIONS: &[&str] = &[
+    "md", "markdown", "txt", "rst", "adoc", "sql", "rb", "py", "rs", "go", "js", "mjs", "ts", "tsx",
+    "jsx", "java", "kt", "yaml", "yml", "json", "toml", "ini", "cfg", "conf", "sh", "html", "csv",
+    "log", "xml", "proto", "c", "h", "cc", "cpp", "hpp", "cs", "php", "swift", "scala", "ex", "exs",
+    "erl", "tf", "hcl", "lock", "env", "properties", "gradle",
+];
+
+/// One citation as written in a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CitedRef<'t> {
+    /// As written, e.g. `docs/x.md:12-14`.
+    pub written: &'t str,
+    /// Normalised path (no leading `./`).
+    pub path: &'t str,
+    pub first: u64,
+    pub last: u64,
+    /// 1-based line of the citing document the citation sits on.
+    pub at_line: u64,
+}
+
+/// Every citation-shaped reference in `text`, in order. `known` decides
+/// whether a bare `name:12` without a directory or file extension counts
+/// (it does when it names a document the step read).
+pub(crate) fn find_citations<'t>(
+    text: &'t str,
+    known: &dyn Fn(&str) -> bool,
+) -> Vec<CitedRef<'t>> {
+    let mut found = Vec::new();
+    let mut line_no: u64 = 1;
+    let mut counted_to = 0;
+    for caps in CITATION.captures_iter(text) {
+        let (Some(whole), Some(path_m), Some(first_m)) = (caps.get(0), caps.get(1), caps.get(2))
+        else {
+            continue;
+        };
+        // A path glued to what precedes it (`https://host/x.md:1`, `a:b.md:1`) is not a citation.
+        if let Some(prev) = text[..whole.start()].chars().next_back()
+            && (prev.is_alphanumeric() || matches!(prev, '/' | ':' | '@' | '.' | '-' | '_'))
+        {
+            continue;
+        }
+        if let Some(next) = text[whole.end()..].chars().next()
+            && (next.is_alphanumeric() || next == '_')
+        {
+            continue;
+        }
+        let path = path_m.as_str().trim_start_matches("./");
+        if !looks_like_document(path, known) {
+            continue;
+        }
+        let (Ok(first), last) = (
+            first_m.as_str().parse::<u64>(),
+            caps.get(3).map(|m| m.as_str().parse::<u64>()),
+        ) else {
+            continue;
+        };
+        let last = match last {
+            Some(Ok(n)) => n,
+            Some(Err(_)) => continue,
+            None => first,
+        };
+        line_no += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..whole.start()]).count()
+            as u64;
+        counted_to = whole.start();
+        found.push(CitedRef {
+            written: whole.as_str(),
+            path,
+            first,
+            last,
+            at_line: line_no,
+        });
+    }
+    found
+}
+
+fn looks_like_document(path: &str, known: &dyn Fn(&str) -> bool) -> bool {
+    if path.starts_with("source:") || known(path) {
+        return true;
+    }
+    if !path.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return false;
+    }
+    if path.contains('/') {
+        return true;
+    }
+    match path.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => {
+            FILE_EXTENSIONS.iter().any(|known_ext| ext.eq_ignore_ascii_case(known_ext))
+        }
+        _ => false,
+    }
+}
+
+/// The documents a citation may point into, with their line counts.
+pub(crate) struct CitationIndex<'c> {
+    lines: HashMap<&'c str, (u64, &'c str)>,
+}
+
+impl<'c> CitationIndex<'c> {
+    pub(crate) fn new(corpus: &'c Corpus, upstream: &'c [UpstreamDoc]) -> Self {
+        let mut lines = HashMap::with_capacity(corpus.documents.len() + upstream.len());
+        for doc in &corpus.documents {
+            lines.insert(doc.path.as_str(), (line_count(&doc.text), doc.text.as_str()));
+        }
+        for doc in upstream {
+            lines.insert(doc.path.as_str(), (line_count(&doc.text), doc.text.as_str()));
+        }
+        CitationIndex { lines }
+    }
+
+    pub(crate) fn knows(&self, path: &str) -> bool {
+        self.lines.contains_key(path)
+    }
+
+    /// The cited line's text, when the citation is good.
+    pub(crate) fn line(&self, path: &str, line: u64) -> Option<&'c str> {
+        let (count, text) = self.lines.get(path)?;
+        if line == 0 || line > *count {
+            return None;
+        }
+        nth_line(text, line)
+    }
+
+    /// Why `cited` does not point at an existing line, or `None` when it does.
+    pub(crate) fn problem(&self, cited: &CitedRef<'_>) -> Option<String> {
+        let Some((count, _)) = self.lines.get(cited.path) else {
+            return Some(format!(
+                "citation {} points at `{}`, which is not a document this step read",
+                cited.written, cited.path
+            ));
+        };
+        let count = *count;
+        if cited.first == 0 || cited.last < cited.first || cited.last > count {
+            return Some(format!(
+                "citation {} points past the end of `{}` ({count} lines)",
+                cited.written, cited.path
+            ));
+        }
+        None
+    }
+
+    /// Every bad citation in `text`, one per distinct written form.
+    pub(crate) fn bad_citations<'t>(&self, text: &'t str) -> Vec<(CitedRef<'t>, String)> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut bad = Vec::new();
+        for cited in find_citations(text, &|p| self.knows(p)) {
+            if seen.contains(&cited.written) {
+                continue;
+            }
+            seen.push(cited.written);
+            if let Some(problem) = self.problem(&cited) {
+                bad.push((cited, problem));
+            }
+        }
+        bad
+    }
+}
+
+/// Verifies every `path:line` citation in `text` points at an existing line
+/// of a corpus document or an upstream document (paths as in the manifest,
+/// e.g. `docs/runbooks/deploy.md:42`; `source:NAME:12` for command sources).
+/// Each unverifiable citation becomes a medium flag (ids `C1`, `C2`, ...)
+/// whose claim names it. Use [`check_citations_in`] to get evidence pointing
+/// at where the citing document makes the bad reference.
+pub fn check_citations(text: &str, corpus: &Corpus, upstream: &[UpstreamDoc]) -> Vec<Flag> {
+    citation_flags(None, text, corpus, upstream)
+}
+
+/// [`check_citations`] for a document stored at `doc_path`: each flag's
+/// evidence cites the line of that document holding the bad citation.
+pub fn check_citations_in(
+    doc_path: &str,
+    text: &str,
+    corpus: &Corpus,
+    upstream: &[UpstreamDoc],
+) -> Vec<Flag> {
+    citation_flags(Some(doc_path), text, corpus, upstream)
+}
+
+fn citation_flags(
+    doc_path: Option<&str>,
+    text: &str,
+    corpus: &Corpus,
+    upstream: &[UpstreamDoc],
+) -> Vec<Flag> {
+    let index = CitationIndex::new(corpus, upstream);
+    index
+        .bad_citations(text)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (cited, problem))| Flag {
+            id: format!("C{}", i + 1),
+            severity: FlagSeverity::Medium,
+            claim: problem,
+            evidence: doc_path
+                .map(|path| Citation {
+                    path: path.to_string(),
+                    line: cited.at_line,
+                    quote: nth_line(text, cited.at_line).unwrap_or("").trim().to_string(),
+                })
+                .into_iter()
+                .collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_corpus::Document;
+
+    fn corpus() -> Corpus {
+        Corpus {
+            documents: vec![
+                Document {
+                    path: "docs/runbooks/deploy.md".into(),
+                    text: "# Deploy\n\n## Rollback\nredeploy\n".into(),
+                },
+                Document {
+                    path: "source:open-bugs".into(),
+                    text: "REG-1 open\nREG-2 open\n".into(),
+                },
+                Document {
+                    path: "NOTES".into(),
+                    text: "one\n".into(),
+                },
+            ],
+            manifest: Default::default(),
+        }
+    }
+
+    fn upstream() -> Vec<UpstreamDoc> {
+        vec![UpstreamDoc {
+            step: "readiness".into(),
+            kind: fleet_core::config::StepKind::Report,
+            path: "readiness.md".into(),
+            text: "a\nb\nc\n".into(),
+            flags: None,
+        }]
+    }
+
+    #[test]
+    fn good_citations_pass() {
+        let text = "See docs/runbooks/deploy.md:3, `docs/runbooks/deploy.md:1-4`, \
+                    source:open-bugs:2, ./docs/runbooks/deploy.md:4, readiness.md:3, NOTES:1 \
+                    and docs/runbooks/deploy.md:2:7.";
+        assert_eq!(check_citations(text, &corpus(), &upstream()), vec![]);
+    }
+
+    #[test]
+    fn bad_citations_become_medium_flags_naming_them() {
+        let text = "ok docs/runbooks/deploy.md:2\n\
+                    past the end docs/runbooks/deploy.md:5\n\
+                    missing docs/runbooks/rollback.md:1 and source:nope:1\n\
+                    zero readiness.md:0, backwards docs/runbooks/deploy.md:3-2, range docs/runbooks/deploy.md:2-9\n";
+        let flags = check_citations(text, &corpus(), &upstream());
+        let claims: Vec<&str> = flags.iter().map(|f| f.claim.as_str()).collect();
+        assert_eq!(flags.len(), 6, "{claims:#?}");
+        assert!(claims[0].contains("docs/runbooks/deploy.md:5") && claims[0].contains("4 lines"));
+        assert!(claims[1].contains("docs/runbooks/rollback.md:1") && claims[1].contains("not a document"));
+        assert!(claims[2].contains("source:nope:1"));
+        assert!(claims[3].contains("readiness.md:0"));
+        assert!(claims[4].contains("docs/runbooks/deploy.md:3-2"));
+        assert!(claims[5].contains("docs/runbooks/deploy.md:2-9"));
+        assert!(flags.iter().all(|f| f.severity == FlagSeverity::Medium));
+        assert_eq!(flags[0].id, "C1");
+        assert_eq!(flags[5].id, "C6");
+    }
+
+    #[test]
+    fn evidence_points_at_the_citing_line() {
+        let text = "intro\nthe plan is at docs/runbooks/deploy.md:40\n";
+        let flags = check_citations_in("readiness.md", text, &corpus(), &upstream());
+        assert_eq!(flags.len(), 1);
+        assert_eq!(
+            flags[0].evidence,
+            vec![Citation {
+                path: "readiness.md".into(),
+                line: 2,
+                quote: "the plan is at docs/runbooks/deploy.md:40".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn hosts_times_urls_and_versions_are_not_citations() {
+        let text = "db at db.internal:5432 and localhost:8080, at 10:30, see \
+                    https://example.com/docs/x.md:12, version 2.4.0:1, key:value, ratio 1:2";
+        let found = find_citations(text, &|_| false);
+        assert_eq!(found, vec![], "{found:#?}");
+    }
+
+    #[test]
+    fn repeated_bad_citations_are_reported_once() {
+        let text = "x/y.md:1 and again x/y.md:1\n";
+        assert_eq!(check_citations(text, &corpus(), &[]).len(), 1);
+    }
+}

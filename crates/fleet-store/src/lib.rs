@@ -1,0 +1,274 @@
+//! Fleet's persistence: one [`Store`] trait, one implementation per database.
+//!
+//! Every state change of a run is one [`Transition`] committed atomically:
+//! the new [`RunState`] (compare-and-swap on `version`), the artifacts it
+//! produced, the step-run record, an optional decision and audit events. The
+//! store appends its own audit events for what it writes (artifacts, the
+//! decision, the step run, every step/run status change) so the hash-chained
+//! log is complete whatever the caller remembers to say.
+//!
+//! Backends: [`SqliteStore`] (embedded default). A PostgreSQL backend plugs in
+//! behind the same trait; nothing here assumes SQLite.
+
+pub mod audit;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use fleet_core::config::Genflow;
+use fleet_core::run::{RunState, RunStatus, Verdict};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A new run id: a UUID v7 (time-ordered, so ids sort by creation).
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRun {
+    pub id: String,
+    pub genflow: Genflow,
+    pub triggered_by: Option<String>,
+    pub state: RunState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub genflow_name: String,
+    /// The exact definition this run executes (stored when it was created).
+    pub definition: Genflow,
+    /// `sha256:<hex>` of the definition's canonical JSON.
+    pub definition_hash: String,
+    pub state: RunState,
+    /// Pass this as `Transition::expected_version` to commit the next change.
+    pub version: i64,
+    pub triggered_by: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewArtifact {
+    pub step: String,
+    /// The step's `out`, relative to the run directory.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub run_id: String,
+    pub step: String,
+    pub path: String,
+    /// 1, 2, ... per (run, path).
+    pub revision: u32,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub size: u64,
+    pub created_at: Timestamp,
+}
+
+/// One attempt of a step: what was asked, of which model, at what cost.
+/// Committing the same (step, attempt) again replaces the record, so the
+/// engine may record an attempt when it starts and again when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRun {
+    pub step: String,
+    pub attempt: u32,
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub settings: serde_json::Value,
+    pub manifest: Option<serde_json::Value>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub cached: bool,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDecision {
+    pub step: String,
+    pub approver: String,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    /// `cli` or `web`.
+    pub channel: String,
+    /// The exact revisions the approver saw.
+    pub shown: Vec<ArtifactRef>,
+    /// This decision closed the gate (the last required Go, or a No-go).
+    pub is_final: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub run_id: String,
+    pub step: String,
+    /// Which opening of the gate this vote belongs to (the gate's
+    /// `StepState::attempt` in the committed state); uniqueness is per round.
+    pub gate_round: u32,
+    pub approver: String,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub channel: String,
+    pub decided_at: Timestamp,
+    pub genflow_name: String,
+    pub definition_hash: String,
+    pub shown: Vec<ArtifactRef>,
+    pub is_final: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// e.g. `step.feedback`, `delivery.sent`.
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub run_id: Option<String>,
+    pub at: Timestamp,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// One state change, committed atomically: the new state (compare-and-swap on
+/// version), artifacts, the step run record, an optional decision, and audit
+/// events. `durable` = this commit records a decision or a delivery, so it is
+/// flushed to stable storage before `commit` returns (SQLite: synchronous=FULL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub run_id: String,
+    pub expected_version: i64,
+    pub state: RunState,
+    pub artifacts: Vec<NewArtifact>,
+    pub step_run: Option<StepRun>,
+    pub decision: Option<NewDecision>,
+    pub events: Vec<NewEvent>,
+    pub durable: bool,
+}
+
+impl Transition {
+    /// A transition that only changes the state.
+    pub fn new(run: &RunRecord, state: RunState) -> Transition {
+        Transition {
+            run_id: run.id.clone(),
+            expected_version: run.version,
+            state,
+            artifacts: Vec::new(),
+            step_run: None,
+            decision: None,
+            events: Vec::new(),
+            durable: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFilter {
+    pub genflow: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub events_checked: u64,
+    pub artifacts_checked: u64,
+    /// The first broken event or artifact, named so a person can find it.
+    pub first_problem: Option<String>,
+}
+
+impl AuditReport {
+    pub fn is_ok(&self) -> bool {
+        self.first_problem.is_none()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The run's version moved on since it was read: reload, re-advance, retry.
+    #[error("run {run_id} was changed by someone else; reload it and try again")]
+    Conflict { run_id: String },
+    /// What was not found, e.g. "run `0190ab`".
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The prefix matches more than one run.
+    #[error("`{0}` matches more than one run; give more characters of the id")]
+    AmbiguousId(String),
+    /// The approver already voted in this round of the gate, or the gate
+    /// already has its final decision.
+    #[error(
+        "gate `{step}` of run {run_id} already has a decision from {approver} or a final decision"
+    )]
+    DuplicateDecision {
+        run_id: String,
+        step: String,
+        approver: String,
+    },
+    #[error("run {0} already exists")]
+    AlreadyExists(String),
+    /// The caller passed something inconsistent with the run (unknown step,
+    /// state of the wrong shape, too short an id prefix).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data does not decode; the database was edited or damaged.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores the run with its canonical definition and hash; event `run.created`.
+    async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError>;
+    /// A full id or a unique prefix of at least 4 characters.
+    async fn get_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError>;
+    /// Newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+    /// Ids of runs whose status is `running` (not waiting, not terminal), oldest first.
+    async fn unfinished_runs(&self) -> Result<Vec<String>, StoreError>;
+    /// Commits `t` atomically, or returns `Conflict` having written nothing.
+    /// Returns the new record and refs of the artifacts written.
+    async fn commit(&self, t: Transition) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError>;
+    /// Every revision, ordered by step order then revision.
+    async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRef>, StoreError>;
+    async fn artifact_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Ordered by start time.
+    async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError>;
+    /// In the order they were recorded.
+    async fn decisions(&self, run_id: &str) -> Result<Vec<DecisionRecord>, StoreError>;
+    /// One run's events, or the whole log, by `seq`.
+    async fn events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Recomputes the whole hash chain and every artifact's SHA-256.
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
+    /// True if the lease was free, expired or already ours (it is now ours for `ttl`).
+    async fn claim_lease(
+        &self,
+        run_id: &str,
+        step: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// True if we still hold it (now extended by `ttl`).
+    async fn renew_lease(
+        &self,
+        run_id: &str,
+        step: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    async fn release_lease(&self, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,257 @@
+//! The shared store suite against SQLite (a real file in a tempdir), plus
+//! SQLite-only checks: several processes writing one database file.
+
+mod suite;
+
+use async_trait::async_trait;
+use fleet_core::run::{RunState, RunStatus};
+use fleet_store::{NewEvent, NewRun, SqliteStore, Store, StoreError, Transition};
+use serde_json::json;
+use sqlx::{Connection, SqliteConnection};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use suite::Backdoor;
+
+struct Db {
+    // Held so the directory outlives the store.
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: SqliteStore,
+}
+
+async fn db() -> Db {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("fleet.db");
+    let store = SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    Db {
+        _dir: dir,
+        path,
+        store,
+    }
+}
+
+/// Edits rows with a separate connection, behind the store's back.
+struct RawSql(PathBuf);
+
+impl RawSql {
+    async fn conn(&self) -> SqliteConnection {
+        let url = format!("sqlite://{}", self.0.display());
+        SqliteConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("raw connect: {e}"))
+    }
+}
+
+#[async_trait]
+impl Backdoor for RawSql {
+    async fn set_event_payload(&self, seq: i64, payload_json: &str) {
+        let mut c = self.conn().await;
+        let done = sqlx::query("UPDATE events SET payload_json = ? WHERE seq = ?")
+            .bind(payload_json)
+            .bind(seq)
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("tamper event: {e}"));
+        assert_eq!(done.rows_affected(), 1);
+    }
+
+    async fn set_artifact_bytes(&self, sha256: &str, bytes: &[u8]) {
+        let mut c = self.conn().await;
+        let done = sqlx::query("UPDATE artifacts SET bytes = ? WHERE sha256 = ?")
+            .bind(bytes)
+            .bind(sha256)
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("tamper artifact: {e}"));
+        assert_eq!(done.rows_affected(), 1);
+    }
+}
+
+#[tokio::test]
+async fn create_get_and_prefix() {
+    suite::create_get_and_prefix(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn list_filters_and_unfinished() {
+    suite::list_filters_and_unfinished(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn commit_conflict_writes_nothing() {
+    suite::commit_conflict_writes_nothing(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn artifacts_are_content_addressed() {
+    suite::artifacts_are_content_addressed(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn step_runs_upsert_per_attempt() {
+    suite::step_runs_upsert_per_attempt(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn decisions_are_unique_per_gate_round() {
+    suite::decisions_are_unique_per_gate_round(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn events_are_chained_and_verified() {
+    suite::events_are_chained_and_verified(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn tampered_event_is_named() {
+    let db = db().await;
+    suite::tampered_event_is_named(&db.store, &RawSql(db.path.clone())).await;
+}
+
+#[tokio::test]
+async fn tampered_artifact_is_named() {
+    let db = db().await;
+    suite::tampered_artifact_is_named(&db.store, &RawSql(db.path.clone())).await;
+}
+
+#[tokio::test]
+async fn leases_expire_and_move() {
+    suite::leases_expire_and_move(&db().await.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clicks_one_winner() {
+    let db = db().await;
+    suite::concurrent_clicks_one_winner(Arc::new(db.store)).await;
+}
+
+#[tokio::test]
+async fn in_memory_store_runs_the_suite_basics() {
+    let store = SqliteStore::open_in_memory()
+        .await
+        .unwrap_or_else(|e| panic!("in-memory: {e}"));
+    suite::events_are_chained_and_verified(&store).await;
+    suite::leases_expire_and_move(&store).await;
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_migrations_are_idempotent() {
+    let db = db().await;
+    suite::run_to_gate(&db.store, "persisted-run", None).await;
+    drop(db.store);
+    let again = SqliteStore::open(&db.path)
+        .await
+        .unwrap_or_else(|e| panic!("reopen: {e}"));
+    let run = again
+        .get_run("persisted-run")
+        .await
+        .unwrap_or_else(|e| panic!("get: {e}"));
+    assert_eq!(run.state.status, RunStatus::Waiting);
+    assert!(
+        again
+            .verify_audit()
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false)
+    );
+}
+
+const CHILD_ENV: &str = "FLEET_STORE_TEST_CHILD_DB";
+const CHILD_COMMITS: usize = 25;
+const CHILDREN: usize = 3;
+
+/// Body of each child process: commit CHILD_COMMITS notes to the shared run,
+/// reloading on every Conflict. Does nothing when run as a normal test.
+#[tokio::test]
+async fn child_process_commits() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store = SqliteStore::open(Path::new(&path))
+        .await
+        .unwrap_or_else(|e| panic!("child open: {e}"));
+    let mut done = 0;
+    while done < CHILD_COMMITS {
+        let run = store
+            .get_run("shared-run")
+            .await
+            .unwrap_or_else(|e| panic!("child get: {e}"));
+        let mut t = Transition::new(&run, run.state.clone());
+        t.events.push(NewEvent {
+            kind: "test.tick".into(),
+            payload: json!({"pid": std::process::id(), "n": done}),
+        });
+        t.durable = done % 5 == 0;
+        match store.commit(t).await {
+            Ok(_) => done += 1,
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => panic!("child commit: {e}"),
+        }
+    }
+}
+
+/// Several processes commit to one database file at once: no commit is lost,
+/// no deadlock or busy error escapes, and the audit chain stays intact.
+#[tokio::test]
+async fn processes_share_one_database_file() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let db = db().await;
+    let g = suite::genflow("nightly");
+    db.store
+        .create_run(NewRun {
+            id: "shared-run".into(),
+            state: RunState::new(&g, None),
+            genflow: g,
+            triggered_by: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}"));
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let children: Vec<_> = (0..CHILDREN)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(["child_process_commits", "--exact", "--nocapture"])
+                .env(CHILD_ENV, &db.path)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn child: {e}"))
+        })
+        .collect();
+    for child in children {
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait child: {e}"));
+        assert!(
+            out.status.success(),
+            "child failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let run = db
+        .store
+        .get_run("shared-run")
+        .await
+        .unwrap_or_else(|e| panic!("get: {e}"));
+    assert_eq!(run.version, 1 + (CHILDREN * CHILD_COMMITS) as i64);
+    let ticks = db
+        .store
+        .events(Some("shared-run"))
+        .await
+        .unwrap_or_else(|e| panic!("events: {e}"))
+        .into_iter()
+        .filter(|e| e.kind == "test.tick")
+        .count();
+    assert_eq!(ticks, CHILDREN * CHILD_COMMITS);
+    let report = db
+        .store
+        .verify_audit()
+        .await
+        .unwrap_or_else(|e| panic!("verify: {e}"));
+    assert!(report.is_ok(), "{report:?}");
+}

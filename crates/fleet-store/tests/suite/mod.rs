@@ -1,0 +1,761 @@
+//! The backend-independent store test suite. Every function takes a store
+//! through the trait (plus, for tamper tests, a backend-specific way to edit
+//! rows behind the store's back), so each backend runs the same checks.
+
+use async_trait::async_trait;
+use fleet_core::config::Genflow;
+use fleet_core::run::{Event, RunState, RunStatus, StepStatus, Verdict, advance};
+use fleet_store::{
+    NewArtifact, NewDecision, NewEvent, NewRun, RunFilter, RunRecord, StepRun, Store, StoreError,
+    Transition,
+};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Edits stored rows directly, as an attacker or a bad disk would.
+#[async_trait]
+pub trait Backdoor: Send + Sync {
+    async fn set_event_payload(&self, seq: i64, payload_json: &str);
+    async fn set_artifact_bytes(&self, sha256: &str, bytes: &[u8]);
+}
+
+pub const RELEASE_GATE: &str = r#"
+genflows:
+  - name: release-gate
+    steps:
+      - {name: readiness, prompt: "Assemble the report.", corpus: ["docs/*.md"], kind: report, out: readiness.md}
+      - {name: risk-review, prompt: "Review it.", depends_on: [readiness], kind: review, out: risks.md}
+      - {name: go-no-go, depends_on: [readiness, risk-review], kind: approval, out: decision.md, approvers: [owner@example.com, second@example.com]}
+      - {name: announce, depends_on: [go-no-go, readiness], kind: notify, out: sent.md, to: [team@example.com]}
+  - name: nightly
+    steps:
+      - {name: digest, prompt: "Summarize.", corpus: ["docs/*.md"], kind: report}
+"#;
+
+pub fn genflow(name: &str) -> Genflow {
+    let checked = fleet_core::config::check_str(RELEASE_GATE);
+    let Some(config) = checked.config else {
+        panic!("suite config is invalid: {:?}", checked.diagnostics);
+    };
+    match config.genflow(name) {
+        Some(g) => g.clone(),
+        None => panic!("no genflow {name}"),
+    }
+}
+
+fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+pub async fn new_run(store: &dyn Store, id: &str, flow: &str, by: Option<&str>) -> RunRecord {
+    let g = genflow(flow);
+    let state = RunState::new(&g, by.map(String::from));
+    ok(
+        store
+            .create_run(NewRun {
+                id: id.to_string(),
+                genflow: g,
+                triggered_by: by.map(String::from),
+                state,
+            })
+            .await,
+        "create_run",
+    )
+}
+
+/// Advance the stored run by `event` and commit just the state change.
+pub async fn step(store: &dyn Store, run: &RunRecord, event: Event) -> RunRecord {
+    let (state, _) = advance(&run.definition, &run.state, &event)
+        .unwrap_or_else(|r| panic!("{event:?} refused: {r}"));
+    ok(store.commit(Transition::new(run, state)).await, "commit").0
+}
+
+/// readiness (with its artifact) and risk-review done; the gate is open.
+pub async fn run_to_gate(store: &dyn Store, id: &str, by: Option<&str>) -> RunRecord {
+    let run = new_run(store, id, "release-gate", by).await;
+    let run = step(store, &run, Event::Start).await;
+    let run = step(store, &run, Event::StepStarted { step: 0 }).await;
+    let (state, _) = advance(
+        &run.definition,
+        &run.state,
+        &Event::StepSucceeded {
+            step: 0,
+            high_flags: 0,
+        },
+    )
+    .unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&run, state);
+    t.artifacts.push(NewArtifact {
+        step: "readiness".into(),
+        path: "readiness.md".into(),
+        bytes: b"# Readiness\n\nAll migrations reversible.\n".to_vec(),
+    });
+    let run = ok(store.commit(t).await, "commit readiness").0;
+    let run = step(store, &run, Event::StepStarted { step: 1 }).await;
+    let run = step(
+        store,
+        &run,
+        Event::StepSucceeded {
+            step: 1,
+            high_flags: 0,
+        },
+    )
+    .await;
+    assert_eq!(run.state.status, RunStatus::Waiting);
+    run
+}
+
+fn decision(approver: &str, verdict: Verdict, is_final: bool) -> NewDecision {
+    NewDecision {
+        step: "go-no-go".into(),
+        approver: approver.into(),
+        verdict,
+        reason: (verdict == Verdict::NoGo).then(|| "rollback untested".to_string()),
+        channel: "cli".into(),
+        shown: Vec::new(),
+        is_final,
+    }
+}
+
+pub async fn create_get_and_prefix(store: &dyn Store) {
+    let a = new_run(
+        store,
+        "abcd1111-0000-7000-8000-000000000001",
+        "release-gate",
+        Some("dev@example.com"),
+    )
+    .await;
+    new_run(
+        store,
+        "abcd2222-0000-7000-8000-000000000002",
+        "release-gate",
+        None,
+    )
+    .await;
+    let g = genflow("release-gate");
+    assert_eq!(a.version, 1);
+    assert_eq!(a.definition, g);
+    assert_eq!(a.definition_hash, g.definition_hash());
+    assert_eq!(a.genflow_name, "release-gate");
+
+    let full = ok(store.get_run(&a.id).await, "get by id");
+    assert_eq!(full, a);
+    let by_prefix = ok(store.get_run("abcd1").await, "get by prefix");
+    assert_eq!(by_prefix.id, a.id);
+    assert_eq!(by_prefix.triggered_by.as_deref(), Some("dev@example.com"));
+    assert!(matches!(
+        store.get_run("abcd").await,
+        Err(StoreError::AmbiguousId(_))
+    ));
+    assert!(matches!(
+        store.get_run("abc").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.get_run("ffff9").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // LIKE wildcards in a prefix match literally.
+    assert!(matches!(
+        store.get_run("abc%").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let dup = store
+        .create_run(NewRun {
+            id: a.id.clone(),
+            genflow: g.clone(),
+            triggered_by: None,
+            state: RunState::new(&g, None),
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+
+    let mut wrong_shape = RunState::new(&g, None);
+    wrong_shape.steps.pop();
+    let bad = store
+        .create_run(NewRun {
+            id: "bad-shape-run".into(),
+            genflow: g,
+            triggered_by: None,
+            state: wrong_shape,
+        })
+        .await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+
+    let events = ok(store.events(Some(&a.id)).await, "events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "run.created");
+    assert_eq!(
+        events[0].payload["definition_hash"],
+        json!(a.definition_hash)
+    );
+}
+
+pub async fn list_filters_and_unfinished(store: &dyn Store) {
+    let r1 = new_run(store, "run-0001", "release-gate", None).await;
+    let r2 = new_run(store, "run-0002", "nightly", None).await;
+    let r3 = run_to_gate(store, "run-0003", None).await;
+    let r4 = new_run(store, "run-0004", "nightly", None).await;
+    let r4 = step(store, &r4, Event::Start).await;
+    let r2 = step(store, &r2, Event::Cancel).await;
+
+    let all = ok(store.list_runs(&RunFilter::default()).await, "list all");
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["run-0004", "run-0003", "run-0002", "run-0001"]);
+
+    let nightly = ok(
+        store
+            .list_runs(&RunFilter {
+                genflow: Some("nightly".into()),
+                ..RunFilter::default()
+            })
+            .await,
+        "list nightly",
+    );
+    let ids: Vec<&str> = nightly.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [r4.id.as_str(), r2.id.as_str()]);
+
+    let waiting = ok(
+        store
+            .list_runs(&RunFilter {
+                status: Some(RunStatus::Waiting),
+                ..RunFilter::default()
+            })
+            .await,
+        "list waiting",
+    );
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].id, r3.id);
+    assert_eq!(waiting[0].state.status, RunStatus::Waiting);
+
+    let limited = ok(
+        store
+            .list_runs(&RunFilter {
+                genflow: Some("release-gate".into()),
+                status: Some(RunStatus::Running),
+                limit: Some(1),
+            })
+            .await,
+        "list limited",
+    );
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0].id, r1.id);
+
+    let unfinished = ok(store.unfinished_runs().await, "unfinished");
+    assert_eq!(unfinished, [r1.id.clone(), r4.id.clone()]);
+}
+
+pub async fn commit_conflict_writes_nothing(store: &dyn Store) {
+    let run = run_to_gate(store, "conflict-run", Some("dev@example.com")).await;
+    let before_events = ok(store.events(None).await, "events").len();
+    let before_artifacts = ok(store.artifacts(&run.id).await, "artifacts");
+
+    let (state, _) = advance(
+        &run.definition,
+        &run.state,
+        &Event::Decision {
+            step: 2,
+            approver: "owner@example.com".into(),
+            verdict: Verdict::Go,
+            reason: None,
+        },
+    )
+    .unwrap_or_else(|r| panic!("{r}"));
+    let mut stale = Transition::new(&run, state.clone());
+    stale.expected_version = run.version - 1;
+    stale.artifacts.push(NewArtifact {
+        step: "go-no-go".into(),
+        path: "decision.md".into(),
+        bytes: b"GO".to_vec(),
+    });
+    stale.decision = Some(decision("owner@example.com", Verdict::Go, true));
+    stale.step_run = Some(step_run("go-no-go", 1, None));
+    stale.events.push(NewEvent {
+        kind: "test.note".into(),
+        payload: json!({"n": 1}),
+    });
+    stale.durable = true;
+    let err = store.commit(stale.clone()).await;
+    assert!(
+        matches!(&err, Err(StoreError::Conflict { run_id }) if *run_id == run.id),
+        "{err:?}"
+    );
+
+    let after = ok(store.get_run(&run.id).await, "get");
+    assert_eq!(after, run);
+    assert_eq!(ok(store.events(None).await, "events").len(), before_events);
+    assert_eq!(
+        ok(store.artifacts(&run.id).await, "artifacts"),
+        before_artifacts
+    );
+    assert!(ok(store.decisions(&run.id).await, "decisions").is_empty());
+    assert!(ok(store.step_runs(&run.id).await, "step runs").is_empty());
+    assert_eq!(
+        ok(
+            store
+                .artifact_bytes(&fleet_store::audit::sha256_hex(b"GO"))
+                .await,
+            "bytes"
+        ),
+        None
+    );
+
+    // The same transition at the right version goes through.
+    stale.expected_version = run.version;
+    let (next, written) = ok(store.commit(stale).await, "commit");
+    assert_eq!(next.version, run.version + 1);
+    assert_eq!(next.state, state);
+    assert_eq!(written.len(), 1);
+    assert_eq!(ok(store.decisions(&run.id).await, "decisions").len(), 1);
+
+    let missing = store
+        .commit(Transition {
+            run_id: "no-such-run".into(),
+            ..Transition::new(&next, next.state.clone())
+        })
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+fn step_run(step: &str, attempt: u32, finished: Option<jiff::Timestamp>) -> StepRun {
+    StepRun {
+        step: step.into(),
+        attempt,
+        model: Some("builtin".into()),
+        prompt: Some("Assemble the report.".into()),
+        settings: json!({"temperature": 0}),
+        manifest: Some(json!({"files": ["docs/a.md"]})),
+        input_tokens: 1200,
+        output_tokens: 300,
+        cost_usd: Some(0.0125),
+        cached: false,
+        started_at: fleet_store::audit::now(),
+        finished_at: finished,
+        error: None,
+    }
+}
+
+pub async fn artifacts_are_content_addressed(store: &dyn Store) {
+    let run = new_run(store, "artifact-run", "release-gate", None).await;
+    let same = b"identical bytes".to_vec();
+    let mut t = Transition::new(&run, run.state.clone());
+    // Written out of step order on purpose: listing is by step order.
+    t.artifacts.push(NewArtifact {
+        step: "risk-review".into(),
+        path: "risks.md".into(),
+        bytes: same.clone(),
+    });
+    t.artifacts.push(NewArtifact {
+        step: "readiness".into(),
+        path: "readiness.md".into(),
+        bytes: same.clone(),
+    });
+    let (run, written) = ok(store.commit(t).await, "commit");
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[0].sha256, written[1].sha256);
+    assert_eq!(written[0].sha256, fleet_store::audit::sha256_hex(&same));
+    assert!(
+        written
+            .iter()
+            .all(|a| a.revision == 1 && a.size == same.len() as u64)
+    );
+
+    let mut t = Transition::new(&run, run.state.clone());
+    t.artifacts.push(NewArtifact {
+        step: "readiness".into(),
+        path: "readiness.md".into(),
+        bytes: b"second draft".to_vec(),
+    });
+    let (run, written) = ok(store.commit(t).await, "commit rev 2");
+    assert_eq!(written[0].revision, 2);
+
+    let listed = ok(store.artifacts(&run.id).await, "artifacts");
+    let summary: Vec<(&str, u32)> = listed
+        .iter()
+        .map(|a| (a.path.as_str(), a.revision))
+        .collect();
+    assert_eq!(
+        summary,
+        [("readiness.md", 1), ("readiness.md", 2), ("risks.md", 1)]
+    );
+    assert_eq!(
+        ok(store.artifact_bytes(&listed[1].sha256).await, "bytes"),
+        Some(b"second draft".to_vec())
+    );
+    assert_eq!(
+        ok(store.artifact_bytes(&"0".repeat(64)).await, "missing bytes"),
+        None
+    );
+
+    // Two distinct contents stored, whatever the number of revisions.
+    let report = ok(store.verify_audit().await, "verify");
+    assert_eq!(report.artifacts_checked, 2);
+    assert!(report.is_ok(), "{report:?}");
+    let stored: Vec<_> = ok(store.events(Some(&run.id)).await, "events")
+        .into_iter()
+        .filter(|e| e.kind == "artifact.stored")
+        .collect();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(
+        stored[2].payload["sha256"],
+        json!(fleet_store::audit::sha256_hex(b"second draft"))
+    );
+
+    let mut t = Transition::new(&run, run.state.clone());
+    t.artifacts.push(NewArtifact {
+        step: "no-such-step".into(),
+        path: "x.md".into(),
+        bytes: vec![1],
+    });
+    let bad = store.commit(t).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    assert_eq!(ok(store.get_run(&run.id).await, "get").version, run.version);
+}
+
+pub async fn step_runs_upsert_per_attempt(store: &dyn Store) {
+    let run = new_run(store, "step-run-run", "release-gate", None).await;
+    let run = step(store, &run, Event::Start).await;
+    let (state, _) = advance(&run.definition, &run.state, &Event::StepStarted { step: 0 })
+        .unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&run, state);
+    t.step_run = Some(step_run("readiness", 1, None));
+    let (run, _) = ok(store.commit(t).await, "start");
+    let finished = fleet_store::audit::now();
+    let mut t = Transition::new(&run, run.state.clone());
+    let mut done = step_run("readiness", 1, Some(finished));
+    done.output_tokens = 999;
+    t.step_run = Some(done.clone());
+    ok(store.commit(t).await, "finish");
+
+    let runs = ok(store.step_runs(&run.id).await, "step runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].finished_at, Some(finished));
+    assert_eq!(runs[0].output_tokens, 999);
+    assert_eq!(runs[0].settings, done.settings);
+    assert_eq!(runs[0].manifest, done.manifest);
+    assert_eq!(runs[0].cost_usd, Some(0.0125));
+}
+
+pub async fn decisions_are_unique_per_gate_round(store: &dyn Store) {
+    let mut run = run_to_gate(store, "decision-run", Some("dev@example.com")).await;
+    // `required: 2` would need config; here the engine records a non-final vote first.
+    let mut t = Transition::new(&run, run.state.clone());
+    t.decision = Some(decision("owner@example.com", Verdict::Go, false));
+    t.durable = true;
+    run = ok(store.commit(t).await, "first vote").0;
+
+    let mut again = Transition::new(&run, run.state.clone());
+    again.decision = Some(decision("OWNER@example.com", Verdict::NoGo, true));
+    let dup = store.commit(again).await;
+    assert!(
+        matches!(dup, Err(StoreError::DuplicateDecision { .. })),
+        "{dup:?}"
+    );
+    assert_eq!(ok(store.get_run(&run.id).await, "get").version, run.version);
+
+    let mut t = Transition::new(&run, run.state.clone());
+    t.decision = Some(decision("second@example.com", Verdict::Go, true));
+    run = ok(store.commit(t).await, "final vote").0;
+    let mut t = Transition::new(&run, run.state.clone());
+    t.decision = Some(decision("third@example.com", Verdict::Go, true));
+    let second_final = store.commit(t).await;
+    assert!(
+        matches!(second_final, Err(StoreError::DuplicateDecision { .. })),
+        "{second_final:?}"
+    );
+
+    let recorded = ok(store.decisions(&run.id).await, "decisions");
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[0].approver, "owner@example.com");
+    assert!(!recorded[0].is_final);
+    assert!(recorded[1].is_final);
+    assert_eq!(recorded[1].gate_round, 1);
+    assert_eq!(recorded[1].definition_hash, run.definition_hash);
+    assert_eq!(recorded[1].genflow_name, "release-gate");
+
+    // A re-opened gate (new round) takes votes from the same people again.
+    let mut reopened = run.state.clone();
+    reopened.steps[2].attempt = 2;
+    reopened.steps[2].status = StepStatus::Waiting;
+    let mut t = Transition::new(&run, reopened);
+    t.decision = Some(decision("owner@example.com", Verdict::Go, true));
+    ok(store.commit(t).await, "new round");
+    let recorded = ok(store.decisions(&run.id).await, "decisions");
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded[2].gate_round, 2);
+
+    let current = ok(store.get_run(&run.id).await, "get");
+    let mut t = Transition::new(&current, current.state.clone());
+    t.decision = Some(NewDecision {
+        step: "readiness".into(),
+        ..decision("owner@example.com", Verdict::Go, false)
+    });
+    let not_gate = store.commit(t).await;
+    assert!(
+        matches!(not_gate, Err(StoreError::Invalid(_))),
+        "{not_gate:?}"
+    );
+}
+
+/// A full run: every commit is chained, every fact the audit must show is there.
+pub async fn events_are_chained_and_verified(store: &dyn Store) {
+    let run = run_to_gate(store, "audit-run", Some("dev@example.com")).await;
+    let (state, _) = advance(
+        &run.definition,
+        &run.state,
+        &Event::Decision {
+            step: 2,
+            approver: "owner@example.com".into(),
+            verdict: Verdict::Go,
+            reason: None,
+        },
+    )
+    .unwrap_or_else(|r| panic!("{r}"));
+    let shown = ok(store.artifacts(&run.id).await, "artifacts");
+    let mut t = Transition::new(&run, state);
+    t.decision = Some(NewDecision {
+        shown: shown.clone(),
+        ..decision("owner@example.com", Verdict::Go, true)
+    });
+    t.durable = true;
+    let (run, _) = ok(store.commit(t).await, "decide");
+    let run = step(store, &run, Event::StepStarted { step: 3 }).await;
+    let run = step(
+        store,
+        &run,
+        Event::StepSucceeded {
+            step: 3,
+            high_flags: 0,
+        },
+    )
+    .await;
+    assert_eq!(run.state.status, RunStatus::Succeeded);
+
+    let events = ok(store.events(None).await, "events");
+    let mut prev = fleet_store::audit::GENESIS_HASH.to_string();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1);
+        assert_eq!(e.prev_hash, prev);
+        assert_eq!(e.hash.len(), 64);
+        prev = e.hash.clone();
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run.created"));
+    let decided = events
+        .iter()
+        .find(|e| e.kind == "decision.recorded")
+        .unwrap_or_else(|| panic!("no decision event in {kinds:?}"));
+    assert_eq!(decided.payload["approver"], json!("owner@example.com"));
+    assert_eq!(decided.payload["verdict"], json!("go"));
+    assert_eq!(
+        decided.payload["shown"][0]["sha256"],
+        json!(shown[0].sha256)
+    );
+    let gate_approved = events.iter().any(|e| {
+        e.kind == "step.status"
+            && e.payload["step"] == json!("go-no-go")
+            && e.payload["status"] == json!("approved")
+    });
+    assert!(gate_approved, "{kinds:?}");
+    let finished = events
+        .iter()
+        .any(|e| e.kind == "run.status" && e.payload["status"] == json!("succeeded"));
+    assert!(finished);
+
+    let report = ok(store.verify_audit().await, "verify");
+    assert_eq!(report.first_problem, None);
+    assert_eq!(report.events_checked, events.len() as u64);
+    assert_eq!(report.artifacts_checked, 1);
+}
+
+pub async fn tampered_event_is_named(store: &dyn Store, backdoor: &dyn Backdoor) {
+    let run = run_to_gate(store, "tamper-event-run", None).await;
+    let events = ok(store.events(Some(&run.id)).await, "events");
+    let victim = &events[3];
+    backdoor
+        .set_event_payload(
+            victim.seq,
+            r#"{"step":"readiness","status":"succeeded","forged":true}"#,
+        )
+        .await;
+    let report = ok(store.verify_audit().await, "verify");
+    assert_eq!(
+        report.first_problem,
+        Some(format!(
+            "event {} ({}): hash mismatch",
+            victim.seq, victim.kind
+        ))
+    );
+    assert_eq!(report.events_checked, events.len() as u64);
+}
+
+pub async fn tampered_artifact_is_named(store: &dyn Store, backdoor: &dyn Backdoor) {
+    let run = run_to_gate(store, "tamper-artifact-run", None).await;
+    let artifacts = ok(store.artifacts(&run.id).await, "artifacts");
+    let sha = artifacts[0].sha256.clone();
+    backdoor
+        .set_artifact_bytes(&sha, b"# Readiness\n\nNothing to see.\n")
+        .await;
+    let report = ok(store.verify_audit().await, "verify");
+    assert_eq!(
+        report.first_problem,
+        Some(format!(
+            "artifact {sha} (run {}, readiness.md rev 1): content does not match its sha256",
+            run.id
+        ))
+    );
+}
+
+pub async fn leases_expire_and_move(store: &dyn Store) {
+    let long = Duration::from_secs(60);
+    assert!(ok(
+        store.claim_lease("r1", "readiness", "worker-a", long).await,
+        "claim a"
+    ));
+    assert!(ok(
+        store.claim_lease("r1", "readiness", "worker-a", long).await,
+        "reclaim own"
+    ));
+    assert!(!ok(
+        store.claim_lease("r1", "readiness", "worker-b", long).await,
+        "claim b"
+    ));
+    assert!(ok(
+        store
+            .claim_lease("r1", "risk-review", "worker-b", long)
+            .await,
+        "other step"
+    ));
+    assert!(ok(
+        store.renew_lease("r1", "readiness", "worker-a", long).await,
+        "renew a"
+    ));
+    assert!(!ok(
+        store.renew_lease("r1", "readiness", "worker-b", long).await,
+        "renew b"
+    ));
+
+    // worker-a goes quiet: its short lease lapses and worker-b takes over.
+    let short = Duration::from_millis(50);
+    assert!(ok(
+        store
+            .claim_lease("r1", "readiness", "worker-a", short)
+            .await,
+        "shorten"
+    ));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(ok(
+        store.claim_lease("r1", "readiness", "worker-b", long).await,
+        "take over"
+    ));
+    assert!(!ok(
+        store.renew_lease("r1", "readiness", "worker-a", long).await,
+        "stale renew"
+    ));
+
+    // Releasing someone else's lease does nothing; releasing one's own frees it.
+    ok(
+        store.release_lease("r1", "readiness", "worker-a").await,
+        "release other",
+    );
+    assert!(!ok(
+        store.claim_lease("r1", "readiness", "worker-a", long).await,
+        "still b's"
+    ));
+    ok(
+        store.release_lease("r1", "readiness", "worker-b").await,
+        "release own",
+    );
+    assert!(ok(
+        store.claim_lease("r1", "readiness", "worker-a", long).await,
+        "free again"
+    ));
+}
+
+/// Many approvers click Go at once on a gate that needs one: each task loads,
+/// advances and commits, retrying on Conflict. Exactly one decision wins.
+pub async fn concurrent_clicks_one_winner(store: Arc<dyn Store>) {
+    let mut g = genflow("release-gate");
+    g.steps[2].approvers.clear();
+    let run = ok(
+        store
+            .create_run(NewRun {
+                id: "click-run".into(),
+                state: RunState::new(&g, None),
+                genflow: g,
+                triggered_by: None,
+            })
+            .await,
+        "create",
+    );
+    let run = step(&*store, &run, Event::Start).await;
+    let run = step(&*store, &run, Event::StepStarted { step: 0 }).await;
+    let run = step(
+        &*store,
+        &run,
+        Event::StepSucceeded {
+            step: 0,
+            high_flags: 0,
+        },
+    )
+    .await;
+    let run = step(&*store, &run, Event::StepStarted { step: 1 }).await;
+    step(
+        &*store,
+        &run,
+        Event::StepSucceeded {
+            step: 1,
+            high_flags: 0,
+        },
+    )
+    .await;
+
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let approver = format!("approver{i}@example.com");
+            loop {
+                let run = store.get_run("click-run").await?;
+                let event = Event::Decision {
+                    step: 2,
+                    approver: approver.clone(),
+                    verdict: Verdict::Go,
+                    reason: None,
+                };
+                let Ok((state, _)) = advance(&run.definition, &run.state, &event) else {
+                    return Ok::<bool, StoreError>(false);
+                };
+                let mut t = Transition::new(&run, state);
+                t.decision = Some(decision(&approver, Verdict::Go, true));
+                t.durable = true;
+                match store.commit(t).await {
+                    Ok(_) => return Ok(true),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(won)) => winners += usize::from(won),
+            Ok(Err(e)) => panic!("task failed: {e}"),
+            Err(e) => panic!("task panicked: {e}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    let decisions = ok(store.decisions("click-run").await, "decisions");
+    assert_eq!(decisions.len(), 1);
+    let run = ok(store.get_run("click-run").await, "get");
+    assert_eq!(run.state.steps[2].status, StepStatus::Approved);
+    assert_eq!(run.state.steps[2].go_votes, [decisions[0].approver.clone()]);
+    let report = ok(store.verify_audit().await, "verify");
+    assert!(report.is_ok(), "{report:?}");
+}
