@@ -345,8 +345,8 @@ fn killed_mid_step_the_run_resumes_and_finishes_exactly_once() {
     kill_when(
         dir,
         &["approve", &id, "--as", OWNER],
-        &[("FLEET_FAULT", "pause-after:decision.recorded")],
-        "fault injection: paused after decision.recorded",
+        &[("FLEET_FAULT", "pause-after:decision")],
+        "fault injection: paused after decision",
     );
     let run = show(dir, &id);
     assert_eq!(run["decisions"].as_array().map(Vec::len), Some(1));
@@ -367,8 +367,8 @@ fn killed_between_commit_and_file_write_the_files_come_back() {
     kill_when(
         dir,
         &["run", "release-gate"],
-        &[("FLEET_FAULT", "pause-after:step.succeeded")],
-        "fault injection: paused after step.succeeded",
+        &[("FLEET_FAULT", "pause-after:step_succeeded")],
+        "fault injection: paused after step_succeeded",
     );
     let runs = json_of(fleet(dir).args(["runs", "--json"]));
     let id = runs["runs"][0]["run_id"].as_str().expect("run").to_owned();

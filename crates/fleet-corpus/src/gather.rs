@@ -568,3 +568,37 @@ fn append_note(existing: Option<String>, more: String) -> String {
         None => more,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Pruner;
+
+    #[test]
+    fn pruner_descends_only_where_a_glob_can_match() {
+        let pruner = Pruner::new(["docs/runbooks/*.md", "migrations/**", "v[12]/*/x"].into_iter());
+        for dir in [
+            "",
+            "docs",
+            "docs/runbooks",
+            "migrations",
+            "migrations/a/b",
+            "v1",
+            "v2/any",
+        ] {
+            assert!(pruner.may_contain(dir), "{dir}");
+        }
+        for dir in [
+            "src",
+            "docs/other",
+            "docs/runbooks/deeper",
+            "v3",
+            "v1/any/deeper",
+            "target",
+        ] {
+            assert!(!pruner.may_contain(dir), "{dir}");
+        }
+        // Not splittable on `/`: never pruned.
+        let braces = Pruner::new(["{a/b,c}/*.md"].into_iter());
+        assert!(braces.may_contain("anything/at/all"));
+    }
+}

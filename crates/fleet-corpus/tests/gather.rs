@@ -37,6 +37,12 @@ fn star_stays_in_one_directory_and_double_star_crosses() {
         paths(&gather_default(root, &["docs/sub/**"])),
         ["docs/sub/b.md", "docs/sub/deep/c.md"]
     );
+    // A brace holding `/` is matched without directory pruning: `*` must
+    // still stop at `/` there.
+    assert_eq!(
+        paths(&gather_default(root, &["{docs/sub,nothing/here}/*.md"])),
+        ["docs/sub/b.md"]
+    );
 }
 
 #[test]

@@ -108,7 +108,7 @@ pub(crate) async fn decide(engine: &Engine, req: DecisionRequest) -> Result<RunR
         reason: req.reason.clone().filter(|r| !r.trim().is_empty()),
     };
     let store = engine.store.clone();
-    let decided_at = jiff::Timestamp::now();
+    let decided_at = fleet_store::audit::now();
 
     // Revisions are read outside the CAS loop, then re-checked inside it via
     // the version: a new revision of an upstream document is always a new
@@ -147,21 +147,11 @@ pub(crate) async fn decide(engine: &Engine, req: DecisionRequest) -> Result<RunR
                         channel: req.channel.clone(),
                         shown: shown.clone(),
                         is_final,
+                        decided_at,
                     }),
                     durable: true,
                     ..Extras::default()
                 };
-                extras.payload.insert("channel".into(), req.channel.clone().into());
-                extras.payload.insert(
-                    "shown".into(),
-                    serde_json::to_value(
-                        shown
-                            .iter()
-                            .map(|r| serde_json::json!({"path": r.path, "revision": r.revision, "sha256": r.sha256}))
-                            .collect::<Vec<_>>(),
-                    )
-                    .unwrap_or_default(),
-                );
                 if is_final {
                     let this = DecisionRecord {
                         run_id: loaded.id.clone(),

@@ -4,13 +4,9 @@
 
 use crate::EngineError;
 use crate::exec::latest_artifacts;
+use fleet_store::audit::sha256_hex;
 use fleet_store::{ArtifactRef, RunRecord, Store};
-use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
     state_dir.join("runs").join(run_id)

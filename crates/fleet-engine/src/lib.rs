@@ -68,8 +68,9 @@ pub struct Settings {
     pub worker_id: String,
     /// Write `.fleet/runs/...` files (benchmarks turn this off to measure the engine alone).
     pub write_files: bool,
-    /// Fault injection for crash tests (`FLEET_FAULT=pause-after:<event kind>`):
-    /// after committing a transition that records that event, the process
+    /// Fault injection for crash tests (`FLEET_FAULT=pause-after:<event>`, an
+    /// `Event::name()` such as `decision` or `step_succeeded`): after
+    /// committing a transition caused by that event, the process
     /// announces it on stderr and freezes, so a test can SIGKILL it at exactly
     /// that point.
     pub pause_after: Option<String>,
@@ -444,13 +445,13 @@ impl Engine {
             let run = self.store.get_run(run_id).await?;
             let (state, actions) = advance(&run.definition, &run.state, event)?;
             let extras = extras_for(&run, &state)?;
-            let events = audit_events(&run, &state, event, &actions, &extras);
+            let events = audit_events(&run, event, &actions, &extras);
             let pause = self
                 .settings
                 .pause_after
-                .as_ref()
-                .filter(|k| events.iter().any(|e| &e.kind == *k))
-                .cloned();
+                .as_deref()
+                .filter(|k| *k == event.name())
+                .map(str::to_owned);
             let t = Transition {
                 run_id: run.id.clone(),
                 expected_version: run.version,
@@ -489,85 +490,36 @@ impl Engine {
     }
 }
 
-/// The audit events a transition records: the event itself, and what it caused.
-fn audit_events(
-    before: &RunRecord,
-    after: &RunState,
-    event: &Event,
-    actions: &[Action],
-    extras: &Extras,
-) -> Vec<NewEvent> {
-    let step_name = |i: usize| before.definition.steps.get(i).map(|s| s.name.clone()).unwrap_or_default();
+/// The audit events the engine adds to a transition. The store already
+/// records what it writes (status changes, artifacts, step runs, decisions);
+/// the engine adds what only it knows: which event caused the transition,
+/// with its context (attempt, timing, flags, errors), and who a gate asks.
+fn audit_events(before: &RunRecord, event: &Event, actions: &[Action], extras: &Extras) -> Vec<NewEvent> {
+    let step_name = |i: usize| before.definition.steps.get(i).map(|s| s.name.clone());
     let mut payload = extras.payload.clone();
-    let kind = match event {
-        Event::Start => "run.started",
-        Event::StepStarted { step } => {
-            payload.insert("step".into(), step_name(*step).into());
-            "step.started"
+    payload.insert("event".into(), event.name().into());
+    let step = match event {
+        Event::StepStarted { step } | Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => {
+            step_name(*step)
         }
-        Event::StepSucceeded { step, .. } => {
-            payload.insert("step".into(), step_name(*step).into());
-            payload.insert("status".into(), after.steps[*step].status.as_str().into());
-            "step.succeeded"
-        }
-        Event::StepFailed { step, .. } => {
-            payload.insert("step".into(), step_name(*step).into());
-            payload.insert("status".into(), after.steps[*step].status.as_str().into());
-            payload.insert("attempt".into(), after.steps[*step].attempt.into());
-            "step.failed"
-        }
-        Event::Decision {
-            step,
-            approver,
-            verdict,
-            reason,
-        } => {
-            payload.insert("step".into(), step_name(*step).into());
-            payload.insert("approver".into(), approver.clone().into());
-            payload.insert("verdict".into(), verdict.as_str().into());
-            payload.insert("reason".into(), reason.clone().into());
-            payload.insert("gate_status".into(), after.steps[*step].status.as_str().into());
-            "decision.recorded"
-        }
-        Event::Cancel => "run.cancelled",
-        Event::Retry { from } => {
-            payload.insert("from".into(), from.map(step_name).into());
-            "run.retried"
-        }
+        Event::Decision { step, .. } => step_name(*step),
+        Event::Retry { from } => from.and_then(step_name),
+        Event::Start | Event::Cancel => None,
     };
-    if !extras.artifacts.is_empty() {
-        let arts: Vec<serde_json::Value> = extras
-            .artifacts
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "step": a.step,
-                    "path": a.path,
-                    "sha256": files::sha256_hex(&a.bytes),
-                    "size": a.bytes.len(),
-                })
-            })
-            .collect();
-        payload.insert("artifacts".into(), arts.into());
+    if let Some(step) = step {
+        payload.insert("step".into(), step.into());
     }
     let mut events = vec![NewEvent {
-        kind: kind.to_owned(),
+        kind: format!("engine.{}", event.name()),
         payload: payload.into(),
     }];
     for a in actions {
-        match a {
-            Action::OpenGate(i) => {
-                let s = &before.definition.steps[*i];
-                events.push(NewEvent {
-                    kind: "gate.opened".into(),
-                    payload: serde_json::json!({ "step": s.name, "approvers": s.approvers, "required": s.required }),
-                });
-            }
-            Action::Finish(status) => events.push(NewEvent {
-                kind: "run.finished".into(),
-                payload: serde_json::json!({ "status": status.as_str() }),
-            }),
-            Action::Run(_) => {}
+        if let Action::OpenGate(i) = a {
+            let s = &before.definition.steps[*i];
+            events.push(NewEvent {
+                kind: "gate.opened".into(),
+                payload: serde_json::json!({ "step": s.name, "approvers": s.approvers, "required": s.required }),
+            });
         }
     }
     events

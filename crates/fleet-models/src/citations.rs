@@ -46,11 +46,9 @@ pub(crate) fn find_citations<'t>(
     let mut found = Vec::new();
     let mut line_no: u64 = 1;
     let mut counted_to = 0;
-    for caps in CITATION.captures_iter(text) {
-        let (Some(whole), Some(path_m), Some(first_m)) = (caps.get(0), caps.get(1), caps.get(2))
-        else {
-            continue;
-        };
+    // find_iter, not captures_iter: the pieces are split by hand below,
+    // which is several times cheaper than resolving capture groups.
+    for whole in CITATION.find_iter(text) {
         // A path glued to what precedes it (`https://host/x.md:1`, `a:b.md:1`) is not a citation.
         if let Some(prev) = text[..whole.start()].chars().next_back()
             && (prev.is_alphanumeric() || matches!(prev, '/' | ':' | '@' | '.' | '-' | '_'))
@@ -62,20 +60,20 @@ pub(crate) fn find_citations<'t>(
         {
             continue;
         }
-        let path = path_m.as_str().trim_start_matches("./");
+        // The match is `path:N` or `path:N-M`; the path itself may hold a colon (`source:x`).
+        let Some((path, lines)) = whole.as_str().rsplit_once(':') else {
+            continue;
+        };
+        let path = path.trim_start_matches("./");
         if !looks_like_document(path, known) {
             continue;
         }
-        let (Ok(first), last) = (
-            first_m.as_str().parse::<u64>(),
-            caps.get(3).map(|m| m.as_str().parse::<u64>()),
-        ) else {
-            continue;
+        let (first, last) = match lines.split_once('-') {
+            Some((a, b)) => (a.parse::<u64>(), b.parse::<u64>()),
+            None => (lines.parse::<u64>(), lines.parse::<u64>()),
         };
-        let last = match last {
-            Some(Ok(n)) => n,
-            Some(Err(_)) => continue,
-            None => first,
+        let (Ok(first), Ok(last)) = (first, last) else {
+            continue;
         };
         line_no += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..whole.start()]).count()
             as u64;

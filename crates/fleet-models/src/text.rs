@@ -1,6 +1,6 @@
 //! Small text helpers shared by the analyst and the citation check.
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 /// Compiles a built-in pattern. `\b` becomes an ASCII word boundary: the
 /// Unicode one makes the fast DFA engines give up on any non-ASCII line
@@ -13,6 +13,37 @@ pub(crate) fn re(pattern: &str) -> Regex {
         Err(err) => panic!("built-in pattern {pattern:?} does not compile: {err}"),
     }
 }
+
+/// [`re`] for a set of patterns matched together in one pass.
+pub(crate) fn re_set(patterns: &[&str]) -> RegexSet {
+    let ascii_boundaries = patterns.iter().map(|p| p.replace(r"\b", r"(?-u:\b)"));
+    match RegexSet::new(ascii_boundaries) {
+        Ok(set) => set,
+        Err(err) => panic!("built-in pattern set does not compile: {err}"),
+    }
+}
+
+/// Declares line rules: one `Regex` static per rule (for captures and
+/// positions) plus one `RegexSet` over all of them, so a line is matched
+/// against every rule in a single pass and the individual regexes run only
+/// where the set says they match. Per-call overhead, not scanning, is what
+/// costs on short lines.
+macro_rules! line_rules {
+    ($set:ident, $index:ident { $($vis:vis $name:ident = $pat:expr;)* }) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Clone, Copy)]
+        enum $index { $($name),* }
+        $(
+            // Rules only ever tested through the set never build their own regex.
+            #[allow(dead_code)]
+            $vis static $name: std::sync::LazyLock<regex::Regex> =
+                std::sync::LazyLock::new(|| crate::text::re($pat));
+        )*
+        static $set: std::sync::LazyLock<regex::RegexSet> =
+            std::sync::LazyLock::new(|| crate::text::re_set(&[$($pat),*]));
+    };
+}
+pub(crate) use line_rules;
 
 /// A markdown ATX heading: `## Title` -> (2, "Title").
 pub(crate) fn heading(line: &str) -> Option<(usize, &str)> {

@@ -103,6 +103,10 @@ pub struct NewDecision {
     pub shown: Vec<ArtifactRef>,
     /// This decision closed the gate (the last required Go, or a No-go).
     pub is_final: bool,
+    /// When it was made. The caller supplies it so that documents written in
+    /// the same transaction (decision.md) carry exactly the stored time; the
+    /// store keeps microseconds.
+    pub decided_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

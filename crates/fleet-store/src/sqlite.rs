@@ -483,7 +483,8 @@ impl SqliteStore {
                 verdict: d.verdict,
                 reason: d.reason.clone(),
                 channel: d.channel.clone(),
-                decided_at: now,
+                decided_at: Timestamp::from_microsecond(d.decided_at.as_microsecond())
+                    .unwrap_or(now),
                 genflow_name: current.genflow_name.clone(),
                 definition_hash: current.definition_hash.clone(),
                 shown: d.shown.clone(),

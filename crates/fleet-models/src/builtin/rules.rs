@@ -6,78 +6,38 @@
 use super::analysis::{
     Analysis, OpenIssue, OpenItem, RollbackCoverage, RollbackStatus, Rollout, SupportFigure, cite,
 };
-use crate::text::{heading, own_words, re};
+use crate::text::{heading, line_rules, own_words, re};
 use fleet_core::flags::{Citation, FlagSeverity};
 use regex::Regex;
 use std::sync::LazyLock;
 
-static CHECKBOX: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\[([ xX])\]\s*(.*)$"));
-static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\S"));
 static TABLE_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*\|?[\s:|-]*-[\s:|-]*$"));
-
-static ISSUES_HEADING: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b")
-});
-static BUG_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(regressions?|bugs?|defects?|known issues?|crash(?:es)?|data loss|outages?)\b")
-});
-static OPEN_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(open|opened|reopened|unresolved|outstanding|investigating|in progress|not (?:yet )?fixed|unfixed|unmitigated|blocker|blocking|triaged?|still (?:happening|occurring|present))\b")
-});
-static CLOSED_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(fixed|fixes|resolved|closed|done|mitigated|merged|shipped|reverted|addressed)\b")
-});
-pub(crate) static ISSUE_ID: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b|#[0-9]{1,7}\b"));
-static SEVERITY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(P[0-4]|SEV-?[0-4]|S[0-4]|critical|blocker|high|major|medium|moderate|minor|low)\b")
-});
-
-static ROLLBACK_HEADING: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b")
-});
-static ROLLBACK_LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)^\s*(?:[-*+]\s+)?(?:\*\*|__)?(?:rollback|roll[- ]back)(?: plan| steps| procedure)?(?:\*\*|__)?\s*:(?:\*\*|__)?\s*(.*)$")
-});
-static TBD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i:\b(?:tbd|tbc|tba)\b|\bto be (?:decided|determined|confirmed|written|defined)\b)|\b(?:TODO|FIXME)\b")
-});
-static NOTHING: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)^[\s*_>-]*(?:n/?a|none|nothing|-|—|\.\.\.|…)?[\s*_.]*$"));
-
-static ONE_WAY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(irreversibl[ey]|one[- ]way|can(?:not| not|'t|’t) be (?:undone|reversed|rolled back|restored|recovered)|no (?:way|path) back|point of no return|not reversible|no kill[- ]?switch|permanently (?:delete[sd]?|remove[sd]?|drop(?:s|ped)?)|no rollback)\b")
-});
-pub(crate) static RISK_CLAIM: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(?:risk(?:\s+level|\s+rating|\s+assessment)?\s*(?:\*\*|__)?\s*[:=–—-]\s*(?:\*\*|__)?\s*(?:low|minimal|none|negligible|green)\b|low[- ]risk\b|ready (?:to|for) (?:ship|release|launch|deploy|production|go)\b|no known (?:issues|risks|regressions|blockers|problems)\b|no (?:open )?blockers\b|all migrations (?:are )?reversible\b|safe to (?:ship|release|deploy)\b|recommend(?:ation|ed)?\s*:?\s*(?:\*\*)?go\b)")
-});
-
-static FLAG_HEADING: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b")
-});
-static FLAG_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(?:feature[- ]?flags?|flags?|toggles?|kill[- ]?switch)\b|\brolled out to\b|%\s+of\s+(?:merchants|users|customers|accounts|traffic|tenants|requests|orgs|organizations|workspaces|sessions|stores|devices)\b")
-});
-static PERCENT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"([0-9]{1,3}(?:\.[0-9]+)?)\s?%"));
+static ISSUES_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b"));
+static ROLLBACK_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b"));
+static FLAG_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b"));
 static CODE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"`([A-Za-z][A-Za-z0-9_.:/-]*)`"));
+static SIGNOFF_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b"));
+static SUPPORT_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(support|tickets?|customer impact|on-?call load)\b"));
 
-static SIGNOFF_HEADING: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b"));
-static SIGNOFF_WORD: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(sign[- ]?offs?|signed[- ]off|approvals?|approvers?)\b"));
-static PENDING: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(pending|awaiting|waiting|not yet|outstanding|missing|requested|tbd|unsigned)\b")
-});
-
-static SUPPORT_HEADING: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(support|tickets?|customer impact|on-?call load)\b"));
-static SUPPORT_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(support tickets?|tickets?|pages|escalations?|support (?:load|volume|queue)|csat)\b")
-});
-static ELEVATED: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(up|increased?|increasing|rising|spike[sd]?|doubled|tripled|above|higher)\b|\+[0-9]+(?:\.[0-9]+)?\s?%|\b[0-9]+(?:\.[0-9]+)?x\b")
+line_rules!(LINE_RULES, Rule {
+    CHECKBOX = r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\[([ xX])\]\s*(.*)$";
+    LIST_ITEM = r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\S";
+    BUG_WORD = r"(?i)\b(regressions?|bugs?|defects?|known issues?|crash(?:es)?|data loss|outages?)\b";
+    OPEN_WORD = r"(?i)\b(open|opened|reopened|unresolved|outstanding|investigating|in progress|not (?:yet )?fixed|unfixed|unmitigated|blocker|blocking|triaged?|still (?:happening|occurring|present))\b";
+    CLOSED_WORD = r"(?i)\b(fixed|fixes|resolved|closed|done|mitigated|merged|shipped|reverted|addressed)\b";
+    pub(crate) ISSUE_ID = r"\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b|#[0-9]{1,7}\b";
+    SEVERITY = r"(?i)\b(P[0-4]|SEV-?[0-4]|S[0-4]|critical|blocker|high|major|medium|moderate|minor|low)\b";
+    ROLLBACK_LABEL = r"(?i)^\s*(?:[-*+]\s+)?(?:\*\*|__)?(?:rollback|roll[- ]back)(?: plan| steps| procedure)?(?:\*\*|__)?\s*:(?:\*\*|__)?\s*(.*)$";
+    TBD = r"(?i:\b(?:tbd|tbc|tba)\b|\bto be (?:decided|determined|confirmed|written|defined)\b)|\b(?:TODO|FIXME)\b";
+    NOTHING = r"(?i)^[\s*_>-]*(?:n/?a|none|nothing|-|—|\.\.\.|…)?[\s*_.]*$";
+    ONE_WAY = r"(?i)\b(irreversibl[ey]|one[- ]way|can(?:not| not|'t|’t) be (?:undone|reversed|rolled back|restored|recovered)|no (?:way|path) back|point of no return|not reversible|no kill[- ]?switch|permanently (?:delete[sd]?|remove[sd]?|drop(?:s|ped)?)|no rollback)\b";
+    pub(crate) RISK_CLAIM = r"(?i)\b(?:risk(?:\s+level|\s+rating|\s+assessment)?\s*(?:\*\*|__)?\s*[:=–—-]\s*(?:\*\*|__)?\s*(?:low|minimal|none|negligible|green)\b|low[- ]risk\b|ready (?:to|for) (?:ship|release|launch|deploy|production|go)\b|no known (?:issues|risks|regressions|blockers|problems)\b|no (?:open )?blockers\b|all migrations (?:are )?reversible\b|safe to (?:ship|release|deploy)\b|recommend(?:ation|ed)?\s*:?\s*(?:\*\*)?go\b)";
+    FLAG_WORD = r"(?i)\b(?:feature[- ]?flags?|flags?|toggles?|kill[- ]?switch)\b|\brolled out to\b|%\s+of\s+(?:merchants|users|customers|accounts|traffic|tenants|requests|orgs|organizations|workspaces|sessions|stores|devices)\b";
+    PERCENT = r"([0-9]{1,3}(?:\.[0-9]+)?)\s?%";
+    SIGNOFF_WORD = r"(?i)\b(sign[- ]?offs?|signed[- ]off|approvals?|approvers?)\b";
+    PENDING = r"(?i)\b(pending|awaiting|waiting|not yet|outstanding|missing|requested|tbd|unsigned)\b";
+    SUPPORT_WORD = r"(?i)\b(support tickets?|tickets?|pages|escalations?|support (?:load|volume|queue)|csat)\b";
+    ELEVATED = r"(?i)\b(up|increased?|increasing|rising|spike[sd]?|doubled|tripled|above|higher)\b|\+[0-9]+(?:\.[0-9]+)?\s?%|\b[0-9]+(?:\.[0-9]+)?x\b";
 });
 
 /// Which kinds of section a heading opens (several may apply).
@@ -264,16 +224,21 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             title = Some(cite(path, n, line));
         }
 
+        let hits = LINE_RULES.matches(line);
+        let has = |rule: Rule| hits.matched(rule as usize);
+
         // Rollback sections and `Rollback:` lines: decide coverage, and keep
         // their TBDs out of the generic TODO list (they are worse than that).
         let mut tbd_handled = false;
         if let Some(rb) = rollback.as_mut() {
-            rb.has_content = rb.has_content || !NOTHING.is_match(trimmed);
-            if TBD.is_match(line) || (NOTHING.is_match(trimmed) && !trimmed.is_empty()) {
+            rb.has_content = rb.has_content || !has(Rule::NOTHING);
+            if has(Rule::TBD) || has(Rule::NOTHING) {
                 rb.tbd.get_or_insert_with(|| cite(path, n, line));
                 tbd_handled = true;
             }
-        } else if let Some(caps) = ROLLBACK_LABEL.captures(line) {
+        } else if has(Rule::ROLLBACK_LABEL)
+            && let Some(caps) = ROLLBACK_LABEL.captures(line)
+        {
             let rest = caps.get(1).map_or("", |m| m.as_str());
             let status = if TBD.is_match(rest) || NOTHING.is_match(rest) {
                 tbd_handled = true;
@@ -287,13 +252,13 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             continue;
         }
 
-        if !tbd_handled && TBD.is_match(line) {
+        if !tbd_handled && has(Rule::TBD) {
             out.todos.push(cite(path, n, line));
         }
-        if ONE_WAY.is_match(line) {
+        if has(Rule::ONE_WAY) {
             out.one_way.push(cite(path, n, line));
         }
-        if RISK_CLAIM.is_match(&own_words(line)) {
+        if has(Rule::RISK_CLAIM) && RISK_CLAIM.is_match(&own_words(line)) {
             out.risk_claims.push(cite(path, n, line));
         }
 
@@ -301,9 +266,11 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
         if is_table_row && TABLE_SEPARATOR.is_match(trimmed) {
             continue;
         }
-        let is_list_item = LIST_ITEM.is_match(line);
+        let is_list_item = has(Rule::LIST_ITEM);
 
-        if let Some(caps) = CHECKBOX.captures(line) {
+        if has(Rule::CHECKBOX)
+            && let Some(caps) = CHECKBOX.captures(line)
+        {
             if caps.get(1).is_some_and(|m| m.as_str() == " ") {
                 let item = caps.get(2).map_or("", |m| m.as_str()).trim();
                 let severity = match SEVERITY.find(item) {
@@ -319,10 +286,15 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
                 out.checked_items += 1;
             }
         } else {
-            scan_issue(path, n, line, section, is_list_item, is_table_row, out);
+            let kind = LineKind {
+                list_item: is_list_item,
+                table_row: is_table_row,
+            };
+            scan_issue(path, n, line, section, kind, &has, out);
         }
 
-        if (section.flags || FLAG_WORD.is_match(line))
+        if (section.flags || has(Rule::FLAG_WORD))
+            && has(Rule::PERCENT)
             && let Some(caps) = PERCENT.captures(line)
             && let Some(percent) = caps.get(1).and_then(|m| m.as_str().parse::<f64>().ok())
         {
@@ -333,15 +305,15 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             });
         }
 
-        if (section.signoff || SIGNOFF_WORD.is_match(line)) && PENDING.is_match(line) {
+        if (section.signoff || has(Rule::SIGNOFF_WORD)) && has(Rule::PENDING) {
             out.pending_signoffs.push(cite(path, n, line));
         }
 
-        if (section.support || SUPPORT_WORD.is_match(line))
+        if (section.support || has(Rule::SUPPORT_WORD))
             && line.bytes().any(|b| b.is_ascii_digit())
         {
             out.support.push(SupportFigure {
-                elevated: ELEVATED.is_match(line),
+                elevated: has(Rule::ELEVATED),
                 cite: cite(path, n, line),
             });
         }
@@ -371,28 +343,37 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct LineKind {
+    list_item: bool,
+    table_row: bool,
+}
+
 fn scan_issue(
     path: &str,
     n: u64,
     line: &str,
     section: SectionKind,
-    is_list_item: bool,
-    is_table_row: bool,
+    kind: LineKind,
+    has: &dyn Fn(Rule) -> bool,
     out: &mut Analysis,
 ) {
-    let open = OPEN_WORD.is_match(line);
-    let closed_only = !open && CLOSED_WORD.is_match(line);
-    if closed_only {
+    let open = has(Rule::OPEN_WORD);
+    let candidate = if section.issues {
+        kind.list_item || (kind.table_row && (open || has(Rule::ISSUE_ID)))
+    } else {
+        open && has(Rule::BUG_WORD) && (has(Rule::ISSUE_ID) || has(Rule::SEVERITY))
+    };
+    // Fixed/resolved with no sign of still being open: history, not an open item.
+    if !candidate || (!open && has(Rule::CLOSED_WORD)) {
         return;
     }
-    let id = issue_id(line);
+    let id = if has(Rule::ISSUE_ID) { issue_id(line) } else { None };
     let label = SEVERITY.find(line).map(|m| m.as_str().to_string());
-    let is_issue = if section.issues && is_list_item {
-        true
-    } else if section.issues && is_table_row {
+    let is_issue = if section.issues && kind.table_row {
         id.is_some() || open
     } else {
-        open && BUG_WORD.is_match(line) && (id.is_some() || label.is_some())
+        section.issues || id.is_some() || label.is_some()
     };
     if !is_issue {
         return;

@@ -115,6 +115,7 @@ fn decision(approver: &str, verdict: Verdict, is_final: bool) -> NewDecision {
         channel: "cli".into(),
         shown: Vec::new(),
         is_final,
+        decided_at: fleet_store::audit::now(),
     }
 }
 

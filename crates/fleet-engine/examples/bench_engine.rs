@@ -1,0 +1,72 @@
+//! In-process throughput of the engine on SQLite: full release-gate runs
+//! (report, review, gate, Go decision, notify) on the builtin model.
+//!
+//!     cargo run --release -p fleet-engine --example bench_engine -- [RUNS] [EXAMPLE_DIR]
+//!
+//! RUNS defaults to 1000; EXAMPLE_DIR to the `fleet init` example in this repository.
+
+use fleet_core::run::Verdict;
+use fleet_engine::{DecisionRequest, Engine, Quiet, Settings};
+use fleet_store::{SqliteStore, Store};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
+    let example = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-cli/example/release-gate")
+    });
+    let text = std::fs::read_to_string(example.join(".fleet/config.yaml"))?;
+    let config = fleet_core::config::check_str(&text).config.ok_or("example config is invalid")?;
+    let tmp = std::env::temp_dir().join(format!("fleet-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&tmp.join("fleet.db")).await?);
+    let mut settings = Settings::new(example.clone());
+    settings.state_dir = tmp.clone();
+    settings.write_files = std::env::var("BENCH_WRITE_FILES").is_ok();
+    let engine = Engine::new(store.clone(), Arc::new(config), settings);
+    let approver = "release-owner@example.com";
+
+    // Warm up (page cache, SQLite statement cache).
+    for _ in 0..10 {
+        one_run(&engine, approver).await?;
+    }
+    let t = Instant::now();
+    let mut steps = 0;
+    for _ in 0..runs {
+        steps += one_run(&engine, approver).await?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("engine: {runs} full release-gate runs on SQLite (builtin model, files {})", if std::env::var("BENCH_WRITE_FILES").is_ok() { "written" } else { "not written" });
+    println!("  total      {:.3} s", secs);
+    println!("  runs/s     {:.0}", runs as f64 / secs);
+    println!("  steps/s    {:.0}", steps as f64 / secs);
+    println!("  per run    {:.3} ms", secs * 1000.0 / runs as f64);
+    let report = store.verify_audit().await?;
+    println!("  audit      {} events verified, ok = {}", report.events_checked, report.is_ok());
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+async fn one_run(engine: &Engine, approver: &str) -> Result<usize, Box<dyn std::error::Error>> {
+    let run = engine.start_run("release-gate", Some("dev@example.com".into())).await?;
+    let run = engine.drive(&run.id, &Quiet).await?;
+    let run = engine
+        .decide(DecisionRequest {
+            run: run.id.clone(),
+            step: None,
+            approver: approver.into(),
+            verdict: Verdict::Go,
+            reason: None,
+            channel: "cli".into(),
+            shown: None,
+        })
+        .await?;
+    let run = engine.drive(&run.id, &Quiet).await?;
+    if run.state.status != fleet_core::run::RunStatus::Succeeded {
+        return Err(format!("run ended {}", run.state.status).into());
+    }
+    Ok(run.state.steps.len())
+}
