@@ -59,6 +59,15 @@ enum Command {
     },
     /// Print the JSON Schema of the config, for editor autocompletion.
     Schema,
+    /// Show what a step would read (manifest, sizes, token estimate) without running anything.
+    Corpus {
+        /// The genflow.
+        genflow: String,
+        /// The report or review step.
+        step: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a run of a genflow; it executes until it finishes or waits at a gate.
     Run {
         /// The genflow to run.
@@ -225,6 +234,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 serde_json::to_string_pretty(&fleet_core::config::json_schema())?
             );
         }
+        Command::Corpus {
+            genflow,
+            step,
+            json,
+        } => {
+            let ws = locator.load()?;
+            cmd::corpus::run(&ws, &genflow, &step, json)?;
+        }
         other => {
             // One thread is enough for a CLI invocation and starts fastest;
             // blocking work (corpus reads) goes to tokio's blocking pool.
@@ -319,7 +336,11 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
                 ExitCode::SUCCESS
             }
         },
-        Command::Init { .. } | Command::Validate | Command::Flows { .. } | Command::Schema => {
+        Command::Init { .. }
+        | Command::Validate
+        | Command::Flows { .. }
+        | Command::Schema
+        | Command::Corpus { .. } => {
             anyhow::bail!("internal error: this command does not use the store")
         }
     })

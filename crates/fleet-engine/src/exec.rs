@@ -2,7 +2,7 @@
 //! commits it through the state machine.
 
 use crate::Engine;
-use fleet_core::config::{BUILTIN_MODEL, Config, Provider, Step, StepKind};
+use fleet_core::config::{BUILTIN_MODEL, Config, Genflow, Provider, Step, StepKind};
 use fleet_core::dag;
 use fleet_core::flags::{FlagSeverity, sidecar_path};
 use fleet_core::run::Verdict;
@@ -95,15 +95,15 @@ fn now() -> jiff::Timestamp {
 
 /// The corpus a model step reads: its own globs/sources, or for a review
 /// without its own, the same specification as the reports it reviews.
-fn corpus_spec(run: &RunRecord, idx: usize) -> Step {
-    let step = &run.definition.steps[idx];
+pub fn corpus_spec(genflow: &Genflow, idx: usize) -> Step {
+    let step = &genflow.steps[idx];
     if step.kind == StepKind::Report || !step.corpus.is_empty() || !step.sources.is_empty() {
         return step.clone();
     }
-    let deps = deps_of(run);
+    let deps = genflow_deps(genflow);
     let mut spec = step.clone();
     for up in dag::ancestors(&deps, idx) {
-        let u = &run.definition.steps[up];
+        let u = &genflow.steps[up];
         if u.kind == StepKind::Report {
             for g in &u.corpus {
                 if !spec.corpus.contains(g) {
@@ -121,12 +121,15 @@ fn corpus_spec(run: &RunRecord, idx: usize) -> Step {
     spec
 }
 
-pub(crate) fn deps_of(run: &RunRecord) -> Vec<Vec<usize>> {
-    let g = &run.definition;
+fn genflow_deps(g: &Genflow) -> Vec<Vec<usize>> {
     g.steps
         .iter()
         .map(|s| s.depends_on.iter().filter_map(|d| g.step_index(d)).collect())
         .collect()
+}
+
+pub(crate) fn deps_of(run: &RunRecord) -> Vec<Vec<usize>> {
+    genflow_deps(&run.definition)
 }
 
 /// The latest revision of each artifact, keyed by path.
@@ -197,7 +200,7 @@ async fn model_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) 
         .map(|m| serde_json::to_value(m).unwrap_or_default())
         .unwrap_or_else(|| serde_json::json!({ "provider": "builtin" }));
 
-    let spec = corpus_spec(run, idx);
+    let spec = corpus_spec(&run.definition, idx);
     let root = engine.settings.root.clone();
     let corpus: Corpus = tokio::task::spawn_blocking(move || fleet_corpus::gather(&root, &spec, &Limits::default()))
         .await

@@ -13,6 +13,7 @@ mod exec;
 mod files;
 
 pub use decision::{DecisionRequest, render_decision};
+pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};
 
 use fleet_core::config::Config;

@@ -133,6 +133,29 @@ fn closing_backticks(bytes: &[u8], from: usize, run: usize) -> Option<usize> {
     None
 }
 
+/// The lines of `text` holding a match of `regex`, each once, with their
+/// 1-based numbers. One pass of the regex over the whole text instead of a
+/// call per line.
+pub(crate) fn lines_matching<'t>(text: &'t str, regex: &Regex) -> Vec<(u64, &'t str)> {
+    let bytes = text.as_bytes();
+    let mut found: Vec<(u64, &'t str)> = Vec::new();
+    let mut line_no = 1u64;
+    let mut counted_to = 0;
+    let mut next_line_start = 0;
+    for m in regex.find_iter(text) {
+        if m.start() < next_line_start {
+            continue;
+        }
+        line_no += memchr::memchr_iter(b'\n', &bytes[counted_to..m.start()]).count() as u64;
+        counted_to = m.start();
+        let start = memchr::memrchr(b'\n', &bytes[..m.start()]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &bytes[m.start()..]).map_or(bytes.len(), |i| m.start() + i);
+        next_line_start = end + 1;
+        found.push((line_no, text[start..end].trim_end_matches('\r')));
+    }
+    found
+}
+
 /// At most `max` characters of `text`, trimmed, with `…` when cut.
 pub(crate) fn excerpt(text: &str, max: usize) -> String {
     let text = text.trim();
@@ -197,6 +220,14 @@ mod tests {
         assert_eq!(nth_line("a\nb\n", 2), Some("b"));
         assert_eq!(nth_line("a\nb\n", 3), None);
         assert_eq!(nth_line("a", 0), None);
+    }
+
+    #[test]
+    fn lines_matching_numbers_each_line_once() {
+        let text = "a x x\nb\nc x\r\nx";
+        let regex = re("x");
+        assert_eq!(lines_matching(text, &regex), vec![(1, "a x x"), (3, "c x"), (4, "x")]);
+        assert_eq!(lines_matching("", &regex), vec![]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod corpus;
 pub mod flows;
 pub mod init;
 pub mod runs;

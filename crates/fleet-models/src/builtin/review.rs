@@ -9,7 +9,7 @@ use super::analysis::{Analysis, RollbackStatus, cite};
 use super::report::{RULE_BASED_NOTICE, evidence};
 use super::rules::{ISSUE_ID, RISK_CLAIM};
 use crate::citations::{CitationIndex, find_citations};
-use crate::text::{excerpt, own_words};
+use crate::text::{excerpt, lines_matching, own_words};
 use crate::{ModelRequest, UpstreamDoc};
 use fleet_core::config::StepKind;
 use fleet_core::flags::{Citation, Flag, FlagSet, FlagSeverity};
@@ -61,7 +61,7 @@ impl<'u> Upstream<'u> {
                 }
             }
             ids.extend(ISSUE_ID.find_iter(&doc.text).map(|m| m.as_str()));
-            lower.push_str(&doc.text.to_lowercase());
+            lower.push_str(&doc.text.to_ascii_lowercase());
             lower.push('\n');
         }
         Upstream {
@@ -80,7 +80,7 @@ impl<'u> Upstream<'u> {
             || m
                 .ids
                 .iter()
-                .any(|id| self.ids.contains(id.as_str()) || self.lower.contains(&id.to_lowercase()))
+                .any(|id| self.ids.contains(id.as_str()) || self.lower.contains(&id.to_ascii_lowercase()))
             || (!m.all_words.is_empty() && m.all_words.iter().all(|w| self.lower.contains(w.as_str())))
     }
 }
@@ -410,12 +410,12 @@ fn upstream_risks(req: &ModelRequest, a: &Analysis, index: &CitationIndex<'_>, h
             continue;
         }
         if !high.is_empty() {
-            for (i, line) in doc.text.lines().enumerate() {
-                let trimmed = line.trim_start();
-                if trimmed.starts_with('>') || !RISK_CLAIM.is_match(&own_words(line)) {
+            for (n, line) in lines_matching(&doc.text, &RISK_CLAIM) {
+                // Blockquotes and quoted passages report what others said.
+                if line.trim_start().starts_with('>') || !RISK_CLAIM.is_match(&own_words(line)) {
                     continue;
                 }
-                let at = cite(&doc.path, i as u64 + 1, line);
+                let at = cite(&doc.path, n, line);
                 let mut evidence = vec![at.clone()];
                 evidence.extend(high.iter().take(3).filter_map(|r| r.evidence.first().cloned()));
                 risks.push(Risk {
@@ -434,7 +434,7 @@ fn upstream_risks(req: &ModelRequest, a: &Analysis, index: &CitationIndex<'_>, h
                 });
             }
         }
-        let lower = doc.text.to_lowercase();
+        let lower = doc.text.to_ascii_lowercase();
         if !a.migrations.is_empty() && !lower.contains("migration") {
             risks.push(Risk {
                 severity: FlagSeverity::Medium,
