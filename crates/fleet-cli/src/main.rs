@@ -187,7 +187,9 @@ fn main() -> ExitCode {
                 eprintln!("error: {usage}");
                 return ExitCode::from(2);
             }
-            if let Some(engine @ fleet_engine::EngineError::UnknownGenflow { .. }) = e.downcast_ref() {
+            if let Some(engine @ fleet_engine::EngineError::UnknownGenflow { .. }) =
+                e.downcast_ref()
+            {
                 eprintln!("error: {engine}");
                 return ExitCode::from(2);
             }
@@ -222,7 +224,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Flows { json } => {
             let ws = locator.load()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&cmd::flows::json(&ws.config))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&cmd::flows::json(&ws.config))?
+                );
             } else {
                 ws.print_warnings(&locator.cwd);
                 print!("{}", cmd::flows::text(&ws.config));

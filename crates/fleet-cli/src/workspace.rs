@@ -56,10 +56,7 @@ impl Locator {
             Some(d) => {
                 let d = here.join(d);
                 if !d.is_dir() {
-                    bail!(UsageError(format!(
-                        "-C {}: not a directory",
-                        d.display()
-                    )));
+                    bail!(UsageError(format!("-C {}: not a directory", d.display())));
                 }
                 d
             }
@@ -137,7 +134,10 @@ impl Workspace {
     pub fn print_warnings(&self, cwd: &Path) {
         if !self.warnings.is_empty() {
             let shown = self.display_config_path(cwd);
-            eprint!("{}", config::render_all(&self.warnings, &shown, &self.source));
+            eprint!(
+                "{}",
+                config::render_all(&self.warnings, &shown, &self.source)
+            );
         }
     }
 }

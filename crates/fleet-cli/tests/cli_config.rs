@@ -32,7 +32,9 @@ fn init_then_validate_succeeds() {
         .arg("validate")
         .assert()
         .success()
-        .stdout(predicate::str::contains(".fleet/config.yaml: ok (1 genflow, 4 steps)"));
+        .stdout(predicate::str::contains(
+            ".fleet/config.yaml: ok (1 genflow, 4 steps)",
+        ));
 }
 
 #[test]
@@ -59,9 +61,20 @@ fn init_refuses_to_overwrite_without_force() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("refusing to overwrite"));
-    assert_eq!(std::fs::read_to_string(&config).expect("read"), "# my edits\n");
-    fleet().arg("init").arg(tmp.path()).arg("--force").assert().success();
-    assert_ne!(std::fs::read_to_string(&config).expect("read"), "# my edits\n");
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("read"),
+        "# my edits\n"
+    );
+    fleet()
+        .arg("init")
+        .arg(tmp.path())
+        .arg("--force")
+        .assert()
+        .success();
+    assert_ne!(
+        std::fs::read_to_string(&config).expect("read"),
+        "# my edits\n"
+    );
 }
 
 #[test]
@@ -126,7 +139,9 @@ fn warnings_print_but_exit_0() {
         .arg("validate")
         .assert()
         .success()
-        .stderr(predicate::str::contains("warning: approval step `go-no-go` names no approvers"));
+        .stderr(predicate::str::contains(
+            "warning: approval step `go-no-go` names no approvers",
+        ));
 }
 
 #[test]
@@ -143,7 +158,10 @@ fn flows_lists_steps_in_dependency_order() {
         .stdout
         .clone();
     let text = String::from_utf8(out).expect("utf8");
-    let pos = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} missing in:\n{text}"));
+    let pos = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("{s} missing in:\n{text}"))
+    };
     assert!(pos("readiness") < pos("risk-review"));
     assert!(pos("risk-review") < pos("go-no-go"));
     assert!(pos("go-no-go") < pos("announce"));
@@ -172,12 +190,28 @@ fn flows_lists_steps_in_dependency_order() {
 
 #[test]
 fn schema_is_json_schema_of_the_config() {
-    let out = fleet().arg("schema").assert().success().get_output().stdout.clone();
+    let out = fleet()
+        .arg("schema")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let schema: serde_json::Value = serde_json::from_slice(&out).expect("json");
-    assert!(schema["$schema"].as_str().is_some_and(|s| s.contains("json-schema.org")));
+    assert!(
+        schema["$schema"]
+            .as_str()
+            .is_some_and(|s| s.contains("json-schema.org"))
+    );
     assert!(schema["properties"]["genflows"].is_object());
     let text = String::from_utf8(out).expect("utf8");
-    for field in ["depends_on", "allow_self_approval", "on_flag", "api_key_env", "public_url"] {
+    for field in [
+        "depends_on",
+        "allow_self_approval",
+        "on_flag",
+        "api_key_env",
+        "public_url",
+    ] {
         assert!(text.contains(field), "schema lacks {field}");
     }
 }
@@ -189,7 +223,13 @@ fn every_subcommand_has_help_and_there_is_a_version() {
         .assert()
         .success()
         .stdout(predicate::str::starts_with("fleet "));
-    let out = fleet().arg("--help").assert().success().get_output().stdout.clone();
+    let out = fleet()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let help = String::from_utf8(out).expect("utf8");
     let subcommands: Vec<String> = help
         .lines()

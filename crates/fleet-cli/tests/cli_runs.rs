@@ -34,7 +34,8 @@ fn project() -> tempfile::TempDir {
 
 fn json_of(cmd: &mut Command) -> Value {
     let out = cmd.assert().get_output().stdout.clone();
-    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
 }
 
 fn start(dir: &Path) -> Value {
@@ -91,7 +92,9 @@ fn text_output_says_exactly_how_to_decide() {
         .assert()
         .success()
         .stdout(predicate::str::contains("is waiting at gate `go-no-go`"))
-        .stdout(predicate::str::contains(format!("--step go-no-go --as {OWNER}")))
+        .stdout(predicate::str::contains(format!(
+            "--step go-no-go --as {OWNER}"
+        )))
         .stdout(predicate::str::contains("fleet reject"));
 }
 
@@ -223,10 +226,16 @@ fn wait_for_run(dir: &Path, status: &str) -> String {
     let t = Instant::now();
     loop {
         let runs = json_of(fleet(dir).args(["runs", "--json"]));
-        if let Some(r) = runs["runs"].as_array().and_then(|a| a.iter().find(|r| r["status"] == status)) {
+        if let Some(r) = runs["runs"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["status"] == status))
+        {
             return r["run_id"].as_str().expect("id").to_owned();
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "no {status} run appeared");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no {status} run appeared"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -261,7 +270,10 @@ fn twenty_concurrent_approvals_record_exactly_one_decision() {
     }
     assert_eq!(ok, 1, "exactly one approval wins; refusals: {refused:#?}");
     for r in &refused {
-        assert!(r.contains("already decided"), "clear refusal expected, got: {r}");
+        assert!(
+            r.contains("already decided"),
+            "clear refusal expected, got: {r}"
+        );
     }
     let run = show(tmp.path(), &id);
     assert_eq!(run["decisions"].as_array().map(Vec::len), Some(1));
@@ -325,9 +337,17 @@ fn db_path(dir: &Path) -> PathBuf {
 fn killed_mid_step_the_run_resumes_and_finishes_exactly_once() {
     let tmp = slow_project();
     let dir = tmp.path();
-    kill_when(dir, &["run", "release-gate"], &[("FLEET_LEASE_TTL", "1s")], "readiness        running");
+    kill_when(
+        dir,
+        &["run", "release-gate"],
+        &[("FLEET_LEASE_TTL", "1s")],
+        "readiness        running",
+    );
     let runs = json_of(fleet(dir).args(["runs", "--json"]));
-    let id = runs["runs"][0]["run_id"].as_str().expect("a run was recorded").to_owned();
+    let id = runs["runs"][0]["run_id"]
+        .as_str()
+        .expect("a run was recorded")
+        .to_owned();
     assert_eq!(runs["runs"][0]["status"], "running");
 
     // The dead worker's lease must lapse before another process may take the step.
@@ -339,7 +359,11 @@ fn killed_mid_step_the_run_resumes_and_finishes_exactly_once() {
         .success();
     let run = show(dir, &id);
     assert_eq!(run["status"], "waiting", "{run}");
-    assert_eq!(step(&run, "readiness")["revision"], 1, "one readiness document, not two");
+    assert_eq!(
+        step(&run, "readiness")["revision"],
+        1,
+        "one readiness document, not two"
+    );
 
     // Killed right after the decision is committed: the restart announces once.
     kill_when(
@@ -387,8 +411,13 @@ fn sql(db: &Path, statement: &str) {
     rt.block_on(async {
         use sqlx::Connection;
         let url = format!("sqlite://{}", db.display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut conn).await.expect("tamper statement");
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("tamper statement");
     });
 }
 
@@ -397,14 +426,18 @@ fn tampering_with_an_artifact_or_an_event_is_detected_and_named() {
     let tmp = project();
     let dir = tmp.path();
     let id = start(dir)["run_id"].as_str().expect("id").to_owned();
-    fleet(dir).args(["approve", &id, "--as", OWNER]).assert().success();
+    fleet(dir)
+        .args(["approve", &id, "--as", OWNER])
+        .assert()
+        .success();
     fleet(dir).args(["audit", "verify"]).assert().success();
 
     let copy = tempfile::tempdir().expect("tempdir");
     let copy_db = |name: &str| {
         let d = copy.path().join(name);
         std::fs::create_dir_all(d.join(".fleet")).expect("mkdir");
-        std::fs::copy(dir.join(".fleet/config.yaml"), d.join(".fleet/config.yaml")).expect("copy config");
+        std::fs::copy(dir.join(".fleet/config.yaml"), d.join(".fleet/config.yaml"))
+            .expect("copy config");
         // Checkpoint so the copy holds everything.
         sql(&db_path(dir), "PRAGMA wal_checkpoint(TRUNCATE)");
         std::fs::copy(db_path(dir), db_path(&d)).expect("copy db");
@@ -440,14 +473,24 @@ fn audit_export_writes_a_checkable_bundle() {
     let tmp = project();
     let dir = tmp.path();
     let id = start(dir)["run_id"].as_str().expect("id").to_owned();
-    fleet(dir).args(["approve", &id, "--as", OWNER]).assert().success();
+    fleet(dir)
+        .args(["approve", &id, "--as", OWNER])
+        .assert()
+        .success();
     let out = dir.join("evidence");
     fleet(dir)
         .args(["audit", "export", &id, "--out"])
         .arg(&out)
         .assert()
         .success();
-    for f in ["events.jsonl", "genflow.json", "documents/decision.md", "VERIFY.md", "SHA256SUMS", "decisions.json"] {
+    for f in [
+        "events.jsonl",
+        "genflow.json",
+        "documents/decision.md",
+        "VERIFY.md",
+        "SHA256SUMS",
+        "decisions.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} in bundle");
     }
     // Every SHA256SUMS line matches its file.

@@ -27,7 +27,11 @@ pub fn find_cycles(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
 
 /// A shortest path `start -> ... -> start` within `allowed` (BFS, so the
 /// printed cycle is as short as possible and deterministic).
-fn path_back_to(deps: &[Vec<usize>], start: usize, allowed: &BTreeSet<usize>) -> Option<Vec<usize>> {
+fn path_back_to(
+    deps: &[Vec<usize>],
+    start: usize,
+    allowed: &BTreeSet<usize>,
+) -> Option<Vec<usize>> {
     let mut prev: Vec<Option<usize>> = vec![None; deps.len()];
     let mut queue = std::collections::VecDeque::new();
     for &d in &deps[start] {

@@ -6,7 +6,11 @@ use fleet_core::config::{Diagnostic, check_str};
 fn headlines(diags: &[Diagnostic]) -> Vec<String> {
     diags
         .iter()
-        .map(|d| d.headline("c.yaml").trim_start_matches("c.yaml:").to_owned())
+        .map(|d| {
+            d.headline("c.yaml")
+                .trim_start_matches("c.yaml:")
+                .to_owned()
+        })
         .collect()
 }
 
@@ -85,7 +89,9 @@ fn cases() -> Vec<Case> {
             with_steps(
                 "\n      - {name: r, kind: report, prompt: p, corpus: [a], out: a.md}\n      - {name: r, kind: report, prompt: p, corpus: [a], out: b.md}\n",
             ),
-            &["5:16: error: duplicate step name `r` in genflow `release-gate` (first defined on line 4)"],
+            &[
+                "5:16: error: duplicate step name `r` in genflow `release-gate` (first defined on line 4)",
+            ],
         ),
         case(
             "duplicate genflow names",
@@ -97,7 +103,9 @@ fn cases() -> Vec<Case> {
             with_steps(
                 "\n      - {name: readiness, kind: report, prompt: p, corpus: [a]}\n      - {name: review, kind: review, depends_on: [readines]}\n",
             ),
-            &["5:51: error: step `review` depends on `readines`, which is not a step of genflow `release-gate`"],
+            &[
+                "5:51: error: step `review` depends on `readines`, which is not a step of genflow `release-gate`",
+            ],
         ),
         case(
             "two-step cycle",
@@ -115,7 +123,9 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "step depends on itself",
-            with_steps("\n      - {name: a, kind: report, prompt: p, corpus: [x], depends_on: [a]}\n"),
+            with_steps(
+                "\n      - {name: a, kind: report, prompt: p, corpus: [x], depends_on: [a]}\n",
+            ),
             &[
                 "4:16: error: dependency cycle in genflow `release-gate`: a -> a",
                 "4:70: error: step `a` depends on itself",
@@ -131,11 +141,15 @@ fn cases() -> Vec<Case> {
             with_steps(
                 "\n      - {name: r, kind: report, prompt: p, corpus: [x]}\n      - {name: gate, kind: approval, prompt: \"decide\", depends_on: [r], approvers: [a@example.com]}\n",
             ),
-            &["5:38: error: `prompt` does not belong on an approval step (it applies to report and review steps)"],
+            &[
+                "5:38: error: `prompt` does not belong on an approval step (it applies to report and review steps)",
+            ],
         ),
         case(
             "to on a report",
-            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], to: [a@example.com]}\n"),
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [x], to: [a@example.com]}\n",
+            ),
             &["4:57: error: `to` does not belong on a report step (it applies to notify steps)"],
         ),
         case(
@@ -146,17 +160,27 @@ fn cases() -> Vec<Case> {
         case(
             "report without corpus or sources",
             with_steps("\n      - {name: r, kind: report, prompt: p}\n"),
-            &["4:9: error: report step `r` reads nothing: give it `corpus` globs or `sources` commands"],
+            &[
+                "4:9: error: report step `r` reads nothing: give it `corpus` globs or `sources` commands",
+            ],
         ),
         case(
             "absolute out",
-            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], out: /etc/passwd}\n"),
-            &["4:62: error: `out: /etc/passwd` is an absolute path; outputs are relative to the run directory"],
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [x], out: /etc/passwd}\n",
+            ),
+            &[
+                "4:62: error: `out: /etc/passwd` is an absolute path; outputs are relative to the run directory",
+            ],
         ),
         case(
             "out with ..",
-            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], out: ../../escape.md}\n"),
-            &["4:62: error: `out: ../../escape.md` contains `..` and would escape the run directory"],
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [x], out: ../../escape.md}\n",
+            ),
+            &[
+                "4:62: error: `out: ../../escape.md` contains `..` and would escape the run directory",
+            ],
         ),
         case(
             "colliding outs (default name vs explicit)",
@@ -170,7 +194,9 @@ fn cases() -> Vec<Case> {
             with_steps(
                 "\n      - {name: r, kind: report, prompt: p, corpus: [x]}\n      - {name: gate, kind: approval, depends_on: [r], approvers: [a@example.com]}\n      - {name: tell, kind: notify, depends_on: [r]}\n",
             ),
-            &["6:16: warning: notify step `tell` does not depend on an approval, so it can run before anyone decides"],
+            &[
+                "6:16: warning: notify step `tell` does not depend on an approval, so it can run before anyone decides",
+            ],
         ),
         case(
             "undefined model",
@@ -180,7 +206,9 @@ fn cases() -> Vec<Case> {
         case(
             "bad cron",
             "genflows:\n  - name: g\n    schedule: \"61 * * * *\"\n    steps: [{name: r, kind: report, prompt: p, corpus: [a]}]\n",
-            &["3:15: error: invalid cron expression `61 * * * *` in `schedule`: Component error: Number out of bounds."],
+            &[
+                "3:15: error: invalid cron expression `61 * * * *` in `schedule`: Component error: Number out of bounds.",
+            ],
         ),
         case(
             "required larger than approvers",
@@ -194,7 +222,9 @@ fn cases() -> Vec<Case> {
             with_steps(
                 "\n      - {name: r, kind: report, prompt: p, corpus: [x]}\n      - {name: gate, kind: approval, depends_on: [r]}\n",
             ),
-            &["5:16: warning: approval step `gate` names no approvers: anyone who can run `fleet approve` can decide"],
+            &[
+                "5:16: warning: approval step `gate` names no approvers: anyone who can run `fleet approve` can decide",
+            ],
         ),
         case(
             "approver is not an email",
@@ -205,7 +235,9 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "wrong type for depends_on",
-            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], depends_on: {a: b}}\n"),
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [x], depends_on: {a: b}}\n",
+            ),
             &["4:69: error: `depends_on` must be a list of strings, found a mapping"],
         ),
         case(
@@ -237,7 +269,9 @@ fn cases() -> Vec<Case> {
             "unknown provider with suggestion",
             format!(
                 "models:\n  gpt:\n    provider: opanai\n    model: gpt-4o\n{}",
-                with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], model: gpt}\n")
+                with_steps(
+                    "\n      - {name: r, kind: report, prompt: p, corpus: [x], model: gpt}\n"
+                )
             ),
             &["3:15: error: unknown provider `opanai`"],
         ),
@@ -245,7 +279,9 @@ fn cases() -> Vec<Case> {
             "api key pasted instead of an env var name",
             format!(
                 "models:\n  gpt:\n    provider: openai\n    model: gpt-4o\n    api_key_env: sk-proj-abcdefghijklmnopqrstuvwxyz\n{}",
-                with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], model: gpt}\n")
+                with_steps(
+                    "\n      - {name: r, kind: report, prompt: p, corpus: [x], model: gpt}\n"
+                )
             ),
             &["5:18: error: `api_key_env` must name an environment variable"],
         ),
@@ -255,7 +291,9 @@ fn cases() -> Vec<Case> {
                 "notify:\n  smtp: {{host: smtp.example.com, tls: none, from: fleet@example.com}}\n{}",
                 with_steps(BASE_STEPS)
             ),
-            &["2:39: error: `tls: none` sends mail in clear text; it is only allowed for a loopback host, not `smtp.example.com`"],
+            &[
+                "2:39: error: `tls: none` sends mail in clear text; it is only allowed for a loopback host, not `smtp.example.com`",
+            ],
         ),
         case(
             "on_flag redraft of a step it does not review",
@@ -267,17 +305,27 @@ fn cases() -> Vec<Case> {
         case(
             "review with nothing to review",
             with_steps("\n      - {name: rv, kind: review, prompt: p}\n"),
-            &["4:16: error: review step `rv` has nothing to review: add the report it reviews to `depends_on`"],
+            &[
+                "4:16: error: review step `rv` has nothing to review: add the report it reviews to `depends_on`",
+            ],
         ),
         case(
             "bad timeout",
-            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], timeout: 10 minutes}\n"),
-            &["4:66: error: `timeout`: unknown duration unit `minutes` in `10 minutes` (use ms, s, m, h or d)"],
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [x], timeout: 10 minutes}\n",
+            ),
+            &[
+                "4:66: error: `timeout`: unknown duration unit `minutes` in `10 minutes` (use ms, s, m, h or d)",
+            ],
         ),
         case(
             "glob escaping the workspace",
-            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [\"../secrets/*\"]}\n"),
-            &["4:53: error: corpus glob `../secrets/*` contains `..` and could leave the workspace"],
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [\"../secrets/*\"]}\n",
+            ),
+            &[
+                "4:53: error: corpus glob `../secrets/*` contains `..` and could leave the workspace",
+            ],
         ),
     ]
 }
@@ -324,7 +372,9 @@ fn suggestions_are_offered() {
         vec![Some("did you mean `prompt`?".to_owned())]
     );
     assert_eq!(
-        help(&with_steps("\n      - {name: r, kind: reveiw, depends_on: []}\n")),
+        help(&with_steps(
+            "\n      - {name: r, kind: reveiw, depends_on: []}\n"
+        )),
         vec![Some("did you mean `review`?".to_owned())]
     );
     assert_eq!(
@@ -337,9 +387,11 @@ fn suggestions_are_offered() {
 
 #[test]
 fn rendering_shows_the_line_and_a_caret() {
-    let yaml = with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], out: /abs.md}\n");
+    let yaml =
+        with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [x], out: /abs.md}\n");
     let checked = check_str(&yaml);
-    let rendered = fleet_core::config::render_all(&checked.diagnostics, ".fleet/config.yaml", &yaml);
+    let rendered =
+        fleet_core::config::render_all(&checked.diagnostics, ".fleet/config.yaml", &yaml);
     let expected = "\
 .fleet/config.yaml:4:62: error: `out: /abs.md` is an absolute path; outputs are relative to the run directory
   |

@@ -7,14 +7,26 @@ const SEED: &str = include_str!("fixtures/seed-release-gate.yaml");
 #[test]
 fn the_seed_example_validates_verbatim() {
     let checked = check_str(SEED);
-    let config = checked.config.expect("the product brief's YAML must be valid");
+    let config = checked
+        .config
+        .expect("the product brief's YAML must be valid");
     // The only diagnostic is the warning that the gate names no approvers.
     let severities: Vec<Severity> = checked.diagnostics.iter().map(|d| d.severity).collect();
     assert_eq!(severities, vec![Severity::Warning]);
-    assert!(checked.diagnostics[0].message.contains("names no approvers"));
+    assert!(
+        checked.diagnostics[0]
+            .message
+            .contains("names no approvers")
+    );
 
-    let flow = config.genflow("release-gate").expect("release-gate is defined");
-    let kinds: Vec<(&str, StepKind)> = flow.steps.iter().map(|s| (s.name.as_str(), s.kind)).collect();
+    let flow = config
+        .genflow("release-gate")
+        .expect("release-gate is defined");
+    let kinds: Vec<(&str, StepKind)> = flow
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.kind))
+        .collect();
     assert_eq!(
         kinds,
         vec![
@@ -29,9 +41,15 @@ fn the_seed_example_validates_verbatim() {
         readiness.corpus,
         vec!["docs/runbooks/*.md", "docs/releases/*.md", "migrations/**"]
     );
-    assert_eq!(flow.step("announce").map(|s| s.depends_on.clone()), Some(vec!["go-no-go".to_owned(), "readiness".to_owned()]));
+    assert_eq!(
+        flow.step("announce").map(|s| s.depends_on.clone()),
+        Some(vec!["go-no-go".to_owned(), "readiness".to_owned()])
+    );
     assert_eq!(flow.step("go-no-go").map(|s| s.required), Some(1));
-    assert_eq!(flow.step("go-no-go").map(|s| s.allow_self_approval), Some(false));
+    assert_eq!(
+        flow.step("go-no-go").map(|s| s.allow_self_approval),
+        Some(false)
+    );
 }
 
 #[test]
@@ -124,14 +142,22 @@ genflows:
     let resolved = config.resolved_genflow(flow);
     assert_eq!(
         resolved.step("go-no-go").map(|s| s.approvers.clone()),
-        Some(vec!["lead@example.com".to_owned(), "owner@example.com".to_owned()])
+        Some(vec![
+            "lead@example.com".to_owned(),
+            "owner@example.com".to_owned()
+        ])
     );
     // The stored definition round-trips through JSON unchanged, so its hash is stable.
     let json = resolved.canonical_json();
     let back: fleet_core::config::Genflow = serde_json::from_str(&json).expect("round trip");
     assert_eq!(back, resolved);
     assert_eq!(back.definition_hash(), resolved.definition_hash());
-    assert_eq!(flow.step("go-no-go").and_then(|s| s.remind_every).map(|d| d.to_string()), Some("4h".to_owned()));
+    assert_eq!(
+        flow.step("go-no-go")
+            .and_then(|s| s.remind_every)
+            .map(|d| d.to_string()),
+        Some("4h".to_owned())
+    );
 }
 
 #[test]
@@ -165,7 +191,27 @@ fn no_input_panics_the_checker() {
     // thousands of times; every result must be a value, never a panic, and
     // every error must point inside the text.
     const NOISE: &[&str] = &[
-        ":", "-", "[", "]", "{", "}", "\n", " ", "  ", "\"", "'", "#", "&a", "*a", "!!str", "<<: *a", "\t", "é", "..", "depends_on: [x]", "kind: approval",
+        ":",
+        "-",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\n",
+        " ",
+        "  ",
+        "\"",
+        "'",
+        "#",
+        "&a",
+        "*a",
+        "!!str",
+        "<<: *a",
+        "\t",
+        "é",
+        "..",
+        "depends_on: [x]",
+        "kind: approval",
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let base: Vec<char> = SEED.chars().collect();
@@ -199,7 +245,10 @@ fn no_input_panics_the_checker() {
         let checked = check_str(&text);
         let lines = text.lines().count().max(1);
         for d in &checked.diagnostics {
-            assert!(d.pos.line >= 1 && d.pos.line <= lines + 1, "{d:?} outside:\n{text}");
+            assert!(
+                d.pos.line >= 1 && d.pos.line <= lines + 1,
+                "{d:?} outside:\n{text}"
+            );
             let _ = d.render("c.yaml", &text);
         }
     }

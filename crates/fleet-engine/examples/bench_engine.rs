@@ -15,11 +15,17 @@ use std::time::Instant;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let example = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-cli/example/release-gate")
-    });
+    let example = args
+        .next()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fleet-cli/example/release-gate")
+        });
     let text = std::fs::read_to_string(example.join(".fleet/config.yaml"))?;
-    let config = fleet_core::config::check_str(&text).config.ok_or("example config is invalid")?;
+    let config = fleet_core::config::check_str(&text)
+        .config
+        .ok_or("example config is invalid")?;
     let tmp = std::env::temp_dir().join(format!("fleet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&tmp.join("fleet.db")).await?);
@@ -39,19 +45,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         steps += one_run(&engine, approver).await?;
     }
     let secs = t.elapsed().as_secs_f64();
-    println!("engine: {runs} full release-gate runs on SQLite (builtin model, files {})", if std::env::var("BENCH_WRITE_FILES").is_ok() { "written" } else { "not written" });
+    println!(
+        "engine: {runs} full release-gate runs on SQLite (builtin model, files {})",
+        if std::env::var("BENCH_WRITE_FILES").is_ok() {
+            "written"
+        } else {
+            "not written"
+        }
+    );
     println!("  total      {:.3} s", secs);
     println!("  runs/s     {:.0}", runs as f64 / secs);
     println!("  steps/s    {:.0}", steps as f64 / secs);
     println!("  per run    {:.3} ms", secs * 1000.0 / runs as f64);
     let report = store.verify_audit().await?;
-    println!("  audit      {} events verified, ok = {}", report.events_checked, report.is_ok());
+    println!(
+        "  audit      {} events verified, ok = {}",
+        report.events_checked,
+        report.is_ok()
+    );
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 
 async fn one_run(engine: &Engine, approver: &str) -> Result<usize, Box<dyn std::error::Error>> {
-    let run = engine.start_run("release-gate", Some("dev@example.com".into())).await?;
+    let run = engine
+        .start_run("release-gate", Some("dev@example.com".into()))
+        .await?;
     let run = engine.drive(&run.id, &Quiet).await?;
     let run = engine
         .decide(DecisionRequest {

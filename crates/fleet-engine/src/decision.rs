@@ -59,7 +59,10 @@ fn gate_index(run: &RunRecord, step: Option<&str>) -> Result<usize, EngineError>
     match (waiting.as_slice(), gates.as_slice()) {
         ([one], _) => Ok(*one),
         ([], [only]) => Ok(*only), // let the state machine say why it cannot be decided
-        ([], []) => Err(usage(format!("genflow `{}` has no approval gate", run.genflow_name))),
+        ([], []) => Err(usage(format!(
+            "genflow `{}` has no approval gate",
+            run.genflow_name
+        ))),
         ([], _) => Err(usage(format!(
             "no gate is open (run is {}); name one with --step",
             run.state.status
@@ -76,7 +79,11 @@ fn gate_index(run: &RunRecord, step: Option<&str>) -> Result<usize, EngineError>
 
 /// The latest revision of every document upstream of the gate: what an
 /// approver is shown, and what a decision is bound to.
-pub(crate) fn shown_revisions(run: &RunRecord, gate: usize, refs: &[ArtifactRef]) -> Vec<ArtifactRef> {
+pub(crate) fn shown_revisions(
+    run: &RunRecord,
+    gate: usize,
+    refs: &[ArtifactRef],
+) -> Vec<ArtifactRef> {
     let deps = deps_of(run);
     let ups = dag::ancestors(&deps, gate);
     let upstream_steps: Vec<&str> = dag::topo_order(&deps)
@@ -90,14 +97,20 @@ pub(crate) fn shown_revisions(run: &RunRecord, gate: usize, refs: &[ArtifactRef]
         .collect();
     latest.sort_by_key(|r| {
         (
-            upstream_steps.iter().position(|s| *s == r.step).unwrap_or(usize::MAX),
+            upstream_steps
+                .iter()
+                .position(|s| *s == r.step)
+                .unwrap_or(usize::MAX),
             r.path.clone(),
         )
     });
     latest
 }
 
-pub(crate) async fn decide(engine: &Engine, req: DecisionRequest) -> Result<RunRecord, EngineError> {
+pub(crate) async fn decide(
+    engine: &Engine,
+    req: DecisionRequest,
+) -> Result<RunRecord, EngineError> {
     let run = engine.store.get_run(&req.run).await?;
     let gate = gate_index(&run, req.step.as_deref())?;
     let gate_name = run.definition.steps[gate].name.clone();
@@ -249,7 +262,11 @@ pub fn render_decision(
     decisive: &DecisionRecord,
 ) -> String {
     let step = &run.definition.steps[gate];
-    let verdict = if status == StepStatus::Approved { "GO" } else { "NO-GO" };
+    let verdict = if status == StepStatus::Approved {
+        "GO"
+    } else {
+        "NO-GO"
+    };
     let mut t = format!("# Decision: {verdict}\n\n");
     if let Some(q) = &step.question {
         t.push_str(&format!("> {q}\n\n"));
@@ -266,14 +283,27 @@ pub fn render_decision(
             ));
         }
     } else {
-        t.push_str(&format!("| rejected by | {} (via {}) |\n", decisive.approver, decisive.channel));
+        t.push_str(&format!(
+            "| rejected by | {} (via {}) |\n",
+            decisive.approver, decisive.channel
+        ));
     }
     t.push_str(&format!("| decided at | {} |\n", decisive.decided_at));
     t.push_str(&format!(
         "| reason | {} |\n",
-        decisive.reason.as_deref().unwrap_or("(none given)").replace('|', "\\|").replace('\n', " ")
+        decisive
+            .reason
+            .as_deref()
+            .unwrap_or("(none given)")
+            .replace('|', "\\|")
+            .replace('\n', " ")
     ));
-    t.push_str(&format!("| gate | {} (requires {} of {}) |\n", step.name, step.required, step.approvers.len().max(step.required as usize)));
+    t.push_str(&format!(
+        "| gate | {} (requires {} of {}) |\n",
+        step.name,
+        step.required,
+        step.approvers.len().max(step.required as usize)
+    ));
     t.push_str(&format!("| run | {} |\n", run.id));
     t.push_str(&format!("| genflow | {} |\n", run.genflow_name));
     t.push_str(&format!("| definition | {} |\n", run.definition_hash));
@@ -283,7 +313,10 @@ pub fn render_decision(
     } else {
         t.push_str("| document | step | revision | sha256 |\n|---|---|---|---|\n");
         for r in &decisive.shown {
-            t.push_str(&format!("| {} | {} | {} | `{}` |\n", r.path, r.step, r.revision, r.sha256));
+            t.push_str(&format!(
+                "| {} | {} | {} | `{}` |\n",
+                r.path, r.step, r.revision, r.sha256
+            ));
         }
         t.push_str(&format!(
             "\nTo check a document is the one decided on: `sha256sum .fleet/runs/{}/<document>` must print the hash above.\n",

@@ -48,7 +48,9 @@ impl Models {
                 "model `{name}` uses the {} provider, which this build of fleet cannot call yet",
                 p.as_str()
             )),
-            None => Err(format!("model `{name}` is not defined in the config's `models`")),
+            None => Err(format!(
+                "model `{name}` is not defined in the config's `models`"
+            )),
         }
     }
 }
@@ -61,7 +63,8 @@ pub(crate) struct StepDone {
 
 pub(crate) struct StepFailure {
     pub message: String,
-    pub step_run: Option<StepRun>,
+    /// Boxed: a failure is the rare path and should not make every result large.
+    pub step_run: Option<Box<StepRun>>,
 }
 
 impl From<String> for StepFailure {
@@ -73,7 +76,12 @@ impl From<String> for StepFailure {
     }
 }
 
-pub(crate) async fn execute(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) -> Result<StepDone, StepFailure> {
+pub(crate) async fn execute(
+    engine: &Engine,
+    run: &RunRecord,
+    idx: usize,
+    attempt: u32,
+) -> Result<StepDone, StepFailure> {
     let step = &run.definition.steps[idx];
     match step.kind {
         StepKind::Report | StepKind::Review => model_step(engine, run, idx, attempt).await,
@@ -124,7 +132,12 @@ pub fn corpus_spec(genflow: &Genflow, idx: usize) -> Step {
 fn genflow_deps(g: &Genflow) -> Vec<Vec<usize>> {
     g.steps
         .iter()
-        .map(|s| s.depends_on.iter().filter_map(|d| g.step_index(d)).collect())
+        .map(|s| {
+            s.depends_on
+                .iter()
+                .filter_map(|d| g.step_index(d))
+                .collect()
+        })
         .collect()
 }
 
@@ -147,7 +160,11 @@ pub(crate) fn latest_artifacts(refs: &[ArtifactRef]) -> BTreeMap<String, Artifac
 }
 
 /// The documents of the steps `idx` depends on (transitively), latest revisions.
-async fn upstream_docs(engine: &Engine, run: &RunRecord, idx: usize) -> Result<Vec<UpstreamDoc>, String> {
+async fn upstream_docs(
+    engine: &Engine,
+    run: &RunRecord,
+    idx: usize,
+) -> Result<Vec<UpstreamDoc>, String> {
     let deps = deps_of(run);
     let ups = dag::ancestors(&deps, idx);
     let refs = engine
@@ -157,7 +174,10 @@ async fn upstream_docs(engine: &Engine, run: &RunRecord, idx: usize) -> Result<V
         .map_err(|e| format!("cannot load upstream documents: {e}"))?;
     let latest = latest_artifacts(&refs);
     let mut docs = Vec::new();
-    for u in dag::topo_order(&deps).into_iter().filter(|u| ups.contains(u)) {
+    for u in dag::topo_order(&deps)
+        .into_iter()
+        .filter(|u| ups.contains(u))
+    {
         let s = &run.definition.steps[u];
         let out = s.out_path();
         let Some(r) = latest.get(&out) else { continue };
@@ -188,7 +208,12 @@ async fn upstream_docs(engine: &Engine, run: &RunRecord, idx: usize) -> Result<V
     Ok(docs)
 }
 
-async fn model_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) -> Result<StepDone, StepFailure> {
+async fn model_step(
+    engine: &Engine,
+    run: &RunRecord,
+    idx: usize,
+    attempt: u32,
+) -> Result<StepDone, StepFailure> {
     let step = run.definition.steps[idx].clone();
     let started_at = now();
     let model_name = step.model_name().to_owned();
@@ -202,10 +227,11 @@ async fn model_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) 
 
     let spec = corpus_spec(&run.definition, idx);
     let root = engine.settings.root.clone();
-    let corpus: Corpus = tokio::task::spawn_blocking(move || fleet_corpus::gather(&root, &spec, &Limits::default()))
-        .await
-        .map_err(|e| format!("corpus gathering stopped: {e}"))?
-        .map_err(|e| format!("step `{}`: {e}", step.name))?;
+    let corpus: Corpus =
+        tokio::task::spawn_blocking(move || fleet_corpus::gather(&root, &spec, &Limits::default()))
+            .await
+            .map_err(|e| format!("corpus gathering stopped: {e}"))?
+            .map_err(|e| format!("step `{}`: {e}", step.name))?;
     let manifest = serde_json::to_value(&corpus.manifest).ok();
 
     let upstream = upstream_docs(engine, run, idx).await?;
@@ -247,7 +273,7 @@ async fn model_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) 
             step_run.error = Some(message.clone());
             return Err(StepFailure {
                 message,
-                step_run: Some(step_run),
+                step_run: Some(Box::new(step_run)),
             });
         }
     };
@@ -267,7 +293,8 @@ async fn model_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) 
     if step.kind == StepKind::Review {
         let flags = completion.flags.unwrap_or_default();
         high_flags = flags.count(FlagSeverity::High) as u32;
-        let json = serde_json::to_vec_pretty(&flags).map_err(|e| format!("cannot encode flags: {e}"))?;
+        let json =
+            serde_json::to_vec_pretty(&flags).map_err(|e| format!("cannot encode flags: {e}"))?;
         artifacts.push(NewArtifact {
             step: step.name.clone(),
             path: sidecar_path(&out),
@@ -282,7 +309,11 @@ async fn model_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) 
 }
 
 /// When a review sent this report back (`on_flag.redraft`), its latest flags.
-async fn redraft_feedback(engine: &Engine, run: &RunRecord, idx: usize) -> Option<fleet_core::flags::FlagSet> {
+async fn redraft_feedback(
+    engine: &Engine,
+    run: &RunRecord,
+    idx: usize,
+) -> Option<fleet_core::flags::FlagSet> {
     let name = &run.definition.steps[idx].name;
     let (review_idx, review) = run
         .definition
@@ -296,14 +327,23 @@ async fn redraft_feedback(engine: &Engine, run: &RunRecord, idx: usize) -> Optio
     let refs = engine.store.artifacts(&run.id).await.ok()?;
     let latest = latest_artifacts(&refs);
     let flags_ref = latest.get(&sidecar_path(&review.out_path()))?;
-    let bytes = engine.store.artifact_bytes(&flags_ref.sha256).await.ok()??;
+    let bytes = engine
+        .store
+        .artifact_bytes(&flags_ref.sha256)
+        .await
+        .ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
 /// The file channel of a notify step: `out` (e.g. sent.md) says what the
 /// decision was and what went where. Email and webhooks come with the
 /// notification channels; a step that asks for them fails clearly.
-async fn notify_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32) -> Result<StepDone, StepFailure> {
+async fn notify_step(
+    engine: &Engine,
+    run: &RunRecord,
+    idx: usize,
+    attempt: u32,
+) -> Result<StepDone, StepFailure> {
     let step = &run.definition.steps[idx];
     let wants: Vec<&str> = step
         .channels
@@ -337,7 +377,10 @@ async fn notify_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32)
             continue;
         }
         any_gate = true;
-        for d in decisions.iter().filter(|d| d.step == s.name && d.verdict == Verdict::Go) {
+        for d in decisions
+            .iter()
+            .filter(|d| d.step == s.name && d.verdict == Verdict::Go)
+        {
             text.push_str(&format!(
                 "**GO** at gate `{}` by {} ({}) at {}.\n\n",
                 s.name, d.approver, d.channel, d.decided_at
@@ -345,7 +388,10 @@ async fn notify_step(engine: &Engine, run: &RunRecord, idx: usize, attempt: u32)
             if !d.shown.is_empty() {
                 text.push_str("Approved on these document revisions:\n\n| document | revision | sha256 |\n|---|---|---|\n");
                 for a in &d.shown {
-                    text.push_str(&format!("| {} | {} | `{}` |\n", a.path, a.revision, a.sha256));
+                    text.push_str(&format!(
+                        "| {} | {} | `{}` |\n",
+                        a.path, a.revision, a.sha256
+                    ));
                 }
                 text.push('\n');
             }

@@ -15,10 +15,15 @@ pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
 /// `dir/rel`, refusing anything that could land outside `dir`.
 fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, EngineError> {
     let p = Path::new(rel);
-    if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return Err(EngineError::Io {
             path: rel.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "output path must stay inside the run directory"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "output path must stay inside the run directory",
+            ),
         });
     }
     Ok(dir.join(p))
@@ -59,7 +64,11 @@ pub(crate) async fn write_artifacts(
 }
 
 /// Makes the run directory hold the latest revision of every artifact.
-pub async fn materialize(store: &dyn Store, run: &RunRecord, state_dir: &Path) -> Result<(), EngineError> {
+pub async fn materialize(
+    store: &dyn Store,
+    run: &RunRecord,
+    state_dir: &Path,
+) -> Result<(), EngineError> {
     let refs = store.artifacts(&run.id).await?;
     let dir = run_dir(state_dir, &run.id);
     for r in latest_artifacts(&refs).into_values() {

@@ -85,7 +85,11 @@ impl Settings {
             state_dir,
             concurrency: 4,
             lease_ttl: Duration::from_secs(15),
-            worker_id: format!("pid{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            worker_id: format!(
+                "pid{}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ),
             write_files: true,
             pause_after: std::env::var("FLEET_FAULT")
                 .ok()
@@ -97,7 +101,15 @@ impl Settings {
 /// Progress callbacks, so the CLI can print lines or draw bars and the server can log.
 pub trait Observer: Send + Sync {
     fn step_started(&self, _run: &RunRecord, _step: &str, _attempt: u32) {}
-    fn step_finished(&self, _run: &RunRecord, _step: &str, _status: StepStatus, _elapsed: Duration, _info: &StepInfo) {}
+    fn step_finished(
+        &self,
+        _run: &RunRecord,
+        _step: &str,
+        _status: StepStatus,
+        _elapsed: Duration,
+        _info: &StepInfo,
+    ) {
+    }
     fn gate_opened(&self, _run: &RunRecord, _step: &str, _approvers: &[String]) {}
     fn run_finished(&self, _run: &RunRecord) {}
 }
@@ -163,17 +175,24 @@ impl Engine {
     /// Creates a run of `flow` with the genflow as configured now (approvers
     /// resolved into each gate) and starts it. Does not execute steps; call
     /// [`Engine::drive`].
-    pub async fn start_run(&self, flow: &str, triggered_by: Option<String>) -> Result<RunRecord, EngineError> {
-        let genflow = self.config.genflow(flow).ok_or_else(|| EngineError::UnknownGenflow {
-            name: flow.to_owned(),
-            known: self
-                .config
-                .genflows
-                .iter()
-                .map(|g| g.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    pub async fn start_run(
+        &self,
+        flow: &str,
+        triggered_by: Option<String>,
+    ) -> Result<RunRecord, EngineError> {
+        let genflow = self
+            .config
+            .genflow(flow)
+            .ok_or_else(|| EngineError::UnknownGenflow {
+                name: flow.to_owned(),
+                known: self
+                    .config
+                    .genflows
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         let definition = self.config.resolved_genflow(genflow);
         let state = RunState::new(&definition, triggered_by.clone());
         let run = self
@@ -185,7 +204,9 @@ impl Engine {
                 state,
             })
             .await?;
-        let applied = self.apply(&run.id, &Event::Start, Extras::default()).await?;
+        let applied = self
+            .apply(&run.id, &Event::Start, Extras::default())
+            .await?;
         Ok(applied.run)
     }
 
@@ -196,7 +217,11 @@ impl Engine {
 
     /// Executes every runnable step of the run until it finishes or waits at
     /// a gate (or only steps leased by other live workers remain).
-    pub async fn drive(&self, run_id: &str, observer: &dyn Observer) -> Result<RunRecord, EngineError> {
+    pub async fn drive(
+        &self,
+        run_id: &str,
+        observer: &dyn Observer,
+    ) -> Result<RunRecord, EngineError> {
         let mut run = self.store.get_run(run_id).await?;
         if self.settings.write_files {
             files::materialize(self.store.as_ref(), &run, &self.settings.state_dir).await?;
@@ -231,7 +256,12 @@ impl Engine {
                 let name = &run.definition.steps[i].name;
                 if self
                     .store
-                    .claim_lease(&run.id, name, &self.settings.worker_id, self.settings.lease_ttl)
+                    .claim_lease(
+                        &run.id,
+                        name,
+                        &self.settings.worker_id,
+                        self.settings.lease_ttl,
+                    )
                     .await?
                 {
                     claimed.push(i);
@@ -255,7 +285,12 @@ impl Engine {
 
     /// One step: mark it started (unless a dead worker left it Running),
     /// execute it with a heartbeat, record success or failure.
-    async fn run_step(&self, run_id: String, idx: usize, observer: &dyn Observer) -> Result<(), EngineError> {
+    async fn run_step(
+        &self,
+        run_id: String,
+        idx: usize,
+        observer: &dyn Observer,
+    ) -> Result<(), EngineError> {
         let result = self.run_step_inner(&run_id, idx, observer).await;
         let run = self.store.get_run(&run_id).await;
         if let Ok(run) = run {
@@ -268,7 +303,12 @@ impl Engine {
         result
     }
 
-    async fn run_step_inner(&self, run_id: &str, idx: usize, observer: &dyn Observer) -> Result<(), EngineError> {
+    async fn run_step_inner(
+        &self,
+        run_id: &str,
+        idx: usize,
+        observer: &dyn Observer,
+    ) -> Result<(), EngineError> {
         let run = self.store.get_run(run_id).await?;
         let step_state = &run.state.steps[idx];
         let run = match step_state.status {
@@ -277,7 +317,10 @@ impl Engine {
                 extras
                     .payload
                     .insert("attempt".into(), (step_state.attempt + 1).into());
-                match self.apply(run_id, &Event::StepStarted { step: idx }, extras).await {
+                match self
+                    .apply(run_id, &Event::StepStarted { step: idx }, extras)
+                    .await
+                {
                     Ok(applied) => applied.run,
                     // Someone else moved it (cancelled, or another worker won): not an error.
                     Err(EngineError::Refused(_)) => return Ok(()),
@@ -332,8 +375,12 @@ impl Engine {
                     step_run: done.step_run,
                     ..Extras::default()
                 };
-                extras.payload.insert("high_flags".into(), done.high_flags.into());
-                extras.payload.insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
+                extras
+                    .payload
+                    .insert("high_flags".into(), done.high_flags.into());
+                extras
+                    .payload
+                    .insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
                 let event = Event::StepSucceeded {
                     step: idx,
                     high_flags: done.high_flags,
@@ -341,8 +388,13 @@ impl Engine {
                 match self.apply(&run.id, &event, extras).await {
                     Ok(applied) => {
                         if self.settings.write_files {
-                            files::write_artifacts(self.store.as_ref(), &applied.run, &applied.artifacts, &self.settings.state_dir)
-                                .await?;
+                            files::write_artifacts(
+                                self.store.as_ref(),
+                                &applied.run,
+                                &applied.artifacts,
+                                &self.settings.state_dir,
+                            )
+                            .await?;
                         }
                         let status = applied.run.state.steps[idx].status;
                         observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
@@ -354,10 +406,12 @@ impl Engine {
             }
             Err(failure) => {
                 let mut extras = Extras {
-                    step_run: failure.step_run,
+                    step_run: failure.step_run.map(|b| *b),
                     ..Extras::default()
                 };
-                extras.payload.insert("error".into(), failure.message.clone().into());
+                extras
+                    .payload
+                    .insert("error".into(), failure.message.clone().into());
                 let event = Event::StepFailed {
                     step: idx,
                     error: failure.message.clone(),
@@ -388,7 +442,12 @@ impl Engine {
             // lapsed; the CAS on commit will sort out who wins.
             let _ = self
                 .store
-                .renew_lease(run_id, step, &self.settings.worker_id, self.settings.lease_ttl)
+                .renew_lease(
+                    run_id,
+                    step,
+                    &self.settings.worker_id,
+                    self.settings.lease_ttl,
+                )
                 .await;
         }
     }
@@ -400,7 +459,10 @@ impl Engine {
 
     pub async fn cancel(&self, run_id: &str) -> Result<RunRecord, EngineError> {
         let run = self.store.get_run(run_id).await?;
-        Ok(self.apply(&run.id, &Event::Cancel, Extras::default()).await?.run)
+        Ok(self
+            .apply(&run.id, &Event::Cancel, Extras::default())
+            .await?
+            .run)
     }
 
     /// Retries a failed or cancelled run, optionally from a named step.
@@ -408,20 +470,37 @@ impl Engine {
         let run = self.store.get_run(run_id).await?;
         let from_idx = match from {
             None => None,
-            Some(name) => Some(run.definition.step_index(name).ok_or_else(|| EngineError::Usage {
-                run: run.id.clone(),
-                message: format!(
-                    "no step `{name}` in genflow `{}` (steps: {})",
-                    run.genflow_name,
-                    run.definition.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            })?),
+            Some(name) => {
+                Some(
+                    run.definition
+                        .step_index(name)
+                        .ok_or_else(|| EngineError::Usage {
+                            run: run.id.clone(),
+                            message: format!(
+                                "no step `{name}` in genflow `{}` (steps: {})",
+                                run.genflow_name,
+                                run.definition
+                                    .steps
+                                    .iter()
+                                    .map(|s| s.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        })?,
+                )
+            }
         };
-        Ok(self.apply(&run.id, &Event::Retry { from: from_idx }, Extras::default()).await?.run)
+        Ok(self
+            .apply(&run.id, &Event::Retry { from: from_idx }, Extras::default())
+            .await?
+            .run)
     }
 
     /// Drives every run that was left running (a crash, a killed process).
-    pub async fn resume_unfinished(&self, observer: &dyn Observer) -> Result<Vec<RunRecord>, EngineError> {
+    pub async fn resume_unfinished(
+        &self,
+        observer: &dyn Observer,
+    ) -> Result<Vec<RunRecord>, EngineError> {
         let mut out = Vec::new();
         for id in self.store.unfinished_runs().await? {
             out.push(self.drive(&id, observer).await?);
@@ -430,8 +509,14 @@ impl Engine {
     }
 
     /// Loads, advances and commits, retrying on version conflicts.
-    async fn apply(&self, run_id: &str, event: &Event, extras: Extras) -> Result<Applied, EngineError> {
-        self.apply_with(run_id, event, |_, _| Ok(extras.clone())).await
+    async fn apply(
+        &self,
+        run_id: &str,
+        event: &Event,
+        extras: Extras,
+    ) -> Result<Applied, EngineError> {
+        self.apply_with(run_id, event, |_, _| Ok(extras.clone()))
+            .await
     }
 
     /// Like `apply`, with the extras computed from the run as loaded and the
@@ -495,14 +580,19 @@ impl Engine {
 /// records what it writes (status changes, artifacts, step runs, decisions);
 /// the engine adds what only it knows: which event caused the transition,
 /// with its context (attempt, timing, flags, errors), and who a gate asks.
-fn audit_events(before: &RunRecord, event: &Event, actions: &[Action], extras: &Extras) -> Vec<NewEvent> {
+fn audit_events(
+    before: &RunRecord,
+    event: &Event,
+    actions: &[Action],
+    extras: &Extras,
+) -> Vec<NewEvent> {
     let step_name = |i: usize| before.definition.steps.get(i).map(|s| s.name.clone());
     let mut payload = extras.payload.clone();
     payload.insert("event".into(), event.name().into());
     let step = match event {
-        Event::StepStarted { step } | Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => {
-            step_name(*step)
-        }
+        Event::StepStarted { step }
+        | Event::StepSucceeded { step, .. }
+        | Event::StepFailed { step, .. } => step_name(*step),
         Event::Decision { step, .. } => step_name(*step),
         Event::Retry { from } => from.and_then(step_name),
         Event::Start | Event::Cancel => None,

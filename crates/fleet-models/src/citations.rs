@@ -11,16 +11,62 @@ use std::sync::LazyLock;
 
 /// `source:NAME:12`, `docs/x.md:12`, `x.sql:3-9`, `src/a.rs:12:5` (column ignored).
 static CITATION: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(source:[A-Za-z0-9_.\-]+|[A-Za-z0-9_.@+\-]+(?:/[A-Za-z0-9_.@+\-]+)*):([0-9]{1,9})(?:-([0-9]{1,9}))?")
+    re(
+        r"(source:[A-Za-z0-9_.\-]+|[A-Za-z0-9_.@+\-]+(?:/[A-Za-z0-9_.@+\-]+)*):([0-9]{1,9})(?:-([0-9]{1,9}))?",
+    )
 });
 
 /// Extensions that make a bare `name.ext:12` a file citation rather than a
 /// host and port (`db.internal:5432`) or a time.
 const FILE_EXTENSIONS: &[&str] = &[
-    "md", "markdown", "txt", "rst", "adoc", "sql", "rb", "py", "rs", "go", "js", "mjs", "ts", "tsx",
-    "jsx", "java", "kt", "yaml", "yml", "json", "toml", "ini", "cfg", "conf", "sh", "html", "csv",
-    "log", "xml", "proto", "c", "h", "cc", "cpp", "hpp", "cs", "php", "swift", "scala", "ex", "exs",
-    "erl", "tf", "hcl", "lock", "env", "properties", "gradle",
+    "md",
+    "markdown",
+    "txt",
+    "rst",
+    "adoc",
+    "sql",
+    "rb",
+    "py",
+    "rs",
+    "go",
+    "js",
+    "mjs",
+    "ts",
+    "tsx",
+    "jsx",
+    "java",
+    "kt",
+    "yaml",
+    "yml",
+    "json",
+    "toml",
+    "ini",
+    "cfg",
+    "conf",
+    "sh",
+    "html",
+    "csv",
+    "log",
+    "xml",
+    "proto",
+    "c",
+    "h",
+    "cc",
+    "cpp",
+    "hpp",
+    "cs",
+    "php",
+    "swift",
+    "scala",
+    "ex",
+    "exs",
+    "erl",
+    "tf",
+    "hcl",
+    "lock",
+    "env",
+    "properties",
+    "gradle",
 ];
 
 /// One citation as written in a document.
@@ -39,10 +85,7 @@ pub(crate) struct CitedRef<'t> {
 /// Every citation-shaped reference in `text`, in order. `known` decides
 /// whether a bare `name:12` without a directory or file extension counts
 /// (it does when it names a document the step read).
-pub(crate) fn find_citations<'t>(
-    text: &'t str,
-    known: &dyn Fn(&str) -> bool,
-) -> Vec<CitedRef<'t>> {
+pub(crate) fn find_citations<'t>(text: &'t str, known: &dyn Fn(&str) -> bool) -> Vec<CitedRef<'t>> {
     let mut found = Vec::new();
     let mut line_no: u64 = 1;
     let mut counted_to = 0;
@@ -75,8 +118,8 @@ pub(crate) fn find_citations<'t>(
         let (Ok(first), Ok(last)) = (first, last) else {
             continue;
         };
-        line_no += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..whole.start()]).count()
-            as u64;
+        line_no +=
+            memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..whole.start()]).count() as u64;
         counted_to = whole.start();
         found.push(CitedRef {
             written: whole.as_str(),
@@ -100,9 +143,9 @@ fn looks_like_document(path: &str, known: &dyn Fn(&str) -> bool) -> bool {
         return true;
     }
     match path.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => {
-            FILE_EXTENSIONS.iter().any(|known_ext| ext.eq_ignore_ascii_case(known_ext))
-        }
+        Some((stem, ext)) if !stem.is_empty() => FILE_EXTENSIONS
+            .iter()
+            .any(|known_ext| ext.eq_ignore_ascii_case(known_ext)),
         _ => false,
     }
 }
@@ -116,10 +159,16 @@ impl<'c> CitationIndex<'c> {
     pub(crate) fn new(corpus: &'c Corpus, upstream: &'c [UpstreamDoc]) -> Self {
         let mut lines = HashMap::with_capacity(corpus.documents.len() + upstream.len());
         for doc in &corpus.documents {
-            lines.insert(doc.path.as_str(), (line_count(&doc.text), doc.text.as_str()));
+            lines.insert(
+                doc.path.as_str(),
+                (line_count(&doc.text), doc.text.as_str()),
+            );
         }
         for doc in upstream {
-            lines.insert(doc.path.as_str(), (line_count(&doc.text), doc.text.as_str()));
+            lines.insert(
+                doc.path.as_str(),
+                (line_count(&doc.text), doc.text.as_str()),
+            );
         }
         CitationIndex { lines }
     }
@@ -212,7 +261,10 @@ fn citation_flags(
                 .map(|path| Citation {
                     path: path.to_string(),
                     line: cited.at_line,
-                    quote: nth_line(text, cited.at_line).unwrap_or("").trim().to_string(),
+                    quote: nth_line(text, cited.at_line)
+                        .unwrap_or("")
+                        .trim()
+                        .to_string(),
                 })
                 .into_iter()
                 .collect(),
@@ -273,7 +325,10 @@ mod tests {
         let claims: Vec<&str> = flags.iter().map(|f| f.claim.as_str()).collect();
         assert_eq!(flags.len(), 6, "{claims:#?}");
         assert!(claims[0].contains("docs/runbooks/deploy.md:5") && claims[0].contains("4 lines"));
-        assert!(claims[1].contains("docs/runbooks/rollback.md:1") && claims[1].contains("not a document"));
+        assert!(
+            claims[1].contains("docs/runbooks/rollback.md:1")
+                && claims[1].contains("not a document")
+        );
         assert!(claims[2].contains("source:nope:1"));
         assert!(claims[3].contains("readiness.md:0"));
         assert!(claims[4].contains("docs/runbooks/deploy.md:3-2"));

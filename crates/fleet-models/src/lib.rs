@@ -80,7 +80,9 @@ pub struct Completion {
 #[non_exhaustive]
 pub enum ModelError {
     /// Only report and review steps call a model.
-    #[error("model `{model}` cannot run a `{kind}` step (only report and review steps use a model)")]
+    #[error(
+        "model `{model}` cannot run a `{kind}` step (only report and review steps use a model)"
+    )]
     UnsupportedKind { model: String, kind: StepKind },
 }
 
@@ -89,6 +91,8 @@ pub trait Model: Send + Sync {
     /// The model's name as recorded on the step, e.g. `builtin`.
     fn name(&self) -> &str;
 
-    fn complete<'a>(&'a self, req: &'a ModelRequest)
-    -> BoxFuture<'a, Result<Completion, ModelError>>;
+    fn complete<'a>(
+        &'a self,
+        req: &'a ModelRequest,
+    ) -> BoxFuture<'a, Result<Completion, ModelError>>;
 }

@@ -226,7 +226,10 @@ mod tests {
     fn lines_matching_numbers_each_line_once() {
         let text = "a x x\nb\nc x\r\nx";
         let regex = re("x");
-        assert_eq!(lines_matching(text, &regex), vec![(1, "a x x"), (3, "c x"), (4, "x")]);
+        assert_eq!(
+            lines_matching(text, &regex),
+            vec![(1, "a x x"), (3, "c x"), (4, "x")]
+        );
         assert_eq!(lines_matching("", &regex), vec![]);
     }
 

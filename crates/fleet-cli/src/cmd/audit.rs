@@ -38,7 +38,8 @@ fn write(dir: &Path, rel: &str, bytes: &[u8], sums: &mut BTreeMap<String, String
     }
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     sums.insert(rel.to_owned(), sha256_hex(bytes));
@@ -62,7 +63,12 @@ pub async fn export(app: &App, id: &str, out: &Path) -> Result<()> {
     let mut sums = BTreeMap::new();
 
     // The definition the run executed, exactly as hashed.
-    write(out, "genflow.json", run.definition.canonical_json().as_bytes(), &mut sums)?;
+    write(
+        out,
+        "genflow.json",
+        run.definition.canonical_json().as_bytes(),
+        &mut sums,
+    )?;
 
     // Every revision of every artifact; the latest also under its own name.
     let refs = store.artifacts(&run.id).await?;
@@ -72,16 +78,28 @@ pub async fn export(app: &App, id: &str, out: &Path) -> Result<()> {
         *e = (*e).max(r.revision);
     }
     for r in &refs {
-        let bytes = store
-            .artifact_bytes(&r.sha256)
-            .await?
-            .with_context(|| format!("artifact {} ({}) is missing from the store", r.sha256, r.path))?;
-        write(out, &format!("artifacts/rev{}/{}", r.revision, r.path), &bytes, &mut sums)?;
+        let bytes = store.artifact_bytes(&r.sha256).await?.with_context(|| {
+            format!(
+                "artifact {} ({}) is missing from the store",
+                r.sha256, r.path
+            )
+        })?;
+        write(
+            out,
+            &format!("artifacts/rev{}/{}", r.revision, r.path),
+            &bytes,
+            &mut sums,
+        )?;
         if latest.get(&r.path) == Some(&r.revision) {
             write(out, &format!("documents/{}", r.path), &bytes, &mut sums)?;
         }
     }
-    write(out, "artifacts.json", &serde_json::to_vec_pretty(&refs)?, &mut sums)?;
+    write(
+        out,
+        "artifacts.json",
+        &serde_json::to_vec_pretty(&refs)?,
+        &mut sums,
+    )?;
 
     // Corpus manifests and model settings per step attempt.
     for s in store.step_runs(&run.id).await? {
@@ -93,7 +111,12 @@ pub async fn export(app: &App, id: &str, out: &Path) -> Result<()> {
         )?;
     }
     let decisions = store.decisions(&run.id).await?;
-    write(out, "decisions.json", &serde_json::to_vec_pretty(&decisions)?, &mut sums)?;
+    write(
+        out,
+        "decisions.json",
+        &serde_json::to_vec_pretty(&decisions)?,
+        &mut sums,
+    )?;
 
     // The audit events of this run, with `at` exactly as hashed.
     let mut jsonl = String::new();

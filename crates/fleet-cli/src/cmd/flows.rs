@@ -32,7 +32,12 @@ fn levels(flow: &Genflow) -> Vec<(usize, usize)> {
     let deps: Vec<Vec<usize>> = flow
         .steps
         .iter()
-        .map(|s| s.depends_on.iter().filter_map(|d| flow.step_index(d)).collect())
+        .map(|s| {
+            s.depends_on
+                .iter()
+                .filter_map(|d| flow.step_index(d))
+                .collect()
+        })
         .collect();
     let order = dag::topo_order(&deps);
     let mut level = vec![0; flow.steps.len()];

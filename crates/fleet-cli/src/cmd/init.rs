@@ -58,7 +58,10 @@ pub fn run(dir: &Path, example: &str, force: bool) -> Result<()> {
         files.len(),
         dir.display()
     );
-    println!("  config: {}", dir.join(CONFIG_DIR).join(CONFIG_FILE).display());
+    println!(
+        "  config: {}",
+        dir.join(CONFIG_DIR).join(CONFIG_FILE).display()
+    );
     println!("Next:");
     println!("  fleet -C {} validate", dir.display());
     println!("  fleet -C {} flows", dir.display());

@@ -28,13 +28,23 @@ impl Observer for Lines {
         }
     }
 
-    fn step_finished(&self, _run: &RunRecord, step: &str, status: StepStatus, elapsed: Duration, info: &StepInfo) {
+    fn step_finished(
+        &self,
+        _run: &RunRecord,
+        step: &str,
+        status: StepStatus,
+        elapsed: Duration,
+        info: &StepInfo,
+    ) {
         if self.quiet {
             return;
         }
         let mut line = format!("  {step:<16} {status} in {}", fmt_elapsed(elapsed));
         if info.input_tokens + info.output_tokens > 0 {
-            line.push_str(&format!(", {} in / {} out tokens", info.input_tokens, info.output_tokens));
+            line.push_str(&format!(
+                ", {} in / {} out tokens",
+                info.input_tokens, info.output_tokens
+            ));
         }
         if info.cached {
             line.push_str(", cached");
@@ -88,7 +98,13 @@ async fn resume_others(app: &App, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(app: &App, flow: &str, user: Option<String>, wait: bool, json: bool) -> Result<ExitCode> {
+pub async fn run(
+    app: &App,
+    flow: &str,
+    user: Option<String>,
+    wait: bool,
+    json: bool,
+) -> Result<ExitCode> {
     resume_others(app, json).await?;
     let triggered_by = current_user(user);
     let run = app.engine.start_run(flow, triggered_by).await?;
@@ -108,7 +124,10 @@ pub async fn run(app: &App, flow: &str, user: Option<String>, wait: bool, json: 
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&run_json(app, &run).await?)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&run_json(app, &run).await?)?
+        );
     } else {
         print_outcome(app, &run);
     }
@@ -132,7 +151,10 @@ fn print_gate_help(app: &App, run: &RunRecord) {
         }
         let dir = display_path(&run_dir(&app.ws.root.join(".fleet"), &run.id), &app.ws.root);
         println!("  Read the documents in {dir}/");
-        println!("  Go:    fleet approve {} --step {} --as {who}", run.id, step.name);
+        println!(
+            "  Go:    fleet approve {} --step {} --as {who}",
+            run.id, step.name
+        );
         println!(
             "  No-go: fleet reject {} --step {} --as {who} --reason \"...\"",
             run.id, step.name
@@ -167,7 +189,13 @@ fn print_outcome(app: &App, run: &RunRecord) {
     }
 }
 
-pub async fn runs(app: &App, flow: Option<String>, status: Option<String>, limit: u32, json: bool) -> Result<()> {
+pub async fn runs(
+    app: &App,
+    flow: Option<String>,
+    status: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
     let status = match status {
         None => None,
         Some(s) => Some(RunStatus::from_name(&s).ok_or_else(|| {
@@ -195,14 +223,20 @@ pub async fn runs(app: &App, flow: Option<String>, status: Option<String>, limit
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "runs": list }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "runs": list }))?
+        );
         return Ok(());
     }
     if runs.is_empty() {
         println!("No runs yet. Start one with `fleet run GENFLOW`.");
         return Ok(());
     }
-    println!("{:<36}  {:<16} {:<10} {:<20} TRIGGERED BY", "RUN", "GENFLOW", "STATUS", "CREATED (UTC)");
+    println!(
+        "{:<36}  {:<16} {:<10} {:<20} TRIGGERED BY",
+        "RUN", "GENFLOW", "STATUS", "CREATED (UTC)"
+    );
     for r in runs {
         println!(
             "{:<36}  {:<16} {:<10} {:<20} {}",
@@ -217,7 +251,10 @@ pub async fn runs(app: &App, flow: Option<String>, status: Option<String>, limit
 }
 
 fn latest_for(refs: &[ArtifactRef], path: &str) -> Option<ArtifactRef> {
-    refs.iter().filter(|r| r.path == path).max_by_key(|r| r.revision).cloned()
+    refs.iter()
+        .filter(|r| r.path == path)
+        .max_by_key(|r| r.revision)
+        .cloned()
 }
 
 pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
@@ -234,9 +271,20 @@ pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
         .map(|(def, st)| {
             let out = def.out_path();
             let art = latest_for(&refs, &out);
-            let last = step_runs.iter().filter(|s| s.step == def.name).max_by_key(|s| s.attempt);
-            let input = step_runs.iter().filter(|s| s.step == def.name).map(|s| s.input_tokens).sum::<u64>();
-            let output = step_runs.iter().filter(|s| s.step == def.name).map(|s| s.output_tokens).sum::<u64>();
+            let last = step_runs
+                .iter()
+                .filter(|s| s.step == def.name)
+                .max_by_key(|s| s.attempt);
+            let input = step_runs
+                .iter()
+                .filter(|s| s.step == def.name)
+                .map(|s| s.input_tokens)
+                .sum::<u64>();
+            let output = step_runs
+                .iter()
+                .filter(|s| s.step == def.name)
+                .map(|s| s.output_tokens)
+                .sum::<u64>();
             let cost: Option<f64> = step_runs
                 .iter()
                 .filter(|s| s.step == def.name)
@@ -283,7 +331,12 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
         bail!(UsageError(format!(
             "run {} has no step `{name}` (steps: {})",
             run.id,
-            run.definition.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            run.definition
+                .steps
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let mut value = run_json(app, &run).await?;
@@ -293,9 +346,15 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
             .and_then(|a| a.iter().find(|s| s["name"] == name.as_str()).cloned())
             .unwrap_or_default();
         if json {
-            let mut out = json!({ "run_id": run.id, "status": run.state.status.as_str(), "step": one });
+            let mut out =
+                json!({ "run_id": run.id, "status": run.state.status.as_str(), "step": one });
             let step_runs = app.store().step_runs(&run.id).await?;
-            out["attempts"] = serde_json::to_value(step_runs.into_iter().filter(|s| &s.step == name).collect::<Vec<_>>())?;
+            out["attempts"] = serde_json::to_value(
+                step_runs
+                    .into_iter()
+                    .filter(|s| &s.step == name)
+                    .collect::<Vec<_>>(),
+            )?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             return Ok(());
         }
@@ -307,16 +366,35 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "Run {}  ({})", run.id, run.state.status)?;
-    writeln!(out, "  genflow:    {} ({})", run.genflow_name, run.definition_hash)?;
-    writeln!(out, "  started by: {}", run.triggered_by.as_deref().unwrap_or("-"))?;
+    writeln!(
+        out,
+        "  genflow:    {} ({})",
+        run.genflow_name, run.definition_hash
+    )?;
+    writeln!(
+        out,
+        "  started by: {}",
+        run.triggered_by.as_deref().unwrap_or("-")
+    )?;
     writeln!(out, "  created:    {}", run.created_at)?;
     writeln!(out, "  documents:  {}", value["dir"].as_str().unwrap_or(""))?;
     writeln!(out)?;
-    writeln!(out, "  {:<16} {:<9} {:<10} {:<14} {:>8}  SHA256", "STEP", "KIND", "STATUS", "OUT", "TOKENS")?;
+    writeln!(
+        out,
+        "  {:<16} {:<9} {:<10} {:<14} {:>8}  SHA256",
+        "STEP", "KIND", "STATUS", "OUT", "TOKENS"
+    )?;
     for s in value["steps"].as_array().into_iter().flatten() {
-        let tokens = s["tokens"]["input"].as_u64().unwrap_or(0) + s["tokens"]["output"].as_u64().unwrap_or(0);
-        let sha = s["sha256"].as_str().map(|h| format!("{}…", &h[..h.len().min(16)])).unwrap_or_else(|| "-".into());
-        let rev = s["revision"].as_u64().map(|r| format!(" rev {r}")).unwrap_or_default();
+        let tokens = s["tokens"]["input"].as_u64().unwrap_or(0)
+            + s["tokens"]["output"].as_u64().unwrap_or(0);
+        let sha = s["sha256"]
+            .as_str()
+            .map(|h| format!("{}…", &h[..h.len().min(16)]))
+            .unwrap_or_else(|| "-".into());
+        let rev = s["revision"]
+            .as_u64()
+            .map(|r| format!(" rev {r}"))
+            .unwrap_or_default();
         writeln!(
             out,
             "  {:<16} {:<9} {:<10} {:<14} {:>8}  {sha}{rev}",
@@ -350,7 +428,11 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
                 d.reason.map(|r| format!(": {r}")).unwrap_or_default()
             )?;
             for r in d.shown {
-                writeln!(out, "      shown {} rev {} sha256 {}", r.path, r.revision, r.sha256)?;
+                writeln!(
+                    out,
+                    "      shown {} rev {} sha256 {}",
+                    r.path, r.revision, r.sha256
+                )?;
             }
         }
     }
@@ -396,7 +478,10 @@ pub async fn decide(app: &App, d: Decide) -> Result<ExitCode> {
     }
     let run = app.engine.drive(&run.id, &Lines { quiet: d.json }).await?;
     if d.json {
-        println!("{}", serde_json::to_string_pretty(&run_json(app, &run).await?)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&run_json(app, &run).await?)?
+        );
     } else {
         print_outcome(app, &run);
     }

@@ -202,7 +202,9 @@ pub struct Step {
 impl Step {
     /// The output path relative to the run directory.
     pub fn out_path(&self) -> String {
-        self.out.clone().unwrap_or_else(|| format!("{}.md", self.name))
+        self.out
+            .clone()
+            .unwrap_or_else(|| format!("{}.md", self.name))
     }
 
     /// The model to use (`builtin` unless set).
@@ -283,8 +285,13 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-            if ms % per == 0 {
+        for (unit, per) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
+            if ms.is_multiple_of(per) {
                 return write!(f, "{}{unit}", ms / per);
             }
         }

@@ -41,7 +41,14 @@ const MODEL_KEYS: &[&str] = &[
     "timeout",
     "concurrency",
 ];
-const SMTP_KEYS: &[&str] = &["host", "port", "tls", "from", "username_env", "password_env"];
+const SMTP_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "tls",
+    "from",
+    "username_env",
+    "password_env",
+];
 
 /// The result of checking a config: the typed config when there were no
 /// errors, and every diagnostic (errors and warnings) in source order.
@@ -64,7 +71,7 @@ pub fn check(root: Option<&Node>) -> Checked {
         Some(root) => cx.config(root),
     };
     let mut diagnostics = cx.diags;
-    diagnostics.sort_by(|a, b| (a.pos, a.severity).cmp(&(b.pos, b.severity)));
+    diagnostics.sort_by_key(|d| (d.pos, d.severity));
     diagnostics.dedup();
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
     Checked {
@@ -128,7 +135,9 @@ fn is_email(s: &str) -> bool {
         && !domain.contains('@')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -213,9 +222,8 @@ impl Checker {
             }
             seen.insert(key, k.pos);
             if !allowed.contains(&key.as_str()) {
-                let help = did_you_mean(key, allowed.iter().copied()).unwrap_or_else(|| {
-                    format!("expected one of: {}", allowed.join(", "))
-                });
+                let help = did_you_mean(key, allowed.iter().copied())
+                    .unwrap_or_else(|| format!("expected one of: {}", allowed.join(", ")));
                 self.err_help(k.pos, format!("unknown key `{key}` in {what}"), Some(help));
                 continue;
             }
@@ -227,7 +235,11 @@ impl Checker {
     fn required<'a>(&mut self, f: &Fields<'a>, key: &str, what: &str) -> Option<&'a Node> {
         let v = f.get(key);
         if v.is_none() {
-            self.err(f.node.pos, format!("{what} is missing required key `{key}`"), None);
+            self.err(
+                f.node.pos,
+                format!("{what} is missing required key `{key}`"),
+                None,
+            );
         }
         v
     }
@@ -357,7 +369,10 @@ impl Checker {
             _ => {
                 self.err(
                     node.pos,
-                    format!("{what} must be a list of strings, found {}", node.type_name()),
+                    format!(
+                        "{what} must be a list of strings, found {}",
+                        node.type_name()
+                    ),
                     None,
                 );
                 Vec::new()
@@ -379,7 +394,10 @@ impl Checker {
             } else if let Some(first) = seen.insert(s.to_lowercase(), pos) {
                 self.err(
                     pos,
-                    format!("`{s}` is listed twice in {what} (also on line {})", first.line),
+                    format!(
+                        "`{s}` is listed twice in {what} (also on line {})",
+                        first.line
+                    ),
                     None,
                 );
             } else {
@@ -465,7 +483,11 @@ impl Checker {
             return Vec::new();
         };
         if items.is_empty() {
-            self.err(node.pos, "`genflows` is empty: define at least one genflow", None);
+            self.err(
+                node.pos,
+                "`genflows` is empty: define at least one genflow",
+                None,
+            );
         }
         let mut names: HashMap<String, Pos> = HashMap::new();
         let mut out = Vec::new();
@@ -566,7 +588,10 @@ impl Checker {
         let NodeKind::Seq(items) = &node.kind else {
             self.err(
                 node.pos,
-                format!("`steps` of {flow} must be a list, found {}", node.type_name()),
+                format!(
+                    "`steps` of {flow} must be a list, found {}",
+                    node.type_name()
+                ),
                 None,
             );
             return Vec::new();
@@ -621,7 +646,10 @@ impl Checker {
                             .unwrap_or_else(|| format!("steps in {flow}: {}", names.join(", ")));
                         self.err_help(
                             *pos,
-                            format!("step `{}` depends on `{d}`, which is not a step of {flow}", p.step.name),
+                            format!(
+                                "step `{}` depends on `{d}`, which is not a step of {flow}",
+                                p.step.name
+                            ),
                             Some(help),
                         );
                     }
@@ -667,9 +695,12 @@ impl Checker {
         for (i, p) in parsed.iter().enumerate() {
             let ups = dag::ancestors(&deps, i);
             // Outbound steps must sit behind a gate when the flow has one.
-            if acyclic && p.step.kind.is_outbound() && !approvals.is_empty() {
-                if !ups.iter().any(|u| approvals.contains(u)) {
-                    self.warn(
+            if acyclic
+                && p.step.kind.is_outbound()
+                && !approvals.is_empty()
+                && !ups.iter().any(|u| approvals.contains(u))
+            {
+                self.warn(
                         p.name_pos,
                         format!(
                             "{} step `{}` does not depend on an approval, so it can run before anyone decides",
@@ -677,7 +708,6 @@ impl Checker {
                         ),
                         Some("add the approval step (or a step after it) to `depends_on`"),
                     );
-                }
             }
             if p.step.kind == StepKind::Review && p.step.depends_on.is_empty() {
                 self.err(
@@ -705,7 +735,10 @@ impl Checker {
                         let help = did_you_mean(&of.redraft, names.iter().copied());
                         self.err_help(
                             pos,
-                            format!("`on_flag.redraft` names `{}`, which is not a step of {flow}", of.redraft),
+                            format!(
+                                "`on_flag.redraft` names `{}`, which is not a step of {flow}",
+                                of.redraft
+                            ),
                             help,
                         );
                     }
@@ -783,7 +816,11 @@ impl Checker {
                         pos,
                         format!(
                             "`{key}` does not belong on {} {kind} step (it applies to {} steps)",
-                            if kind == StepKind::Approval { "an" } else { "a" },
+                            if kind == StepKind::Approval {
+                                "an"
+                            } else {
+                                "a"
+                            },
                             owners.join(" and ")
                         ),
                         None,
@@ -792,7 +829,9 @@ impl Checker {
             }
         }
 
-        let prompt = f.get("prompt").and_then(|n| self.nonempty_string(n, "`prompt`"));
+        let prompt = f
+            .get("prompt")
+            .and_then(|n| self.nonempty_string(n, "`prompt`"));
         let corpus: Vec<String> = f
             .get("corpus")
             .map(|n| self.string_list(n, "`corpus`"))
@@ -804,7 +843,10 @@ impl Checker {
             .get("include_ignored")
             .and_then(|n| self.bool(n, "`include_ignored`"))
             .unwrap_or(false);
-        let sources = f.get("sources").map(|n| self.sources(n)).unwrap_or_default();
+        let sources = f
+            .get("sources")
+            .map(|n| self.sources(n))
+            .unwrap_or_default();
         let deps = f
             .get("depends_on")
             .map(|n| self.string_list(n, "`depends_on`"))
@@ -818,18 +860,25 @@ impl Checker {
         let out = out_node.and_then(|n| self.out_path(n));
         let model = f.get("model").and_then(|n| {
             let m = self.nonempty_string(n, "`model`")?;
-            if m != BUILTIN_MODEL && !models.contains_key(&m) && !self.declared_models.contains(&m) {
+            if m != BUILTIN_MODEL && !models.contains_key(&m) && !self.declared_models.contains(&m)
+            {
                 let mut known: Vec<&str> = models.keys().map(String::as_str).collect();
                 known.push(BUILTIN_MODEL);
                 let help = did_you_mean(&m, known.iter().copied()).unwrap_or_else(|| {
                     format!("define it under `models:` (known: {})", known.join(", "))
                 });
-                self.err_help(n.pos, format!("model `{m}` is not defined in `models`"), Some(help));
+                self.err_help(
+                    n.pos,
+                    format!("model `{m}` is not defined in `models`"),
+                    Some(help),
+                );
                 return None;
             }
             Some(m)
         });
-        let question = f.get("question").and_then(|n| self.nonempty_string(n, "`question`"));
+        let question = f
+            .get("question")
+            .and_then(|n| self.nonempty_string(n, "`question`"));
         let approvers = f
             .get("approvers")
             .map(|n| self.email_list(n, &format!("`approvers` of {label}")))
@@ -877,7 +926,9 @@ impl Checker {
                 if f.get("prompt").is_none() {
                     self.err(
                         f.node.pos,
-                        format!("report {label} has no `prompt`: say what the document should cover"),
+                        format!(
+                            "report {label} has no `prompt`: say what the document should cover"
+                        ),
                         None,
                     );
                 }
@@ -964,7 +1015,9 @@ impl Checker {
         if glob.starts_with('/') || glob.starts_with('\\') || glob.get(1..2) == Some(":") {
             self.err(
                 pos,
-                format!("corpus glob `{glob}` is absolute; globs are relative to the workspace root"),
+                format!(
+                    "corpus glob `{glob}` is absolute; globs are relative to the workspace root"
+                ),
                 None,
             );
             return None;
@@ -985,7 +1038,9 @@ impl Checker {
         if s.starts_with('/') || s.starts_with('\\') || s.get(1..2) == Some(":") {
             self.err(
                 node.pos,
-                format!("`out: {s}` is an absolute path; outputs are relative to the run directory"),
+                format!(
+                    "`out: {s}` is an absolute path; outputs are relative to the run directory"
+                ),
                 Some("write a relative file name such as `readiness.md`"),
             );
             return None;
@@ -1027,8 +1082,10 @@ impl Checker {
                     None
                 }
                 None => {
-                    let help = did_you_mean(other, ["email", "webhook", "file"])
-                        .unwrap_or_else(|| "expected `email`, `webhook`, `file` or `slack:<url>`".into());
+                    let help =
+                        did_you_mean(other, ["email", "webhook", "file"]).unwrap_or_else(|| {
+                            "expected `email`, `webhook`, `file` or `slack:<url>`".into()
+                        });
                     self.err_help(pos, format!("unknown channel `{other}`"), Some(help));
                     None
                 }
@@ -1072,29 +1129,34 @@ impl Checker {
             };
             let name_node = self.required(&f, "name", "a source");
             let name = name_node.and_then(|n| self.name(n, "source name"));
-            let command = self.required(&f, "command", "a source").and_then(|n| match &n.kind {
-                NodeKind::Seq(_) => {
-                    let argv: Vec<String> = self
-                        .string_list(n, "`command`")
-                        .into_iter()
-                        .map(|(s, _)| s)
-                        .collect();
-                    if argv.is_empty() {
-                        self.err(n.pos, "`command` must not be empty", None);
-                        None
-                    } else {
-                        Some(SourceCommand::Argv(argv))
+            let command = self
+                .required(&f, "command", "a source")
+                .and_then(|n| match &n.kind {
+                    NodeKind::Seq(_) => {
+                        let argv: Vec<String> = self
+                            .string_list(n, "`command`")
+                            .into_iter()
+                            .map(|(s, _)| s)
+                            .collect();
+                        if argv.is_empty() {
+                            self.err(n.pos, "`command` must not be empty", None);
+                            None
+                        } else {
+                            Some(SourceCommand::Argv(argv))
+                        }
                     }
-                }
-                _ => self
-                    .nonempty_string(n, "`command`")
-                    .map(SourceCommand::Shell),
-            });
+                    _ => self
+                        .nonempty_string(n, "`command`")
+                        .map(SourceCommand::Shell),
+                });
             if let (Some(name), Some(command), Some(np)) = (name, command, name_node) {
                 if let Some(first) = seen.get(&name) {
                     self.err(
                         np.pos,
-                        format!("duplicate source name `{name}` (first on line {})", first.line),
+                        format!(
+                            "duplicate source name `{name}` (first on line {})",
+                            first.line
+                        ),
                         None,
                     );
                     continue;
@@ -1111,7 +1173,10 @@ impl Checker {
         let NodeKind::Map(entries) = &node.kind else {
             self.err(
                 node.pos,
-                format!("`models` must be a mapping of names to model settings, found {}", node.type_name()),
+                format!(
+                    "`models` must be a mapping of names to model settings, found {}",
+                    node.type_name()
+                ),
                 None,
             );
             return out;
@@ -1124,7 +1189,10 @@ impl Checker {
             if let Some(first) = seen.get(&name) {
                 self.err(
                     k.pos,
-                    format!("duplicate model `{name}` (first defined on line {})", first.line),
+                    format!(
+                        "duplicate model `{name}` (first defined on line {})",
+                        first.line
+                    ),
                     None,
                 );
                 continue;
@@ -1154,7 +1222,9 @@ impl Checker {
                 }
             }
         });
-        let model = f.get("model").and_then(|n| self.nonempty_string(n, "`model`"));
+        let model = f
+            .get("model")
+            .and_then(|n| self.nonempty_string(n, "`model`"));
         let base_url = f.get("base_url").and_then(|n| self.url(n, "`base_url`"));
         let api_key_env = f
             .get("api_key_env")
@@ -1226,14 +1296,20 @@ impl Checker {
                 if f.get("model").is_none() {
                     self.err(
                         f.node.pos,
-                        format!("{what} ({}) needs `model`: the model id to request", provider.as_str()),
+                        format!(
+                            "{what} ({}) needs `model`: the model id to request",
+                            provider.as_str()
+                        ),
                         None,
                     );
                 }
                 if let Some(pos) = f.key_pos("command") {
                     self.err(
                         pos,
-                        format!("`command` applies to the command provider, not {}", provider.as_str()),
+                        format!(
+                            "`command` applies to the command provider, not {}",
+                            provider.as_str()
+                        ),
                         None,
                     );
                 }
@@ -1250,7 +1326,9 @@ impl Checker {
                     if let Some(pos) = f.key_pos(key) {
                         self.err(
                             pos,
-                            format!("`{key}` applies to the openai and anthropic providers, not command"),
+                            format!(
+                                "`{key}` applies to the openai and anthropic providers, not command"
+                            ),
                             None,
                         );
                     }
@@ -1287,7 +1365,11 @@ impl Checker {
     fn headers(&mut self, node: &Node) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let NodeKind::Map(entries) = &node.kind else {
-            self.err(node.pos, "`headers` must be a mapping of header names to values", None);
+            self.err(
+                node.pos,
+                "`headers` must be a mapping of header names to values",
+                None,
+            );
             return out;
         };
         for (k, v) in entries {
@@ -1301,7 +1383,9 @@ impl Checker {
             if lower == "authorization" || lower == "x-api-key" {
                 self.err(
                     k.pos,
-                    format!("`{name}` must not be set in config: credentials come from `api_key_env`"),
+                    format!(
+                        "`{name}` must not be set in config: credentials come from `api_key_env`"
+                    ),
                     None,
                 );
                 continue;
@@ -1322,7 +1406,9 @@ impl Checker {
                 secret_env: wf
                     .get("secret_env")
                     .and_then(|v| self.env_name(v, "`secret_env`")),
-                timeout: wf.get("timeout").and_then(|v| self.duration(v, "`timeout`")),
+                timeout: wf
+                    .get("timeout")
+                    .and_then(|v| self.duration(v, "`timeout`")),
             })
         });
         NotifyConfig { smtp, webhook }
@@ -1361,16 +1447,14 @@ impl Checker {
                 Some("use `starttls` or `implicit`"),
             );
         }
-        let from = self
-            .required(&f, "from", "`notify.smtp`")
-            .and_then(|n| {
-                let s = self.nonempty_string(n, "`from`")?;
-                if !is_email(&s) {
-                    self.err(n.pos, format!("`from: {s}` is not an email address"), None);
-                    return None;
-                }
-                Some(s)
-            });
+        let from = self.required(&f, "from", "`notify.smtp`").and_then(|n| {
+            let s = self.nonempty_string(n, "`from`")?;
+            if !is_email(&s) {
+                self.err(n.pos, format!("`from: {s}` is not an email address"), None);
+                return None;
+            }
+            Some(s)
+        });
         let username_env = f
             .get("username_env")
             .and_then(|n| self.env_name(n, "`username_env`"));
@@ -1391,7 +1475,9 @@ impl Checker {
         let Some(f) = self.fields(node, "`server`", &["public_url", "bind"]) else {
             return ServerConfig::default();
         };
-        let public_url = f.get("public_url").and_then(|n| self.url(n, "`public_url`"));
+        let public_url = f
+            .get("public_url")
+            .and_then(|n| self.url(n, "`public_url`"));
         let bind = f.get("bind").and_then(|n| {
             let s = self.nonempty_string(n, "`bind`")?;
             if s.parse::<std::net::SocketAddr>().is_err() {

@@ -13,40 +13,52 @@ use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-static FLYWAY: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^([VvUu])([0-9][0-9._]*)__(.+)\.sql$"));
+static FLYWAY: LazyLock<Regex> = LazyLock::new(|| re(r"^([VvUu])([0-9][0-9._]*)__(.+)\.sql$"));
 static LEADING_NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"^[VvUuRr]?([0-9]{3,})"));
 
 static SQL_DESTRUCTIVE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?[\w."]+\s+DROP\s+(?:IF\s+EXISTS\s+)?[\w"]+)\b"#)
+    re(
+        r#"(?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?[\w."]+\s+DROP\s+(?:IF\s+EXISTS\s+)?[\w"]+)\b"#,
+    )
 });
 static CODE_DESTRUCTIVE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(remove_columns?|drop_table|remove_reference|remove_belongs_to|drop_join_table|op\.drop_column|op\.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn)\b")
+    re(
+        r"\b(remove_columns?|drop_table|remove_reference|remove_belongs_to|drop_join_table|op\.drop_column|op\.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn)\b",
+    )
 });
 static SQL_BACKFILL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?i)(?:^|["'(\s])UPDATE\s+[\w."]+(?:\s+AS\s+\w+)?\s*(?:SET\b|$)|\bINSERT\s+INTO\b.*\bSELECT\b"#)
+    re(
+        r#"(?i)(?:^|["'(\s])UPDATE\s+[\w."]+(?:\s+AS\s+\w+)?\s*(?:SET\b|$)|\bINSERT\s+INTO\b.*\bSELECT\b"#,
+    )
 });
 static ON_UPDATE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\bON\s+UPDATE\b"));
 static CODE_BACKFILL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_columns?)\b")
+    re(
+        r"\b(update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_columns?)\b",
+    )
 });
 static SCALE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)[0-9][0-9,.]*\s*(?:k|m|b|million|billion|thousand)?\s*rows\b|\b[0-9]+(?:\s*[-–]\s*[0-9]+)?\s*(?:minutes|mins|hours|hrs)\b|\bbatch(?:es)?\b")
+    re(
+        r"(?i)[0-9][0-9,.]*\s*(?:k|m|b|million|billion|thousand)?\s*rows\b|\b[0-9]+(?:\s*[-–]\s*[0-9]+)?\s*(?:minutes|mins|hours|hrs)\b|\bbatch(?:es)?\b",
+    )
 });
 static SQL_DOWN_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)^\s*--\s*(?:\+goose\s+down|\+migrate\s+down|migrate:down|down:?|rollback:?|undo:?|//\s*@undo)\s*$")
+    re(
+        r"(?i)^\s*--\s*(?:\+goose\s+down|\+migrate\s+down|migrate:down|down:?|rollback:?|undo:?|//\s*@undo)\s*$",
+    )
 });
 static SQL_UP_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?i)^\s*--\s*(?:\+goose\s+up|\+migrate\s+up|migrate:up|up:?|//\s*@do)\s*$")
 });
 /// Liquibase formatted SQL: `--rollback DROP TABLE x;` under each changeset.
-static SQL_ROLLBACK_LINE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)^\s*--rollback\s+(.+)$"));
+static SQL_ROLLBACK_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)^\s*--rollback\s+(.+)$"));
 static SQL_STATEMENT: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?i)^(?:DROP|ALTER|DELETE|INSERT|UPDATE|CREATE|TRUNCATE|RENAME|GRANT|REVOKE)\b")
 });
 static IRREVERSIBLE_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\bIrreversibleMigration\b|\braise\s+NotImplementedError\b|\bRAISE\s+EXCEPTION\b|\birreversible\b")
+    re(
+        r"(?i)\bIrreversibleMigration\b|\braise\s+NotImplementedError\b|\bRAISE\s+EXCEPTION\b|\birreversible\b",
+    )
 });
 static DEF_LINE: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)"));
@@ -64,13 +76,21 @@ pub(crate) fn is_migration(path: &str) -> bool {
     if !matches!(ext, "sql" | "rb" | "py" | "js" | "ts") {
         return false;
     }
-    if matches!(file, "__init__.py" | "env.py" | "schema.rb" | "seeds.rb" | "schema.sql") {
+    if matches!(
+        file,
+        "__init__.py" | "env.py" | "schema.rb" | "seeds.rb" | "schema.sql"
+    ) {
         return false;
     }
     let in_migration_dir = dir.split('/').any(|seg| {
         matches!(
             seg,
-            "migrations" | "migration" | "migrate" | "versions" | "db_migrations" | "sql_migrations"
+            "migrations"
+                | "migration"
+                | "migrate"
+                | "versions"
+                | "db_migrations"
+                | "sql_migrations"
         )
     });
     in_migration_dir
@@ -125,7 +145,11 @@ fn role_and_key(path: &str) -> (Role, String, String) {
     let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
     match parent.to_ascii_lowercase().as_str() {
         "down" | "rollback" | "rollbacks" | "undo" | "revert" => {
-            return (Role::Down, format!("{grandparent}/{file}"), stem.to_string());
+            return (
+                Role::Down,
+                format!("{grandparent}/{file}"),
+                stem.to_string(),
+            );
         }
         "up" => return (Role::Up, format!("{grandparent}/{file}"), stem.to_string()),
         _ => {}
@@ -180,7 +204,10 @@ fn destructive_op(matched: &str) -> Option<String> {
         ["ALTER", ..] => {
             // ALTER TABLE t DROP x: a column unless it is a constraint/default/not null.
             let dropped = words.last().copied().unwrap_or("");
-            if matches!(dropped, "CONSTRAINT" | "DEFAULT" | "NOT" | "INDEX" | "IDENTITY" | "EXPRESSION") {
+            if matches!(
+                dropped,
+                "CONSTRAINT" | "DEFAULT" | "NOT" | "INDEX" | "IDENTITY" | "EXPRESSION"
+            ) {
                 return None;
             }
             "DROP COLUMN"
@@ -216,7 +243,9 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
         let comment = match lang {
             Lang::Sql => trimmed.starts_with("--"),
             Lang::Ruby | Lang::Python => trimmed.starts_with('#'),
-            Lang::Js => trimmed.starts_with("//") || trimmed.starts_with('*') || trimmed.starts_with("/*"),
+            Lang::Js => {
+                trimmed.starts_with("//") || trimmed.starts_with('*') || trimmed.starts_with("/*")
+            }
         };
 
         match lang {
@@ -235,7 +264,8 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                     let rest = caps.get(1).map_or("", |m| m.as_str()).trim();
                     if SQL_STATEMENT.is_match(rest) {
                         scan.down_statements = true;
-                        scan.first_down_statement.get_or_insert_with(|| cite(path, n, line));
+                        scan.first_down_statement
+                            .get_or_insert_with(|| cite(path, n, line));
                     }
                     continue;
                 }
@@ -289,13 +319,16 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                     scan.down_statements = true;
                 }
                 if django {
-                    reverse_calls += line.matches("RunPython(").count() + line.matches("RunSQL(").count();
+                    reverse_calls +=
+                        line.matches("RunPython(").count() + line.matches("RunSQL(").count();
                     reverse_args +=
                         line.matches("reverse_code").count() + line.matches("reverse_sql").count();
                     if reverse_calls > reverse_args && scan.blocks_auto_reverse.is_none() {
                         // Provisional: a later line may still pass reverse_code.
-                        scan.blocks_auto_reverse =
-                            Some(("RunPython/RunSQL without a reverse".into(), cite(path, n, line)));
+                        scan.blocks_auto_reverse = Some((
+                            "RunPython/RunSQL without a reverse".into(),
+                            cite(path, n, line),
+                        ));
                     }
                 }
             }
@@ -331,18 +364,26 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
         {
             scan.destructive.push((op, cite(path, n, line)));
         } else if let Some(m) = CODE_DESTRUCTIVE.find(line) {
-            scan.destructive.push((m.as_str().to_string(), cite(path, n, line)));
+            scan.destructive
+                .push((m.as_str().to_string(), cite(path, n, line)));
         }
-        if (SQL_BACKFILL.is_match(line) && !ON_UPDATE.is_match(line)) || CODE_BACKFILL.is_match(line) {
+        if (SQL_BACKFILL.is_match(line) && !ON_UPDATE.is_match(line))
+            || CODE_BACKFILL.is_match(line)
+        {
             scan.backfill.push(cite(path, n, line));
         }
         if lang == Lang::Ruby
             && scan.auto_reversible
             && scan.blocks_auto_reverse.is_none()
-            && let Some(m) = RAILS_CHANGE_IRREVERSIBLE.captures(line).and_then(|c| c.get(1))
+            && let Some(m) = RAILS_CHANGE_IRREVERSIBLE
+                .captures(line)
+                .and_then(|c| c.get(1))
             && !doc.text.contains("reversible do")
         {
-            scan.blocks_auto_reverse = Some((format!("`{}` inside def change", m.as_str()), cite(path, n, line)));
+            scan.blocks_auto_reverse = Some((
+                format!("`{}` inside def change", m.as_str()),
+                cite(path, n, line),
+            ));
         }
     }
     if django && reverse_calls <= reverse_args {
@@ -400,7 +441,13 @@ fn judge(unit: Unit<'_>) -> Option<Migration> {
         (None, None) => return None,
     };
     let mut files = vec![forward_doc.path.clone()];
-    let top = || cite(&forward_doc.path, 1, forward_doc.text.lines().next().unwrap_or(""));
+    let top = || {
+        cite(
+            &forward_doc.path,
+            1,
+            forward_doc.text.lines().next().unwrap_or(""),
+        )
+    };
     let first_risk = forward
         .destructive
         .first()
@@ -411,30 +458,62 @@ fn judge(unit: Unit<'_>) -> Option<Migration> {
     let (reversible, reason, evidence) = if let Some((down_doc, down)) = &unit.down {
         files.push(down_doc.path.clone());
         if let Some(marker) = &down.irreversible {
-            (false, "its down migration refuses to run".to_string(), marker.clone())
+            (
+                false,
+                "its down migration refuses to run".to_string(),
+                marker.clone(),
+            )
         } else if let Some(first) = &down.first_down_statement {
-            (true, format!("down migration `{}`", down_doc.path), first.clone())
+            (
+                true,
+                format!("down migration `{}`", down_doc.path),
+                first.clone(),
+            )
         } else {
             (
                 false,
                 format!("down migration `{}` has no statements", down_doc.path),
-                cite(&down_doc.path, 1, down_doc.text.lines().next().unwrap_or("")),
+                cite(
+                    &down_doc.path,
+                    1,
+                    down_doc.text.lines().next().unwrap_or(""),
+                ),
             )
         }
     } else if let Some(marker) = &forward.irreversible {
         (false, "marked irreversible".to_string(), marker.clone())
     } else if let Some((what, at)) = &forward.blocks_auto_reverse {
-        (false, format!("{what} cannot be reversed automatically"), at.clone())
+        (
+            false,
+            format!("{what} cannot be reversed automatically"),
+            at.clone(),
+        )
     } else if let Some(down_at) = &forward.down_at {
         if forward.down_statements {
-            (true, "has a down/rollback section".to_string(), down_at.clone())
+            (
+                true,
+                "has a down/rollback section".to_string(),
+                down_at.clone(),
+            )
         } else {
-            (false, "its down/rollback section is empty".to_string(), down_at.clone())
+            (
+                false,
+                "its down/rollback section is empty".to_string(),
+                down_at.clone(),
+            )
         }
     } else if forward.auto_reversible {
-        (true, "reversed automatically by the framework".to_string(), first_risk.clone())
+        (
+            true,
+            "reversed automatically by the framework".to_string(),
+            first_risk.clone(),
+        )
     } else {
-        let file = forward_doc.path.rsplit('/').next().unwrap_or(&forward_doc.path);
+        let file = forward_doc
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&forward_doc.path);
         let reason = match (paired, lang_of(&forward_doc.path)) {
             (true, _) if FLYWAY.is_match(file) => "no undo (U) script".to_string(),
             (true, _) => format!("no down migration (`{}.down.sql`)", unit.name),
@@ -505,15 +584,30 @@ mod tests {
         let ms = run(&[
             doc("migrations/0001_a.up.sql", "CREATE TABLE a (id int);\n"),
             doc("migrations/0001_a.down.sql", "DROP TABLE a;\n"),
-            doc("migrations/0002_b.up.sql", "-- drop it\nALTER TABLE a DROP COLUMN b;\n"),
-            doc("migrations/0003_c.up.sql", "ALTER TABLE a ADD COLUMN c int;\n"),
+            doc(
+                "migrations/0002_b.up.sql",
+                "-- drop it\nALTER TABLE a DROP COLUMN b;\n",
+            ),
+            doc(
+                "migrations/0003_c.up.sql",
+                "ALTER TABLE a ADD COLUMN c int;\n",
+            ),
             doc("migrations/0003_c.down.sql", "-- nothing to do\n"),
         ]);
-        assert_eq!(verdicts(&ms), vec![("0001_a", true), ("0002_b", false), ("0003_c", false)]);
-        assert!(ms[0].destructive.is_empty(), "DROP in a down file is expected");
+        assert_eq!(
+            verdicts(&ms),
+            vec![("0001_a", true), ("0002_b", false), ("0003_c", false)]
+        );
+        assert!(
+            ms[0].destructive.is_empty(),
+            "DROP in a down file is expected"
+        );
         assert_eq!(ms[1].destructive[0].0, "DROP COLUMN");
         assert_eq!(ms[1].destructive[0].1.line, 2);
-        assert_eq!(ms[1].severity(), Some(fleet_core::flags::FlagSeverity::High));
+        assert_eq!(
+            ms[1].severity(),
+            Some(fleet_core::flags::FlagSeverity::High)
+        );
         assert_eq!(ms[1].number.as_deref(), Some("0002"));
         assert!(ms[2].reason.contains("no statements"), "{}", ms[2].reason);
     }
@@ -525,7 +619,10 @@ mod tests {
             doc("db/U3__orders.sql", "DROP TABLE orders;\n"),
             doc("db/V4__drop_legacy.sql", "DROP TABLE legacy;\n"),
         ]);
-        assert_eq!(verdicts(&ms), vec![("V3__orders", true), ("V4__drop_legacy", false)]);
+        assert_eq!(
+            verdicts(&ms),
+            vec![("V3__orders", true), ("V4__drop_legacy", false)]
+        );
         assert_eq!(ms[1].reason, "no undo (U) script");
         assert_eq!(ms[1].destructive[0].0, "DROP TABLE");
     }
@@ -556,11 +653,20 @@ mod tests {
         ]);
         assert_eq!(
             verdicts(&ms),
-            vec![("1_add", true), ("2_up_only", false), ("3_raise", false), ("4_both", true), ("5_exec", false)]
+            vec![
+                ("1_add", true),
+                ("2_up_only", false),
+                ("3_raise", false),
+                ("4_both", true),
+                ("5_exec", false)
+            ]
         );
         assert_eq!(ms[1].reason, "def up without def down");
         assert_eq!(ms[2].evidence.line, 7);
-        assert!(ms[3].destructive.is_empty(), "remove_column in def down is not forward");
+        assert!(
+            ms[3].destructive.is_empty(),
+            "remove_column in def down is not forward"
+        );
         assert_eq!(ms[3].backfill[0].line, 3);
         assert_eq!(ms[4].backfill[0].line, 3);
     }
@@ -595,7 +701,10 @@ mod tests {
                 "class Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(\n            fill, reverse_code=unfill\n        ),\n        migrations.RemoveField(model_name='a', name='b'),\n    ]\n",
             ),
         ]);
-        assert_eq!(verdicts(&ms), vec![("0007_fill", false), ("0008_fill2", true)]);
+        assert_eq!(
+            verdicts(&ms),
+            vec![("0007_fill", false), ("0008_fill2", true)]
+        );
         assert_eq!(ms[0].backfill[0].line, 3);
         assert_eq!(ms[1].destructive[0].0, "RemoveField");
     }
@@ -619,7 +728,12 @@ mod tests {
         ]);
         assert_eq!(
             verdicts(&ms),
-            vec![("20240101_a", true), ("20240102_b", false), ("20240103_c", false), ("20240104_d", true)]
+            vec![
+                ("20240101_a", true),
+                ("20240102_b", false),
+                ("20240103_c", false),
+                ("20240104_d", true)
+            ]
         );
         assert!(ms[0].destructive.is_empty());
         assert_eq!(ms[1].destructive[0].0, "TRUNCATE");
@@ -632,17 +746,26 @@ mod tests {
             "migrations/0044_fill.up.sql",
             "-- ~38M rows, 40-60 minutes\nUPDATE invoices AS i\n   SET c = 1;\nCREATE TABLE t (a int REFERENCES x ON UPDATE CASCADE);\nINSERT INTO b SELECT * FROM a;\n",
         )]);
-        assert_eq!(ms[0].backfill.iter().map(|c| c.line).collect::<Vec<_>>(), vec![2, 5]);
+        assert_eq!(
+            ms[0].backfill.iter().map(|c| c.line).collect::<Vec<_>>(),
+            vec![2, 5]
+        );
         assert_eq!(ms[0].scale.as_ref().map(|c| c.line), Some(1));
     }
 
     #[test]
     fn directory_pairs() {
         let ms = run(&[
-            doc("migrations/2020-01-01_init/up.sql", "CREATE TABLE a (id int);\n"),
+            doc(
+                "migrations/2020-01-01_init/up.sql",
+                "CREATE TABLE a (id int);\n",
+            ),
             doc("migrations/2020-01-01_init/down.sql", "DROP TABLE a;\n"),
             doc("migrations/up/005_x.sql", "DROP TABLE z;\n"),
         ]);
-        assert_eq!(verdicts(&ms), vec![("2020-01-01_init", true), ("005_x", false)]);
+        assert_eq!(
+            verdicts(&ms),
+            vec![("2020-01-01_init", true), ("005_x", false)]
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! release owner reads it, each finding with `path:line` and the quoted line.
 
 use super::analysis::{Analysis, RollbackStatus};
+use crate::ModelRequest;
 use crate::citations::CitationIndex;
 use crate::text::{code_span, excerpt};
-use crate::ModelRequest;
 use fleet_core::flags::{Citation, FlagSet};
 use std::fmt::Write;
 
@@ -47,8 +47,16 @@ pub(crate) fn render(req: &ModelRequest, a: &Analysis) -> String {
 fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
     let migration_files: usize = a.migrations.iter().map(|m| m.files.len()).sum();
     let irreversible = a.migrations.iter().filter(|m| !m.reversible).count();
-    let destructive = a.migrations.iter().filter(|m| !m.destructive.is_empty()).count();
-    let backfills = a.migrations.iter().filter(|m| !m.backfill.is_empty()).count();
+    let destructive = a
+        .migrations
+        .iter()
+        .filter(|m| !m.destructive.is_empty())
+        .count();
+    let backfills = a
+        .migrations
+        .iter()
+        .filter(|m| !m.backfill.is_empty())
+        .count();
     let count = |s: RollbackStatus| a.rollback.iter().filter(|r| r.status == s).count();
     let elevated = a.support.iter().filter(|s| s.elevated).count();
     let _ = writeln!(out, "## Summary\n");
@@ -80,11 +88,23 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
         count(RollbackStatus::Empty),
         count(RollbackStatus::Missing)
     );
-    let _ = writeln!(out, "- One-way steps named in the documents: {}", a.one_way.len());
+    let _ = writeln!(
+        out,
+        "- One-way steps named in the documents: {}",
+        a.one_way.len()
+    );
     let _ = writeln!(out, "- Feature flag rollout lines: {}", a.rollouts.len());
     let _ = writeln!(out, "- Pending sign-offs: {}", a.pending_signoffs.len());
-    let _ = writeln!(out, "- Support load figures: {} ({elevated} rising)", a.support.len());
-    let _ = writeln!(out, "- Lines in the sources rating the release's risk: {}\n", a.risk_claims.len());
+    let _ = writeln!(
+        out,
+        "- Support load figures: {} ({elevated} rising)",
+        a.support.len()
+    );
+    let _ = writeln!(
+        out,
+        "- Lines in the sources rating the release's risk: {}\n",
+        a.risk_claims.len()
+    );
 }
 
 fn feedback_section(out: &mut String, req: &ModelRequest, feedback: &FlagSet) {
@@ -98,7 +118,13 @@ fn feedback_section(out: &mut String, req: &ModelRequest, feedback: &FlagSet) {
         feedback.flags.len()
     );
     for flag in &feedback.flags {
-        let _ = writeln!(out, "- **{}** ({}) {}", flag.id, flag.severity.as_str(), flag.claim);
+        let _ = writeln!(
+            out,
+            "- **{}** ({}) {}",
+            flag.id,
+            flag.severity.as_str(),
+            flag.claim
+        );
         if flag.evidence.is_empty() {
             let _ = writeln!(out, "  - no evidence cited; nothing to re-check");
         }
@@ -142,11 +168,20 @@ fn open_items(out: &mut String, a: &Analysis) {
     }
     let _ = writeln!(out, "### Unchecked checklist items\n");
     if a.open_items.is_empty() {
-        let _ = writeln!(out, "None found by the rules ({} checked items).\n", a.checked_items);
+        let _ = writeln!(
+            out,
+            "None found by the rules ({} checked items).\n",
+            a.checked_items
+        );
         return;
     }
     for item in &a.open_items {
-        let _ = writeln!(out, "- {} ({})", evidence(&item.cite), item.severity.as_str());
+        let _ = writeln!(
+            out,
+            "- {} ({})",
+            evidence(&item.cite),
+            item.severity.as_str()
+        );
     }
     out.push('\n');
 }
@@ -171,13 +206,21 @@ fn migrations(out: &mut String, a: &Analysis) {
             "| {} | {} | {} | {} |",
             m.name,
             if m.reversible { "yes" } else { "**no**" },
-            if ops.is_empty() { "—".to_string() } else { ops.join(", ") },
+            if ops.is_empty() {
+                "—".to_string()
+            } else {
+                ops.join(", ")
+            },
             if m.backfill.is_empty() { "—" } else { "yes" }
         );
     }
     out.push('\n');
     for m in &a.migrations {
-        let verdict = if m.reversible { "reversible" } else { "**not reversible**" };
+        let verdict = if m.reversible {
+            "reversible"
+        } else {
+            "**not reversible**"
+        };
         let _ = writeln!(
             out,
             "- **{}** ({}): {verdict}: {} — {}",
@@ -217,11 +260,19 @@ fn rollback(out: &mut String, a: &Analysis) {
                 .cite
                 .as_ref()
                 .map_or_else(|| "—".to_string(), |c| format!("{}:{}", c.path, c.line));
-            let kind = if r.runbook { "runbook" } else { "release notes" };
+            let kind = if r.runbook {
+                "runbook"
+            } else {
+                "release notes"
+            };
             let _ = writeln!(out, "| {} | {kind} | {status} | {at} |", r.path);
         }
         out.push('\n');
-        for r in a.rollback.iter().filter(|r| r.status != RollbackStatus::Present) {
+        for r in a
+            .rollback
+            .iter()
+            .filter(|r| r.status != RollbackStatus::Present)
+        {
             if let Some(c) = &r.cite {
                 let _ = writeln!(out, "- {}", evidence(c));
             }

@@ -76,12 +76,14 @@ impl<'u> Upstream<'u> {
         m.lines
             .iter()
             .any(|c| self.cited_lines.contains(&(c.path.as_str(), c.line)))
-            || m.files.iter().any(|f| self.cited_files.contains(f.as_str()))
-            || m
-                .ids
+            || m.files
                 .iter()
-                .any(|id| self.ids.contains(id.as_str()) || self.lower.contains(&id.to_ascii_lowercase()))
-            || (!m.all_words.is_empty() && m.all_words.iter().all(|w| self.lower.contains(w.as_str())))
+                .any(|f| self.cited_files.contains(f.as_str()))
+            || m.ids.iter().any(|id| {
+                self.ids.contains(id.as_str()) || self.lower.contains(&id.to_ascii_lowercase())
+            })
+            || (!m.all_words.is_empty()
+                && m.all_words.iter().all(|w| self.lower.contains(w.as_str())))
     }
 }
 
@@ -96,7 +98,9 @@ fn max_severity(a: FlagSeverity, b: FlagSeverity) -> FlagSeverity {
 }
 
 /// Groups citations by document, keeping first-seen order.
-fn by_path<'a, T>(items: impl Iterator<Item = (&'a Citation, T)>) -> Vec<(String, Vec<(&'a Citation, T)>)> {
+fn by_path<'a, T>(
+    items: impl Iterator<Item = (&'a Citation, T)>,
+) -> Vec<(String, Vec<(&'a Citation, T)>)> {
     let mut order: Vec<String> = Vec::new();
     let mut groups: BTreeMap<String, Vec<(&'a Citation, T)>> = BTreeMap::new();
     for (c, t) in items {
@@ -116,7 +120,11 @@ fn by_path<'a, T>(items: impl Iterator<Item = (&'a Citation, T)>) -> Vec<(String
 fn quote_excerpt(c: &Citation) -> String {
     let q = c.quote.trim();
     if q.starts_with('|') {
-        let cells: Vec<&str> = q.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let cells: Vec<&str> = q
+            .split('|')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         return excerpt(&cells.join(" — "), 90);
     }
     excerpt(q.trim_start_matches(['-', '*', '+', ' ', '>']), 90)
@@ -128,7 +136,12 @@ fn issue_summary(c: &Citation, id: Option<&str>) -> String {
     let q = c.quote.trim().trim_start_matches(['-', '*', '+', ' ']);
     let rest = id
         .and_then(|id| q.find(id).map(|at| &q[at + id.len()..]))
-        .and_then(|after| after.find(':').filter(|&colon| colon < 30).map(|colon| &after[colon + 1..]))
+        .and_then(|after| {
+            after
+                .find(':')
+                .filter(|&colon| colon < 30)
+                .map(|colon| &after[colon + 1..])
+        })
         .unwrap_or(q);
     excerpt(rest, 90)
 }
@@ -138,7 +151,11 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
 
     for issue in &a.issues {
         let what = issue.id.clone().unwrap_or_else(|| "an issue".to_string());
-        let label = issue.label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
+        let label = issue
+            .label
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
         risks.push(Risk {
             severity: issue.severity,
             claim: format!(
@@ -156,10 +173,13 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
     }
 
     for (path, items) in by_path(a.open_items.iter().map(|i| (&i.cite, i))) {
-        let severity = items
-            .iter()
-            .fold(FlagSeverity::Medium, |s, (_, i)| max_severity(s, i.severity));
-        let first = items.first().map(|(_, i)| excerpt(&i.text, 60)).unwrap_or_default();
+        let severity = items.iter().fold(FlagSeverity::Medium, |s, (_, i)| {
+            max_severity(s, i.severity)
+        });
+        let first = items
+            .first()
+            .map(|(_, i)| excerpt(&i.text, 60))
+            .unwrap_or_default();
         let more = if items.len() > 1 { ", …" } else { "" };
         risks.push(Risk {
             severity,
@@ -207,7 +227,10 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
                 ops.join(", "),
                 m.reason
             )),
-            (false, true) => Some(format!("migration {} cannot be rolled back: {}", m.name, m.reason)),
+            (false, true) => Some(format!(
+                "migration {} cannot be rolled back: {}",
+                m.name, m.reason
+            )),
             (true, false) => Some(format!(
                 "migration {} runs {}; its rollback cannot bring the data back",
                 m.name,
@@ -232,8 +255,13 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
                 .unwrap_or_default();
             risks.push(Risk {
                 severity: FlagSeverity::Medium,
-                claim: format!("migration {} is a long-running data backfill{scale}", m.name),
-                evidence: std::iter::once(first.clone()).chain(m.scale.clone()).collect(),
+                claim: format!(
+                    "migration {} is a long-running data backfill{scale}",
+                    m.name
+                ),
+                evidence: std::iter::once(first.clone())
+                    .chain(m.scale.clone())
+                    .collect(),
                 mention: mention(),
                 only_if_omitted: false,
             });
@@ -244,7 +272,11 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
         let Some(severity) = r.severity() else {
             continue;
         };
-        let kind = if r.runbook { "runbook" } else { "release notes" };
+        let kind = if r.runbook {
+            "runbook"
+        } else {
+            "release notes"
+        };
         let claim = match r.status {
             RollbackStatus::Tbd => format!("the rollback plan in {kind} {} is still TBD", r.path),
             RollbackStatus::Empty => format!("the rollback section of {kind} {} is empty", r.path),
@@ -265,7 +297,10 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
     }
 
     for (path, steps) in by_path(a.one_way.iter().map(|c| (c, ()))) {
-        let first = steps.first().map(|(c, _)| quote_excerpt(c)).unwrap_or_default();
+        let first = steps
+            .first()
+            .map(|(c, _)| quote_excerpt(c))
+            .unwrap_or_default();
         risks.push(Risk {
             severity: FlagSeverity::Medium,
             claim: format!(
@@ -296,7 +331,9 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
         let (severity, claim, only_if_omitted) = if percent >= 100.0 {
             (
                 FlagSeverity::Medium,
-                format!("feature flag `{name}` is at 100% at release: no gradual rollout to fall back on"),
+                format!(
+                    "feature flag `{name}` is at 100% at release: no gradual rollout to fall back on"
+                ),
                 false,
             )
         } else if percent >= 50.0 {
@@ -326,7 +363,10 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
     }
 
     for (path, pending) in by_path(a.pending_signoffs.iter().map(|c| (c, ()))) {
-        let first = pending.first().map(|(c, _)| quote_excerpt(c)).unwrap_or_default();
+        let first = pending
+            .first()
+            .map(|(c, _)| quote_excerpt(c))
+            .unwrap_or_default();
         risks.push(Risk {
             severity: FlagSeverity::Medium,
             claim: format!(
@@ -375,7 +415,11 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
     // high-severity finding itself understates it.
     let high = a.high_evidence();
     for claim in &a.risk_claims {
-        let own_highs: Vec<&Citation> = high.iter().copied().filter(|c| c.path == claim.path).collect();
+        let own_highs: Vec<&Citation> = high
+            .iter()
+            .copied()
+            .filter(|c| c.path == claim.path)
+            .collect();
         if let Some(first) = own_highs.first() {
             let mut evidence = vec![claim.clone()];
             evidence.extend(own_highs.iter().map(|c| (*c).clone()));
@@ -403,7 +447,12 @@ fn code_span_plain(text: &str) -> String {
 
 /// Risks about the upstream documents themselves: low-risk claims against
 /// standing high risks, topics they skip, citations that do not check out.
-fn upstream_risks(req: &ModelRequest, a: &Analysis, index: &CitationIndex<'_>, high: &[&Risk]) -> Vec<Risk> {
+fn upstream_risks(
+    req: &ModelRequest,
+    a: &Analysis,
+    index: &CitationIndex<'_>,
+    high: &[&Risk],
+) -> Vec<Risk> {
     let mut risks = Vec::new();
     for doc in &req.upstream {
         if doc.kind == StepKind::Review {
@@ -417,7 +466,11 @@ fn upstream_risks(req: &ModelRequest, a: &Analysis, index: &CitationIndex<'_>, h
                 }
                 let at = cite(&doc.path, n, line);
                 let mut evidence = vec![at.clone()];
-                evidence.extend(high.iter().take(3).filter_map(|r| r.evidence.first().cloned()));
+                evidence.extend(
+                    high.iter()
+                        .take(3)
+                        .filter_map(|r| r.evidence.first().cloned()),
+                );
                 risks.push(Risk {
                     severity: FlagSeverity::High,
                     claim: format!(
@@ -443,7 +496,12 @@ fn upstream_risks(req: &ModelRequest, a: &Analysis, index: &CitationIndex<'_>, h
                     doc.path,
                     a.migrations.len()
                 ),
-                evidence: a.migrations.iter().take(3).map(|m| m.evidence.clone()).collect(),
+                evidence: a
+                    .migrations
+                    .iter()
+                    .take(3)
+                    .map(|m| m.evidence.clone())
+                    .collect(),
                 mention: Mention::default(),
                 only_if_omitted: false,
             });
@@ -483,7 +541,11 @@ pub(crate) struct Review {
 
 pub(crate) fn review(req: &ModelRequest, a: &Analysis) -> Review {
     let index = CitationIndex::new(&req.corpus, &req.upstream);
-    let reviewed: Vec<&UpstreamDoc> = req.upstream.iter().filter(|d| d.kind != StepKind::Review).collect();
+    let reviewed: Vec<&UpstreamDoc> = req
+        .upstream
+        .iter()
+        .filter(|d| d.kind != StepKind::Review)
+        .collect();
     let upstream = Upstream::new(&req.upstream, &index);
 
     let mut corpus_risks = risks_from(a);
@@ -553,7 +615,10 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
         let _ = writeln!(out, "**Asked:** {}\n", req.prompt.trim());
     }
     if reviewed.is_empty() {
-        let _ = writeln!(out, "**Reviewed:** no upstream report; flags come from the corpus alone.\n");
+        let _ = writeln!(
+            out,
+            "**Reviewed:** no upstream report; flags come from the corpus alone.\n"
+        );
     } else {
         let names: Vec<String> = reviewed
             .iter()
@@ -573,7 +638,13 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
         let _ = writeln!(out, "No flags raised by the rules.\n");
     }
     for flag in &flags.flags {
-        let _ = writeln!(out, "### {} · {} · {}\n", flag.id, flag.severity.as_str(), flag.claim);
+        let _ = writeln!(
+            out,
+            "### {} · {} · {}\n",
+            flag.id,
+            flag.severity.as_str(),
+            flag.claim
+        );
         for c in &flag.evidence {
             let _ = writeln!(out, "- {}", evidence(c));
         }
@@ -595,12 +666,20 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
     let _ = writeln!(
         out,
         "- Reversible, non-destructive migrations: {}",
-        if covered_migrations.is_empty() { "none".to_string() } else { covered_migrations.join(", ") }
+        if covered_migrations.is_empty() {
+            "none".to_string()
+        } else {
+            covered_migrations.join(", ")
+        }
     );
     let _ = writeln!(
         out,
         "- Documents with a rollback section: {}",
-        if covered_docs.is_empty() { "none".to_string() } else { covered_docs.join(", ") }
+        if covered_docs.is_empty() {
+            "none".to_string()
+        } else {
+            covered_docs.join(", ")
+        }
     );
     out
 }

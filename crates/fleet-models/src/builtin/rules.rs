@@ -12,12 +12,24 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static TABLE_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*\|?[\s:|-]*-[\s:|-]*$"));
-static ISSUES_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b"));
-static ROLLBACK_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b"));
-static FLAG_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b"));
+static ISSUES_HEADING: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b",
+    )
+});
+static ROLLBACK_HEADING: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b",
+    )
+});
+static FLAG_HEADING: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b")
+});
 static CODE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"`([A-Za-z][A-Za-z0-9_.:/-]*)`"));
-static SIGNOFF_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b"));
-static SUPPORT_HEADING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(support|tickets?|customer impact|on-?call load)\b"));
+static SIGNOFF_HEADING: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b"));
+static SUPPORT_HEADING: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\b(support|tickets?|customer impact|on-?call load)\b"));
 
 line_rules!(LINE_RULES, Rule {
     CHECKBOX = r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\[([ xX])\]\s*(.*)$";
@@ -166,7 +178,9 @@ fn flag_name(line: &str) -> String {
     if let Some(row) = trimmed.strip_prefix('|')
         && let Some(cell) = row.split('|').next()
     {
-        let cell = cell.trim().trim_matches(|c| c == '*' || c == '_' || c == '`');
+        let cell = cell
+            .trim()
+            .trim_matches(|c| c == '*' || c == '_' || c == '`');
         if !cell.is_empty() {
             return cell.to_string();
         }
@@ -309,8 +323,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             out.pending_signoffs.push(cite(path, n, line));
         }
 
-        if (section.support || has(Rule::SUPPORT_WORD))
-            && line.bytes().any(|b| b.is_ascii_digit())
+        if (section.support || has(Rule::SUPPORT_WORD)) && line.bytes().any(|b| b.is_ascii_digit())
         {
             out.support.push(SupportFigure {
                 elevated: has(Rule::ELEVATED),
@@ -368,7 +381,11 @@ fn scan_issue(
     if !candidate || (!open && has(Rule::CLOSED_WORD)) {
         return;
     }
-    let id = if has(Rule::ISSUE_ID) { issue_id(line) } else { None };
+    let id = if has(Rule::ISSUE_ID) {
+        issue_id(line)
+    } else {
+        None
+    };
     let label = SEVERITY.find(line).map(|m| m.as_str().to_string());
     let is_issue = if section.issues && kind.table_row {
         id.is_some() || open
@@ -378,9 +395,7 @@ fn scan_issue(
     if !is_issue {
         return;
     }
-    let severity = label
-        .as_deref()
-        .map_or(FlagSeverity::Medium, severity_of);
+    let severity = label.as_deref().map_or(FlagSeverity::Medium, severity_of);
     out.issues.push(OpenIssue {
         id,
         label,
@@ -477,19 +492,28 @@ mod tests {
         assert_eq!(present.rollback[0].status, RollbackStatus::Present);
         assert_eq!(present.rollback[0].cite.as_ref().map(|c| c.line), Some(2));
 
-        let tbd = scan("runbooks/cutover.md", "# Cutover\n## Steps\ngo\n## Rollback\n\nTBD - ask Sam\n");
+        let tbd = scan(
+            "runbooks/cutover.md",
+            "# Cutover\n## Steps\ngo\n## Rollback\n\nTBD - ask Sam\n",
+        );
         assert_eq!(tbd.rollback[0].status, RollbackStatus::Tbd);
         assert_eq!(tbd.rollback[0].cite.as_ref().map(|c| c.line), Some(6));
         assert_eq!(tbd.todos, vec![], "a rollback TBD is not a generic TODO");
 
-        let empty = scan("runbooks/a.md", "# A\n## Rolling back\n\n## Contacts\nbob\n");
+        let empty = scan(
+            "runbooks/a.md",
+            "# A\n## Rolling back\n\n## Contacts\nbob\n",
+        );
         assert_eq!(empty.rollback[0].status, RollbackStatus::Empty);
 
         let inline = scan("releases/3.0.md", "# 3.0\nRollback: n/a\n");
         assert_eq!(inline.rollback[0].status, RollbackStatus::Tbd);
         assert_eq!(inline.rollback[0].cite.as_ref().map(|c| c.line), Some(2));
 
-        let missing = scan("docs/runbooks/upgrade.md", "# Upgrade\n## Steps\n1. do it\n");
+        let missing = scan(
+            "docs/runbooks/upgrade.md",
+            "# Upgrade\n## Steps\n1. do it\n",
+        );
         assert_eq!(missing.rollback[0].status, RollbackStatus::Missing);
         assert_eq!(missing.rollback[0].severity(), Some(FlagSeverity::High));
         let notes = scan("docs/releases/1.0.md", "# 1.0\nnew things\n");
@@ -540,7 +564,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("new_checkout", 25.0, 2), ("dark_mode", 100.0, 4), ("search_v2", 10.0, 9)]
+            vec![
+                ("new_checkout", 25.0, 2),
+                ("dark_mode", 100.0, 4),
+                ("search_v2", 10.0, 9)
+            ]
         );
     }
 
@@ -552,13 +580,20 @@ mod tests {
              ## Notes\nLegal sign-off: awaiting review\nSupport tickets this week: 40 (up 30%)\nPages last week: 3\n",
         );
         assert_eq!(lines(&a.pending_signoffs), vec![6, 9]);
-        let support: Vec<(u64, bool)> = a.support.iter().map(|s| (s.cite.line, s.elevated)).collect();
+        let support: Vec<(u64, bool)> = a
+            .support
+            .iter()
+            .map(|s| (s.cite.line, s.elevated))
+            .collect();
         assert_eq!(support, vec![(10, true), (11, false)]);
     }
 
     #[test]
     fn fenced_code_is_not_read_as_findings() {
-        let a = scan("runbook.md", "# R\n```\n- [ ] not a box\nTODO in code\n```\n- [ ] real\n");
+        let a = scan(
+            "runbook.md",
+            "# R\n```\n- [ ] not a box\nTODO in code\n```\n- [ ] real\n",
+        );
         assert_eq!(a.open_items.len(), 1);
         assert_eq!(a.open_items[0].cite.line, 6);
         assert!(a.todos.is_empty());

@@ -68,7 +68,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 pub fn example_corpus() -> Corpus {
-    load_corpus(&example_root(), &["docs/runbooks", "docs/releases", "migrations"])
+    load_corpus(
+        &example_root(),
+        &["docs/runbooks", "docs/releases", "migrations"],
+    )
 }
 
 pub fn report_request(corpus: Corpus) -> ModelRequest {
