@@ -68,10 +68,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn one_run(engine: &Engine, approver: &str) -> Result<usize, Box<dyn std::error::Error>> {
+    let t = Instant::now();
     let run = engine
         .start_run("release-gate", Some("dev@example.com".into()))
         .await?;
+    let t1 = t.elapsed();
     let run = engine.drive(&run.id, &Quiet).await?;
+    let t2 = t.elapsed();
     let run = engine
         .decide(DecisionRequest {
             run: run.id.clone(),
@@ -83,7 +86,12 @@ async fn one_run(engine: &Engine, approver: &str) -> Result<usize, Box<dyn std::
             shown: None,
         })
         .await?;
+    let t3 = t.elapsed();
     let run = engine.drive(&run.id, &Quiet).await?;
+    let t4 = t.elapsed();
+    if std::env::var("BENCH_PHASES").is_ok() {
+        eprintln!("start {:?} drive {:?} decide {:?} drive {:?}", t1, t2 - t1, t3 - t2, t4 - t3);
+    }
     if run.state.status != fleet_core::run::RunStatus::Succeeded {
         return Err(format!("run ended {}", run.state.status).into());
     }

@@ -79,7 +79,7 @@ fn gate_index(run: &RunRecord, step: Option<&str>) -> Result<usize, EngineError>
 
 /// The latest revision of every document upstream of the gate: what an
 /// approver is shown, and what a decision is bound to.
-pub(crate) fn shown_revisions(
+pub fn shown_revisions(
     run: &RunRecord,
     gate: usize,
     refs: &[ArtifactRef],

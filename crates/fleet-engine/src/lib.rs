@@ -12,7 +12,7 @@ mod decision;
 mod exec;
 mod files;
 
-pub use decision::{DecisionRequest, render_decision};
+pub use decision::{DecisionRequest, render_decision, shown_revisions};
 pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};
 
@@ -172,6 +172,11 @@ impl Engine {
         &self.settings
     }
 
+    /// The config runs are started from.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
     /// Creates a run of `flow` with the genflow as configured now (approvers
     /// resolved into each gate) and starts it. Does not execute steps; call
     /// [`Engine::drive`].
@@ -179,6 +184,20 @@ impl Engine {
         &self,
         flow: &str,
         triggered_by: Option<String>,
+    ) -> Result<RunRecord, EngineError> {
+        self.start_run_with_id(flow, triggered_by, uuid::Uuid::now_v7().to_string())
+            .await
+    }
+
+    /// [`Engine::start_run`] with the run id chosen by the caller, so a
+    /// caller that recorded the id first (the scheduler) can create the run
+    /// idempotently: a second call with the same id fails with
+    /// `StoreError::AlreadyExists` instead of starting a second run.
+    pub async fn start_run_with_id(
+        &self,
+        flow: &str,
+        triggered_by: Option<String>,
+        id: String,
     ) -> Result<RunRecord, EngineError> {
         let genflow = self
             .config
@@ -198,7 +217,7 @@ impl Engine {
         let run = self
             .store
             .create_run(NewRun {
-                id: uuid::Uuid::now_v7().to_string(),
+                id,
                 genflow: definition,
                 triggered_by,
                 state,

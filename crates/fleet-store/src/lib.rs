@@ -198,6 +198,43 @@ impl AuditReport {
     }
 }
 
+/// A genflow's cron schedule as stored: when it is next due, and the run
+/// created for the last due time it claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    pub genflow: String,
+    pub cron: String,
+    pub next_due: Timestamp,
+    pub last_due: Option<Timestamp>,
+    /// Chosen before the run is created, so a process that died in between
+    /// can be finished by the next one (creating a run with a known id is
+    /// idempotent: the second attempt gets `AlreadyExists`).
+    pub last_run_id: Option<String>,
+}
+
+/// Aggregates for monitoring (`/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// (status, number of runs), by status name.
+    pub runs_by_status: Vec<(String, u64)>,
+    /// Per genflow and step, over every recorded attempt.
+    pub steps: Vec<StepStats>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    pub genflow: String,
+    pub step: String,
+    pub attempts: u64,
+    /// Attempts with a finish time; `seconds` sums their durations.
+    pub finished: u64,
+    pub seconds: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub cached: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The run's version moved on since it was read: reload, re-advance, retry.
@@ -275,4 +312,27 @@ pub trait Store: Send + Sync {
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError>;
     async fn release_lease(&self, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError>;
+    /// Every stored schedule, by genflow name.
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
+    /// Stores `cron` for `genflow`, first due at `next_due`, unless that same
+    /// expression is already stored (then the stored due time is kept). A
+    /// changed expression restarts the schedule at `next_due`.
+    async fn ensure_schedule(
+        &self,
+        genflow: &str,
+        cron: &str,
+        next_due: Timestamp,
+    ) -> Result<ScheduleRecord, StoreError>;
+    /// Compare-and-swap: when the stored due time is still `due`, moves it to
+    /// `next_due` and records `run_id` as the run for `due`. False when
+    /// another process claimed it first (it starts that run, not us).
+    async fn claim_schedule(
+        &self,
+        genflow: &str,
+        due: Timestamp,
+        next_due: Timestamp,
+        run_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// Run counts by status and per-step totals.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
 }

@@ -9,8 +9,8 @@
 
 use crate::audit::{self, Pending};
 use crate::{
-    ArtifactRef, AuditEvent, AuditReport, DecisionRecord, NewRun, RunFilter, RunRecord, StepRun,
-    Store, StoreError, Transition,
+    ArtifactRef, AuditEvent, AuditReport, DecisionRecord, NewRun, RunFilter, RunRecord,
+    ScheduleRecord, StepRun, StepStats, Store, StoreError, StoreStats, Transition,
 };
 use async_trait::async_trait;
 use fleet_core::config::{Genflow, StepKind};
@@ -61,13 +61,22 @@ impl Reader<'_> {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "schedules".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_schedules.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -841,6 +850,114 @@ impl Store for SqliteStore {
         Ok(renewed == 1)
     }
 
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        let mut r = self.reader().await?;
+        let rows = sqlx::query(
+            "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules ORDER BY genflow",
+        )
+        .fetch_all(r.conn())
+        .await?;
+        rows.iter().map(schedule_from_row).collect()
+    }
+
+    async fn ensure_schedule(
+        &self,
+        genflow: &str,
+        cron: &str,
+        next_due: Timestamp,
+    ) -> Result<ScheduleRecord, StoreError> {
+        let mut w = self.writer(false).await?;
+        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
+        // A changed expression restarts the schedule; the same one keeps its
+        // stored due time, which is what lets a restart catch up.
+        sqlx::query(
+            "INSERT INTO schedules (genflow, cron, next_due) VALUES (?, ?, ?)
+             ON CONFLICT (genflow) DO UPDATE SET cron = excluded.cron, next_due = excluded.next_due
+             WHERE schedules.cron <> excluded.cron",
+        )
+        .bind(genflow)
+        .bind(cron)
+        .bind(audit::format_time(next_due))
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules WHERE genflow = ?",
+        )
+        .bind(genflow)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        schedule_from_row(&row)
+    }
+
+    async fn claim_schedule(
+        &self,
+        genflow: &str,
+        due: Timestamp,
+        next_due: Timestamp,
+        run_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut w = self.writer(true).await?;
+        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let claimed = sqlx::query(
+            "UPDATE schedules SET next_due = ?, last_due = ?, last_run_id = ?
+             WHERE genflow = ? AND next_due = ?",
+        )
+        .bind(audit::format_time(next_due))
+        .bind(audit::format_time(due))
+        .bind(run_id)
+        .bind(genflow)
+        .bind(audit::format_time(due))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(claimed == 1)
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut r = self.reader().await?;
+        let by_status: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(r.conn())
+                .await?;
+        let rows = sqlx::query(
+            "SELECT r.genflow_name AS genflow, s.step AS step, COUNT(*) AS attempts,
+                    COALESCE(SUM(s.finished_at IS NOT NULL), 0) AS finished,
+                    COALESCE(SUM((julianday(s.finished_at) - julianday(s.started_at)) * 86400.0), 0.0) AS seconds,
+                    COALESCE(SUM(s.input_tokens), 0) AS input_tokens,
+                    COALESCE(SUM(s.output_tokens), 0) AS output_tokens,
+                    COALESCE(SUM(s.cost_usd), 0.0) AS cost_usd,
+                    COALESCE(SUM(s.cached), 0) AS cached
+             FROM step_runs s JOIN runs r ON r.id = s.run_id
+             GROUP BY r.genflow_name, s.step ORDER BY r.genflow_name, s.step",
+        )
+        .fetch_all(r.conn())
+        .await?;
+        let mut steps = Vec::with_capacity(rows.len());
+        for row in &rows {
+            steps.push(StepStats {
+                genflow: row.try_get("genflow")?,
+                step: row.try_get("step")?,
+                attempts: to_u64(row.try_get("attempts")?, "attempts")?,
+                finished: to_u64(row.try_get("finished")?, "finished")?,
+                seconds: row.try_get("seconds")?,
+                input_tokens: to_u64(row.try_get("input_tokens")?, "input tokens")?,
+                output_tokens: to_u64(row.try_get("output_tokens")?, "output tokens")?,
+                cost_usd: row.try_get("cost_usd")?,
+                cached: to_u64(row.try_get("cached")?, "cached")?,
+            });
+        }
+        let mut runs_by_status = Vec::with_capacity(by_status.len());
+        for (status, n) in by_status {
+            runs_by_status.push((status, to_u64(n, "run count")?));
+        }
+        Ok(StoreStats {
+            runs_by_status,
+            steps,
+        })
+    }
+
     async fn release_lease(&self, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError> {
         let mut w = self.writer(false).await?;
         let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -853,6 +970,17 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+fn schedule_from_row(row: &SqliteRow) -> Result<ScheduleRecord, StoreError> {
+    let last_due: Option<String> = row.try_get("last_due")?;
+    Ok(ScheduleRecord {
+        genflow: row.try_get("genflow")?,
+        cron: row.try_get("cron")?,
+        next_due: audit::parse_time(&row.try_get::<String, _>("next_due")?)?,
+        last_due: last_due.as_deref().map(audit::parse_time).transpose()?,
+        last_run_id: row.try_get("last_run_id")?,
+    })
 }
 
 /// Keeps the first problem found; later ones are usually its consequences.

@@ -127,6 +127,17 @@ async fn concurrent_clicks_one_winner() {
     suite::concurrent_clicks_one_winner(Arc::new(db.store)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_claim_each_due_time_once() {
+    let db = db().await;
+    suite::schedules_claim_each_due_time_once(Arc::new(db.store)).await;
+}
+
+#[tokio::test]
+async fn stats_aggregate_runs_and_steps() {
+    suite::stats_aggregate_runs_and_steps(&db().await.store).await;
+}
+
 #[tokio::test]
 async fn in_memory_store_runs_the_suite_basics() {
     let store = SqliteStore::open_in_memory()

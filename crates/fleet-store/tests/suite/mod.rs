@@ -760,3 +760,106 @@ pub async fn concurrent_clicks_one_winner(store: Arc<dyn Store>) {
     let report = ok(store.verify_audit().await, "verify");
     assert!(report.is_ok(), "{report:?}");
 }
+
+fn at(text: &str) -> jiff::Timestamp {
+    text.parse()
+        .unwrap_or_else(|e| panic!("timestamp {text}: {e}"))
+}
+
+/// A schedule keeps its due time across `ensure_schedule` calls with the same
+/// expression (a restart catches up instead of skipping), restarts on a new
+/// expression, and a due time is claimed by exactly one caller.
+pub async fn schedules_claim_each_due_time_once(store: Arc<dyn Store>) {
+    let first = at("2030-01-01T09:00:00Z");
+    let rec = ok(
+        store.ensure_schedule("nightly", "0 9 * * *", first).await,
+        "ensure",
+    );
+    assert_eq!(rec.next_due, first);
+    assert_eq!(rec.last_run_id, None);
+    // Same expression again (a restart): the stored due time wins.
+    let again = ok(
+        store
+            .ensure_schedule("nightly", "0 9 * * *", at("2030-06-01T09:00:00Z"))
+            .await,
+        "ensure again",
+    );
+    assert_eq!(again.next_due, first);
+
+    // Ten concurrent claims of the same due time: one wins.
+    let second = at("2030-01-02T09:00:00Z");
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_schedule("nightly", first, second, &format!("run-{i}"))
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let won = t
+            .await
+            .unwrap_or_else(|e| panic!("join: {e}"))
+            .unwrap_or_else(|e| panic!("claim: {e}"));
+        if won {
+            winners.push(format!("run-{i}"));
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins: {winners:?}");
+    let stored = ok(store.schedules().await, "schedules");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].next_due, second);
+    assert_eq!(stored[0].last_due, Some(first));
+    assert_eq!(stored[0].last_run_id.as_deref(), Some(winners[0].as_str()));
+    // A stale claim (the old due time) fails.
+    assert!(!ok(
+        store.claim_schedule("nightly", first, second, "late").await,
+        "stale claim"
+    ));
+
+    // A new expression restarts the schedule.
+    let changed = ok(
+        store
+            .ensure_schedule("nightly", "30 6 * * 1-5", at("2030-03-04T06:30:00Z"))
+            .await,
+        "change",
+    );
+    assert_eq!(changed.cron, "30 6 * * 1-5");
+    assert_eq!(changed.next_due, at("2030-03-04T06:30:00Z"));
+}
+
+/// Run counts by status and per-step totals (tokens, cost, durations).
+pub async fn stats_aggregate_runs_and_steps(store: &dyn Store) {
+    let empty = ok(store.stats().await, "stats");
+    assert!(empty.runs_by_status.is_empty());
+    let run = new_run(store, "stats-run-a", "release-gate", None).await;
+    new_run(store, "stats-run-b", "nightly", None).await;
+    let run = step(store, &run, Event::Start).await;
+    let (state, _) = advance(&run.definition, &run.state, &Event::StepStarted { step: 0 })
+        .unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&run, state);
+    let mut sr = step_run("readiness", 1, None);
+    sr.started_at = at("2030-01-01T09:00:00Z");
+    sr.finished_at = Some(at("2030-01-01T09:00:02.500Z"));
+    t.step_run = Some(sr);
+    ok(store.commit(t).await, "commit");
+
+    let stats = ok(store.stats().await, "stats");
+    assert_eq!(
+        stats.runs_by_status,
+        vec![("running".to_string(), 2)],
+        "both runs are running"
+    );
+    assert_eq!(stats.steps.len(), 1);
+    let s = &stats.steps[0];
+    assert_eq!(
+        (s.genflow.as_str(), s.step.as_str()),
+        ("release-gate", "readiness")
+    );
+    assert_eq!((s.attempts, s.finished), (1, 1));
+    assert!((s.seconds - 2.5).abs() < 0.01, "duration {}", s.seconds);
+    assert_eq!((s.input_tokens, s.output_tokens), (1200, 300));
+    assert!((s.cost_usd - 0.0125).abs() < 1e-9);
+}
