@@ -90,7 +90,13 @@ async fn one_run(engine: &Engine, approver: &str) -> Result<usize, Box<dyn std::
     let run = engine.drive(&run.id, &Quiet).await?;
     let t4 = t.elapsed();
     if std::env::var("BENCH_PHASES").is_ok() {
-        eprintln!("start {:?} drive {:?} decide {:?} drive {:?}", t1, t2 - t1, t3 - t2, t4 - t3);
+        eprintln!(
+            "start {:?} drive {:?} decide {:?} drive {:?}",
+            t1,
+            t2 - t1,
+            t3 - t2,
+            t4 - t3
+        );
     }
     if run.state.status != fleet_core::run::RunStatus::Succeeded {
         return Err(format!("run ended {}", run.state.status).into());

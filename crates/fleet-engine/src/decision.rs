@@ -79,11 +79,7 @@ fn gate_index(run: &RunRecord, step: Option<&str>) -> Result<usize, EngineError>
 
 /// The latest revision of every document upstream of the gate: what an
 /// approver is shown, and what a decision is bound to.
-pub fn shown_revisions(
-    run: &RunRecord,
-    gate: usize,
-    refs: &[ArtifactRef],
-) -> Vec<ArtifactRef> {
+pub fn shown_revisions(run: &RunRecord, gate: usize, refs: &[ArtifactRef]) -> Vec<ArtifactRef> {
     let deps = deps_of(run);
     let ups = dag::ancestors(&deps, gate);
     let upstream_steps: Vec<&str> = dag::topo_order(&deps)
