@@ -225,13 +225,7 @@ async fn model_step(
         .map(|m| serde_json::to_value(m).unwrap_or_default())
         .unwrap_or_else(|| serde_json::json!({ "provider": "builtin" }));
 
-    let spec = corpus_spec(&run.definition, idx);
-    let root = engine.settings.root.clone();
-    let corpus: Corpus =
-        tokio::task::spawn_blocking(move || fleet_corpus::gather(&root, &spec, &Limits::default()))
-            .await
-            .map_err(|e| format!("corpus gathering stopped: {e}"))?
-            .map_err(|e| format!("step `{}`: {e}", step.name))?;
+    let corpus = run_corpus(engine, run, idx).await?;
     let manifest = serde_json::to_value(&corpus.manifest).ok();
 
     let upstream = upstream_docs(engine, run, idx).await?;
@@ -306,6 +300,38 @@ async fn model_step(
         step_run: Some(step_run),
         high_flags,
     })
+}
+
+/// The corpus of step `idx`. Steps of one run that read the same
+/// specification (a review without its own corpus reads its report's) get
+/// the very same snapshot, gathered once: the review then checks exactly what
+/// the report saw, and the run reads the tree once.
+async fn run_corpus(engine: &Engine, run: &RunRecord, idx: usize) -> Result<Corpus, String> {
+    let spec = corpus_spec(&run.definition, idx);
+    let key = (
+        run.id.clone(),
+        serde_json::to_string(&(&spec.corpus, &spec.sources, spec.include_ignored))
+            .unwrap_or_default(),
+    );
+    if let Some(hit) = engine
+        .corpus_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&key).cloned())
+    {
+        return Ok((*hit).clone());
+    }
+    let root = engine.settings.root.clone();
+    let name = spec.name.clone();
+    let corpus =
+        tokio::task::spawn_blocking(move || fleet_corpus::gather(&root, &spec, &Limits::default()))
+            .await
+            .map_err(|e| format!("corpus gathering stopped: {e}"))?
+            .map_err(|e| format!("step `{name}`: {e}"))?;
+    if let Ok(mut cache) = engine.corpus_cache.lock() {
+        cache.insert(key, Arc::new(corpus.clone()));
+    }
+    Ok(corpus)
 }
 
 /// When a review sent this report back (`on_flag.redraft`), its latest flags.

@@ -133,6 +133,10 @@ pub struct Engine {
     config: Arc<Config>,
     settings: Settings,
     models: exec::Models,
+    /// Corpora gathered for runs being driven, by (run id, corpus spec);
+    /// dropped when `drive` returns.
+    corpus_cache:
+        std::sync::Mutex<std::collections::HashMap<(String, String), Arc<fleet_corpus::Corpus>>>,
 }
 
 /// What went into a transition besides the event.
@@ -158,6 +162,7 @@ impl Engine {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, settings: Settings) -> Self {
         Engine {
             models: exec::Models::new(&config),
+            corpus_cache: Default::default(),
             store,
             config,
             settings,
