@@ -13,6 +13,11 @@ pub struct App {
 
 impl App {
     pub async fn open(locator: &Locator) -> Result<App> {
+        App::open_with(locator, |_| {}).await
+    }
+
+    /// [`App::open`] with engine settings adjusted by a command's flags (e.g. `--no-cache`).
+    pub async fn open_with(locator: &Locator, adjust: impl FnOnce(&mut Settings)) -> Result<App> {
         let ws = locator.load()?;
         let state_dir = ws.root.join(".fleet");
         std::fs::create_dir_all(&state_dir)
@@ -30,6 +35,7 @@ impl App {
         {
             settings.lease_ttl = ttl.as_std();
         }
+        adjust(&mut settings);
         let engine = Engine::new(store, Arc::new(ws.config.clone()), settings);
         Ok(App { ws, engine })
     }

@@ -81,6 +81,9 @@ enum Command {
         /// Print one JSON object (run_id, status, steps, decisions) instead of text.
         #[arg(long)]
         json: bool,
+        /// Call the models even when a cached answer exists (new answers are still cached).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// List runs, newest first.
     Runs {
@@ -153,10 +156,41 @@ enum Command {
     },
     /// Continue runs a crashed or killed process left unfinished.
     Resume,
+    /// Serve the dashboard, decision pages and JSON API; drive runs and start scheduled ones.
+    Serve {
+        /// Address to listen on (default: `server.bind` from the config, else 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        /// No operator authentication (only allowed on a loopback address).
+        #[arg(long)]
+        insecure_local: bool,
+    },
+    /// Approval gate helpers.
+    Gate {
+        #[command(subcommand)]
+        command: GateCommand,
+    },
     /// Check or export the audit trail.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GateCommand {
+    /// Print a signed decision link for an approver (e.g. when theirs expired).
+    Link {
+        /// Run id (or a unique prefix).
+        run: String,
+        /// The approval gate.
+        step: String,
+        /// The approver the link is for.
+        #[arg(long = "for", value_name = "EMAIL")]
+        approver: String,
+        /// How long the link stays valid.
+        #[arg(long, default_value = "7d")]
+        ttl: String,
     },
 }
 
@@ -247,6 +281,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ws = locator.load()?;
             cmd::corpus::run(&ws, &genflow, &step, json)?;
         }
+        Command::Serve {
+            bind,
+            insecure_local,
+        } => return cmd::serve::run(&locator, bind, insecure_local),
         other => {
             // One thread is enough for a CLI invocation and starts fastest;
             // blocking work (corpus reads) goes to tokio's blocking pool.
@@ -263,7 +301,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode> {
     use cmd::runs;
     use fleet_core::run::Verdict;
-    let app = context::App::open(locator).await?;
+    let no_cache = matches!(command, Command::Run { no_cache: true, .. });
+    let app = context::App::open_with(locator, |s| s.no_cache = no_cache).await?;
     app.ws.print_warnings(&locator.cwd);
     Ok(match command {
         Command::Run {
@@ -271,6 +310,7 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             user,
             wait,
             json,
+            no_cache: _,
         } => runs::run(&app, &genflow, user, wait, json).await?,
         Command::Runs {
             flow,
@@ -334,6 +374,18 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             runs::resume(&app).await?;
             ExitCode::SUCCESS
         }
+        Command::Gate {
+            command:
+                GateCommand::Link {
+                    run,
+                    step,
+                    approver,
+                    ttl,
+                },
+        } => {
+            cmd::gate::link(&app, &run, &step, &approver, &ttl).await?;
+            ExitCode::SUCCESS
+        }
         Command::Audit { command } => match command {
             AuditCommand::Verify => cmd::audit::verify(&app).await?,
             AuditCommand::Export { run, out } => {
@@ -342,6 +394,7 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             }
         },
         Command::Init { .. }
+        | Command::Serve { .. }
         | Command::Validate
         | Command::Flows { .. }
         | Command::Schema

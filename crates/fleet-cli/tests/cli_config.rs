@@ -248,3 +248,56 @@ fn every_subcommand_has_help_and_there_is_a_version() {
             .stdout(predicate::str::contains("Usage: fleet"));
     }
 }
+
+#[test]
+fn corpus_dry_run_prints_the_manifest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    init(tmp.path());
+    let out = fleet()
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["corpus", "release-gate", "readiness"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).expect("utf8");
+    for path in [
+        "docs/releases/2.4.0.md",
+        "docs/runbooks/payments-cutover.md",
+        "migrations/0043_drop_legacy_tax_rate.up.sql",
+    ] {
+        assert!(text.contains(path), "{path} missing from:\n{text}");
+    }
+    assert!(text.contains("tokens"), "{text}");
+
+    // --json: the same manifest, with blake3 hashes of the files on disk.
+    let out = fleet()
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["corpus", "release-gate", "risk-review", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let entries = json["manifest"]["entries"].as_array().expect("entries");
+    let release = entries
+        .iter()
+        .find(|e| e["path"] == "docs/releases/2.4.0.md")
+        .expect("release notes in the review's corpus (inherited from the report)");
+    let bytes = std::fs::read(tmp.path().join("docs/releases/2.4.0.md")).expect("read");
+    assert_eq!(release["size"], bytes.len());
+
+    fleet()
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["corpus", "release-gate", "go-no-go"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "only report and review steps read a corpus",
+        ));
+}

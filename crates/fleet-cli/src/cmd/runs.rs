@@ -457,6 +457,7 @@ pub async fn decide(app: &App, d: Decide) -> Result<ExitCode> {
     if d.verdict == Verdict::NoGo && d.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         bail!(UsageError("a no-go needs a reason: --reason TEXT".into()));
     }
+    resume_others(app, d.json).await?;
     let run = app
         .engine
         .decide(DecisionRequest {
@@ -498,6 +499,7 @@ pub async fn cancel(app: &App, id: &str) -> Result<()> {
 }
 
 pub async fn retry(app: &App, id: &str, from: Option<String>) -> Result<ExitCode> {
+    resume_others(app, false).await?;
     let run = app.engine.retry(id, from.as_deref()).await?;
     eprintln!("Retrying run {}", run.id);
     let run = app.engine.drive(&run.id, &Lines { quiet: false }).await?;
