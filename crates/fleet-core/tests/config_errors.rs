@@ -327,6 +327,19 @@ fn cases() -> Vec<Case> {
                 "4:53: error: corpus glob `../secrets/*` contains `..` and could leave the workspace",
             ],
         ),
+        case(
+            "budget without a limit",
+            "genflows:\n  - name: g\n    budget: {}\n    steps:\n      - {name: r, kind: report, prompt: p, corpus: [\"*.md\"]}\n",
+            &["3:13: error: `budget` needs `tokens`, `cost_usd` or both"],
+        ),
+        case(
+            "budget with a negative cost and an unknown key",
+            "genflows:\n  - name: g\n    budget: {cost_usd: -1, token: 5}\n    steps:\n      - {name: r, kind: report, prompt: p, corpus: [\"*.md\"]}\n",
+            &[
+                "3:24: error: `budget.cost_usd` must be between 0 and 1000000000, found -1",
+                "3:28: error: unknown key `token` in `budget`",
+            ],
+        ),
     ]
 }
 

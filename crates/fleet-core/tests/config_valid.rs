@@ -100,6 +100,7 @@ genflows:
     description: Weekly release
     schedule: "0 9 * * 1-5"
     approvers: [lead@example.com, owner@example.com]
+    budget: {tokens: 200000, cost_usd: 2.5}
     steps:
       - name: readiness
         kind: report
@@ -138,6 +139,13 @@ genflows:
     assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
     let config = checked.config.expect("valid");
     let flow = config.genflow("release-gate").expect("flow");
+    assert_eq!(
+        flow.budget,
+        Some(fleet_core::config::Budget {
+            tokens: Some(200_000),
+            cost_usd: Some(2.5)
+        })
+    );
     // Effective approvers resolve to the genflow's list.
     let resolved = config.resolved_genflow(flow);
     assert_eq!(

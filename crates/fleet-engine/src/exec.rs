@@ -2,12 +2,12 @@
 //! commits it through the state machine.
 
 use crate::Engine;
-use fleet_core::config::{BUILTIN_MODEL, Config, Genflow, Provider, Step, StepKind};
+use fleet_core::config::{BUILTIN_MODEL, Budget, Config, Genflow, Step, StepKind};
 use fleet_core::dag;
 use fleet_core::flags::{FlagSeverity, sidecar_path};
 use fleet_core::run::Verdict;
 use fleet_corpus::{Corpus, Limits};
-use fleet_models::{Builtin, Model, ModelRequest, UpstreamDoc};
+use fleet_models::{Builtin, Model, ModelRequest, ProviderOptions, UpstreamDoc};
 use fleet_store::{ArtifactRef, NewArtifact, RunRecord, StepRun};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,21 +15,28 @@ use std::sync::Arc;
 /// The models steps may use, by config name.
 pub(crate) struct Models {
     by_name: BTreeMap<String, Arc<dyn Model>>,
-    unavailable: BTreeMap<String, Provider>,
+    /// Models whose config cannot work, with why: only the steps using them fail.
+    unavailable: BTreeMap<String, String>,
 }
 
 impl Models {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config, settings: &crate::Settings) -> Self {
         let mut by_name: BTreeMap<String, Arc<dyn Model>> = BTreeMap::new();
         let mut unavailable = BTreeMap::new();
         by_name.insert(BUILTIN_MODEL.to_owned(), Arc::new(Builtin));
+        let options = ProviderOptions {
+            cache_dir: Some(settings.state_dir.join("cache").join("models")),
+            no_cache: settings.no_cache,
+            work_dir: Some(settings.root.clone()),
+            ..ProviderOptions::default()
+        };
         for (name, m) in &config.models {
-            match m.provider {
-                Provider::Builtin => {
-                    by_name.insert(name.clone(), Arc::new(Builtin));
+            match fleet_models::from_config(name, m, &options) {
+                Ok(model) => {
+                    by_name.insert(name.clone(), model);
                 }
-                other => {
-                    unavailable.insert(name.clone(), other);
+                Err(e) => {
+                    unavailable.insert(name.clone(), e.to_string());
                 }
             }
         }
@@ -44,15 +51,33 @@ impl Models {
             return Ok(m.clone());
         }
         match self.unavailable.get(name) {
-            Some(p) => Err(format!(
-                "model `{name}` uses the {} provider, which this build of fleet cannot call yet",
-                p.as_str()
-            )),
+            Some(why) => Err(format!("model `{name}`: {why}")),
             None => Err(format!(
                 "model `{name}` is not defined in the config's `models`"
             )),
         }
     }
+}
+
+/// What is left of the run's budget after every step run recorded so far.
+async fn budget_left(engine: &Engine, run: &RunRecord) -> Result<Option<Budget>, String> {
+    let Some(budget) = run.definition.budget else {
+        return Ok(None);
+    };
+    let spent = engine
+        .store
+        .step_runs(&run.id)
+        .await
+        .map_err(|e| format!("cannot read the run's spending so far: {e}"))?;
+    let tokens: u64 = spent
+        .iter()
+        .map(|s| s.input_tokens + s.output_tokens)
+        .sum();
+    let cost: f64 = spent.iter().filter_map(|s| s.cost_usd).sum();
+    Ok(Some(Budget {
+        tokens: budget.tokens.map(|t| t.saturating_sub(tokens)),
+        cost_usd: budget.cost_usd.map(|c| (c - cost).max(0.0)),
+    }))
 }
 
 pub(crate) struct StepDone {
@@ -243,6 +268,7 @@ async fn model_step(
         corpus,
         upstream,
         feedback,
+        budget: budget_left(engine, run).await?,
     };
     let mut step_run = StepRun {
         step: step.name.clone(),

@@ -75,6 +75,9 @@ pub struct Settings {
     /// announces it on stderr and freezes, so a test can SIGKILL it at exactly
     /// that point.
     pub pause_after: Option<String>,
+    /// Do not read model responses from the cache (`fleet run --no-cache`);
+    /// new answers are still written to `<state_dir>/cache/models/`.
+    pub no_cache: bool,
 }
 
 impl Settings {
@@ -94,6 +97,7 @@ impl Settings {
             pause_after: std::env::var("FLEET_FAULT")
                 .ok()
                 .and_then(|f| f.strip_prefix("pause-after:").map(str::to_owned)),
+            no_cache: false,
         }
     }
 }
@@ -161,7 +165,7 @@ const MAX_CAS_ATTEMPTS: u32 = 100;
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, settings: Settings) -> Self {
         Engine {
-            models: exec::Models::new(&config),
+            models: exec::Models::new(&config, &settings),
             corpus_cache: Default::default(),
             store,
             config,

@@ -7,13 +7,18 @@
 //!   that needs no network or key and says so in every document it writes.
 //! - [`check_citations`] verifies `path:line` references in any document, so
 //!   LLM providers hold their output to the same standard as the builtin.
+//! - [`from_config`] builds any configured model: `openai` (any
+//!   OpenAI-compatible server), `anthropic`, `command` (an agent CLI), with
+//!   retries, a concurrency limit, cost accounting and a response cache.
 
 mod builtin;
 mod citations;
+mod providers;
 mod text;
 
 pub use builtin::Builtin;
 pub use citations::{check_citations, check_citations_in};
+pub use providers::{ProviderOptions, RetryPolicy, from_config};
 
 use fleet_core::config::StepKind;
 use fleet_core::flags::FlagSet;
@@ -51,6 +56,9 @@ pub struct ModelRequest {
     pub upstream: Vec<UpstreamDoc>,
     /// When a report is redrafted after a review: the review's flags.
     pub feedback: Option<FlagSet>,
+    /// What is left of the run's `budget`, if the genflow has one: a
+    /// provider fails the step rather than make a call that could exceed it.
+    pub budget: Option<fleet_core::config::Budget>,
 }
 
 /// Tokens and money one completion cost.
@@ -60,6 +68,9 @@ pub struct Usage {
     pub output_tokens: u64,
     /// `None` when the price is unknown (or there is none, as for `builtin`).
     pub cost_usd: Option<f64>,
+    /// How long the model call took; `None` when no call was made (builtin, cache hit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
 }
 
 /// What a model produced for one step.
@@ -84,6 +95,49 @@ pub enum ModelError {
         "model `{model}` cannot run a `{kind}` step (only report and review steps use a model)"
     )]
     UnsupportedKind { model: String, kind: StepKind },
+    /// A model config that cannot work (an empty `command`, an invalid header).
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "the environment variable `{var}` named by `api_key_env` is not set; export it with the API key"
+    )]
+    MissingApiKey { var: String },
+    /// The server refused or failed; `message` is what it said.
+    #[error("{url} answered HTTP {status}{}: {message}", after(*.attempts))]
+    Http {
+        url: String,
+        status: u16,
+        message: String,
+        attempts: u32,
+    },
+    #[error("could not reach {url}{}: {message}", after(*.attempts))]
+    Connection {
+        url: String,
+        message: String,
+        attempts: u32,
+    },
+    #[error("no answer from {url} within {}s (the model's `timeout`)", .after.as_secs_f64())]
+    Timeout {
+        url: String,
+        after: std::time::Duration,
+    },
+    /// A success status with a body that is not the API's response.
+    #[error("{url} sent a response Fleet cannot read: {message}")]
+    BadResponse { url: String, message: String },
+    /// The `command` provider's agent failed; `message` quotes its stderr.
+    #[error("agent `{program}` {message}")]
+    Agent { program: String, message: String },
+    #[error("over budget: {0}")]
+    Budget(String),
+    #[error("the prompt does not fit the model's context window: {0}")]
+    ContextTooSmall(String),
+}
+
+fn after(attempts: u32) -> String {
+    match attempts {
+        0 | 1 => String::new(),
+        n => format!(" after {n} attempts"),
+    }
 }
 
 /// A provider that completes report and review steps.

@@ -1,6 +1,7 @@
 //! Small text helpers shared by the analyst and the citation check.
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
+use regex::bytes::RegexSet;
 
 /// Compiles a built-in pattern. `\b` becomes an ASCII word boundary: the
 /// Unicode one makes the fast DFA engines give up on any non-ASCII line
@@ -14,10 +15,16 @@ pub(crate) fn re(pattern: &str) -> Regex {
     }
 }
 
-/// [`re`] for a set of patterns matched together in one pass.
+/// [`re`] for a set of patterns matched together in one pass, in ASCII
+/// mode (`\s`, `\w`, case folding): the rules key on ASCII words, and a
+/// Unicode-aware union of two dozen case-insensitive patterns makes a much
+/// larger automaton that costs more per line than all the rules are worth.
 pub(crate) fn re_set(patterns: &[&str]) -> RegexSet {
-    let ascii_boundaries = patterns.iter().map(|p| p.replace(r"\b", r"(?-u:\b)"));
-    match RegexSet::new(ascii_boundaries) {
+    let ascii = patterns.iter().map(|p| format!("(?-u){p}"));
+    match regex::bytes::RegexSetBuilder::new(ascii)
+        .dfa_size_limit(32 << 20)
+        .build()
+    {
         Ok(set) => set,
         Err(err) => panic!("built-in pattern set does not compile: {err}"),
     }
@@ -29,7 +36,9 @@ pub(crate) fn re_set(patterns: &[&str]) -> RegexSet {
 /// where the set says they match. Per-call overhead, not scanning, is what
 /// costs on short lines.
 macro_rules! line_rules {
-    ($set:ident, $index:ident { $($vis:vis $name:ident = $pat:expr;)* }) => {
+    ($set:ident, $index:ident, $patterns:ident { $($vis:vis $name:ident = $pat:expr;)* }) => {
+        #[allow(dead_code)]
+        const $patterns: &[&str] = &[$($pat),*];
         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
         #[derive(Clone, Copy)]
         enum $index { $($name),* }
@@ -39,7 +48,7 @@ macro_rules! line_rules {
             $vis static $name: std::sync::LazyLock<regex::Regex> =
                 std::sync::LazyLock::new(|| crate::text::re($pat));
         )*
-        static $set: std::sync::LazyLock<regex::RegexSet> =
+        static $set: std::sync::LazyLock<regex::bytes::RegexSet> =
             std::sync::LazyLock::new(|| crate::text::re_set(&[$($pat),*]));
     };
 }
@@ -133,12 +142,13 @@ fn closing_backticks(bytes: &[u8], from: usize, run: usize) -> Option<usize> {
     None
 }
 
-/// The lines of `text` holding a match of `regex`, each once, with their
-/// 1-based numbers. One pass of the regex over the whole text instead of a
-/// call per line.
-pub(crate) fn lines_matching<'t>(text: &'t str, regex: &Regex) -> Vec<(u64, &'t str)> {
+/// The lines of `text` holding a match of `regex`, each once, as 1-based
+/// numbers and byte ranges (without the line ending). One pass of the regex
+/// over the whole text instead of a call per line; the ranges also find the
+/// same lines in a copy with identical offsets (an ASCII-lowercased one).
+pub(crate) fn line_spans_matching(text: &str, regex: &Regex) -> Vec<(u64, std::ops::Range<usize>)> {
     let bytes = text.as_bytes();
-    let mut found: Vec<(u64, &'t str)> = Vec::new();
+    let mut found = Vec::new();
     let mut line_no = 1u64;
     let mut counted_to = 0;
     let mut next_line_start = 0;
@@ -151,7 +161,12 @@ pub(crate) fn lines_matching<'t>(text: &'t str, regex: &Regex) -> Vec<(u64, &'t 
         let start = memchr::memrchr(b'\n', &bytes[..m.start()]).map_or(0, |i| i + 1);
         let end = memchr::memchr(b'\n', &bytes[m.start()..]).map_or(bytes.len(), |i| m.start() + i);
         next_line_start = end + 1;
-        found.push((line_no, text[start..end].trim_end_matches('\r')));
+        let end_without_cr = if end > start && bytes[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        found.push((line_no, start..end_without_cr));
     }
     found
 }
@@ -226,11 +241,12 @@ mod tests {
     fn lines_matching_numbers_each_line_once() {
         let text = "a x x\nb\nc x\r\nx";
         let regex = re("x");
-        assert_eq!(
-            lines_matching(text, &regex),
-            vec![(1, "a x x"), (3, "c x"), (4, "x")]
-        );
-        assert_eq!(lines_matching("", &regex), vec![]);
+        let lines: Vec<(u64, &str)> = line_spans_matching(text, &regex)
+            .into_iter()
+            .map(|(n, span)| (n, &text[span]))
+            .collect();
+        assert_eq!(lines, vec![(1, "a x x"), (3, "c x"), (4, "x")]);
+        assert_eq!(line_spans_matching("", &regex), vec![]);
     }
 
     #[test]

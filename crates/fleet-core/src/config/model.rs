@@ -55,7 +55,23 @@ pub struct Genflow {
     /// Default approvers for this genflow's gates; falls back to the top-level list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// Most tokens and/or money one run may spend on model calls; a step
+    /// fails before a call that could go past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
     pub steps: Vec<Step>,
+}
+
+/// A spending limit: for a genflow, per run; on a model request, what is left of it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Input plus output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// US dollars, priced with each model's `prices`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl Genflow {

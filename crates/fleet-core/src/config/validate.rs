@@ -8,7 +8,14 @@ use crate::dag;
 use std::collections::{BTreeMap, HashMap};
 
 const TOP_KEYS: &[&str] = &["genflows", "models", "notify", "server", "approvers"];
-const GENFLOW_KEYS: &[&str] = &["name", "description", "schedule", "approvers", "steps"];
+const GENFLOW_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "schedule",
+    "approvers",
+    "budget",
+    "steps",
+];
 const STEP_COMMON: &[&str] = &["name", "kind", "depends_on", "out", "retries", "timeout"];
 /// Kind-specific step fields and the kinds they belong to.
 const STEP_KIND_FIELDS: &[(&str, &[StepKind])] = &[
@@ -545,6 +552,7 @@ impl Checker {
             .get("approvers")
             .map(|n| self.email_list(n, &format!("`approvers` of {what}")))
             .unwrap_or_default();
+        let budget = f.get("budget").and_then(|n| self.budget(n));
         let steps = match self.required(&f, "steps", &what) {
             Some(n) => {
                 let default_approvers = has_default_approvers || !approvers.is_empty();
@@ -559,10 +567,30 @@ impl Checker {
                 description,
                 schedule,
                 approvers,
+                budget,
                 steps,
             },
             name_node.map(|n| n.pos).unwrap_or(node.pos),
         ))
+    }
+
+    fn budget(&mut self, node: &Node) -> Option<Budget> {
+        let f = self.fields(node, "`budget`", &["tokens", "cost_usd"])?;
+        let tokens = f
+            .get("tokens")
+            .and_then(|n| self.uint(n, "`budget.tokens`", 1, 1_000_000_000_000));
+        let cost_usd = f
+            .get("cost_usd")
+            .and_then(|n| self.number(n, "`budget.cost_usd`", 0.0, 1e9));
+        if f.get("tokens").is_none() && f.get("cost_usd").is_none() {
+            self.err(
+                node.pos,
+                "`budget` needs `tokens`, `cost_usd` or both",
+                Some("e.g. `budget: {tokens: 200000, cost_usd: 5}`"),
+            );
+            return None;
+        }
+        Some(Budget { tokens, cost_usd })
     }
 
     fn name(&mut self, node: &Node, what: &str) -> Option<String> {

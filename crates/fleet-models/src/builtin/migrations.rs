@@ -6,67 +6,36 @@
 //! its up created is expected).
 
 use super::analysis::{Migration, cite};
-use crate::text::re;
+use crate::text::{line_rules, re};
 use fleet_core::flags::Citation;
 use fleet_corpus::Document;
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+line_rules!(MIGRATION_RULES, Rule, MIGRATION_PATTERNS {
+    IRREVERSIBLE_MARKER = r"(?i)\bIrreversibleMigration\b|\braise\s+NotImplementedError\b|\bRAISE\s+EXCEPTION\b|\birreversible\b";
+    SQL_DOWN_MARKER = r"(?i)^\s*--\s*(?:\+goose\s+down|\+migrate\s+down|migrate:down|down:?|rollback:?|undo:?|//\s*@undo)\s*$";
+    SQL_UP_MARKER = r"(?i)^\s*--\s*(?:\+goose\s+up|\+migrate\s+up|migrate:up|up:?|//\s*@do)\s*$";
+    // Liquibase formatted SQL: `--rollback <sql>` under each changeset.
+    SQL_ROLLBACK_LINE = r"(?i)^\s*--rollback\s+(.+)$";
+    DEF_LINE = r"^(\s*)(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)";
+    JS_DOWN = r"\bexports\.down\b|\b(?:async\s+)?down\s*\(|\bdown\s*[:=]\s*(?:async\s*)?(?:function|\()";
+    SCALE = r"(?i)[0-9][0-9,.]*\s*(?:k|m|b|million|billion|thousand)?\s*rows\b|\b[0-9]+(?:\s*(?:-|–)\s*[0-9]+)?\s*(?:minutes|mins|hours|hrs)\b|\bbatch(?:es)?\b";
+    SQL_DESTRUCTIVE = r#"(?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?[\w."]+\s+DROP\s+(?:IF\s+EXISTS\s+)?[\w"]+)\b"#;
+    CODE_DESTRUCTIVE = r"\b(remove_columns?|drop_table|remove_reference|remove_belongs_to|drop_join_table|op\.drop_column|op\.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn)\b";
+    SQL_BACKFILL = r#"(?i)(?:^|["'(\s])UPDATE\s+[\w."]+(?:\s+AS\s+\w+)?\s*(?:SET\b|$)|\bINSERT\s+INTO\b.*\bSELECT\b"#;
+    ON_UPDATE = r"(?i)\bON\s+UPDATE\b";
+    CODE_BACKFILL = r"\b(update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_columns?)\b";
+    RAILS_CHANGE_IRREVERSIBLE = r"\b(change_column|execute)\s";
+});
+
 static FLYWAY: LazyLock<Regex> = LazyLock::new(|| re(r"^([VvUu])([0-9][0-9._]*)__(.+)\.sql$"));
 static LEADING_NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"^[VvUuRr]?([0-9]{3,})"));
 
-static SQL_DESTRUCTIVE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?[\w."]+\s+DROP\s+(?:IF\s+EXISTS\s+)?[\w"]+)\b"#,
-    )
-});
-static CODE_DESTRUCTIVE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(remove_columns?|drop_table|remove_reference|remove_belongs_to|drop_join_table|op\.drop_column|op\.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn)\b",
-    )
-});
-static SQL_BACKFILL: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?i)(?:^|["'(\s])UPDATE\s+[\w."]+(?:\s+AS\s+\w+)?\s*(?:SET\b|$)|\bINSERT\s+INTO\b.*\bSELECT\b"#,
-    )
-});
-static ON_UPDATE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\bON\s+UPDATE\b"));
-static CODE_BACKFILL: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_columns?)\b",
-    )
-});
-static SCALE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)[0-9][0-9,.]*\s*(?:k|m|b|million|billion|thousand)?\s*rows\b|\b[0-9]+(?:\s*[-–]\s*[0-9]+)?\s*(?:minutes|mins|hours|hrs)\b|\bbatch(?:es)?\b",
-    )
-});
-static SQL_DOWN_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)^\s*--\s*(?:\+goose\s+down|\+migrate\s+down|migrate:down|down:?|rollback:?|undo:?|//\s*@undo)\s*$",
-    )
-});
-static SQL_UP_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)^\s*--\s*(?:\+goose\s+up|\+migrate\s+up|migrate:up|up:?|//\s*@do)\s*$")
-});
-/// Liquibase formatted SQL: `--rollback DROP TABLE x;` under each changeset.
-static SQL_ROLLBACK_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)^\s*--rollback\s+(.+)$"));
 static SQL_STATEMENT: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?i)^(?:DROP|ALTER|DELETE|INSERT|UPDATE|CREATE|TRUNCATE|RENAME|GRANT|REVOKE)\b")
 });
-static IRREVERSIBLE_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\bIrreversibleMigration\b|\braise\s+NotImplementedError\b|\bRAISE\s+EXCEPTION\b|\birreversible\b",
-    )
-});
-static DEF_LINE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)"));
-static JS_DOWN: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\bexports\.down\b|\b(?:async\s+)?down\s*\(|\bdown\s*[:=]\s*(?:async\s*)?(?:function|\()")
-});
-static RAILS_CHANGE_IRREVERSIBLE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(change_column|execute)\s"));
 
 /// Is this corpus path a migration file this module understands?
 pub(crate) fn is_migration(path: &str) -> bool {
@@ -237,7 +206,9 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
         if trimmed.is_empty() {
             continue;
         }
-        if scan.irreversible.is_none() && IRREVERSIBLE_MARKER.is_match(line) {
+        let hits = MIGRATION_RULES.matches(line.as_bytes());
+        let has = |rule: Rule| hits.matched(rule as usize);
+        if scan.irreversible.is_none() && has(Rule::IRREVERSIBLE_MARKER) {
             scan.irreversible = Some(cite(path, n, line));
         }
         let comment = match lang {
@@ -250,16 +221,18 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
 
         match lang {
             Lang::Sql => {
-                if SQL_DOWN_MARKER.is_match(line) {
+                if has(Rule::SQL_DOWN_MARKER) {
                     forward = false;
                     scan.down_at = Some(cite(path, n, line));
                     continue;
                 }
-                if SQL_UP_MARKER.is_match(line) {
+                if has(Rule::SQL_UP_MARKER) {
                     forward = role != Role::Down;
                     continue;
                 }
-                if let Some(caps) = SQL_ROLLBACK_LINE.captures(line) {
+                if has(Rule::SQL_ROLLBACK_LINE)
+                    && let Some(caps) = SQL_ROLLBACK_LINE.captures(line)
+                {
                     scan.down_at.get_or_insert_with(|| cite(path, n, line));
                     let rest = caps.get(1).map_or("", |m| m.as_str()).trim();
                     if SQL_STATEMENT.is_match(rest) {
@@ -271,7 +244,9 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                 }
             }
             Lang::Ruby => {
-                if let Some(caps) = DEF_LINE.captures(line) {
+                if has(Rule::DEF_LINE)
+                    && let Some(caps) = DEF_LINE.captures(line)
+                {
                     match caps.get(2).map_or("", |m| m.as_str()) {
                         "up" => forward = true,
                         "change" => {
@@ -291,7 +266,8 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                 }
             }
             Lang::Python => {
-                if let Some(caps) = DEF_LINE.captures(line)
+                if has(Rule::DEF_LINE)
+                    && let Some(caps) = DEF_LINE.captures(line)
                     && caps.get(1).is_some_and(|m| m.as_str().is_empty())
                 {
                     // Top-level defs only: helpers nested in upgrade() stay in upgrade().
@@ -333,7 +309,7 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                 }
             }
             Lang::Js => {
-                if JS_DOWN.is_match(line) {
+                if has(Rule::JS_DOWN) {
                     forward = false;
                     scan.down_at = Some(cite(path, n, line));
                     scan.down_statements = true;
@@ -353,28 +329,30 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
         if lang == Lang::Sql && !forward && !comment {
             scan.down_statements = true;
         }
-        if forward && SCALE.is_match(line) && scan.scale.is_none() {
+        if forward && has(Rule::SCALE) && scan.scale.is_none() {
             scan.scale = Some(cite(path, n, line));
         }
         if !forward || comment {
             continue;
         }
-        if let Some(m) = SQL_DESTRUCTIVE.find(line)
+        if has(Rule::SQL_DESTRUCTIVE)
+            && let Some(m) = SQL_DESTRUCTIVE.find(line)
             && let Some(op) = destructive_op(m.as_str())
         {
             scan.destructive.push((op, cite(path, n, line)));
-        } else if let Some(m) = CODE_DESTRUCTIVE.find(line) {
+        } else if has(Rule::CODE_DESTRUCTIVE)
+            && let Some(m) = CODE_DESTRUCTIVE.find(line)
+        {
             scan.destructive
                 .push((m.as_str().to_string(), cite(path, n, line)));
         }
-        if (SQL_BACKFILL.is_match(line) && !ON_UPDATE.is_match(line))
-            || CODE_BACKFILL.is_match(line)
-        {
+        if (has(Rule::SQL_BACKFILL) && !has(Rule::ON_UPDATE)) || has(Rule::CODE_BACKFILL) {
             scan.backfill.push(cite(path, n, line));
         }
         if lang == Lang::Ruby
             && scan.auto_reversible
             && scan.blocks_auto_reverse.is_none()
+            && has(Rule::RAILS_CHANGE_IRREVERSIBLE)
             && let Some(m) = RAILS_CHANGE_IRREVERSIBLE
                 .captures(line)
                 .and_then(|c| c.get(1))

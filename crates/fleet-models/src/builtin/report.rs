@@ -150,7 +150,7 @@ fn open_items(out: &mut String, a: &Analysis) {
         let _ = writeln!(out, "None found by the rules.\n");
     }
     for issue in &a.issues {
-        let id = issue.id.as_deref().unwrap_or("(no id)");
+        let id = issue.id.as_deref().unwrap_or("open issue");
         let label = issue
             .label
             .as_deref()

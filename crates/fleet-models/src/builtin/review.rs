@@ -7,9 +7,9 @@
 
 use super::analysis::{Analysis, RollbackStatus, cite};
 use super::report::{RULE_BASED_NOTICE, evidence};
-use super::rules::{ISSUE_ID, RISK_CLAIM};
-use crate::citations::{CitationIndex, find_citations};
-use crate::text::{excerpt, lines_matching, own_words};
+use super::rules::{RISK_CLAIM, RISK_CLAIM_LOWERCASE};
+use crate::citations::{CitationIndex, CitedRef, find_citations};
+use crate::text::{excerpt, line_spans_matching, own_words};
 use crate::{ModelRequest, UpstreamDoc};
 use fleet_core::config::StepKind;
 use fleet_core::flags::{Citation, Flag, FlagSet, FlagSeverity};
@@ -39,37 +39,51 @@ struct Risk {
     only_if_omitted: bool,
 }
 
+/// One upstream document, read once: its ASCII-lowercased text (same byte
+/// offsets as the original) and its citations.
+struct ReadDoc<'u> {
+    doc: &'u UpstreamDoc,
+    lower: String,
+    citations: Vec<CitedRef<'u>>,
+}
+
 /// What the upstream documents say, indexed once.
 struct Upstream<'u> {
+    docs: Vec<ReadDoc<'u>>,
     cited_lines: HashSet<(&'u str, u64)>,
     cited_files: HashSet<&'u str>,
-    ids: HashSet<&'u str>,
-    lower: String,
 }
 
 impl<'u> Upstream<'u> {
     fn new(docs: &'u [UpstreamDoc], index: &CitationIndex<'_>) -> Self {
         let mut cited_lines = HashSet::new();
         let mut cited_files = HashSet::new();
-        let mut ids = HashSet::new();
-        let mut lower = String::new();
-        for doc in docs {
-            for c in find_citations(&doc.text, &|p| index.knows(p)) {
-                cited_files.insert(c.path);
-                for line in c.first..=c.last.min(c.first.saturating_add(200)) {
-                    cited_lines.insert((c.path, line));
+        let docs: Vec<ReadDoc<'u>> = docs
+            .iter()
+            .map(|doc| {
+                let citations = find_citations(&doc.text, &|p| index.knows(p));
+                for c in &citations {
+                    cited_files.insert(c.path);
+                    for line in c.first..=c.last.min(c.first.saturating_add(200)) {
+                        cited_lines.insert((c.path, line));
+                    }
                 }
-            }
-            ids.extend(ISSUE_ID.find_iter(&doc.text).map(|m| m.as_str()));
-            lower.push_str(&doc.text.to_ascii_lowercase());
-            lower.push('\n');
-        }
+                ReadDoc {
+                    doc,
+                    lower: doc.text.to_ascii_lowercase(),
+                    citations,
+                }
+            })
+            .collect();
         Upstream {
+            docs,
             cited_lines,
             cited_files,
-            ids,
-            lower,
         }
+    }
+
+    fn contains(&self, lowercase_word: &str) -> bool {
+        self.docs.iter().any(|d| d.lower.contains(lowercase_word))
     }
 
     fn mentions(&self, m: &Mention) -> bool {
@@ -79,11 +93,10 @@ impl<'u> Upstream<'u> {
             || m.files
                 .iter()
                 .any(|f| self.cited_files.contains(f.as_str()))
-            || m.ids.iter().any(|id| {
-                self.ids.contains(id.as_str()) || self.lower.contains(&id.to_ascii_lowercase())
-            })
-            || (!m.all_words.is_empty()
-                && m.all_words.iter().all(|w| self.lower.contains(w.as_str())))
+            || m.ids
+                .iter()
+                .any(|id| self.contains(&id.to_ascii_lowercase()))
+            || (!m.all_words.is_empty() && m.all_words.iter().all(|w| self.contains(w)))
     }
 }
 
@@ -448,18 +461,22 @@ fn code_span_plain(text: &str) -> String {
 /// Risks about the upstream documents themselves: low-risk claims against
 /// standing high risks, topics they skip, citations that do not check out.
 fn upstream_risks(
-    req: &ModelRequest,
+    upstream: &Upstream<'_>,
     a: &Analysis,
     index: &CitationIndex<'_>,
     high: &[&Risk],
 ) -> Vec<Risk> {
     let mut risks = Vec::new();
-    for doc in &req.upstream {
+    for read in &upstream.docs {
+        let doc = read.doc;
         if doc.kind == StepKind::Review {
             continue;
         }
         if !high.is_empty() {
-            for (n, line) in lines_matching(&doc.text, &RISK_CLAIM) {
+            // Searched on the lowercased copy: case-sensitive literals let the
+            // regex engine skip ahead with a prefilter. Offsets are the same.
+            for (n, span) in line_spans_matching(&read.lower, &RISK_CLAIM_LOWERCASE) {
+                let line = &doc.text[span];
                 // Blockquotes and quoted passages report what others said.
                 if line.trim_start().starts_with('>') || !RISK_CLAIM.is_match(&own_words(line)) {
                     continue;
@@ -487,7 +504,7 @@ fn upstream_risks(
                 });
             }
         }
-        let lower = doc.text.to_ascii_lowercase();
+        let lower = &read.lower;
         if !a.migrations.is_empty() && !lower.contains("migration") {
             risks.push(Risk {
                 severity: FlagSeverity::Medium,
@@ -520,7 +537,15 @@ fn upstream_risks(
                 only_if_omitted: false,
             });
         }
-        for (cited, problem) in index.bad_citations(&doc.text) {
+        let mut seen: Vec<&str> = Vec::new();
+        for cited in &read.citations {
+            if seen.contains(&cited.written) {
+                continue;
+            }
+            seen.push(cited.written);
+            let Some(problem) = index.problem(cited) else {
+                continue;
+            };
             let quote = crate::text::nth_line(&doc.text, cited.at_line).unwrap_or("");
             risks.push(Risk {
                 severity: FlagSeverity::Medium,
@@ -565,7 +590,7 @@ pub(crate) fn review(req: &ModelRequest, a: &Analysis) -> Review {
         .iter()
         .filter(|r| r.severity == FlagSeverity::High)
         .collect();
-    let doc_risks = upstream_risks(req, a, &index, &high);
+    let doc_risks = upstream_risks(&upstream, a, &index, &high);
 
     let mut kept: Vec<(Risk, bool)> = corpus_risks
         .into_iter()

@@ -12,26 +12,17 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static TABLE_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*\|?[\s:|-]*-[\s:|-]*$"));
-static ISSUES_HEADING: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b",
-    )
-});
-static ROLLBACK_HEADING: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b",
-    )
-});
-static FLAG_HEADING: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b")
-});
 static CODE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"`([A-Za-z][A-Za-z0-9_.:/-]*)`"));
-static SIGNOFF_HEADING: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b"));
-static SUPPORT_HEADING: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(support|tickets?|customer impact|on-?call load)\b"));
 
-line_rules!(LINE_RULES, Rule {
+line_rules!(HEADING_RULES, Heading, HEADING_PATTERNS {
+    ISSUES_HEADING = r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b";
+    ROLLBACK_HEADING = r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b";
+    FLAG_HEADING = r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b";
+    SIGNOFF_HEADING = r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b";
+    SUPPORT_HEADING = r"(?i)\b(support (?:load|volume|tickets?|queue|metrics)|tickets?|customer impact|on-?call load|escalations)\b";
+});
+
+line_rules!(LINE_RULES, Rule, LINE_PATTERNS {
     CHECKBOX = r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\[([ xX])\]\s*(.*)$";
     LIST_ITEM = r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\S";
     BUG_WORD = r"(?i)\b(regressions?|bugs?|defects?|known issues?|crash(?:es)?|data loss|outages?)\b";
@@ -40,16 +31,23 @@ line_rules!(LINE_RULES, Rule {
     pub(crate) ISSUE_ID = r"\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b|#[0-9]{1,7}\b";
     SEVERITY = r"(?i)\b(P[0-4]|SEV-?[0-4]|S[0-4]|critical|blocker|high|major|medium|moderate|minor|low)\b";
     ROLLBACK_LABEL = r"(?i)^\s*(?:[-*+]\s+)?(?:\*\*|__)?(?:rollback|roll[- ]back)(?: plan| steps| procedure)?(?:\*\*|__)?\s*:(?:\*\*|__)?\s*(.*)$";
-    TBD = r"(?i:\b(?:tbd|tbc|tba)\b|\bto be (?:decided|determined|confirmed|written|defined)\b)|\b(?:TODO|FIXME)\b";
+    TBD = r"(?i:\b(?:tbd|tbc|tba)\b|\bto be (?:decided|determined|confirmed)\b)|\b(?:TODO|FIXME)\b";
     NOTHING = r"(?i)^[\s*_>-]*(?:n/?a|none|nothing|-|—|\.\.\.|…)?[\s*_.]*$";
-    ONE_WAY = r"(?i)\b(irreversibl[ey]|one[- ]way|can(?:not| not|'t|’t) be (?:undone|reversed|rolled back|restored|recovered)|no (?:way|path) back|point of no return|not reversible|no kill[- ]?switch|permanently (?:delete[sd]?|remove[sd]?|drop(?:s|ped)?)|no rollback)\b";
-    pub(crate) RISK_CLAIM = r"(?i)\b(?:risk(?:\s+level|\s+rating|\s+assessment)?\s*(?:\*\*|__)?\s*[:=–—-]\s*(?:\*\*|__)?\s*(?:low|minimal|none|negligible|green)\b|low[- ]risk\b|ready (?:to|for) (?:ship|release|launch|deploy|production|go)\b|no known (?:issues|risks|regressions|blockers|problems)\b|no (?:open )?blockers\b|all migrations (?:are )?reversible\b|safe to (?:ship|release|deploy)\b|recommend(?:ation|ed)?\s*:?\s*(?:\*\*)?go\b)";
+    ONE_WAY = r"(?i)\b(irreversibl[ey]|one-way|can(?:not| not|'t|’t) be (?:undone|reversed|rolled back|restored|recovered)|no (?:way|path) back|point of no return|not reversible|no kill[- ]?switch|permanently (?:delete[sd]?|remove[sd]?|drop(?:s|ped)?)|no rollback)\b";
+    pub(crate) RISK_CLAIM = r"(?i)\b(?:risk(?:\s+level|\s+rating|\s+assessment)?\s*(?:\*\*|__)?\s*(?:[:=-]|–|—)\s*(?:\*\*|__)?\s*(?:low|minimal|none|negligible|green)\b|low[- ]risk\b|ready (?:to|for) (?:ship|release|launch|deploy|production|go)\b|no known (?:issues|risks|regressions|blockers|problems)\b|no (?:open )?blockers\b|all migrations (?:are )?reversible\b|safe to (?:ship|release|deploy)\b|recommend(?:ation|ed)?\s*:?\s*(?:\*\*)?go(?:\s|[.,;!)*]|$))";
     FLAG_WORD = r"(?i)\b(?:feature[- ]?flags?|flags?|toggles?|kill[- ]?switch)\b|\brolled out to\b|%\s+of\s+(?:merchants|users|customers|accounts|traffic|tenants|requests|orgs|organizations|workspaces|sessions|stores|devices)\b";
     PERCENT = r"([0-9]{1,3}(?:\.[0-9]+)?)\s?%";
     SIGNOFF_WORD = r"(?i)\b(sign[- ]?offs?|signed[- ]off|approvals?|approvers?)\b";
     PENDING = r"(?i)\b(pending|awaiting|waiting|not yet|outstanding|missing|requested|tbd|unsigned)\b";
     SUPPORT_WORD = r"(?i)\b(support tickets?|tickets?|pages|escalations?|support (?:load|volume|queue)|csat)\b";
     ELEVATED = r"(?i)\b(up|increased?|increasing|rising|spike[sd]?|doubled|tripled|above|higher)\b|\+[0-9]+(?:\.[0-9]+)?\s?%|\b[0-9]+(?:\.[0-9]+)?x\b";
+});
+
+/// [`RISK_CLAIM`] for ASCII-lowercased text: its literals are lowercase,
+/// and without `(?i)` the engine can prefilter on them.
+pub(crate) static RISK_CLAIM_LOWERCASE: LazyLock<Regex> = LazyLock::new(|| {
+    let pattern = LINE_PATTERNS[Rule::RISK_CLAIM as usize];
+    re(pattern.strip_prefix("(?i)").unwrap_or(pattern))
 });
 
 /// Which kinds of section a heading opens (several may apply).
@@ -62,12 +60,12 @@ struct SectionKind {
 }
 
 impl SectionKind {
-    fn of(title: &str) -> SectionKind {
+    fn of(hits: &regex::bytes::SetMatches) -> SectionKind {
         SectionKind {
-            issues: ISSUES_HEADING.is_match(title),
-            flags: FLAG_HEADING.is_match(title),
-            signoff: SIGNOFF_HEADING.is_match(title),
-            support: SUPPORT_HEADING.is_match(title),
+            issues: hits.matched(Heading::ISSUES_HEADING as usize),
+            flags: hits.matched(Heading::FLAG_HEADING as usize),
+            signoff: hits.matched(Heading::SIGNOFF_HEADING as usize),
+            support: hits.matched(Heading::SUPPORT_HEADING as usize),
         }
     }
 }
@@ -107,6 +105,8 @@ pub(crate) fn plan_kind(path: &str) -> Option<bool> {
         "code_of_conduct",
         "security",
         "authors",
+        // A top-level RELEASES.md is a library's changelog, not a release plan.
+        "releases.",
     ];
     if lower.starts_with("source:") || NOT_PLANS.iter().any(|p| file.starts_with(p)) {
         return None;
@@ -212,6 +212,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             && !in_fence
             && let Some((level, heading_text)) = heading(line)
         {
+            let heading_hits = HEADING_RULES.matches(heading_text.as_bytes());
             if title.is_none() {
                 title = Some(cite(path, n, line));
             }
@@ -220,7 +221,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             }
             if let Some(rb) = rollback.as_mut() {
                 rb.has_content = true;
-            } else if ROLLBACK_HEADING.is_match(heading_text) {
+            } else if heading_hits.matched(Heading::ROLLBACK_HEADING as usize) {
                 rollback = Some(RollbackSection {
                     level,
                     heading: cite(path, n, line),
@@ -228,7 +229,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
                     tbd: None,
                 });
             }
-            section = SectionKind::of(heading_text);
+            section = SectionKind::of(&heading_hits);
             continue;
         }
         if trimmed.is_empty() {
@@ -238,7 +239,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             title = Some(cite(path, n, line));
         }
 
-        let hits = LINE_RULES.matches(line);
+        let hits = LINE_RULES.matches(line.as_bytes());
         let has = |rule: Rule| hits.matched(rule as usize);
 
         // Rollback sections and `Rollback:` lines: decide coverage, and keep
@@ -285,8 +286,10 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
         if has(Rule::CHECKBOX)
             && let Some(caps) = CHECKBOX.captures(line)
         {
-            if caps.get(1).is_some_and(|m| m.as_str() == " ") {
-                let item = caps.get(2).map_or("", |m| m.as_str()).trim();
+            let item = caps.get(2).map_or("", |m| m.as_str()).trim();
+            if item.starts_with('~') {
+                // Struck through: dropped, not open.
+            } else if caps.get(1).is_some_and(|m| m.as_str() == " ") {
                 let severity = match SEVERITY.find(item) {
                     Some(m) if severity_of(m.as_str()) == FlagSeverity::High => FlagSeverity::High,
                     _ => FlagSeverity::Medium,
@@ -534,6 +537,7 @@ mod tests {
         assert_eq!(plan_kind("docs/releases/2.4.0.md"), Some(false));
         assert_eq!(plan_kind("ops/deploy.md"), Some(true));
         assert_eq!(plan_kind("source:jira"), None);
+        assert_eq!(plan_kind("rayon/RELEASES.md"), None);
         assert!(scan("CHANGELOG.md", "# Changes\n- a\n").rollback.is_empty());
     }
 
@@ -546,6 +550,15 @@ mod tests {
              They said `risk: low` once.\nNo kill switch.\n",
         );
         assert_eq!(lines(&a.one_way), vec![2, 3, 9]);
+        let b = scan(
+            "README.md",
+            "There is only one way to do it.\nThe recommended go-to tool.\nBytes to be written.\n- [ ] ~dropped idea~\n",
+        );
+        assert_eq!(
+            (b.one_way.len(), b.risk_claims.len(), b.todos.len()),
+            (0, 0, 0)
+        );
+        assert!(b.open_items.is_empty());
         assert_eq!(lines(&a.risk_claims), vec![4, 5]);
         assert_eq!(lines(&a.todos), vec![6]);
     }

@@ -13,7 +13,7 @@ pub fn example_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-cli/example/release-gate")
 }
 
-/// Every file under `root/<dir>` for each of `dirs`, sorted by path, paths
+/// Every file under `root/<dir>` (or the file itself) for each of `dirs`, sorted by path, paths
 /// relative to `root` with `/` separators.
 pub fn load_corpus(root: &Path, dirs: &[&str]) -> Corpus {
     let mut files = Vec::new();
@@ -54,6 +54,10 @@ pub fn load_corpus(root: &Path, dirs: &[&str]) -> Corpus {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -83,6 +87,7 @@ pub fn report_request(corpus: Corpus) -> ModelRequest {
         corpus,
         upstream: vec![],
         feedback: None,
+        budget: None,
     }
 }
 
@@ -101,5 +106,6 @@ pub fn review_request(corpus: Corpus, report_text: &str) -> ModelRequest {
             flags: None,
         }],
         feedback: None,
+        budget: None,
     }
 }

@@ -1,0 +1,181 @@
+//! Load benchmark: the decision page and `/api/v1/runs` of a real server
+//! (SQLite store, the release-gate example at its gate), next to a minimal
+//! axum hello-world started in the same process, all on loopback, measured
+//! by `wrk` (bounded: BENCH_SECS seconds per target, default 5).
+//!
+//!   apt-get install -y wrk
+//!   cargo run --release -p fleet-server --example bench_http
+//!
+//! Prints requests/s and p99 latency per target, and each as a share of the
+//! hello-world's requests/s.
+
+use fleet_engine::{Engine, Quiet, Settings};
+use fleet_server::{OperatorAuth, Secret, ServeOptions, Signer};
+use fleet_store::{SqliteStore, Store};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "bench-operator-token";
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+struct Wrk {
+    rps: f64,
+    p99_ms: f64,
+}
+
+fn parse_latency_ms(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (t, 1.0)
+    };
+    num.parse::<f64>().ok().map(|v| v * scale)
+}
+
+fn wrk(url: &str, secs: u64, bearer: bool) -> Result<Wrk, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c32", &format!("-d{secs}s"), "--latency"]);
+    if bearer {
+        cmd.args(["-H", &format!("Authorization: Bearer {TOKEN}")]);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install -y wrk`"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    if text.contains("Non-2xx") {
+        return Err(format!("{url} answered errors under load:\n{text}"));
+    }
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?;
+    let p99_ms = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(parse_latency_ms)
+        .ok_or_else(|| format!("no 99% latency in wrk output:\n{text}"))?;
+    Ok(Wrk { rps, p99_ms })
+}
+
+async fn hello() -> &'static str {
+    "Hello, world!"
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .clamp(1, 60);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir()?;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-cli/example/release-gate");
+    copy_dir(&example, dir.path())?;
+    let text = std::fs::read_to_string(dir.path().join(".fleet/config.yaml"))?;
+    let config = fleet_core::config::check_str(&text)
+        .config
+        .ok_or("the example config is invalid")?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join(".fleet/fleet.db")).await?);
+    let mut settings = Settings::new(dir.path().to_path_buf());
+    settings.write_files = false;
+    let engine = Arc::new(Engine::new(store, Arc::new(config), settings));
+    // Several runs waiting at the gate, so /api/v1/runs has a realistic page.
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let run = engine.start_run("release-gate", Some("bench@example.com".into())).await?;
+        last = Some(engine.drive(&run.id, &Quiet).await?);
+    }
+    let run = last.ok_or("no run")?;
+    let secret = Secret::from_bytes(b"bench secret, not for production use".to_vec())?;
+    let signer = Signer::new(&secret)?;
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+    let opts = ServeOptions {
+        bind: "127.0.0.1:0".parse()?,
+        auth: OperatorAuth {
+            api_token: Some(TOKEN.into()),
+            open: false,
+        },
+        public_url: None,
+        link_ttl: Duration::from_secs(3600),
+        drain_timeout: Duration::from_secs(5),
+        scheduler: false,
+    };
+    let server_signer = signer.clone();
+    let server_engine = engine.clone();
+    tokio::spawn(async move {
+        let _ = fleet_server::serve(server_engine, server_signer, opts, move |a| {
+            let _ = tx.send(a);
+        })
+        .await;
+    });
+    let fleet_addr = rx.await?;
+    let hello_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hello_addr = hello_listener.local_addr()?;
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/", axum::routing::get(hello));
+        let _ = axum::serve(hello_listener, app).await;
+    });
+
+    let link = fleet_server::approver_link(
+        &signer,
+        &format!("http://{fleet_addr}"),
+        &run.id,
+        "go-no-go",
+        "release-owner@example.com",
+        Duration::from_secs(3600),
+    );
+    let targets = [
+        ("axum hello-world", format!("http://{hello_addr}/"), false),
+        ("decision page", link, false),
+        ("/api/v1/runs", format!("http://{fleet_addr}/api/v1/runs"), true),
+    ];
+    println!(
+        "wrk -t2 -c32 -d{secs}s on loopback, {} cores, {runs} runs in the store",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("{:<18} {:>12} {:>10} {:>14}", "target", "req/s", "p99 ms", "vs hello");
+    let mut baseline = None;
+    for (name, url, bearer) in targets {
+        let r = tokio::task::spawn_blocking(move || wrk(&url, secs, bearer)).await??;
+        let base = *baseline.get_or_insert(r.rps);
+        println!(
+            "{name:<18} {:>12.0} {:>10.2} {:>13.0}%",
+            r.rps,
+            r.p99_ms,
+            100.0 * r.rps / base
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,457 @@
+//! The JSON API under `/api/v1`. Operators authenticate like on the pages;
+//! the decision endpoint takes an approver token instead.
+
+use crate::AppState;
+use crate::pages::{RunsQuery, verify_link};
+use crate::views::{self, Failure};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fleet_core::run::{StepStatus, Verdict};
+use fleet_engine::DecisionRequest;
+use fleet_store::{RunFilter, RunRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+type ApiResult<T> = Result<T, Failure>;
+
+fn api<T>(r: Result<T, Failure>) -> ApiResult<T> {
+    r.map_err(Failure::json)
+}
+
+pub fn operator_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/genflows", get(list_genflows))
+        .route("/api/v1/genflows/{name}", get(get_genflow))
+        .route(
+            "/api/v1/genflows/{name}/runs",
+            get(genflow_runs).post(start_run),
+        )
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/runs/{id}", get(get_run))
+        .route("/api/v1/runs/{id}/steps", get(run_steps))
+        .route("/api/v1/runs/{id}/artifacts", get(run_artifacts))
+        .route("/api/v1/runs/{id}/artifacts/{*path}", get(artifact_content))
+        .route("/api/v1/runs/{id}/decisions", get(run_decisions))
+        .route("/api/v1/runs/{id}/gates/{step}/links", post(issue_link))
+}
+
+pub fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/runs/{id}/gates/{step}/decisions", post(api_decide))
+}
+
+#[derive(Serialize)]
+pub struct StepSummary {
+    name: String,
+    kind: &'static str,
+    status: StepStatus,
+    attempt: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    go_votes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct RunSummary {
+    id: String,
+    genflow: String,
+    status: fleet_core::run::RunStatus,
+    triggered_by: Option<String>,
+    created_at: jiff::Timestamp,
+    updated_at: jiff::Timestamp,
+    definition_hash: String,
+    version: i64,
+    steps: Vec<StepSummary>,
+    waiting_gates: Vec<String>,
+}
+
+fn summary(r: &RunRecord) -> RunSummary {
+    let steps: Vec<StepSummary> = r
+        .definition
+        .steps
+        .iter()
+        .zip(&r.state.steps)
+        .map(|(d, s)| StepSummary {
+            name: d.name.clone(),
+            kind: d.kind.as_str(),
+            status: s.status,
+            attempt: s.attempt,
+            go_votes: s.go_votes.clone(),
+            error: s.error.clone(),
+        })
+        .collect();
+    RunSummary {
+        id: r.id.clone(),
+        genflow: r.genflow_name.clone(),
+        status: r.state.status,
+        triggered_by: r.triggered_by.clone(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        definition_hash: r.definition_hash.clone(),
+        version: r.version,
+        waiting_gates: steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Waiting)
+            .map(|s| s.name.clone())
+            .collect(),
+        steps,
+    }
+}
+
+async fn list_genflows(State(state): State<AppState>) -> Json<Value> {
+    let config = state.engine.config();
+    Json(Value::Array(
+        config
+            .genflows
+            .iter()
+            .map(|g| {
+                let resolved = config.resolved_genflow(g);
+                json!({
+                    "name": g.name,
+                    "description": g.description,
+                    "schedule": g.schedule,
+                    "definition_hash": resolved.definition_hash(),
+                    "steps": g.steps.iter().map(|s| json!({
+                        "name": s.name, "kind": s.kind.as_str(), "depends_on": s.depends_on,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+async fn get_genflow(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let config = state.engine.config();
+    let g = config
+        .genflow(&name)
+        .ok_or_else(|| Failure::not_found(format!("genflow `{name}`")).json())?;
+    let resolved = config.resolved_genflow(g);
+    Ok(Json(json!({
+        "name": resolved.name,
+        "definition_hash": resolved.definition_hash(),
+        "definition": resolved,
+    })))
+}
+
+async fn runs_matching(state: &AppState, filter: RunFilter) -> ApiResult<Json<Vec<RunSummary>>> {
+    let runs = state
+        .engine
+        .store()
+        .list_runs(&filter)
+        .await
+        .map_err(|e| Failure::from_store(e).json())?;
+    Ok(Json(runs.iter().map(summary).collect()))
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<Json<Vec<RunSummary>>> {
+    let filter = api(q.filter())?;
+    runs_matching(&state, filter).await
+}
+
+async fn genflow_runs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<Json<Vec<RunSummary>>> {
+    if state.engine.config().genflow(&name).is_none() {
+        return Err(Failure::not_found(format!("genflow `{name}`")).json());
+    }
+    let mut filter = api(q.filter())?;
+    filter.genflow = Some(name);
+    runs_matching(&state, filter).await
+}
+
+#[derive(Deserialize, Default)]
+struct StartBody {
+    triggered_by: Option<String>,
+}
+
+async fn start_run(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Option<Json<StartBody>>,
+) -> ApiResult<Response> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let triggered_by = body
+        .triggered_by
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| "api".into());
+    let run = state
+        .engine
+        .start_run(&name, Some(triggered_by))
+        .await
+        .map_err(|e| Failure::from_engine(e).json())?;
+    state.kick(&run.id);
+    let location = format!("/api/v1/runs/{}", views::url_segment(&run.id));
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(summary(&run)),
+    )
+        .into_response())
+}
+
+async fn load(state: &AppState, id: &str) -> ApiResult<RunRecord> {
+    state
+        .engine
+        .store()
+        .get_run(id)
+        .await
+        .map_err(|e| Failure::from_store(e).json())
+}
+
+async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunSummary>> {
+    Ok(Json(summary(&load(&state, &id).await?)))
+}
+
+async fn run_steps(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let run = load(&state, &id).await?;
+    let steps = state
+        .engine
+        .store()
+        .step_runs(&run.id)
+        .await
+        .map_err(|e| Failure::from_store(e).json())?;
+    Ok(Json(steps).into_response())
+}
+
+async fn run_artifacts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let run = load(&state, &id).await?;
+    let refs = state
+        .engine
+        .store()
+        .artifacts(&run.id)
+        .await
+        .map_err(|e| Failure::from_store(e).json())?;
+    Ok(Json(refs).into_response())
+}
+
+#[derive(Deserialize)]
+struct RevQuery {
+    rev: Option<u32>,
+}
+
+/// The stored bytes. Served as text (never as HTML), so a browser opening
+/// this URL cannot run anything a model wrote.
+async fn artifact_content(
+    State(state): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    Query(q): Query<RevQuery>,
+) -> ApiResult<Response> {
+    let run = load(&state, &id).await?;
+    let store = state.engine.store();
+    let refs = store
+        .artifacts(&run.id)
+        .await
+        .map_err(|e| Failure::from_store(e).json())?;
+    let chosen = refs
+        .iter()
+        .filter(|r| r.path == path && q.rev.is_none_or(|n| r.revision == n))
+        .max_by_key(|r| r.revision)
+        .ok_or_else(|| Failure::not_found(format!("document `{path}`")).json())?;
+    let bytes = store
+        .artifact_bytes(&chosen.sha256)
+        .await
+        .map_err(|e| Failure::from_store(e).json())?
+        .unwrap_or_default();
+    let content_type = if path.ends_with(".json") {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::HeaderName::from_static("x-fleet-sha256"),
+                chosen.sha256.clone(),
+            ),
+            (
+                header::HeaderName::from_static("x-fleet-revision"),
+                chosen.revision.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn run_decisions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let run = load(&state, &id).await?;
+    let decisions = state
+        .engine
+        .store()
+        .decisions(&run.id)
+        .await
+        .map_err(|e| Failure::from_store(e).json())?;
+    Ok(Json(decisions).into_response())
+}
+
+#[derive(Deserialize)]
+struct LinkBody {
+    approver: String,
+    /// Seconds; defaults to the server's link lifetime.
+    ttl_seconds: Option<u64>,
+}
+
+async fn issue_link(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    Json(body): Json<LinkBody>,
+) -> ApiResult<Json<Value>> {
+    let run = load(&state, &id).await?;
+    let def = run
+        .definition
+        .step(&step)
+        .filter(|s| s.kind == fleet_core::config::StepKind::Approval)
+        .ok_or_else(|| Failure::not_found(format!("gate `{step}`")).json())?;
+    if !def
+        .approvers
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(body.approver.trim()))
+    {
+        return Err(Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "`{}` is not an approver of gate `{step}` (approvers: {})",
+                body.approver,
+                def.approvers.join(", ")
+            ),
+        )
+        .json());
+    }
+    let ttl = body
+        .ttl_seconds
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(state.link_ttl);
+    let url = state.approver_link(&run.id, &step, body.approver.trim(), ttl);
+    Ok(Json(
+        json!({ "url": url, "approver": body.approver.trim(), "ttl_seconds": ttl.as_secs() }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ShownDoc {
+    path: String,
+    sha256: String,
+}
+
+#[derive(Deserialize)]
+struct DecideBody {
+    token: String,
+    verdict: Verdict,
+    reason: Option<String>,
+    /// The revisions the deciding client showed; omitted = the current ones.
+    shown: Option<Vec<ShownDoc>>,
+}
+
+async fn api_decide(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    Json(body): Json<DecideBody>,
+) -> ApiResult<Json<RunSummary>> {
+    let claims = api(verify_link(&state, Some(&body.token), &id, &step))?;
+    let run = state
+        .engine
+        .decide(DecisionRequest {
+            run: claims.run.clone(),
+            step: Some(step),
+            approver: claims.approver,
+            verdict: body.verdict,
+            reason: body.reason.filter(|r| !r.trim().is_empty()),
+            channel: "api".into(),
+            shown: body
+                .shown
+                .map(|v| v.into_iter().map(|d| (d.path, d.sha256)).collect()),
+        })
+        .await
+        .map_err(|e| Failure::from_engine(e).json())?;
+    state.kick(&run.id);
+    Ok(Json(summary(&run)))
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi())
+}
+
+/// The OpenAPI 3.1 document of `/api/v1` (tested against the router).
+pub fn openapi() -> Value {
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Run id or a unique prefix (4+ characters)."});
+    let name =
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}});
+    let step =
+        json!({"name": "step", "in": "path", "required": true, "schema": {"type": "string"}});
+    let path = json!({"name": "path", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Document path within the run, e.g. readiness.md"});
+    let filters = [
+        json!({"name": "genflow", "in": "query", "schema": {"type": "string"}}),
+        json!({"name": "status", "in": "query", "schema": {"type": "string", "enum": ["running", "waiting", "succeeded", "rejected", "failed", "cancelled"]}}),
+        json!({"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000, "default": 100}}),
+    ];
+    let ok = |d: &str, schema: Value| json!({"200": {"description": d, "content": {"application/json": {"schema": schema}}}, "default": {"$ref": "#/components/responses/Error"}});
+    let run_ref = json!({"$ref": "#/components/schemas/Run"});
+    let runs = json!({"type": "array", "items": run_ref});
+    let any_array = json!({"type": "array", "items": {"type": "object"}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Fleet API", "version": "1", "description": "Genflow runs, documents and go/no-go decisions. Operator endpoints need `Authorization: Bearer <FLEET_API_TOKEN>`; deciding needs an approver token (the `t` of a decision link)."},
+        "security": [{"operator": []}],
+        "paths": {
+            "/api/v1/genflows": {"get": {"summary": "List genflows", "operationId": "listGenflows", "responses": ok("Genflows", any_array.clone())}},
+            "/api/v1/genflows/{name}": {"get": {"summary": "A genflow's resolved definition", "operationId": "getGenflow", "parameters": [name], "responses": ok("Genflow", json!({"type": "object"}))}},
+            "/api/v1/genflows/{name}/runs": {
+                "get": {"summary": "Runs of a genflow, newest first", "operationId": "listGenflowRuns", "parameters": [name, filters[1], filters[2]], "responses": ok("Runs", runs.clone())},
+                "post": {"summary": "Start a run (CI, ticket webhooks)", "operationId": "startRun", "parameters": [name],
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"triggered_by": {"type": "string"}}}}}},
+                    "responses": {"201": {"description": "Started", "content": {"application/json": {"schema": run_ref}}}, "default": {"$ref": "#/components/responses/Error"}}}
+            },
+            "/api/v1/runs": {"get": {"summary": "List runs, newest first", "operationId": "listRuns", "parameters": filters, "responses": ok("Runs", runs)}},
+            "/api/v1/runs/{id}": {"get": {"summary": "A run", "operationId": "getRun", "parameters": [id], "responses": ok("Run", run_ref.clone())}},
+            "/api/v1/runs/{id}/steps": {"get": {"summary": "Every step attempt: model, tokens, cost, timing", "operationId": "listStepRuns", "parameters": [id], "responses": ok("Step runs", any_array.clone())}},
+            "/api/v1/runs/{id}/artifacts": {"get": {"summary": "Every document revision with its sha256", "operationId": "listArtifacts", "parameters": [id], "responses": ok("Artifacts", any_array.clone())}},
+            "/api/v1/runs/{id}/artifacts/{path}": {"get": {"summary": "A document's bytes (latest revision unless rev is given)", "operationId": "getArtifact",
+                "parameters": [id, path, {"name": "rev", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "Document bytes", "content": {"text/plain": {}, "application/json": {}}}, "default": {"$ref": "#/components/responses/Error"}}}},
+            "/api/v1/runs/{id}/decisions": {"get": {"summary": "Decisions recorded for the run", "operationId": "listDecisions", "parameters": [id], "responses": ok("Decisions", any_array)}},
+            "/api/v1/runs/{id}/gates/{step}/links": {"post": {"summary": "Issue a signed decision link for an approver", "operationId": "issueLink", "parameters": [id, step],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["approver"], "properties": {"approver": {"type": "string"}, "ttl_seconds": {"type": "integer"}}}}}},
+                "responses": ok("Link", json!({"type": "object", "properties": {"url": {"type": "string"}}}))}},
+            "/api/v1/runs/{id}/gates/{step}/decisions": {"post": {"summary": "Decide Go or No-go with an approver token", "operationId": "decide", "security": [], "parameters": [id, step],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token", "verdict"], "properties": {
+                    "token": {"type": "string"}, "verdict": {"type": "string", "enum": ["go", "no_go"]}, "reason": {"type": "string", "description": "Required for no_go"},
+                    "shown": {"type": "array", "description": "The revisions the approver saw; a changed one is refused with 409", "items": {"type": "object", "required": ["path", "sha256"], "properties": {"path": {"type": "string"}, "sha256": {"type": "string"}}}}}}}}},
+                "responses": {"200": {"description": "Recorded", "content": {"application/json": {"schema": run_ref}}},
+                    "403": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}, "default": {"$ref": "#/components/responses/Error"}}}},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [], "responses": {"200": {"description": "OpenAPI document"}}}}
+        },
+        "components": {
+            "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "What went wrong", "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}}}}},
+            "schemas": {"Run": {"type": "object", "properties": {
+                "id": {"type": "string"}, "genflow": {"type": "string"}, "status": {"type": "string"}, "triggered_by": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
+                "definition_hash": {"type": "string"}, "version": {"type": "integer"},
+                "steps": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"}, "attempt": {"type": "integer"}}}},
+                "waiting_gates": {"type": "array", "items": {"type": "string"}}}}}
+        }
+    })
+}

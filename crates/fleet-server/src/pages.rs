@@ -1,0 +1,1075 @@
+//! Server-rendered pages. No JavaScript: every action is a link or a form.
+
+use crate::auth::{self, CSRF_COOKIE, SESSION_COOKIE};
+use crate::views::{
+    self, DecisionView, DocView, Failure, FlagView, GateData, artifact_href, fmt_ms, fmt_time,
+    url_segment,
+};
+use crate::{AppState, TokenError};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use fleet_core::config::StepKind;
+use fleet_core::run::{RunStatus, StepStatus, Verdict};
+use fleet_engine::{DecisionRequest, EngineError};
+use fleet_store::{ArtifactRef, RunFilter, RunRecord};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+const CSS: &str = include_str!("../assets/fleet.css");
+
+pub fn operator_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/genflows/{name}", get(genflow_page))
+        .route("/genflows/{name}/runs", post(start_run))
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/artifacts/{*path}", get(artifact_page))
+        .route("/runs/{id}/diff/{*path}", get(diff_page))
+}
+
+pub fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/runs/{id}/gates/{step}", get(gate_page).post(gate_decide))
+        .route("/assets/fleet.css", get(css))
+}
+
+fn render(t: &impl Template) -> Result<Html<String>, Failure> {
+    t.render().map(Html).map_err(|e| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("page could not be rendered: {e}"),
+        )
+    })
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    nav: bool,
+    heading: &'a str,
+    message: &'a str,
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> String {
+    let heading = status.canonical_reason().unwrap_or("Error");
+    let page = ErrorPage {
+        title: heading,
+        nav: false,
+        heading,
+        message,
+    };
+    page.render()
+        .unwrap_or_else(|_| format!("{heading}: {}", views::pre(message)))
+}
+
+pub async fn not_found() -> Failure {
+    Failure::not_found("page")
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------- login
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    title: &'static str,
+    nav: bool,
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_form(Query(q): Query<NextQuery>) -> Result<Html<String>, Failure> {
+    render(&LoginPage {
+        title: "Sign in",
+        nav: false,
+        next: auth::safe_next(q.next.as_deref()),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    let next = auth::safe_next(f.next.as_deref());
+    let ok = state
+        .auth
+        .api_token
+        .as_deref()
+        .is_some_and(|t| state.signer.bearer_matches(t, f.token.trim()));
+    if !ok {
+        let page = render(&LoginPage {
+            title: "Sign in",
+            nav: false,
+            next,
+            error: Some("That is not the API token.".into()),
+        });
+        return match page {
+            Ok(p) => (StatusCode::UNAUTHORIZED, p).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
+    let session = state
+        .signer
+        .operator_session(state.auth.api_token.as_deref().unwrap_or_default());
+    let cookie =
+        format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
+    let mut r = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn logout() -> Response {
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("fleet_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+// ---------------------------------------------------------------- dashboard
+
+pub struct RunRow {
+    href: String,
+    short: String,
+    genflow: String,
+    genflow_href: String,
+    status: &'static str,
+    triggered_by: String,
+    created: String,
+    updated: String,
+}
+
+fn run_row(r: &RunRecord) -> RunRow {
+    RunRow {
+        href: format!("/runs/{}", url_segment(&r.id)),
+        short: short(&r.id),
+        genflow: r.genflow_name.clone(),
+        genflow_href: format!("/genflows/{}", url_segment(&r.genflow_name)),
+        status: r.state.status.as_str(),
+        triggered_by: r.triggered_by.clone().unwrap_or_else(|| "—".into()),
+        created: fmt_time(r.created_at),
+        updated: fmt_time(r.updated_at),
+    }
+}
+
+struct Opt {
+    value: String,
+    selected: bool,
+}
+
+struct WaitingRow {
+    href: String,
+    short: String,
+    genflow: String,
+    gate: String,
+    age: String,
+    approvers: String,
+}
+
+struct GenflowRow {
+    href: String,
+    name: String,
+    steps: usize,
+    schedule: String,
+    next_due: String,
+    description: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    title: &'static str,
+    nav: bool,
+    runs: Vec<RunRow>,
+    waiting: Vec<WaitingRow>,
+    genflows: Vec<GenflowRow>,
+    genflow_options: Vec<Opt>,
+    status_options: Vec<Opt>,
+    filtered: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub struct RunsQuery {
+    pub genflow: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl RunsQuery {
+    pub fn filter(&self) -> Result<RunFilter, Failure> {
+        let status = match self.status.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(RunStatus::from_name(s).ok_or_else(|| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown status `{s}` (use {})",
+                        RunStatus::ALL.map(|s| s.as_str()).join(", ")
+                    ),
+                )
+            })?),
+        };
+        Ok(RunFilter {
+            genflow: self.genflow.clone().filter(|g| !g.is_empty()),
+            status,
+            limit: Some(self.limit.unwrap_or(100).min(1000)),
+        })
+    }
+}
+
+fn waiting_gates(runs: &[RunRecord], now: jiff::Timestamp) -> Vec<WaitingRow> {
+    let mut out = Vec::new();
+    for r in runs {
+        for (i, s) in r.state.steps.iter().enumerate() {
+            if s.status == StepStatus::Waiting
+                && let Some(step) = r.definition.steps.get(i)
+            {
+                out.push(WaitingRow {
+                    href: format!("/runs/{}", url_segment(&r.id)),
+                    short: short(&r.id),
+                    genflow: r.genflow_name.clone(),
+                    gate: step.name.clone(),
+                    age: fmt_ms(now.as_millisecond() - r.updated_at.as_millisecond()),
+                    approvers: step.approvers.join(", "),
+                });
+            }
+        }
+    }
+    out
+}
+
+async fn dashboard(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Html<String>, Failure> {
+    let filter = q.filter()?;
+    let store = state.engine.store();
+    let runs = store
+        .list_runs(&filter)
+        .await
+        .map_err(Failure::from_store)?;
+    let waiting = store
+        .list_runs(&RunFilter {
+            status: Some(RunStatus::Waiting),
+            limit: Some(100),
+            ..RunFilter::default()
+        })
+        .await
+        .map_err(Failure::from_store)?;
+    let schedules: BTreeMap<String, jiff::Timestamp> = store
+        .schedules()
+        .await
+        .map_err(Failure::from_store)?
+        .into_iter()
+        .map(|s| (s.genflow, s.next_due))
+        .collect();
+    let config = state.engine.config();
+    let genflows = config
+        .genflows
+        .iter()
+        .map(|g| GenflowRow {
+            href: format!("/genflows/{}", url_segment(&g.name)),
+            name: g.name.clone(),
+            steps: g.steps.len(),
+            schedule: g.schedule.clone().unwrap_or_default(),
+            next_due: match (&g.schedule, schedules.get(&g.name)) {
+                (Some(_), Some(t)) => fmt_time(*t),
+                _ => "—".into(),
+            },
+            description: g.description.clone().unwrap_or_default(),
+        })
+        .collect();
+    let page = Dashboard {
+        title: "Runs",
+        nav: true,
+        runs: runs.iter().map(run_row).collect(),
+        waiting: waiting_gates(&waiting, jiff::Timestamp::now()),
+        genflows,
+        genflow_options: config
+            .genflows
+            .iter()
+            .map(|g| Opt {
+                selected: filter.genflow.as_deref() == Some(g.name.as_str()),
+                value: g.name.clone(),
+            })
+            .collect(),
+        status_options: RunStatus::ALL
+            .iter()
+            .map(|s| Opt {
+                selected: filter.status == Some(*s),
+                value: s.as_str().to_owned(),
+            })
+            .collect(),
+        filtered: filter.genflow.is_some() || filter.status.is_some(),
+    };
+    render(&page)
+}
+
+// ---------------------------------------------------------------- genflow
+
+struct StepDef {
+    name: String,
+    kind: &'static str,
+    depends_on: String,
+    details: String,
+}
+
+#[derive(Template)]
+#[template(path = "genflow.html")]
+struct GenflowPage {
+    title: String,
+    nav: bool,
+    name: String,
+    description: String,
+    schedule: String,
+    next_due: String,
+    definition_hash: String,
+    start_href: String,
+    steps: Vec<StepDef>,
+    runs: Vec<RunRow>,
+}
+
+async fn genflow_page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, Failure> {
+    let config = state.engine.config();
+    let Some(g) = config.genflow(&name) else {
+        return Err(Failure::not_found(format!("genflow `{name}`")));
+    };
+    let resolved = config.resolved_genflow(g);
+    let store = state.engine.store();
+    let runs = store
+        .list_runs(&RunFilter {
+            genflow: Some(name.clone()),
+            status: None,
+            limit: Some(200),
+        })
+        .await
+        .map_err(Failure::from_store)?;
+    let next_due = store
+        .schedules()
+        .await
+        .map_err(Failure::from_store)?
+        .into_iter()
+        .find(|s| s.genflow == name)
+        .map(|s| fmt_time(s.next_due))
+        .unwrap_or_else(|| "not scheduled yet".into());
+    let steps = resolved
+        .steps
+        .iter()
+        .map(|s| StepDef {
+            name: s.name.clone(),
+            kind: s.kind.as_str(),
+            depends_on: s.depends_on.join(", "),
+            details: match s.kind {
+                StepKind::Approval => format!(
+                    "approvers: {} (needs {})",
+                    s.approvers.join(", "),
+                    s.required
+                ),
+                StepKind::Report | StepKind::Review => {
+                    format!("model {} → {}", s.model_name(), s.out_path())
+                }
+                _ => format!("→ {}", s.out_path()),
+            },
+        })
+        .collect();
+    render(&GenflowPage {
+        title: name.clone(),
+        nav: true,
+        description: g.description.clone().unwrap_or_default(),
+        schedule: g.schedule.clone().unwrap_or_default(),
+        next_due,
+        definition_hash: resolved.definition_hash(),
+        start_href: format!("/genflows/{}/runs", url_segment(&name)),
+        steps,
+        runs: runs.iter().map(run_row).collect(),
+        name,
+    })
+}
+
+async fn start_run(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Redirect, Failure> {
+    let run = state
+        .engine
+        .start_run(&name, Some("web".into()))
+        .await
+        .map_err(Failure::from_engine)?;
+    state.kick(&run.id);
+    Ok(Redirect::to(&format!("/runs/{}", url_segment(&run.id))))
+}
+
+// ---------------------------------------------------------------- run
+
+struct Link {
+    label: String,
+    href: String,
+}
+
+struct StepRow {
+    name: String,
+    kind: &'static str,
+    status: &'static str,
+    error: String,
+    attempt: u32,
+    started: String,
+    took: String,
+    tokens: String,
+    cost: String,
+    model: String,
+    artifacts: Vec<Link>,
+}
+
+struct ApproverLink {
+    approver: String,
+    url: String,
+}
+
+struct GateBox {
+    name: String,
+    question: String,
+    links: Vec<ApproverLink>,
+}
+
+struct RunDecision {
+    gate: String,
+    view: DecisionView,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    title: String,
+    nav: bool,
+    id: String,
+    short: String,
+    status: &'static str,
+    genflow: String,
+    genflow_href: String,
+    triggered_by: String,
+    created: String,
+    updated: String,
+    definition_hash: String,
+    svg: String,
+    gates: Vec<GateBox>,
+    link_ttl: String,
+    steps: Vec<StepRow>,
+    decisions: Vec<RunDecision>,
+}
+
+fn latest_by_path(refs: &[ArtifactRef]) -> BTreeMap<String, &ArtifactRef> {
+    let mut out: BTreeMap<String, &ArtifactRef> = BTreeMap::new();
+    for r in refs {
+        if out.get(&r.path).is_none_or(|p| p.revision < r.revision) {
+            out.insert(r.path.clone(), r);
+        }
+    }
+    out
+}
+
+async fn run_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, Failure> {
+    let store = state.engine.store();
+    let run = store.get_run(&id).await.map_err(Failure::from_store)?;
+    let refs = store
+        .artifacts(&run.id)
+        .await
+        .map_err(Failure::from_store)?;
+    let step_runs = store
+        .step_runs(&run.id)
+        .await
+        .map_err(Failure::from_store)?;
+    let decisions = store
+        .decisions(&run.id)
+        .await
+        .map_err(Failure::from_store)?;
+    let latest = latest_by_path(&refs);
+    let mut steps = Vec::new();
+    for (i, def) in run.definition.steps.iter().enumerate() {
+        let st = &run.state.steps[i];
+        let last = step_runs.iter().rev().find(|s| s.step == def.name);
+        let artifacts: Vec<Link> = latest
+            .values()
+            .filter(|r| r.step == def.name)
+            .map(|r| Link {
+                label: if r.revision > 1 {
+                    format!("{} (r{})", r.path, r.revision)
+                } else {
+                    r.path.clone()
+                },
+                href: artifact_href(&run.id, &r.path, None),
+            })
+            .collect();
+        steps.push(StepRow {
+            name: def.name.clone(),
+            kind: def.kind.as_str(),
+            status: st.status.as_str(),
+            error: st.error.clone().unwrap_or_default(),
+            attempt: st.attempt,
+            started: last.map(|s| fmt_time(s.started_at)).unwrap_or_default(),
+            took: last
+                .and_then(|s| {
+                    s.finished_at
+                        .map(|f| fmt_ms(f.as_millisecond() - s.started_at.as_millisecond()))
+                })
+                .unwrap_or_default(),
+            tokens: last
+                .map(|s| {
+                    format!(
+                        "{} / {}{}",
+                        s.input_tokens,
+                        s.output_tokens,
+                        if s.cached { " (cached)" } else { "" }
+                    )
+                })
+                .unwrap_or_default(),
+            cost: last
+                .and_then(|s| s.cost_usd)
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_default(),
+            model: last.and_then(|s| s.model.clone()).unwrap_or_default(),
+            artifacts,
+        });
+    }
+    let svg = crate::dag_svg::render(&run.definition, &run.state, |i| {
+        let name = &run.definition.steps[i].name;
+        latest
+            .values()
+            .find(|r| &r.step == name && !r.path.ends_with(".flags.json"))
+            .map(|r| artifact_href(&run.id, &r.path, None))
+    });
+    let gates = run
+        .definition
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| run.state.steps[*i].status == StepStatus::Waiting)
+        .map(|(_, s)| GateBox {
+            name: s.name.clone(),
+            question: s.question.clone().unwrap_or_default(),
+            links: s
+                .approvers
+                .iter()
+                .map(|a| ApproverLink {
+                    approver: a.clone(),
+                    url: state.approver_link(&run.id, &s.name, a, state.link_ttl),
+                })
+                .collect(),
+        })
+        .collect();
+    render(&RunPage {
+        title: format!("Run {}", short(&run.id)),
+        nav: true,
+        short: short(&run.id),
+        status: run.state.status.as_str(),
+        genflow_href: format!("/genflows/{}", url_segment(&run.genflow_name)),
+        genflow: run.genflow_name.clone(),
+        triggered_by: run.triggered_by.clone().unwrap_or_else(|| "—".into()),
+        created: fmt_time(run.created_at),
+        updated: fmt_time(run.updated_at),
+        definition_hash: run.definition_hash.clone(),
+        svg,
+        gates,
+        link_ttl: fleet_core::config::Duration(
+            u64::try_from(state.link_ttl.as_millis()).unwrap_or(u64::MAX),
+        )
+        .to_string(),
+        steps,
+        decisions: decisions
+            .iter()
+            .map(|d| RunDecision {
+                gate: d.step.clone(),
+                view: DecisionView::from_record(d),
+            })
+            .collect(),
+        id: run.id,
+    })
+}
+
+// ---------------------------------------------------------------- artifacts
+
+struct RevLink {
+    revision: u32,
+    href: String,
+    current: bool,
+    diff_href: String,
+    prev: u32,
+}
+
+#[derive(Template)]
+#[template(path = "artifact.html")]
+struct ArtifactPage {
+    title: String,
+    nav: bool,
+    run_href: String,
+    run_short: String,
+    path: String,
+    revision: u32,
+    step: String,
+    sha256: String,
+    size: u64,
+    created: String,
+    revisions: Vec<RevLink>,
+    html: String,
+}
+
+#[derive(Deserialize)]
+struct RevQuery {
+    rev: Option<u32>,
+}
+
+async fn artifact_page(
+    State(state): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    Query(q): Query<RevQuery>,
+) -> Result<Html<String>, Failure> {
+    let store = state.engine.store();
+    let run = store.get_run(&id).await.map_err(Failure::from_store)?;
+    let refs = store
+        .artifacts(&run.id)
+        .await
+        .map_err(Failure::from_store)?;
+    let revs: Vec<&ArtifactRef> = refs.iter().filter(|r| r.path == path).collect();
+    let chosen = match q.rev {
+        Some(n) => revs.iter().find(|r| r.revision == n),
+        None => revs.iter().max_by_key(|r| r.revision),
+    }
+    .copied()
+    .ok_or_else(|| Failure::not_found(format!("document `{path}` of run {}", run.id)))?;
+    let bytes = store
+        .artifact_bytes(&chosen.sha256)
+        .await
+        .map_err(Failure::from_store)?
+        .unwrap_or_default();
+    let diff_base = format!(
+        "/runs/{}/diff/{}",
+        url_segment(&run.id),
+        views::url_path(&path)
+    );
+    render(&ArtifactPage {
+        title: path.clone(),
+        nav: true,
+        run_href: format!("/runs/{}", url_segment(&run.id)),
+        run_short: short(&run.id),
+        revision: chosen.revision,
+        step: chosen.step.clone(),
+        sha256: chosen.sha256.clone(),
+        size: chosen.size,
+        created: fmt_time(chosen.created_at),
+        revisions: revs
+            .iter()
+            .map(|r| RevLink {
+                revision: r.revision,
+                href: artifact_href(&run.id, &path, Some(r.revision)),
+                current: r.revision == chosen.revision,
+                diff_href: if r.revision > 1 {
+                    format!("{diff_base}?from={}&to={}", r.revision - 1, r.revision)
+                } else {
+                    String::new()
+                },
+                prev: r.revision.saturating_sub(1),
+            })
+            .collect(),
+        html: views::document_html(&path, &bytes),
+        path,
+    })
+}
+
+async fn text_of(store: &dyn fleet_store::Store, sha: &str) -> Result<String, Failure> {
+    store
+        .artifact_bytes(sha)
+        .await
+        .map(|b| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned())
+        .map_err(Failure::from_store)
+}
+
+struct DiffLine {
+    class: &'static str,
+    sign: &'static str,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "diff.html")]
+struct DiffPage {
+    title: String,
+    nav: bool,
+    run_href: String,
+    run_short: String,
+    path: String,
+    from: u32,
+    to: u32,
+    from_sha: String,
+    to_sha: String,
+    added: usize,
+    removed: usize,
+    lines: Vec<DiffLine>,
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: Option<u32>,
+    to: Option<u32>,
+}
+
+async fn diff_page(
+    State(state): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Html<String>, Failure> {
+    let store = state.engine.store();
+    let run = store.get_run(&id).await.map_err(Failure::from_store)?;
+    let refs = store
+        .artifacts(&run.id)
+        .await
+        .map_err(Failure::from_store)?;
+    let revs: Vec<&ArtifactRef> = refs.iter().filter(|r| r.path == path).collect();
+    let latest = revs.iter().map(|r| r.revision).max().unwrap_or(0);
+    let to = q.to.unwrap_or(latest);
+    let from = q.from.unwrap_or(to.saturating_sub(1));
+    let find = |n: u32| {
+        revs.iter()
+            .find(|r| r.revision == n)
+            .copied()
+            .ok_or_else(|| {
+                Failure::not_found(format!("revision {n} of `{path}` in run {}", run.id))
+            })
+    };
+    let (a, b) = (find(from)?, find(to)?);
+    let old = text_of(store.as_ref(), &a.sha256).await?;
+    let new = text_of(store.as_ref(), &b.sha256).await?;
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    let mut lines = Vec::new();
+    let (mut added, mut removed) = (0, 0);
+    for change in diff.iter_all_changes() {
+        let (class, sign) = match change.tag() {
+            similar::ChangeTag::Insert => {
+                added += 1;
+                ("add", "+")
+            }
+            similar::ChangeTag::Delete => {
+                removed += 1;
+                ("del", "-")
+            }
+            similar::ChangeTag::Equal => ("ctx", " "),
+        };
+        lines.push(DiffLine {
+            class,
+            sign,
+            text: change.value().trim_end_matches('\n').to_owned(),
+        });
+    }
+    render(&DiffPage {
+        title: format!("{path} r{from}→r{to}"),
+        nav: true,
+        run_href: format!("/runs/{}", url_segment(&run.id)),
+        run_short: short(&run.id),
+        from,
+        to,
+        from_sha: a.sha256.clone(),
+        to_sha: b.sha256.clone(),
+        added,
+        removed,
+        lines,
+        path,
+    })
+}
+
+// ---------------------------------------------------------------- decision page
+
+struct Notice {
+    class: &'static str,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "gate.html")]
+struct GatePage {
+    title: String,
+    nav: bool,
+    genflow: String,
+    run_short: String,
+    step: String,
+    status: &'static str,
+    question: String,
+    approver: String,
+    approvers: String,
+    required: u32,
+    notice: Option<Notice>,
+    docs: Vec<DocView>,
+    flags: Vec<FlagView>,
+    flag_sources: String,
+    decisions: Vec<DecisionView>,
+    open: bool,
+    action: String,
+    token: String,
+    nonce: String,
+    csrf: String,
+    shown: String,
+    reason: String,
+}
+
+/// The claims of the link, checked against the gate in the URL.
+pub fn verify_link(
+    state: &AppState,
+    token: Option<&str>,
+    run: &str,
+    step: &str,
+) -> Result<crate::ApproverClaims, Failure> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "this page needs the signed link from your invitation (it ends in ?t=...)",
+        ));
+    };
+    let claims = state
+        .signer
+        .verify_approver(token, jiff::Timestamp::now().as_second())
+        .map_err(|e| Failure::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    if claims.run != run || claims.step != step {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            TokenError::WrongGate.to_string(),
+        ));
+    }
+    Ok(claims)
+}
+
+/// The form nonce: the browser's existing one, else a fresh one to set.
+fn nonce_for(headers: &HeaderMap) -> Result<(String, bool), Failure> {
+    if let Some(n) = auth::cookie(headers, CSRF_COOKIE)
+        && n.len() == 32
+        && n.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Ok((n.to_owned(), false));
+    }
+    let fresh = crate::secret::random_hex(16)
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((fresh, true))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gate_response(
+    state: &AppState,
+    data: GateData,
+    claims: &crate::ApproverClaims,
+    token: &str,
+    headers: &HeaderMap,
+    status: StatusCode,
+    notice: Option<Notice>,
+    reason: String,
+) -> Result<Response, Failure> {
+    let (nonce, set_cookie) = nonce_for(headers)?;
+    let step = &data.run.definition.steps[data.gate];
+    let page = GatePage {
+        title: format!("Decide: {}", step.name),
+        nav: false,
+        genflow: data.run.genflow_name.clone(),
+        run_short: short(&data.run.id),
+        step: step.name.clone(),
+        status: data.status().as_str(),
+        question: step.question.clone().unwrap_or_default(),
+        approver: claims.approver.clone(),
+        approvers: step.approvers.join(", "),
+        required: step.required,
+        notice,
+        open: data.status() == StepStatus::Waiting,
+        action: format!(
+            "/runs/{}/gates/{}",
+            url_segment(&data.run.id),
+            url_segment(&step.name)
+        ),
+        token: token.to_owned(),
+        csrf: state.signer.csrf(token, &nonce),
+        nonce: nonce.clone(),
+        shown: data.shown_field(),
+        reason,
+        docs: data.docs,
+        flag_sources: {
+            let mut steps: Vec<&str> = data.flags.iter().map(|f| f.step.as_str()).collect();
+            steps.dedup();
+            steps.join(", ")
+        },
+        flags: data.flags,
+        decisions: data.decisions,
+    };
+    let mut r = (status, render(&page)?).into_response();
+    if set_cookie {
+        let cookie = format!(
+            "{CSRF_COOKIE}={nonce}; Path=/runs/; HttpOnly; SameSite=Strict; Max-Age=604800"
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+struct GateQuery {
+    t: Option<String>,
+    done: Option<String>,
+}
+
+/// GET never decides: mail scanners and link previews fetch it.
+async fn gate_page(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    Query(q): Query<GateQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let claims = verify_link(&state, q.t.as_deref(), &id, &step)?;
+    let data = views::load_gate(state.engine.store().as_ref(), &claims.run, &step).await?;
+    let status = data.status();
+    let notice = if q.done.is_some() {
+        Some(Notice {
+            class: "ok",
+            text: "Your decision was recorded.".into(),
+        })
+    } else if status != StepStatus::Waiting {
+        Some(Notice {
+            class: "",
+            text: format!("This gate is {status}; there is nothing left to decide."),
+        })
+    } else {
+        None
+    };
+    gate_response(
+        &state,
+        data,
+        &claims,
+        q.t.as_deref().unwrap_or_default(),
+        &headers,
+        StatusCode::OK,
+        notice,
+        String::new(),
+    )
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    t: String,
+    nonce: String,
+    csrf: String,
+    #[serde(default)]
+    shown: String,
+    verdict: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn gate_decide(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(f): Form<DecideForm>,
+) -> Result<Response, Failure> {
+    let claims = verify_link(&state, Some(&f.t), &id, &step)?;
+    let cookie_nonce = auth::cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+    if cookie_nonce.is_empty()
+        || cookie_nonce != f.nonce
+        || !state.signer.verify_csrf(&f.t, &f.nonce, &f.csrf)
+    {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "the form could not be verified (it expired, or was not sent from the decision page); open your link again and decide there",
+        ));
+    }
+    let verdict = match f.verdict.as_str() {
+        "go" => Verdict::Go,
+        "no_go" => Verdict::NoGo,
+        other => {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown verdict `{other}` (go or no_go)"),
+            ));
+        }
+    };
+    // Without the list the engine could not tell a stale page from a fresh one.
+    let Some(shown) = views::parse_shown(&f.shown) else {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "the form did not say which document revisions it showed; open your link again and decide there",
+        ));
+    };
+    let reason = f.reason.trim().to_owned();
+    let request = DecisionRequest {
+        run: claims.run.clone(),
+        step: Some(step.clone()),
+        approver: claims.approver.clone(),
+        verdict,
+        reason: (!reason.is_empty()).then(|| reason.clone()),
+        channel: "web".into(),
+        shown: Some(shown),
+    };
+    match state.engine.decide(request).await {
+        Ok(run) => {
+            state.kick(&run.id);
+            Ok(Redirect::to(&format!(
+                "/runs/{}/gates/{}?t={}&done=1",
+                url_segment(&run.id),
+                url_segment(&step),
+                url_segment(&f.t)
+            ))
+            .into_response())
+        }
+        Err(e) => {
+            let text = match &e {
+                EngineError::StaleRevision { path, .. } => format!(
+                    "Not recorded: {path} changed after this page was loaded. The page now shows the current revision; read it and decide again. ({e})"
+                ),
+                _ => format!("Not recorded: {e}"),
+            };
+            let status = Failure::from_engine(e).status;
+            let data = views::load_gate(state.engine.store().as_ref(), &claims.run, &step).await?;
+            gate_response(
+                &state,
+                data,
+                &claims,
+                &f.t,
+                &headers,
+                status,
+                Some(Notice { class: "bad", text }),
+                reason,
+            )
+        }
+    }
+}

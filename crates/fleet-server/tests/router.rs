@@ -1,0 +1,847 @@
+//! Router tests (tower `oneshot`) against a real workspace, store and engine.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::*;
+use fleet_core::run::Verdict;
+use fleet_store::{NewArtifact, Transition};
+use serde_json::json;
+
+#[tokio::test]
+async fn decision_page_shows_documents_flags_and_hashes_and_get_never_decides() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let app = env.app();
+    let (page, _, fields) = open_gate(&app, &run.id, &token).await;
+    let body = &page.body;
+    for needle in [
+        "Ship release 2.4.0 to production?",
+        OWNER,
+        "readiness.md",
+        "risks.md",
+        "REG-1423",
+        "docs/releases/2.4.0.md:27",
+        "id=\"go\"",
+        "id=\"nogo\"",
+    ] {
+        assert!(body.contains(needle), "page lacks `{needle}`");
+    }
+    // Every revision shown is listed with its sha256, and the form carries them.
+    let refs = env
+        .store()
+        .artifacts(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(refs.len() >= 3);
+    let shown = &fields
+        .iter()
+        .find(|(k, _)| k == "shown")
+        .unwrap_or_else(|| panic!("shown"))
+        .1;
+    for r in &refs {
+        assert!(
+            body.contains(&format!("sha256:{}", r.sha256)),
+            "{} sha missing",
+            r.path
+        );
+        assert!(shown.contains(&r.sha256));
+    }
+    // Security headers.
+    assert!(
+        page.header("content-security-policy")
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(page.header("x-content-type-options"), "nosniff");
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    // GET (twice, as a mail scanner would) decides nothing.
+    send(
+        &app,
+        get(&format!(
+            "/runs/{}/gates/go-no-go?t={}",
+            run.id,
+            enc(&token)
+        )),
+    )
+    .await;
+    let decisions = env
+        .store()
+        .decisions(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(decisions.is_empty());
+    let now = env
+        .store()
+        .get_run(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(now.version, run.version);
+}
+
+#[tokio::test]
+async fn forged_expired_and_foreign_tokens_are_refused() {
+    let env = env_with(false, two_approvers).await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let good = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let (_, cookie, fields) = open_gate(&app, &run.id, &good).await;
+
+    // Forged: signed with another secret.
+    let other_secret = fleet_server::Secret::from_bytes(b"some-other-secret-0123".to_vec())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let forger = fleet_server::Signer::new(&other_secret).unwrap_or_else(|e| panic!("{e}"));
+    let forged = forger.approver_token(&fleet_server::ApproverClaims {
+        run: run.id.clone(),
+        step: "go-no-go".into(),
+        approver: OWNER.into(),
+        expires: jiff::Timestamp::now().as_second() + 3600,
+    });
+    let expired = env.token(&run.id, "go-no-go", OWNER, -1);
+    let other_gate = env.token(&run.id, "announce", OWNER, 3600);
+    let other_run = env.token("0000-other-run", "go-no-go", OWNER, 3600);
+    let not_an_approver = env.token(&run.id, "go-no-go", "mallory@example.com", 3600);
+    let tampered = format!("{}x", &good[..good.len() - 1]);
+    for (what, t) in [
+        ("forged", forged.as_str()),
+        ("expired", expired.as_str()),
+        ("other gate", other_gate.as_str()),
+        ("other run", other_run.as_str()),
+        ("tampered", tampered.as_str()),
+        ("empty", ""),
+    ] {
+        let r = send(
+            &app,
+            get(&format!("/runs/{}/gates/go-no-go?t={}", run.id, enc(t))),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "GET with {what} token");
+        // POST with an otherwise valid form.
+        let mut f = fields.clone();
+        f.retain(|(k, _)| k != "t");
+        f.push(("t".into(), t.into()));
+        f.push(("verdict".into(), "go".into()));
+        let r = send(
+            &app,
+            post_form(
+                &format!("/runs/{}/gates/go-no-go", run.id),
+                Some(&cookie),
+                &as_refs(&f),
+            ),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "POST with {what} token: {}",
+            r.body
+        );
+    }
+    assert!(
+        send(
+            &app,
+            get(&format!(
+                "/runs/{}/gates/go-no-go?t={}",
+                run.id,
+                enc(&expired)
+            ))
+        )
+        .await
+        .body
+        .contains("expired")
+    );
+
+    // A valid link for someone who is not an approver: the engine refuses (403).
+    let (_, cookie_m, fields_m) = open_gate(&app, &run.id, &not_an_approver).await;
+    let r = send(
+        &app,
+        post_form(
+            &format!("/runs/{}/gates/go-no-go", run.id),
+            Some(&cookie_m),
+            &as_refs(&with(&fields_m, &[("verdict", "go")])),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("not an approver"));
+
+    // The second approver's link decides as the second approver, never as the owner.
+    let second = env.token(&run.id, "go-no-go", SECOND, 3600);
+    let (_, c2, f2) = open_gate(&app, &run.id, &second).await;
+    let r = send(
+        &app,
+        post_form(
+            &format!("/runs/{}/gates/go-no-go", run.id),
+            Some(&c2),
+            &as_refs(&with(&f2, &[("verdict", "go")])),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let d = env
+        .store()
+        .decisions(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].approver, SECOND);
+    assert_eq!(d[0].channel, "web");
+}
+
+#[tokio::test]
+async fn csrf_failures_are_refused_and_record_nothing() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let (_, cookie, fields) = open_gate(&app, &run.id, &token).await;
+    let uri = format!("/runs/{}/gates/go-no-go", run.id);
+    let go = with(&fields, &[("verdict", "go")]);
+    // No cookie (a cross-site form post).
+    let r = send(&app, post_form(&uri, None, &as_refs(&go))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Another browser's nonce.
+    let r = send(
+        &app,
+        post_form(
+            &uri,
+            Some("fleet_csrf=00112233445566778899aabbccddeeff"),
+            &as_refs(&go),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A wrong CSRF value.
+    let mut bad = go.clone();
+    for (k, v) in &mut bad {
+        if k == "csrf" {
+            *v = "AAAA".into();
+        }
+    }
+    let r = send(&app, post_form(&uri, Some(&cookie), &as_refs(&bad))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("could not be verified"));
+    let d = env
+        .store()
+        .decisions(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.is_empty());
+}
+
+#[tokio::test]
+async fn no_go_needs_a_reason_then_go_completes_the_run() {
+    let mut env = env().await;
+    let _stop = env.spawn_worker();
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let (_, cookie, fields) = open_gate(&app, &run.id, &token).await;
+    let uri = format!("/runs/{}/gates/go-no-go", run.id);
+    let r = send(
+        &app,
+        post_form(
+            &uri,
+            Some(&cookie),
+            &as_refs(&with(&fields, &[("verdict", "no_go"), ("reason", "  ")])),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("needs a reason"), "{}", r.body);
+    assert!(r.body.contains("id=\"go\""), "the form is still there");
+    let r = send(
+        &app,
+        post_form(
+            &uri,
+            Some(&cookie),
+            &as_refs(&with(&fields, &[("verdict", "go")])),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let location = r.header("location").to_owned();
+    assert!(location.contains("done=1"));
+    let done = env.wait_terminal(&run.id).await;
+    assert_eq!(done.state.status.as_str(), "succeeded");
+    let d = env
+        .store()
+        .decisions(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].verdict, Verdict::Go);
+    // The decision is bound to exactly the revisions the page posted.
+    let posted: Vec<(String, String)> = serde_json::from_str(
+        &fields
+            .iter()
+            .find(|(k, _)| k == "shown")
+            .unwrap_or_else(|| panic!("shown"))
+            .1,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bound: Vec<(String, String)> = d[0]
+        .shown
+        .iter()
+        .map(|r| (r.path.clone(), r.sha256.clone()))
+        .collect();
+    assert_eq!(bound, posted);
+    // After the decision the page says so and offers no buttons.
+    let after = send(&app, get(&location)).await;
+    assert!(after.body.contains("Your decision was recorded"));
+    assert!(!after.body.contains("id=\"go\""));
+}
+
+#[tokio::test]
+async fn a_revision_that_changed_since_the_page_loaded_is_refused_with_409() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let (_, cookie, fields) = open_gate(&app, &run.id, &token).await;
+    // A new revision of readiness.md lands after the page was shown.
+    let current = env
+        .store()
+        .get_run(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut t = Transition::new(&current, current.state.clone());
+    t.artifacts.push(NewArtifact {
+        step: "readiness".into(),
+        path: "readiness.md".into(),
+        bytes: b"# Readiness (redrafted)\n\nREG-1423 fixed.\n".to_vec(),
+    });
+    env.store()
+        .commit(t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = send(
+        &app,
+        post_form(
+            &format!("/runs/{}/gates/go-no-go", run.id),
+            Some(&cookie),
+            &as_refs(&with(&fields, &[("verdict", "go")])),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(
+        r.body
+            .contains("readiness.md changed after this page was loaded"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("REG-1423 fixed."),
+        "the page now shows the new revision"
+    );
+    let d = env
+        .store()
+        .decisions(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.is_empty());
+    // The diff view shows what changed between the revisions.
+    let diff = send(
+        &app,
+        get_as_operator(&format!("/runs/{}/diff/readiness.md", run.id)),
+    )
+    .await;
+    assert_eq!(diff.status, StatusCode::OK);
+    assert!(diff.body.contains("revision 1 → 2"));
+    assert!(diff.body.contains("class=\"dl add\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_go_posts_record_exactly_one_decision() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let (_, cookie, fields) = open_gate(&app, &run.id, &token).await;
+    let form = with(&fields, &[("verdict", "go")]);
+    let uri = format!("/runs/{}/gates/go-no-go", run.id);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let app = app.clone();
+        let req = post_form(&uri, Some(&cookie), &as_refs(&form));
+        tasks.push(tokio::spawn(async move { send(&app, req).await.status }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let won = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((won, refused), (1, 19), "{statuses:?}");
+    let d = env
+        .store()
+        .decisions(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.len(), 1);
+}
+
+#[tokio::test]
+async fn operators_need_the_token_unless_insecure_local() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    for uri in [
+        "/",
+        "/genflows/release-gate",
+        &format!("/runs/{}", run.id),
+        "/metrics",
+    ] {
+        let r = send(&app, get(uri)).await;
+        assert!(
+            r.status == StatusCode::SEE_OTHER || r.status == StatusCode::UNAUTHORIZED,
+            "{uri} without auth: {}",
+            r.status
+        );
+    }
+    let r = send(&app, get("/runs/x")).await;
+    assert!(r.header("location").starts_with("/login?next="));
+    let r = send(&app, get("/api/v1/runs")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.header("www-authenticate"), "Bearer");
+    let wrong = Request::get("/api/v1/runs")
+        .header(header::AUTHORIZATION, "Bearer nope")
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(send(&app, wrong).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, get_as_operator("/api/v1/runs")).await.status,
+        StatusCode::OK
+    );
+
+    // Login form: wrong token 401; right token sets an HttpOnly SameSite cookie.
+    let login_page = send(&app, get("/login?next=/runs")).await;
+    assert_eq!(login_page.status, StatusCode::OK);
+    let r = send(
+        &app,
+        post_form("/login", None, &[("token", "wrong"), ("next", "/")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = send(
+        &app,
+        post_form(
+            "/login",
+            None,
+            &[("token", API_TOKEN), ("next", "//evil.example/")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), "/", "no open redirect");
+    let set = r.header("set-cookie").to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = r
+        .cookie("fleet_session")
+        .unwrap_or_else(|| panic!("no session cookie"));
+    let with_cookie = Request::get("/")
+        .header(header::COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(send(&app, with_cookie).await.status, StatusCode::OK);
+    let r = send(&app, post_form("/logout", Some(&cookie), &[])).await;
+    assert!(r.header("set-cookie").contains("Max-Age=0"));
+
+    // --insecure-local: no token needed.
+    let open = env_with(true, |t| t).await;
+    assert_eq!(send(&open.app(), get("/")).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&open.app(), get("/api/v1/runs")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn operator_pages_render() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let dash = send(&app, get_as_operator("/")).await;
+    assert_eq!(dash.status, StatusCode::OK);
+    assert!(dash.body.contains(&run.id[..8]) && dash.body.contains("Waiting for a decision"));
+    let filtered = send(&app, get_as_operator("/?status=succeeded")).await;
+    assert!(
+        !filtered
+            .body
+            .contains(&format!("<code>{}</code>", &run.id[..8]))
+    );
+    assert_eq!(
+        send(&app, get_as_operator("/?status=bogus")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let flow = send(&app, get_as_operator("/genflows/release-gate")).await;
+    assert_eq!(flow.status, StatusCode::OK);
+    assert!(flow.body.contains("risk-review") && flow.body.contains(&run.id[..8]));
+    assert_eq!(
+        send(&app, get_as_operator("/genflows/nope")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let page = send(&app, get_as_operator(&format!("/runs/{}", run.id))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<svg class=\"dag\""));
+    assert!(page.body.contains("dag-node st-waiting"));
+    assert!(
+        page.body.contains("/gates/go-no-go?t=v1."),
+        "approver links for the waiting gate"
+    );
+    let art = send(
+        &app,
+        get_as_operator(&format!("/runs/{}/artifacts/readiness.md", run.id)),
+    )
+    .await;
+    assert_eq!(art.status, StatusCode::OK);
+    assert!(art.body.contains("<h1>Readiness report"));
+    let flags = send(
+        &app,
+        get_as_operator(&format!("/runs/{}/artifacts/risks.flags.json", run.id)),
+    )
+    .await;
+    assert!(flags.body.contains("REG-1423"));
+    assert_eq!(
+        send(
+            &app,
+            get_as_operator(&format!("/runs/{}/artifacts/nope.md", run.id))
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, get_as_operator("/runs/ffffffff-0000"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let css = send(&app, get("/assets/fleet.css")).await;
+    assert!(css.header("content-type").starts_with("text/css"));
+    assert_eq!(send(&app, get("/healthz")).await.status, StatusCode::OK);
+    let metrics = send(&app, get_as_operator("/metrics")).await;
+    assert!(
+        metrics.body.contains("fleet_runs{status=\"waiting\"} 1"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("fleet_gates_waiting{genflow=\"release-gate\",step=\"go-no-go\"} 1")
+    );
+    assert!(metrics.body.contains(
+        "fleet_step_duration_seconds_count{genflow=\"release-gate\",step=\"readiness\"} 1"
+    ));
+    // Start a run from the genflow page.
+    let r = send(
+        &app,
+        Request::post("/genflows/release-gate/runs")
+            .header(header::AUTHORIZATION, format!("Bearer {API_TOKEN}"))
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.header("location").starts_with("/runs/"));
+    assert_eq!(
+        send(&app, get("/no/such/page")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn model_output_with_script_and_javascript_links_renders_inert() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let current = env
+        .store()
+        .get_run(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut t = Transition::new(&current, current.state.clone());
+    t.artifacts.push(NewArtifact {
+        step: "readiness".into(),
+        path: "readiness.md".into(),
+        bytes: b"# Hostile\n\n<script>fetch('/steal')</script>\n\n[details](javascript:alert(document.cookie))\n\n<a href=\"JaVaScRiPt:alert(1)\" onmouseover=\"alert(2)\">x</a> <img src=x onerror=alert(3)>\n".to_vec(),
+    });
+    env.store()
+        .commit(t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    for uri in [
+        format!("/runs/{}/artifacts/readiness.md", run.id),
+        format!("/runs/{}/gates/go-no-go?t={}", run.id, enc(&token)),
+    ] {
+        let page = send(&app, get_as_operator(&uri)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let lower = page.body.to_ascii_lowercase();
+        assert!(lower.contains("<h1>hostile</h1>"), "{uri}");
+        for bad in [
+            "<script",
+            "javascript:",
+            "onmouseover",
+            "onerror",
+            "fetch('/steal')",
+        ] {
+            assert!(!lower.contains(bad), "{uri}: `{bad}` survived");
+        }
+    }
+    // The raw API serves it as text, never as HTML.
+    let raw = send(
+        &app,
+        get_as_operator(&format!("/api/v1/runs/{}/artifacts/readiness.md", run.id)),
+    )
+    .await;
+    assert!(raw.header("content-type").starts_with("text/plain"));
+    assert_eq!(raw.header("x-content-type-options"), "nosniff");
+}
+
+#[tokio::test]
+async fn json_api_lists_starts_and_decides() {
+    let mut env = env().await;
+    let _stop = env.spawn_worker();
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let flows = send(&app, get_as_operator("/api/v1/genflows")).await.json();
+    assert_eq!(flows[0]["name"], "release-gate");
+    let flow = send(&app, get_as_operator("/api/v1/genflows/release-gate"))
+        .await
+        .json();
+    assert_eq!(flow["definition"]["steps"][2]["approvers"][0], OWNER);
+    assert_eq!(
+        send(&app, get_as_operator("/api/v1/genflows/nope"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let runs = send(&app, get_as_operator("/api/v1/runs?status=waiting"))
+        .await
+        .json();
+    assert_eq!(runs[0]["id"], run.id.as_str());
+    assert_eq!(runs[0]["waiting_gates"][0], "go-no-go");
+    let one = send(
+        &app,
+        get_as_operator(&format!("/api/v1/runs/{}", &run.id[..8])),
+    )
+    .await
+    .json();
+    assert_eq!(one["steps"][0]["status"], "succeeded");
+    let steps = send(
+        &app,
+        get_as_operator(&format!("/api/v1/runs/{}/steps", run.id)),
+    )
+    .await
+    .json();
+    assert_eq!(steps[0]["step"], "readiness");
+    let arts = send(
+        &app,
+        get_as_operator(&format!("/api/v1/runs/{}/artifacts", run.id)),
+    )
+    .await
+    .json();
+    let sha = arts[0]["sha256"].as_str().unwrap_or_default().to_owned();
+    let content = send(
+        &app,
+        get_as_operator(&format!("/api/v1/runs/{}/artifacts/readiness.md", run.id)),
+    )
+    .await;
+    assert_eq!(content.header("x-fleet-sha256"), sha);
+    let by_flow = send(&app, get_as_operator("/api/v1/genflows/release-gate/runs"))
+        .await
+        .json();
+    assert_eq!(by_flow.as_array().map(Vec::len), Some(1));
+
+    // Start a run as CI would.
+    let started = send(
+        &app,
+        post_json(
+            "/api/v1/genflows/release-gate/runs",
+            Some(API_TOKEN),
+            json!({"triggered_by": "ci-pipeline"}),
+        ),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let started_id = started.json()["id"].as_str().unwrap_or_default().to_owned();
+    assert!(started.header("location").ends_with(&started_id));
+    assert_eq!(
+        send(
+            &app,
+            post_json("/api/v1/genflows/nope/runs", Some(API_TOKEN), json!({}))
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            &app,
+            post_json("/api/v1/genflows/release-gate/runs", None, json!({}))
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Issue a link, then decide with its token.
+    let link = send(
+        &app,
+        post_json(
+            &format!("/api/v1/runs/{}/gates/go-no-go/links", run.id),
+            Some(API_TOKEN),
+            json!({"approver": OWNER}),
+        ),
+    )
+    .await;
+    assert_eq!(link.status, StatusCode::OK, "{}", link.body);
+    let url = link.json()["url"].as_str().unwrap_or_default().to_owned();
+    assert!(url.starts_with(&format!(
+        "http://fleet.test/runs/{}/gates/go-no-go?t=",
+        run.id
+    )));
+    let refused = send(
+        &app,
+        post_json(
+            &format!("/api/v1/runs/{}/gates/go-no-go/links", run.id),
+            Some(API_TOKEN),
+            json!({"approver": "mallory@example.com"}),
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let token = url.rsplit("t=").next().unwrap_or_default().to_owned();
+    let decide_uri = format!("/api/v1/runs/{}/gates/go-no-go/decisions", run.id);
+    let forged = send(
+        &app,
+        post_json(
+            &decide_uri,
+            None,
+            json!({"token": "v1.e30.AAAA", "verdict": "go"}),
+        ),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.json()["error"].is_string());
+    let stale = send(&app, post_json(&decide_uri, None, json!({"token": token, "verdict": "go", "shown": [{"path": "readiness.md", "sha256": "0".repeat(64)}]}))).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    let no_reason = send(
+        &app,
+        post_json(
+            &decide_uri,
+            None,
+            json!({"token": token, "verdict": "no_go"}),
+        ),
+    )
+    .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let ok = send(
+        &app,
+        post_json(
+            &decide_uri,
+            None,
+            json!({"token": token, "verdict": "no_go", "reason": "REG-1423 is open"}),
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.json()["status"], "rejected");
+    let again = send(
+        &app,
+        post_json(&decide_uri, None, json!({"token": token, "verdict": "go"})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let decisions = send(
+        &app,
+        get_as_operator(&format!("/api/v1/runs/{}/decisions", run.id)),
+    )
+    .await
+    .json();
+    assert_eq!(decisions[0]["channel"], "api");
+    assert_eq!(decisions[0]["reason"], "REG-1423 is open");
+    // The worker drove the started run to its gate by itself.
+    let started_run = env.wait_settled(&started_id).await;
+    assert_eq!(started_run.state.status.as_str(), "waiting");
+    assert_eq!(started_run.triggered_by.as_deref(), Some("ci-pipeline"));
+}
+
+/// Every path and method in the OpenAPI document is routed, and every API
+/// route the router serves is documented.
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let doc = send(&app, get("/api/v1/openapi.json")).await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no paths"));
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in item
+            .as_object()
+            .unwrap_or_else(|| panic!("path item"))
+            .keys()
+        {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+            let uri = path
+                .replace("{id}", &run.id)
+                .replace("{name}", "release-gate")
+                .replace("{step}", "go-no-go")
+                .replace("{path}", "readiness.md");
+            let req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .header(header::AUTHORIZATION, format!("Bearer {API_TOKEN}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let r = send(&app, req).await;
+            assert!(
+                r.status != StatusCode::NOT_FOUND && r.status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri} is documented but answers {}: {}",
+                r.status,
+                r.body
+            );
+        }
+    }
+    documented.sort();
+    let mut served = vec![
+        "GET /api/v1/genflows",
+        "GET /api/v1/genflows/{name}",
+        "GET /api/v1/genflows/{name}/runs",
+        "POST /api/v1/genflows/{name}/runs",
+        "GET /api/v1/runs",
+        "GET /api/v1/runs/{id}",
+        "GET /api/v1/runs/{id}/steps",
+        "GET /api/v1/runs/{id}/artifacts",
+        "GET /api/v1/runs/{id}/artifacts/{path}",
+        "GET /api/v1/runs/{id}/decisions",
+        "POST /api/v1/runs/{id}/gates/{step}/links",
+        "POST /api/v1/runs/{id}/gates/{step}/decisions",
+        "GET /api/v1/openapi.json",
+    ];
+    served.sort();
+    assert_eq!(documented, served);
+    // And an undocumented API path is not served.
+    assert_eq!(
+        send(&app, get_as_operator("/api/v1/nothing")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
