@@ -36,36 +36,115 @@ impl Observer for Lines {
         elapsed: Duration,
         info: &StepInfo,
     ) {
-        if self.quiet {
-            return;
+        if !self.quiet {
+            eprintln!("{}", finished_line(step, status, elapsed, info));
         }
-        let mut line = format!("  {step:<16} {status} in {}", fmt_elapsed(elapsed));
-        if info.input_tokens + info.output_tokens > 0 {
-            line.push_str(&format!(
-                ", {} in / {} out tokens",
-                info.input_tokens, info.output_tokens
-            ));
-        }
-        if info.cached {
-            line.push_str(", cached");
-        }
-        if let Some(e) = &info.error {
-            line.push_str(&format!(": {e}"));
-        } else if let Some(out) = &info.out {
-            line.push_str(&format!(" -> {out}"));
-        }
-        eprintln!("{line}");
     }
 
     fn gate_opened(&self, _run: &RunRecord, step: &str, approvers: &[String]) {
         if !self.quiet {
-            let who = if approvers.is_empty() {
-                "anyone".to_owned()
-            } else {
-                approvers.join(", ")
-            };
-            eprintln!("  {step:<16} waiting for a decision from {who}");
+            eprintln!("{}", gate_line(step, approvers));
         }
+    }
+}
+
+/// `  readiness        succeeded in 25 ms, 1200 in / 800 out tokens -> readiness.md`
+fn finished_line(step: &str, status: StepStatus, elapsed: Duration, info: &StepInfo) -> String {
+    let mut line = format!("  {step:<16} {status} in {}", fmt_elapsed(elapsed));
+    if info.input_tokens + info.output_tokens > 0 {
+        line.push_str(&format!(
+            ", {} in / {} out tokens",
+            info.input_tokens, info.output_tokens
+        ));
+    }
+    if info.cached {
+        line.push_str(", cached");
+    }
+    if let Some(e) = &info.error {
+        line.push_str(&format!(": {e}"));
+    } else if let Some(out) = &info.out {
+        line.push_str(&format!(" -> {out}"));
+    }
+    line
+}
+
+/// Live progress on a terminal: one spinner per running step, replaced by
+/// its outcome (status, duration, tokens) when it finishes.
+pub struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Bars {
+    pub fn new() -> Self {
+        Bars {
+            multi: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr(),
+            ),
+            bars: Default::default(),
+        }
+    }
+}
+
+impl Observer for Bars {
+    fn step_started(&self, _run: &RunRecord, step: &str, attempt: u32) {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("  {spinner} {prefix:<16} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(step.to_owned());
+        bar.set_message(if attempt > 1 {
+            format!("running (attempt {attempt})")
+        } else {
+            "running".to_owned()
+        });
+        bar.enable_steady_tick(Duration::from_millis(100));
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(step.to_owned(), bar);
+        }
+    }
+
+    fn step_finished(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        status: StepStatus,
+        elapsed: Duration,
+        info: &StepInfo,
+    ) {
+        let bar = self.bars.lock().ok().and_then(|mut b| b.remove(step));
+        let line = finished_line(step, status, elapsed, info);
+        // The outcome is printed above the live area, which only ever holds
+        // running steps, so nothing printed later can overwrite it.
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.println(line);
+        let _ = run;
+    }
+
+    fn gate_opened(&self, _run: &RunRecord, step: &str, approvers: &[String]) {
+        let _ = self.multi.println(gate_line(step, approvers));
+    }
+}
+
+fn gate_line(step: &str, approvers: &[String]) -> String {
+    let who = if approvers.is_empty() {
+        "anyone".to_owned()
+    } else {
+        approvers.join(", ")
+    };
+    format!("  {step:<16} waiting for a decision from {who}")
+}
+
+/// The observer for a command: bars on a terminal, lines otherwise, nothing for --json.
+pub fn observer(json: bool) -> Box<dyn Observer> {
+    use std::io::IsTerminal;
+    if !json && std::io::stderr().is_terminal() {
+        Box::new(Bars::new())
+    } else {
+        Box::new(Lines { quiet: json })
     }
 }
 
@@ -93,7 +172,7 @@ async fn resume_others(app: &App, quiet: bool) -> Result<()> {
         if !quiet {
             eprintln!("Resuming run {id} (left unfinished by an earlier process)");
         }
-        app.engine.drive(&id, &Lines { quiet }).await?;
+        app.engine.drive(&id, observer(quiet).as_ref()).await?;
     }
     Ok(())
 }
@@ -111,8 +190,8 @@ pub async fn run(
     if !json {
         eprintln!("Run {} of {} started", run.id, run.genflow_name);
     }
-    let observer = Lines { quiet: json };
-    let mut run = app.engine.drive(&run.id, &observer).await?;
+    let observer = observer(json);
+    let mut run = app.engine.drive(&run.id, observer.as_ref()).await?;
     if wait {
         if !json && run.state.status == RunStatus::Waiting {
             print_gate_help(app, &run);
@@ -120,7 +199,7 @@ pub async fn run(
         // Someone decides from another process; poll, and drive what follows.
         while !run.state.is_terminal() {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            run = app.engine.drive(&run.id, &observer).await?;
+            run = app.engine.drive(&run.id, observer.as_ref()).await?;
         }
     }
     if json {
@@ -477,7 +556,7 @@ pub async fn decide(app: &App, d: Decide) -> Result<ExitCode> {
         };
         eprintln!("{word} recorded for run {} by {approver}.", run.id);
     }
-    let run = app.engine.drive(&run.id, &Lines { quiet: d.json }).await?;
+    let run = app.engine.drive(&run.id, observer(d.json).as_ref()).await?;
     if d.json {
         println!(
             "{}",
@@ -502,7 +581,7 @@ pub async fn retry(app: &App, id: &str, from: Option<String>) -> Result<ExitCode
     resume_others(app, false).await?;
     let run = app.engine.retry(id, from.as_deref()).await?;
     eprintln!("Retrying run {}", run.id);
-    let run = app.engine.drive(&run.id, &Lines { quiet: false }).await?;
+    let run = app.engine.drive(&run.id, observer(false).as_ref()).await?;
     print_outcome(app, &run);
     Ok(exit_for(&run, false))
 }
@@ -515,7 +594,7 @@ pub async fn resume(app: &App) -> Result<()> {
     }
     for id in ids {
         eprintln!("Resuming run {id}");
-        let run = app.engine.drive(&id, &Lines { quiet: false }).await?;
+        let run = app.engine.drive(&id, observer(false).as_ref()).await?;
         print_outcome(app, &run);
     }
     Ok(())
