@@ -137,63 +137,68 @@ pub(crate) async fn decide(
             check_not_stale(page, &shown)?;
         }
         let result = engine
-            .apply_with(&run.id, &event, |loaded: &RunRecord, next: &RunState| {
-                if loaded.version != refs_version {
-                    // Changed since we read the revisions: go round again.
-                    return Err(EngineError::Contended {
-                        run: loaded.id.clone(),
-                        attempts: 0,
-                    });
-                }
-                let status = next.steps[gate].status;
-                let is_final = matches!(status, StepStatus::Approved | StepStatus::Rejected);
-                let mut extras = Extras {
-                    decision: Some(NewDecision {
-                        step: gate_name.clone(),
-                        approver: req.approver.clone(),
-                        verdict: req.verdict,
-                        reason: req.reason.clone(),
-                        channel: req.channel.clone(),
-                        shown: shown.clone(),
-                        is_final,
-                        decided_at,
-                    }),
-                    durable: true,
-                    ..Extras::default()
-                };
-                if is_final {
-                    let this = DecisionRecord {
-                        run_id: loaded.id.clone(),
-                        step: gate_name.clone(),
-                        gate_round: next.steps[gate].attempt,
-                        approver: req.approver.clone(),
-                        verdict: req.verdict,
-                        reason: req.reason.clone(),
-                        channel: req.channel.clone(),
-                        decided_at,
-                        genflow_name: loaded.genflow_name.clone(),
-                        definition_hash: loaded.definition_hash.clone(),
-                        shown: shown.clone(),
-                        is_final: true,
+            .apply_with(
+                &run.id,
+                Some(&current),
+                &event,
+                |loaded: &RunRecord, next: &RunState| {
+                    if loaded.version != refs_version {
+                        // Changed since we read the revisions: go round again.
+                        return Err(EngineError::Contended {
+                            run: loaded.id.clone(),
+                            attempts: 0,
+                        });
+                    }
+                    let status = next.steps[gate].status;
+                    let is_final = matches!(status, StepStatus::Approved | StepStatus::Rejected);
+                    let mut extras = Extras {
+                        decision: Some(NewDecision {
+                            step: gate_name.clone(),
+                            approver: req.approver.clone(),
+                            verdict: req.verdict,
+                            reason: req.reason.clone(),
+                            channel: req.channel.clone(),
+                            shown: shown.clone(),
+                            is_final,
+                            decided_at,
+                        }),
+                        durable: true,
+                        ..Extras::default()
                     };
-                    let votes: Vec<&DecisionRecord> = earlier
-                        .iter()
-                        .filter(|d| {
-                            d.step == gate_name
-                                && d.verdict == Verdict::Go
-                                && d.gate_round == next.steps[gate].attempt
-                        })
-                        .chain(std::iter::once(&this))
-                        .collect();
-                    let text = render_decision(loaded, gate, status, &votes, &this);
-                    extras.artifacts.push(NewArtifact {
-                        step: gate_name.clone(),
-                        path: loaded.definition.steps[gate].out_path(),
-                        bytes: text.into_bytes(),
-                    });
-                }
-                Ok(extras)
-            })
+                    if is_final {
+                        let this = DecisionRecord {
+                            run_id: loaded.id.clone(),
+                            step: gate_name.clone(),
+                            gate_round: next.steps[gate].attempt,
+                            approver: req.approver.clone(),
+                            verdict: req.verdict,
+                            reason: req.reason.clone(),
+                            channel: req.channel.clone(),
+                            decided_at,
+                            genflow_name: loaded.genflow_name.clone(),
+                            definition_hash: loaded.definition_hash.clone(),
+                            shown: shown.clone(),
+                            is_final: true,
+                        };
+                        let votes: Vec<&DecisionRecord> = earlier
+                            .iter()
+                            .filter(|d| {
+                                d.step == gate_name
+                                    && d.verdict == Verdict::Go
+                                    && d.gate_round == next.steps[gate].attempt
+                            })
+                            .chain(std::iter::once(&this))
+                            .collect();
+                        let text = render_decision(loaded, gate, status, &votes, &this);
+                        extras.artifacts.push(NewArtifact {
+                            step: gate_name.clone(),
+                            path: loaded.definition.steps[gate].out_path(),
+                            bytes: text.into_bytes(),
+                        });
+                    }
+                    Ok(extras)
+                },
+            )
             .await;
         match result {
             Err(EngineError::Contended { attempts: 0, .. }) => continue,
@@ -214,13 +219,7 @@ pub(crate) async fn decide(
         }
     };
     if engine.settings.write_files {
-        files::write_artifacts(
-            engine.store.as_ref(),
-            &applied.run,
-            &applied.artifacts,
-            &engine.settings.state_dir,
-        )
-        .await?;
+        files::write_artifacts(&applied.run, &applied.files, &engine.settings.state_dir)?;
     }
     Ok(applied.run)
 }

@@ -69,10 +69,7 @@ async fn budget_left(engine: &Engine, run: &RunRecord) -> Result<Option<Budget>,
         .step_runs(&run.id)
         .await
         .map_err(|e| format!("cannot read the run's spending so far: {e}"))?;
-    let tokens: u64 = spent
-        .iter()
-        .map(|s| s.input_tokens + s.output_tokens)
-        .sum();
+    let tokens: u64 = spent.iter().map(|s| s.input_tokens + s.output_tokens).sum();
     let cost: f64 = spent.iter().filter_map(|s| s.cost_usd).sum();
     Ok(Some(Budget {
         tokens: budget.tokens.map(|t| t.saturating_sub(tokens)),

@@ -5,7 +5,7 @@
 use crate::EngineError;
 use crate::exec::latest_artifacts;
 use fleet_store::audit::sha256_hex;
-use fleet_store::{ArtifactRef, RunRecord, Store};
+use fleet_store::{NewArtifact, RunRecord, Store};
 use std::path::{Component, Path, PathBuf};
 
 pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
@@ -47,18 +47,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// Writes the given artifact revisions' bytes into the run directory.
-pub(crate) async fn write_artifacts(
-    store: &dyn Store,
+/// Writes just-committed artifacts into the run directory.
+pub(crate) fn write_artifacts(
     run: &RunRecord,
-    refs: &[ArtifactRef],
+    artifacts: &[NewArtifact],
     state_dir: &Path,
 ) -> Result<(), EngineError> {
     let dir = run_dir(state_dir, &run.id);
-    for r in refs {
-        if let Some(bytes) = store.artifact_bytes(&r.sha256).await? {
-            write_atomic(&safe_join(&dir, &r.path)?, &bytes)?;
-        }
+    for a in artifacts {
+        write_atomic(&safe_join(&dir, &a.path)?, &a.bytes)?;
     }
     Ok(())
 }

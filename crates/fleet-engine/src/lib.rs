@@ -19,8 +19,7 @@ pub use files::{materialize, run_dir};
 use fleet_core::config::Config;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};
 use fleet_store::{
-    ArtifactRef, NewArtifact, NewDecision, NewEvent, NewRun, RunRecord, StepRun, Store, StoreError,
-    Transition,
+    NewArtifact, NewDecision, NewEvent, NewRun, RunRecord, StepRun, Store, StoreError, Transition,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -157,7 +156,9 @@ struct Extras {
 struct Applied {
     run: RunRecord,
     actions: Vec<Action>,
-    artifacts: Vec<ArtifactRef>,
+    /// The artifacts' bytes as committed, to write the readable copies
+    /// without reading them back.
+    files: Vec<NewArtifact>,
 }
 
 const MAX_CAS_ATTEMPTS: u32 = 100;
@@ -301,7 +302,7 @@ impl Engine {
             }
             let mut tasks = Vec::new();
             for i in claimed {
-                tasks.push(self.run_step(run.id.clone(), i, observer));
+                tasks.push(self.run_step(&run, i, observer));
             }
             let results = futures_util::future::join_all(tasks).await;
             for r in results {
@@ -315,29 +316,28 @@ impl Engine {
     /// execute it with a heartbeat, record success or failure.
     async fn run_step(
         &self,
-        run_id: String,
+        snapshot: &RunRecord,
         idx: usize,
         observer: &dyn Observer,
     ) -> Result<(), EngineError> {
-        let result = self.run_step_inner(&run_id, idx, observer).await;
-        let run = self.store.get_run(&run_id).await;
-        if let Ok(run) = run {
-            let name = &run.definition.steps[idx].name;
-            let _ = self
-                .store
-                .release_lease(&run_id, name, &self.settings.worker_id)
-                .await;
-        }
+        let result = self.run_step_inner(snapshot, idx, observer).await;
+        let name = &snapshot.definition.steps[idx].name;
+        let _ = self
+            .store
+            .release_lease(&snapshot.id, name, &self.settings.worker_id)
+            .await;
         result
     }
 
+    /// `snapshot` is the run as `drive` last saw it; transitions start from it
+    /// and reload only if it turns out stale (the version check says so).
     async fn run_step_inner(
         &self,
-        run_id: &str,
+        snapshot: &RunRecord,
         idx: usize,
         observer: &dyn Observer,
     ) -> Result<(), EngineError> {
-        let run = self.store.get_run(run_id).await?;
+        let run = snapshot.clone();
         let step_state = &run.state.steps[idx];
         let run = match step_state.status {
             StepStatus::Ready => {
@@ -346,7 +346,7 @@ impl Engine {
                     .payload
                     .insert("attempt".into(), (step_state.attempt + 1).into());
                 match self
-                    .apply(run_id, &Event::StepStarted { step: idx }, extras)
+                    .apply_from(&run, &Event::StepStarted { step: idx }, extras)
                     .await
                 {
                     Ok(applied) => applied.run,
@@ -413,16 +413,14 @@ impl Engine {
                     step: idx,
                     high_flags: done.high_flags,
                 };
-                match self.apply(&run.id, &event, extras).await {
+                match self.apply_from(&run, &event, extras).await {
                     Ok(applied) => {
                         if self.settings.write_files {
                             files::write_artifacts(
-                                self.store.as_ref(),
                                 &applied.run,
-                                &applied.artifacts,
+                                &applied.files,
                                 &self.settings.state_dir,
-                            )
-                            .await?;
+                            )?;
                         }
                         let status = applied.run.state.steps[idx].status;
                         observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
@@ -444,7 +442,7 @@ impl Engine {
                     step: idx,
                     error: failure.message.clone(),
                 };
-                match self.apply(&run.id, &event, extras).await {
+                match self.apply_from(&run, &event, extras).await {
                     Ok(applied) => {
                         let status = applied.run.state.steps[idx].status;
                         let info = StepInfo {
@@ -543,7 +541,19 @@ impl Engine {
         event: &Event,
         extras: Extras,
     ) -> Result<Applied, EngineError> {
-        self.apply_with(run_id, event, |_, _| Ok(extras.clone()))
+        self.apply_with(run_id, None, event, |_, _| Ok(extras.clone()))
+            .await
+    }
+
+    /// `apply`, starting from a record we already hold (saves a read when it
+    /// is current; the version check catches it when it is not).
+    async fn apply_from(
+        &self,
+        run: &RunRecord,
+        event: &Event,
+        extras: Extras,
+    ) -> Result<Applied, EngineError> {
+        self.apply_with(&run.id, Some(run), event, |_, _| Ok(extras.clone()))
             .await
     }
 
@@ -552,11 +562,16 @@ impl Engine {
     async fn apply_with(
         &self,
         run_id: &str,
+        known: Option<&RunRecord>,
         event: &Event,
         mut extras_for: impl FnMut(&RunRecord, &RunState) -> Result<Extras, EngineError>,
     ) -> Result<Applied, EngineError> {
+        let mut known = known.cloned();
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let run = self.store.get_run(run_id).await?;
+            let run = match known.take() {
+                Some(run) => run,
+                None => self.store.get_run(run_id).await?,
+            };
             let (state, actions) = advance(&run.definition, &run.state, event)?;
             let extras = extras_for(&run, &state)?;
             let events = audit_events(&run, event, &actions, &extras);
@@ -566,6 +581,7 @@ impl Engine {
                 .as_deref()
                 .filter(|k| *k == event.name())
                 .map(str::to_owned);
+            let files = extras.artifacts.clone();
             let t = Transition {
                 run_id: run.id.clone(),
                 expected_version: run.version,
@@ -577,7 +593,7 @@ impl Engine {
                 durable: extras.durable,
             };
             match self.store.commit(t).await {
-                Ok((run, artifacts)) => {
+                Ok((run, _refs)) => {
                     if let Some(kind) = pause {
                         eprintln!("fault injection: paused after {kind}");
                         loop {
@@ -587,7 +603,7 @@ impl Engine {
                     return Ok(Applied {
                         run,
                         actions,
-                        artifacts,
+                        files,
                     });
                 }
                 Err(StoreError::Conflict { .. }) => {
