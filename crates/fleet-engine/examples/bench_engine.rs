@@ -1,9 +1,10 @@
 //! In-process throughput of the engine on SQLite: full release-gate runs
 //! (report, review, gate, Go decision, notify) on the builtin model.
 //!
-//!     cargo run --release -p fleet-engine --example bench_engine -- [RUNS] [EXAMPLE_DIR]
+//!     cargo run --release -p fleet-engine --example bench_engine -- [RUNS] [CONCURRENCY] [EXAMPLE_DIR]
 //!
-//! RUNS defaults to 1000; EXAMPLE_DIR to the `fleet init` example in this repository.
+//! RUNS defaults to 1000, CONCURRENCY (runs in flight at once) to 1;
+//! EXAMPLE_DIR to the `fleet init` example in this repository.
 
 use fleet_core::run::Verdict;
 use fleet_engine::{DecisionRequest, Engine, Quiet, Settings};
@@ -11,10 +12,16 @@ use fleet_store::{SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Instant;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1);
     let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
+    let concurrency: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
     let example = args
         .next()
         .map(std::path::PathBuf::from)
@@ -32,8 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = Settings::new(example.clone());
     settings.state_dir = tmp.clone();
     settings.write_files = std::env::var("BENCH_WRITE_FILES").is_ok();
-    let engine = Engine::new(store.clone(), Arc::new(config), settings);
-    let approver = "release-owner@example.com";
+    let engine = Arc::new(Engine::new(store.clone(), Arc::new(config), settings));
+    let approver: &'static str = "release-owner@example.com";
 
     // Warm up (page cache, SQLite statement cache).
     for _ in 0..10 {
@@ -41,12 +48,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let t = Instant::now();
     let mut steps = 0;
-    for _ in 0..runs {
-        steps += one_run(&engine, approver).await?;
+    let mut started = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    while started < runs || !tasks.is_empty() {
+        while started < runs && tasks.len() < concurrency {
+            let engine = engine.clone();
+            tasks.spawn(async move { one_run(&engine, approver).await });
+            started += 1;
+        }
+        if let Some(done) = tasks.join_next().await {
+            steps += done??;
+        }
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "engine: {runs} full release-gate runs on SQLite (builtin model, files {})",
+        "engine: {runs} full release-gate runs on SQLite, {concurrency} at a time (builtin model, files {})",
         if std::env::var("BENCH_WRITE_FILES").is_ok() {
             "written"
         } else {
@@ -67,7 +83,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn one_run(engine: &Engine, approver: &str) -> Result<usize, Box<dyn std::error::Error>> {
+async fn one_run(
+    engine: &Engine,
+    approver: &str,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let t = Instant::now();
     let run = engine
         .start_run("release-gate", Some("dev@example.com".into()))
