@@ -394,21 +394,17 @@ async fn notify_step(
     attempt: u32,
 ) -> Result<StepDone, StepFailure> {
     let step = &run.definition.steps[idx];
-    let wants: Vec<&str> = step
-        .channels
-        .iter()
-        .map(String::as_str)
-        .chain((!step.to.is_empty()).then_some("email"))
-        .chain(step.webhook.is_some().then_some("webhook"))
-        .filter(|c| *c != "file")
-        .collect();
-    if let Some(c) = wants.first() {
-        return Err(StepFailure::from(format!(
-            "step `{}`: the `{c}` channel is not available in this build of fleet yet (only the file channel is)",
-            step.name
-        )));
-    }
     let started_at = now();
+    // The deliveries were queued when the step started; send them (with
+    // retries) before writing what went where.
+    fleet_notify::announce_deliveries(&engine.config, &run.id, &run.definition, &run.state, idx)
+        .map_err(StepFailure::from)?;
+    let round = fleet_notify::announce_round(&run.definition, &run.state, idx);
+    let delivered = engine
+        .notifier()
+        .deliver_step(&run.id, &step.name, round)
+        .await
+        .map_err(|e| StepFailure::from(format!("step `{}`: {e}", step.name)))?;
     let decisions = engine
         .store
         .decisions(&run.id)
@@ -450,8 +446,10 @@ async fn notify_step(
         text.push_str("No approval gate precedes this step.\n\n");
     }
     let at = now();
+    text.push_str("## Deliveries\n\n");
+    text.push_str(&fleet_notify::sent_report(&delivered));
     text.push_str(&format!(
-        "## Deliveries\n\n| channel | recipient | status | at |\n|---|---|---|---|\n| file | {} | written | {} |\n",
+        "| file | {} | written | {} | - | - |\n",
         step.out_path(),
         at
     ));
@@ -466,7 +464,9 @@ async fn notify_step(
             attempt,
             model: None,
             prompt: None,
-            settings: serde_json::json!({ "channels": ["file"] }),
+            settings: serde_json::json!({
+                "channels": delivered.iter().map(|d| d.channel.as_str()).chain(["file"]).collect::<Vec<_>>(),
+            }),
             manifest: None,
             input_tokens: 0,
             output_tokens: 0,

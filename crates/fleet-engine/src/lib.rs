@@ -18,6 +18,7 @@ pub use files::{materialize, run_dir};
 
 use fleet_core::config::Config;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};
+use fleet_store::{DeliveryScope, NewDelivery, RunFilter};
 use fleet_store::{
     NewArtifact, NewDecision, NewEvent, NewRun, RunRecord, StepRun, Store, StoreError, Transition,
 };
@@ -77,6 +78,11 @@ pub struct Settings {
     /// Do not read model responses from the cache (`fleet run --no-cache`);
     /// new answers are still written to `<state_dir>/cache/models/`.
     pub no_cache: bool,
+    /// Builds each approver's signed link to the decision page for gate
+    /// emails; `None` = the email explains how to decide with the CLI.
+    pub approver_links: Option<Arc<dyn fleet_notify::ApproverLinks>>,
+    /// Retries, backoff and leases of notification deliveries.
+    pub delivery: fleet_notify::DeliveryPolicy,
 }
 
 impl Settings {
@@ -97,6 +103,8 @@ impl Settings {
                 .ok()
                 .and_then(|f| f.strip_prefix("pause-after:").map(str::to_owned)),
             no_cache: false,
+            approver_links: None,
+            delivery: fleet_notify::DeliveryPolicy::default(),
         }
     }
 }
@@ -136,6 +144,7 @@ pub struct Engine {
     config: Arc<Config>,
     settings: Settings,
     models: exec::Models,
+    notifier: fleet_notify::Notifier,
     /// Corpora gathered for runs being driven, by (run id, corpus spec);
     /// dropped when `drive` returns.
     corpus_cache:
@@ -150,6 +159,8 @@ struct Extras {
     decision: Option<NewDecision>,
     payload: serde_json::Map<String, serde_json::Value>,
     durable: bool,
+    /// Notifications queued with the transition (a notify step's announcements).
+    outbox: Vec<NewDelivery>,
 }
 
 /// The result of one committed transition.
@@ -165,8 +176,17 @@ const MAX_CAS_ATTEMPTS: u32 = 100;
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, settings: Settings) -> Self {
+        let notifier = fleet_notify::Notifier::new(
+            store.clone(),
+            config.clone(),
+            settings.approver_links.clone(),
+            settings.delivery.clone(),
+            settings.worker_id.clone(),
+        )
+        .with_pause_after(settings.pause_after.clone());
         Engine {
             models: exec::Models::new(&config, &settings),
+            notifier,
             corpus_cache: Default::default(),
             store,
             config,
@@ -345,6 +365,18 @@ impl Engine {
                 extras
                     .payload
                     .insert("attempt".into(), (step_state.attempt + 1).into());
+                if run.definition.steps[idx].kind == fleet_core::config::StepKind::Notify {
+                    // Queued atomically with the start; a plan error fails
+                    // the step in `exec::notify_step` with the same message.
+                    extras.outbox = fleet_notify::announce_deliveries(
+                        &self.config,
+                        &run.id,
+                        &run.definition,
+                        &run.state,
+                        idx,
+                    )
+                    .unwrap_or_default();
+                }
                 match self
                     .apply_from(&run, &Event::StepStarted { step: idx }, extras)
                     .await
@@ -522,6 +554,54 @@ impl Engine {
             .run)
     }
 
+    /// Sends the notifications that are due (approver emails, reminders,
+    /// retries) for one run, or for every run with `None`. One attempt
+    /// each; what fails transiently stays queued with its backoff for the
+    /// next call (or a server's worker). Notify steps deliver their own
+    /// announcements while they run.
+    pub async fn deliver_pending(
+        &self,
+        run_id: Option<&str>,
+    ) -> Result<fleet_notify::PassReport, EngineError> {
+        let scope = DeliveryScope {
+            run_id: match run_id {
+                Some(id) => Some(self.store.get_run(id).await?.id),
+                None => None,
+            },
+            step: None,
+        };
+        self.notifier
+            .deliver_due(&scope)
+            .await
+            .map_err(|e| notify_error(run_id.unwrap_or("(all)"), e))
+    }
+
+    /// Queues the reminders due now for every waiting gate with
+    /// `remind_every`; deliver them with [`Engine::deliver_pending`].
+    /// Reminders never change a run.
+    pub async fn queue_reminders(&self) -> Result<u64, EngineError> {
+        let waiting = self
+            .store
+            .list_runs(&RunFilter {
+                status: Some(fleet_core::run::RunStatus::Waiting),
+                ..RunFilter::default()
+            })
+            .await?;
+        let mut queued = 0;
+        for run in &waiting {
+            queued += self
+                .notifier
+                .queue_reminders(run)
+                .await
+                .map_err(|e| notify_error(&run.id, e))?;
+        }
+        Ok(queued)
+    }
+
+    pub(crate) fn notifier(&self) -> &fleet_notify::Notifier {
+        &self.notifier
+    }
+
     /// Drives every run that was left running (a crash, a killed process).
     pub async fn resume_unfinished(
         &self,
@@ -574,7 +654,28 @@ impl Engine {
             };
             let (state, actions) = advance(&run.definition, &run.state, event)?;
             let extras = extras_for(&run, &state)?;
-            let events = audit_events(&run, event, &actions, &extras);
+            let mut events = audit_events(&run, event, &actions, &extras);
+            let mut outbox = extras.outbox;
+            for a in &actions {
+                if let Action::OpenGate(gate) = a {
+                    let plan = fleet_notify::gate_deliveries(
+                        &self.config,
+                        &run.id,
+                        &run.definition,
+                        &state,
+                        *gate,
+                    );
+                    outbox.extend(plan.deliveries);
+                    if let Some(note) = plan.note {
+                        events.push(NewEvent {
+                            kind: "gate.not_emailed".into(),
+                            payload: serde_json::json!({
+                                "step": run.definition.steps[*gate].name, "reason": note,
+                            }),
+                        });
+                    }
+                }
+            }
             let pause = self
                 .settings
                 .pause_after
@@ -590,6 +691,7 @@ impl Engine {
                 step_run: extras.step_run,
                 decision: extras.decision,
                 events,
+                outbox,
                 durable: extras.durable,
             };
             match self.store.commit(t).await {
@@ -617,6 +719,17 @@ impl Engine {
             run: run_id.to_owned(),
             attempts: MAX_CAS_ATTEMPTS,
         })
+    }
+}
+
+/// Delivery problems surface per delivery; what reaches here is the store failing.
+fn notify_error(run: &str, e: fleet_notify::NotifyError) -> EngineError {
+    match e {
+        fleet_notify::NotifyError::Store(e) => EngineError::Store(e),
+        other => EngineError::Usage {
+            run: run.to_owned(),
+            message: other.to_string(),
+        },
     }
 }
 

@@ -65,7 +65,10 @@ fn wrk(url: &str, secs: u64, bearer: bool) -> Result<Wrk, String> {
         .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install -y wrk`"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        return Err(format!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     if text.contains("Non-2xx") {
         return Err(format!("{url} answered errors under load:\n{text}"));
@@ -113,7 +116,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Several runs waiting at the gate, so /api/v1/runs has a realistic page.
     let mut last = None;
     for _ in 0..runs.max(1) {
-        let run = engine.start_run("release-gate", Some("bench@example.com".into())).await?;
+        let run = engine
+            .start_run("release-gate", Some("bench@example.com".into()))
+            .await?;
         last = Some(engine.drive(&run.id, &Quiet).await?);
     }
     let run = last.ok_or("no run")?;
@@ -159,13 +164,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let targets = [
         ("axum hello-world", format!("http://{hello_addr}/"), false),
         ("decision page", link, false),
-        ("/api/v1/runs", format!("http://{fleet_addr}/api/v1/runs"), true),
+        (
+            "/api/v1/runs",
+            format!("http://{fleet_addr}/api/v1/runs"),
+            true,
+        ),
     ];
     println!(
         "wrk -t2 -c32 -d{secs}s on loopback, {} cores, {runs} runs in the store",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
-    println!("{:<18} {:>12} {:>10} {:>14}", "target", "req/s", "p99 ms", "vs hello");
+    println!(
+        "{:<18} {:>12} {:>10} {:>14}",
+        "target", "req/s", "p99 ms", "vs hello"
+    );
     let mut baseline = None;
     for (name, url, bearer) in targets {
         let r = tokio::task::spawn_blocking(move || wrk(&url, secs, bearer)).await??;

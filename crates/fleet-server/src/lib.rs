@@ -102,6 +102,8 @@ pub struct Inner {
     /// How long an approver link issued by the server stays valid.
     pub link_ttl: Duration,
     kick: mpsc::UnboundedSender<String>,
+    /// Rendered documents by sha256.
+    pub(crate) docs: views::DocCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -130,6 +132,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_owned(),
             link_ttl,
             kick: tx,
+            docs: views::DocCache::default(),
         }));
         (state, WorkQueue(rx))
     }

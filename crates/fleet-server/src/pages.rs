@@ -18,6 +18,7 @@ use fleet_engine::{DecisionRequest, EngineError};
 use fleet_store::{ArtifactRef, RunFilter, RunRecord};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const CSS: &str = include_str!("../assets/fleet.css");
 
@@ -36,6 +37,7 @@ pub fn public_routes() -> Router<AppState> {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/runs/{id}/gates/{step}", get(gate_page).post(gate_decide))
+        .route("/runs/{id}/gates/{step}/source", get(gate_source))
         .route("/assets/fleet.css", get(css))
 }
 
@@ -648,7 +650,7 @@ struct ArtifactPage {
     size: u64,
     created: String,
     revisions: Vec<RevLink>,
-    html: String,
+    html: Arc<str>,
 }
 
 #[derive(Deserialize)]
@@ -674,11 +676,10 @@ async fn artifact_page(
     }
     .copied()
     .ok_or_else(|| Failure::not_found(format!("document `{path}` of run {}", run.id)))?;
-    let bytes = store
-        .artifact_bytes(&chosen.sha256)
-        .await
-        .map_err(Failure::from_store)?
-        .unwrap_or_default();
+    let html = state
+        .docs
+        .html(store.as_ref(), &path, &chosen.sha256)
+        .await?;
     let diff_base = format!(
         "/runs/{}/diff/{}",
         url_segment(&run.id),
@@ -708,7 +709,7 @@ async fn artifact_page(
                 prev: r.revision.saturating_sub(1),
             })
             .collect(),
-        html: views::document_html(&path, &bytes),
+        html,
         path,
     })
 }
@@ -840,6 +841,7 @@ struct GatePage {
     decisions: Vec<DecisionView>,
     open: bool,
     action: String,
+    source_base: String,
     token: String,
     nonce: String,
     csrf: String,
@@ -917,6 +919,12 @@ fn gate_response(
             url_segment(&data.run.id),
             url_segment(&step.name)
         ),
+        source_base: format!(
+            "/runs/{}/gates/{}/source?t={}",
+            url_segment(&data.run.id),
+            url_segment(&step.name),
+            url_segment(token)
+        ),
         token: token.to_owned(),
         csrf: state.signer.csrf(token, &nonce),
         nonce: nonce.clone(),
@@ -957,7 +965,13 @@ async fn gate_page(
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let claims = verify_link(&state, q.t.as_deref(), &id, &step)?;
-    let data = views::load_gate(state.engine.store().as_ref(), &claims.run, &step).await?;
+    let data = views::load_gate(
+        state.engine.store().as_ref(),
+        &state.docs,
+        &claims.run,
+        &step,
+    )
+    .await?;
     let status = data.status();
     let notice = if q.done.is_some() {
         Some(Notice {
@@ -1059,7 +1073,13 @@ async fn gate_decide(
                 _ => format!("Not recorded: {e}"),
             };
             let status = Failure::from_engine(e).status;
-            let data = views::load_gate(state.engine.store().as_ref(), &claims.run, &step).await?;
+            let data = views::load_gate(
+                state.engine.store().as_ref(),
+                &state.docs,
+                &claims.run,
+                &step,
+            )
+            .await?;
             gate_response(
                 &state,
                 data,
@@ -1072,4 +1092,97 @@ async fn gate_decide(
             )
         }
     }
+}
+
+// ---------------------------------------------------------------- cited sources
+
+#[derive(Template)]
+#[template(path = "source.html")]
+struct SourcePage {
+    title: String,
+    nav: bool,
+    back: String,
+    path: String,
+    step: String,
+    blake3: String,
+    changed: bool,
+    lines: Vec<(usize, String)>,
+}
+
+#[derive(Deserialize)]
+struct SourceQuery {
+    t: Option<String>,
+    path: String,
+}
+
+/// A corpus file a flag cites, with line anchors, for the approver holding
+/// the link. Only files the run's steps read (listed in their manifests)
+/// are served, never anything else under the workspace.
+async fn gate_source(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    Query(q): Query<SourceQuery>,
+) -> Result<Html<String>, Failure> {
+    let claims = verify_link(&state, q.t.as_deref(), &id, &step)?;
+    let store = state.engine.store();
+    let step_runs = store
+        .step_runs(&claims.run)
+        .await
+        .map_err(Failure::from_store)?;
+    let listed = step_runs.iter().rev().find_map(|sr| {
+        let entries = sr.manifest.as_ref()?.get("entries")?.as_array()?;
+        entries.iter().find_map(|e| {
+            (e.get("path")?.as_str()? == q.path).then(|| {
+                (
+                    sr.step.clone(),
+                    e.get("blake3")
+                        .and_then(|b| b.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+        })
+    });
+    let not_served = || Failure::not_found(format!("`{}` among the files this run read", q.path));
+    let Some((read_by, blake3)) = listed else {
+        return Err(not_served());
+    };
+    // Manifest paths are workspace-relative; refuse anything that is not.
+    let relative = std::path::Path::new(&q.path);
+    if q.path.starts_with("source:")
+        || relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(not_served());
+    }
+    let file = state.engine.settings().root.join(relative);
+    let bytes = tokio::fs::read(&file).await.map_err(|e| {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("`{}` cannot be read now: {e}", q.path),
+        )
+    })?;
+    let changed = !blake3.is_empty() && blake3::hash(&bytes).to_hex().as_str() != blake3;
+    let text = String::from_utf8_lossy(&bytes);
+    render(&SourcePage {
+        title: q.path.clone(),
+        nav: false,
+        back: format!(
+            "/runs/{}/gates/{}?t={}",
+            url_segment(&claims.run),
+            url_segment(&step),
+            url_segment(q.t.as_deref().unwrap_or_default())
+        ),
+        step: read_by,
+        blake3,
+        changed,
+        lines: text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.to_owned()))
+            .collect(),
+        path: q.path,
+    })
 }

@@ -11,6 +11,8 @@ use fleet_engine::EngineError;
 use fleet_store::{ArtifactRef, DecisionRecord, RunRecord, Store, StoreError};
 use jiff::Timestamp;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// A request that could not be served: the status and a sentence a person
 /// can act on. Renders as an HTML page, or as `{"error": ...}` for the API.
@@ -147,15 +149,20 @@ pub struct DocView {
     pub sha256: String,
     pub anchor: String,
     /// Sanitized HTML (markdown) or escaped text.
-    pub html: String,
+    pub html: Arc<str>,
     pub is_flags: bool,
 }
 
+#[derive(Clone)]
 pub struct EvidenceView {
     pub label: String,
     pub quote: String,
+    /// The cited path, URL-encoded for the source view's query.
+    pub path_q: String,
+    pub line: u64,
 }
 
+#[derive(Clone)]
 pub struct FlagView {
     pub id: String,
     pub severity: &'static str,
@@ -253,7 +260,12 @@ pub fn parse_shown(field: &str) -> Option<Vec<(String, String)>> {
     serde_json::from_str(field).ok()
 }
 
-pub async fn load_gate(store: &dyn Store, run_id: &str, step: &str) -> Result<GateData, Failure> {
+pub async fn load_gate(
+    store: &dyn Store,
+    cache: &DocCache,
+    run_id: &str,
+    step: &str,
+) -> Result<GateData, Failure> {
     let run = store.get_run(run_id).await.map_err(Failure::from_store)?;
     let Some(gate) = run.definition.step_index(step) else {
         return Err(Failure::not_found(format!(
@@ -274,31 +286,9 @@ pub async fn load_gate(store: &dyn Store, run_id: &str, step: &str) -> Result<Ga
     let mut docs = Vec::new();
     let mut flags = Vec::new();
     for (i, r) in shown.iter().enumerate() {
-        let bytes = store
-            .artifact_bytes(&r.sha256)
-            .await
-            .map_err(Failure::from_store)?
-            .unwrap_or_default();
         let is_flags = r.path.ends_with(".flags.json");
-        if is_flags && let Ok(set) = serde_json::from_slice::<FlagSet>(&bytes) {
-            let mut sorted = set.flags.clone();
-            sorted.sort_by_key(|f| f.severity);
-            for f in sorted {
-                flags.push(FlagView {
-                    id: f.id,
-                    severity: f.severity.as_str(),
-                    claim: f.claim,
-                    evidence: f
-                        .evidence
-                        .into_iter()
-                        .map(|c| EvidenceView {
-                            label: format!("{}:{}", c.path, c.line),
-                            quote: c.quote,
-                        })
-                        .collect(),
-                    step: set.step.clone(),
-                });
-            }
+        if is_flags {
+            flags.extend(cache.flags(store, r).await?.iter().cloned());
         }
         docs.push(DocView {
             path: r.path.clone(),
@@ -307,9 +297,9 @@ pub async fn load_gate(store: &dyn Store, run_id: &str, step: &str) -> Result<Ga
             sha256: r.sha256.clone(),
             anchor: format!("doc-{i}"),
             html: if is_flags {
-                String::new()
+                Arc::from("")
             } else {
-                document_html(&r.path, &bytes)
+                cache.html(store, &r.path, &r.sha256).await?
             },
             is_flags,
         });
@@ -330,4 +320,111 @@ pub async fn load_gate(store: &dyn Store, run_id: &str, step: &str) -> Result<Ga
         flags,
         decisions,
     })
+}
+
+/// Entries kept before the cache starts over (documents are small; this
+/// bounds memory, not correctness).
+const CACHE_ENTRIES: usize = 512;
+
+/// Rendered documents and parsed flags by sha256. Artifacts are
+/// content-addressed, so an entry can never go stale; rendering (markdown
+/// plus sanitizing) is the expensive part of the decision page.
+#[derive(Default)]
+pub struct DocCache {
+    html: Mutex<HashMap<String, Arc<str>>>,
+    flags: Mutex<HashMap<String, Arc<Vec<FlagView>>>>,
+}
+
+fn bounded_insert<V>(map: &Mutex<HashMap<String, V>>, key: String, value: V) {
+    // A poisoned lock only means another request panicked mid-insert; the
+    // map is still a valid cache.
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() >= CACHE_ENTRIES {
+        m.clear();
+    }
+    m.insert(key, value);
+}
+
+async fn bytes_of(store: &dyn Store, sha256: &str) -> Result<Vec<u8>, Failure> {
+    Ok(store
+        .artifact_bytes(sha256)
+        .await
+        .map_err(Failure::from_store)?
+        .unwrap_or_default())
+}
+
+impl DocCache {
+    /// [`document_html`] of the stored bytes, rendered once per (kind, sha256).
+    pub async fn html(
+        &self,
+        store: &dyn Store,
+        path: &str,
+        sha256: &str,
+    ) -> Result<Arc<str>, Failure> {
+        let kind = if path.ends_with(".md") || path.ends_with(".markdown") {
+            "md"
+        } else if path.ends_with(".json") {
+            "json"
+        } else {
+            "text"
+        };
+        let key = format!("{kind}:{sha256}");
+        if let Some(hit) = self
+            .html
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let bytes = bytes_of(store, sha256).await?;
+        let html: Arc<str> = Arc::from(document_html(path, &bytes));
+        bounded_insert(&self.html, key, html.clone());
+        Ok(html)
+    }
+
+    /// The flags of a review's sidecar, high severity first.
+    pub async fn flags(
+        &self,
+        store: &dyn Store,
+        r: &ArtifactRef,
+    ) -> Result<Arc<Vec<FlagView>>, Failure> {
+        if let Some(hit) = self
+            .flags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&r.sha256)
+        {
+            return Ok(hit.clone());
+        }
+        let bytes = bytes_of(store, &r.sha256).await?;
+        // A sidecar that does not parse shows no flags; the document itself
+        // is still listed with its hash, and the review's markdown is shown.
+        let set: FlagSet = serde_json::from_slice(&bytes).unwrap_or_default();
+        let mut sorted = set.flags;
+        sorted.sort_by_key(|f| f.severity);
+        let views: Arc<Vec<FlagView>> = Arc::new(
+            sorted
+                .into_iter()
+                .map(|f| FlagView {
+                    id: f.id,
+                    severity: f.severity.as_str(),
+                    claim: f.claim,
+                    evidence: f
+                        .evidence
+                        .into_iter()
+                        .map(|c| EvidenceView {
+                            label: format!("{}:{}", c.path, c.line),
+                            path_q: url_segment(&c.path),
+                            line: c.line,
+                            quote: c.quote,
+                        })
+                        .collect(),
+                    step: set.step.clone(),
+                })
+                .collect(),
+        );
+        bounded_insert(&self.flags, r.sha256.clone(), views.clone());
+        Ok(views)
+    }
 }

@@ -74,6 +74,24 @@ async fn text_of(client: &fantoccini::Client, css: &str) -> String {
         .unwrap_or_else(|e| panic!("text of {css}: {e}"))
 }
 
+/// Polls until the element's text contains `want` (pages load after a
+/// click; an element of the previous page may go stale meanwhile).
+async fn wait_text(client: &fantoccini::Client, css: &str, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..200 {
+        if let Ok(el) = client.find(Locator::Css(css)).await
+            && let Ok(text) = el.text().await
+        {
+            if text.contains(want) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("`{css}` never said `{want}` (last: `{last}`)");
+}
+
 async fn click(client: &fantoccini::Client, css: &str) {
     client
         .find(Locator::Css(css))
@@ -169,8 +187,7 @@ async fn approver_decides_in_a_real_browser() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     click(&client, "button[type=submit]").await;
-    let h1 = text_of(&client, "h1").await;
-    assert_eq!(h1, "Runs");
+    wait_text(&client, "h1", "Runs").await;
     shot(&client, shots, "dashboard.png").await;
     client
         .goto(&format!("{base}/runs/{}", run.id))
@@ -210,11 +227,22 @@ async fn approver_decides_in_a_real_browser() {
     assert!(!flags.is_empty(), "the review's flags are shown");
     assert!(text_of(&client, ".who").await.contains(OWNER));
     shot(&client, shots, "decision.png").await;
+    // The same page on a phone-sized window, then back.
+    client
+        .set_window_size(390, 1200)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client.refresh().await.unwrap_or_else(|e| panic!("{e}"));
+    shot(&client, shots, "decision-phone.png").await;
+    client
+        .set_window_size(1280, 1100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client.refresh().await.unwrap_or_else(|e| panic!("{e}"));
 
     // No-go without a reason: refused, and the page says why.
     click(&client, "#nogo").await;
-    let notice = text_of(&client, "#notice").await;
-    assert!(notice.contains("needs a reason"), "{notice}");
+    wait_text(&client, "#notice", "needs a reason").await;
     let none = env
         .store()
         .decisions(&run.id)
@@ -224,8 +252,7 @@ async fn approver_decides_in_a_real_browser() {
 
     // Go: recorded, and the worker finishes the run.
     click(&client, "#go").await;
-    let notice = text_of(&client, "#notice").await;
-    assert!(notice.contains("Your decision was recorded"), "{notice}");
+    wait_text(&client, "#notice", "Your decision was recorded").await;
     let done = env.wait_terminal(&run.id).await;
     assert_eq!(done.state.status.as_str(), "succeeded");
     let d = env
@@ -239,22 +266,8 @@ async fn approver_decides_in_a_real_browser() {
     );
     shot(&client, shots, "decision-recorded.png").await;
 
-    // The same page on a phone-sized window.
-    client
-        .set_window_size(390, 1200)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    client
-        .goto(&format!("{base}{path}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    shot(&client, shots, "decision-phone.png").await;
     client
         .goto(&format!("{base}/runs/{}", run.id))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    client
-        .set_window_size(1280, 1100)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     shot(&client, shots, "run-succeeded.png").await;

@@ -845,3 +845,57 @@ async fn openapi_document_matches_the_routes() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn flag_evidence_links_open_the_cited_line_of_files_the_run_read_only() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let (page, _, _) = open_gate(&app, &run.id, &token).await;
+    let base = format!("/runs/{}/gates/go-no-go/source?t={}", run.id, enc(&token));
+    let link = format!("{base}&amp;path=docs%2Freleases%2F2.4.0.md#L27");
+    assert!(
+        page.body.contains(&link),
+        "evidence links to the cited line"
+    );
+    let source = send(
+        &app,
+        get(&format!("{base}&path=docs%2Freleases%2F2.4.0.md")),
+    )
+    .await;
+    assert_eq!(source.status, StatusCode::OK, "{}", source.body);
+    assert!(source.body.contains("id=\"L27\""));
+    assert!(source.body.contains("REG-1423 (P1, open)"));
+    assert!(!source.body.contains("has changed since"));
+    // Only files the run read; never the secret, never outside the workspace.
+    for path in [
+        ".fleet/secret",
+        ".fleet%2Fconfig.yaml",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+    ] {
+        let r = send(&app, get(&format!("{base}&path={path}"))).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let forged = send(
+        &app,
+        get(&format!(
+            "/runs/{}/gates/go-no-go/source?t=v1.e30.AAAA&path=docs%2Freleases%2F2.4.0.md",
+            run.id
+        )),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A file edited since the run read it is flagged as such.
+    let file = env.dir.path().join("docs/releases/2.4.0.md");
+    let mut text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}"));
+    text.push_str("\nedited later\n");
+    std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    let source = send(
+        &app,
+        get(&format!("{base}&path=docs%2Freleases%2F2.4.0.md")),
+    )
+    .await;
+    assert!(source.body.contains("has changed since the run read it"));
+}

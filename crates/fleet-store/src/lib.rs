@@ -159,6 +159,11 @@ pub struct Transition {
     pub decision: Option<NewDecision>,
     pub events: Vec<NewEvent>,
     pub durable: bool,
+    /// Notifications this transition calls for (a gate opened, a notify
+    /// step started), queued atomically with it. Each must belong to the
+    /// transition's run.
+    #[serde(default)]
+    pub outbox: Vec<NewDelivery>,
 }
 
 impl Transition {
@@ -173,8 +178,164 @@ impl Transition {
             decision: None,
             events: Vec::new(),
             durable: false,
+            outbox: Vec::new(),
         }
     }
+}
+
+/// What a delivery is for; part of its unique key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryPurpose {
+    /// A gate opened: ask an approver to decide.
+    Approval,
+    /// The n-th reminder (1, 2, ...) while a gate waits.
+    Reminder(u32),
+    /// A notify step announcing the outcome.
+    Announce,
+}
+
+impl DeliveryPurpose {
+    /// The stored text: `approval`, `reminder-N`, `announce`.
+    pub fn as_key(&self) -> String {
+        match self {
+            DeliveryPurpose::Approval => "approval".into(),
+            DeliveryPurpose::Reminder(n) => format!("reminder-{n}"),
+            DeliveryPurpose::Announce => "announce".into(),
+        }
+    }
+
+    pub fn from_key(text: &str) -> Option<DeliveryPurpose> {
+        match text {
+            "approval" => Some(DeliveryPurpose::Approval),
+            "announce" => Some(DeliveryPurpose::Announce),
+            other => other
+                .strip_prefix("reminder-")
+                .and_then(|n| n.parse().ok())
+                .map(DeliveryPurpose::Reminder),
+        }
+    }
+}
+
+/// A notification to send. Its key (run, step, round, purpose, channel,
+/// recipient) is unique: queueing the same key again does nothing, except
+/// that a delivery that gave up is queued afresh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewDelivery {
+    pub run_id: String,
+    pub step: String,
+    /// Approval and reminder: the gate's round (`StepState::attempt`);
+    /// announce: the rounds of the gates upstream.
+    pub round: u32,
+    pub purpose: DeliveryPurpose,
+    /// `email`, `webhook` or `slack`.
+    pub channel: String,
+    /// An email address or a URL.
+    pub recipient: String,
+    /// The recipient as logs and `sent.md` may show it (no URL secrets).
+    pub label: String,
+    /// Whatever the sender needs besides the key.
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its first or next attempt (`next_attempt_at`).
+    Pending,
+    /// Claimed by a sender; if its lease expires, the sender died and the
+    /// delivery may be claimed again (and may then reach the recipient twice,
+    /// with the same Message-ID).
+    Sending,
+    /// Accepted by the SMTP server / HTTP endpoint. Final.
+    Sent,
+    /// Gave up (permanent error or out of attempts). Queueing it again revives it.
+    Failed,
+    /// Not sent because it no longer applied (e.g. the gate was decided first).
+    Skipped,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DeliveryStatus> {
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Sending,
+            DeliveryStatus::Sent,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Skipped,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// Nothing more will happen to it unless it is queued again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::Skipped
+        )
+    }
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub run_id: String,
+    pub step: String,
+    pub round: u32,
+    pub purpose: DeliveryPurpose,
+    pub channel: String,
+    pub recipient: String,
+    pub label: String,
+    pub payload: serde_json::Value,
+    pub status: DeliveryStatus,
+    /// Claims so far (a claim interrupted by a crash counts).
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+    /// The SMTP reply or HTTP status that accepted it.
+    pub response: Option<String>,
+    /// What went out (e.g. the subject line).
+    pub summary: Option<String>,
+    pub created_at: Timestamp,
+    /// When it was sent, given up or skipped.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Which deliveries a sender claims.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryScope {
+    pub run_id: Option<String>,
+    pub step: Option<String>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryOutcome {
+    /// Accepted downstream. Committed with a full sync.
+    Sent {
+        message_id: String,
+        response: String,
+        summary: String,
+    },
+    /// A transient failure: try again at `at`.
+    Retry { error: String, at: Timestamp },
+    /// A permanent failure, or out of attempts.
+    GaveUp { error: String },
+    /// No longer applies; not sent.
+    Skipped { reason: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,4 +496,31 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Run counts by status and per-step totals.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Queues deliveries outside a run transition (reminders), with
+    /// `delivery.queued` events; same idempotence as `Transition::outbox`.
+    /// Returns how many were queued (new or revived).
+    async fn enqueue_deliveries(&self, deliveries: Vec<NewDelivery>) -> Result<u64, StoreError>;
+    /// Claims up to `limit` deliveries in `scope` that are due (pending and
+    /// `next_attempt_at` passed, or sending with an expired lease): each
+    /// becomes `sending`, leased to `owner` for `lease`, its attempt counted.
+    async fn claim_deliveries(
+        &self,
+        scope: &DeliveryScope,
+        owner: &str,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Records how an attempt ended, with a `delivery.sent`/`.failed`/
+    /// `.skipped` event. `Sent` is recorded unless the row is already sent
+    /// (even if our lease lapsed: the message did go out) and is flushed to
+    /// stable storage; the others only apply while `owner` holds the claim.
+    /// False when nothing changed.
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool, StoreError>;
+    /// A run's deliveries in the order they were queued.
+    async fn deliveries(&self, run_id: &str) -> Result<Vec<Delivery>, StoreError>;
 }

@@ -9,7 +9,8 @@
 
 use crate::audit::{self, Pending};
 use crate::{
-    ArtifactRef, AuditEvent, AuditReport, DecisionRecord, NewRun, RunFilter, RunRecord,
+    ArtifactRef, AuditEvent, AuditReport, DecisionRecord, Delivery, DeliveryOutcome,
+    DeliveryPurpose, DeliveryScope, DeliveryStatus, NewDelivery, NewRun, RunFilter, RunRecord,
     ScheduleRecord, StepRun, StepStats, Store, StoreError, StoreStats, Transition,
 };
 use async_trait::async_trait;
@@ -74,6 +75,13 @@ fn migrator() -> Migrator {
             "schedules".into(),
             MigrationType::Simple,
             include_str!("../migrations/sqlite/0002_schedules.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            "outbox".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0003_outbox.sql").into_sql_str(),
             false,
         ),
     ])
@@ -532,6 +540,18 @@ impl SqliteStore {
             events.push(audit::decision_recorded(&record)?);
         }
 
+        for d in &t.outbox {
+            if d.run_id != t.run_id || genflow.step_index(&d.step).is_none() {
+                return Err(StoreError::Invalid(format!(
+                    "delivery for step `{}` of run {} does not belong to run {}",
+                    d.step, d.run_id, t.run_id
+                )));
+            }
+            if let Some(e) = enqueue_in(&mut tx, d, &now_text).await? {
+                events.push(e);
+            }
+        }
+
         events.extend(audit::state_changes(genflow, &current.state, &t.state));
         events.extend(t.events.iter().map(|e| Pending {
             kind: e.kind.clone(),
@@ -958,6 +978,33 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn enqueue_deliveries(&self, deliveries: Vec<NewDelivery>) -> Result<u64, StoreError> {
+        self.enqueue_deliveries_impl(deliveries).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        scope: &DeliveryScope,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.claim_deliveries_impl(scope, owner, lease, limit).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        self.finish_delivery_impl(id, owner, outcome).await
+    }
+
+    async fn deliveries(&self, run_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        self.deliveries_impl(run_id).await
+    }
+
     async fn release_lease(&self, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError> {
         let mut w = self.writer(false).await?;
         let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -969,6 +1016,291 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Inserts a delivery, or revives one that gave up; returns its
+/// `delivery.queued` event when something changed.
+async fn enqueue_in(
+    conn: &mut SqliteConnection,
+    d: &NewDelivery,
+    now_text: &str,
+) -> Result<Option<Pending>, StoreError> {
+    let changed = sqlx::query(
+        "INSERT INTO outbox (run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)
+         ON CONFLICT (run_id, step, round, purpose, channel, recipient) DO UPDATE SET
+           status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
+           lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
+         WHERE outbox.status = 'failed'",
+    )
+    .bind(&d.run_id)
+    .bind(&d.step)
+    .bind(i64::from(d.round))
+    .bind(d.purpose.as_key())
+    .bind(&d.channel)
+    .bind(&d.recipient)
+    .bind(&d.label)
+    .bind(to_json("delivery payload", &d.payload)?)
+    .bind(now_text)
+    .bind(now_text)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok((changed == 1).then(|| Pending {
+        kind: "delivery.queued".into(),
+        payload: serde_json::json!({
+            "step": d.step, "round": d.round, "purpose": d.purpose.as_key(),
+            "channel": d.channel, "recipient": d.label,
+        }),
+    }))
+}
+
+const DELIVERY_COLUMNS: &str = "id, run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, last_error, message_id, response, summary, created_at, finished_at";
+
+fn delivery_from_row(row: &SqliteRow) -> Result<Delivery, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let purpose: &str = row.try_get("purpose")?;
+    let status: &str = row.try_get("status")?;
+    let finished: Option<&str> = row.try_get("finished_at")?;
+    Ok(Delivery {
+        run_id: row.try_get("run_id")?,
+        step: row.try_get("step")?,
+        round: to_u32(row.try_get("round")?, "delivery round")?,
+        purpose: DeliveryPurpose::from_key(purpose)
+            .ok_or_else(|| corrupt(&format!("delivery {id} purpose"), purpose))?,
+        channel: row.try_get("channel")?,
+        recipient: row.try_get("recipient")?,
+        label: row.try_get("label")?,
+        payload: from_json(
+            &format!("delivery {id} payload"),
+            row.try_get("payload_json")?,
+        )?,
+        status: DeliveryStatus::from_name(status)
+            .ok_or_else(|| corrupt(&format!("delivery {id} status"), status))?,
+        attempts: to_u32(row.try_get("attempts")?, "delivery attempts")?,
+        next_attempt_at: audit::parse_time(row.try_get("next_attempt_at")?)?,
+        last_error: row.try_get("last_error")?,
+        message_id: row.try_get("message_id")?,
+        response: row.try_get("response")?,
+        summary: row.try_get("summary")?,
+        created_at: audit::parse_time(row.try_get("created_at")?)?,
+        finished_at: finished.map(audit::parse_time).transpose()?,
+        id,
+    })
+}
+
+impl SqliteStore {
+    async fn enqueue_deliveries_impl(
+        &self,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<u64, StoreError> {
+        let mut w = self.writer(false).await?;
+        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let now_text = audit::format_time(audit::now());
+        let mut queued = 0;
+        for d in &deliveries {
+            let Some(run) = fetch_run(&mut *tx, &d.run_id).await? else {
+                return Err(StoreError::NotFound(format!("run {}", d.run_id)));
+            };
+            if run.definition.step_index(&d.step).is_none() {
+                return Err(StoreError::Invalid(format!(
+                    "delivery for unknown step `{}` of run {}",
+                    d.step, d.run_id
+                )));
+            }
+            if let Some(e) = enqueue_in(&mut tx, d, &now_text).await? {
+                queued += 1;
+                append_events(&mut tx, Some(&d.run_id), &[e]).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn claim_deliveries_impl(
+        &self,
+        scope: &DeliveryScope,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = audit::now();
+        let now_text = audit::format_time(now);
+        let expires = audit::format_time(lease_expiry(now, lease)?);
+        let mut w = self.writer(false).await?;
+        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_owner = ?1, lease_expires_at = ?2
+             WHERE id IN (
+               SELECT id FROM outbox
+               WHERE ((status = 'pending' AND next_attempt_at <= ?3) OR (status = 'sending' AND lease_expires_at <= ?3))
+                 AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR step = ?5)
+               ORDER BY id LIMIT ?6)
+             RETURNING {DELIVERY_COLUMNS}"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(owner)
+            .bind(&expires)
+            .bind(&now_text)
+            .bind(&scope.run_id)
+            .bind(&scope.step)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(|d| d.id);
+        Ok(claimed)
+    }
+
+    async fn finish_delivery_impl(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        let durable = matches!(
+            outcome,
+            DeliveryOutcome::Sent { .. } | DeliveryOutcome::GaveUp { .. }
+        );
+        let now_text = audit::format_time(audit::now());
+        let mut w = self.writer(durable).await?;
+        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE id = ?"
+        ));
+        let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&mut *tx).await? else {
+            return Err(StoreError::NotFound(format!("delivery {id}")));
+        };
+        let d = delivery_from_row(&row)?;
+        let base = serde_json::json!({
+            "delivery": d.id, "step": d.step, "round": d.round, "purpose": d.purpose.as_key(),
+            "channel": d.channel, "recipient": d.label, "attempt": d.attempts,
+        });
+        let with = |extra: serde_json::Value| {
+            let mut p = base.clone();
+            if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+                p.extend(extra.clone());
+            }
+            p
+        };
+        let (changed, event) = match &outcome {
+            DeliveryOutcome::Sent {
+                message_id,
+                response,
+                summary,
+            } => {
+                let n = sqlx::query(
+                    "UPDATE outbox SET status = 'sent', message_id = ?, response = ?, summary = ?, last_error = NULL,
+                       finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ? AND status <> 'sent'",
+                )
+                .bind(message_id)
+                .bind(response)
+                .bind(summary)
+                .bind(&now_text)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let e = with(serde_json::json!({
+                    "message_id": message_id, "response": response, "summary": summary,
+                }));
+                (
+                    n,
+                    Pending {
+                        kind: "delivery.sent".into(),
+                        payload: e,
+                    },
+                )
+            }
+            DeliveryOutcome::Retry { error, at } => {
+                let n = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?,
+                       lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ? AND status = 'sending' AND lease_owner = ?",
+                )
+                .bind(error)
+                .bind(audit::format_time(*at))
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let e = with(serde_json::json!({
+                    "error": error, "final": false, "retry_at": audit::format_time(*at),
+                }));
+                (
+                    n,
+                    Pending {
+                        kind: "delivery.failed".into(),
+                        payload: e,
+                    },
+                )
+            }
+            DeliveryOutcome::GaveUp { error } => {
+                let n = sqlx::query(
+                    "UPDATE outbox SET status = 'failed', last_error = ?, finished_at = ?,
+                       lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ? AND status = 'sending' AND lease_owner = ?",
+                )
+                .bind(error)
+                .bind(&now_text)
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let e = with(serde_json::json!({ "error": error, "final": true }));
+                (
+                    n,
+                    Pending {
+                        kind: "delivery.failed".into(),
+                        payload: e,
+                    },
+                )
+            }
+            DeliveryOutcome::Skipped { reason } => {
+                let n = sqlx::query(
+                    "UPDATE outbox SET status = 'skipped', last_error = ?, finished_at = ?,
+                       lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ? AND status = 'sending' AND lease_owner = ?",
+                )
+                .bind(reason)
+                .bind(&now_text)
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let e = with(serde_json::json!({ "reason": reason }));
+                (
+                    n,
+                    Pending {
+                        kind: "delivery.skipped".into(),
+                        payload: e,
+                    },
+                )
+            }
+        };
+        if changed == 1 {
+            append_events(&mut tx, Some(&d.run_id), &[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+
+    async fn deliveries_impl(&self, run_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        let mut r = self.reader().await?;
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE run_id = ? ORDER BY id"
+        ));
+        let rows = sqlx::query(sql).bind(run_id).fetch_all(r.conn()).await?;
+        rows.iter().map(delivery_from_row).collect()
     }
 }
 

@@ -266,3 +266,8 @@ async fn processes_share_one_database_file() {
         .unwrap_or_else(|e| panic!("verify: {e}"));
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[tokio::test]
+async fn outbox_delivers_each_key_once() {
+    suite::outbox_delivers_each_key_once(&db().await.store).await;
+}

@@ -192,6 +192,7 @@ pub async fn run(
     }
     let observer = observer(json);
     let mut run = app.engine.drive(&run.id, observer.as_ref()).await?;
+    deliver(app, &run.id, json).await?;
     if wait {
         if !json && run.state.status == RunStatus::Waiting {
             print_gate_help(app, &run);
@@ -211,6 +212,26 @@ pub async fn run(
         print_outcome(app, &run);
     }
     Ok(exit_for(&run, wait))
+}
+
+/// Sends what the run's transitions queued (approver emails) before the
+/// command exits, and says what happened.
+async fn deliver(app: &App, run_id: &str, quiet: bool) -> Result<()> {
+    let report = app.engine.deliver_pending(Some(run_id)).await?;
+    if quiet || report.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "Notifications: {} sent, {} to retry, {} failed, {} no longer needed",
+        report.sent, report.retrying, report.failed, report.skipped
+    );
+    for p in &report.problems {
+        eprintln!("  {p}");
+    }
+    if report.retrying > 0 {
+        eprintln!("  Retries are sent by `fleet serve` or the next fleet command for this run.");
+    }
+    Ok(())
 }
 
 fn print_gate_help(app: &App, run: &RunRecord) {
@@ -557,6 +578,7 @@ pub async fn decide(app: &App, d: Decide) -> Result<ExitCode> {
         eprintln!("{word} recorded for run {} by {approver}.", run.id);
     }
     let run = app.engine.drive(&run.id, observer(d.json).as_ref()).await?;
+    deliver(app, &run.id, d.json).await?;
     if d.json {
         println!(
             "{}",

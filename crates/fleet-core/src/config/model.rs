@@ -414,11 +414,66 @@ pub struct NotifyConfig {
     pub smtp: Option<SmtpConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookConfig>,
+    /// Replacements for the built-in message templates (minijinja; HTML is autoescaped).
+    #[serde(default, skip_serializing_if = "NotifyTemplates::is_empty")]
+    pub templates: NotifyTemplates,
 }
 
 impl NotifyConfig {
     fn is_empty(&self) -> bool {
-        self.smtp.is_none() && self.webhook.is_none()
+        self.smtp.is_none() && self.webhook.is_none() && self.templates.is_empty()
+    }
+}
+
+/// Message templates (minijinja). Each one left out uses the built-in text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTemplates {
+    /// Subject of the email asking an approver to decide (and of reminders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_subject: Option<String>,
+    /// Plain-text body of the approver email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_text: Option<String>,
+    /// HTML body of the approver email (values are HTML-escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_html: Option<String>,
+    /// Subject of a notify step's announcement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_subject: Option<String>,
+    /// Plain-text announcement (email body, Slack text, webhook `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_text: Option<String>,
+    /// HTML announcement email body (values are HTML-escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_html: Option<String>,
+}
+
+impl NotifyTemplates {
+    pub const NAMES: [&'static str; 6] = [
+        "approval_subject",
+        "approval_text",
+        "approval_html",
+        "announce_subject",
+        "announce_text",
+        "announce_html",
+    ];
+
+    pub fn is_empty(&self) -> bool {
+        Self::NAMES.iter().all(|n| self.get(n).is_none())
+    }
+
+    /// The override named `name` (one of [`NotifyTemplates::NAMES`]).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "approval_subject" => self.approval_subject.as_deref(),
+            "approval_text" => self.approval_text.as_deref(),
+            "approval_html" => self.approval_html.as_deref(),
+            "announce_subject" => self.announce_subject.as_deref(),
+            "announce_text" => self.announce_text.as_deref(),
+            "announce_html" => self.announce_html.as_deref(),
+            _ => None,
+        }
     }
 }
 

@@ -1424,7 +1424,7 @@ impl Checker {
     }
 
     fn notify(&mut self, node: &Node) -> NotifyConfig {
-        let Some(f) = self.fields(node, "`notify`", &["smtp", "webhook"]) else {
+        let Some(f) = self.fields(node, "`notify`", &["smtp", "webhook", "templates"]) else {
             return NotifyConfig::default();
         };
         let smtp = f.get("smtp").and_then(|n| self.smtp(n));
@@ -1439,7 +1439,33 @@ impl Checker {
                     .and_then(|v| self.duration(v, "`timeout`")),
             })
         });
-        NotifyConfig { smtp, webhook }
+        let templates = f
+            .get("templates")
+            .map(|n| self.templates(n))
+            .unwrap_or_default();
+        NotifyConfig {
+            smtp,
+            webhook,
+            templates,
+        }
+    }
+
+    fn templates(&mut self, node: &Node) -> NotifyTemplates {
+        let Some(f) = self.fields(node, "`notify.templates`", &NotifyTemplates::NAMES) else {
+            return NotifyTemplates::default();
+        };
+        let mut text = |name: &str| {
+            f.get(name)
+                .and_then(|n| self.nonempty_string(n, &format!("`{name}`")))
+        };
+        NotifyTemplates {
+            approval_subject: text("approval_subject"),
+            approval_text: text("approval_text"),
+            approval_html: text("approval_html"),
+            announce_subject: text("announce_subject"),
+            announce_text: text("announce_text"),
+            announce_html: text("announce_html"),
+        }
     }
 
     fn smtp(&mut self, node: &Node) -> Option<SmtpConfig> {

@@ -9,6 +9,7 @@ use super::{Answer, Prompt};
 use crate::ModelError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 /// Sent when the config sets no `max_tokens` and the API requires one (Anthropic).
@@ -18,7 +19,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct HttpApi {
     api: Api,
-    client: reqwest::Client,
+    /// Built on the first call: loading the system's root certificates
+    /// takes milliseconds, and most commands that set up the engine
+    /// (`fleet show`, `fleet runs`) never call a model.
+    client: OnceLock<reqwest::Client>,
     url: String,
     model: String,
     key_env: Option<String>,
@@ -46,12 +50,6 @@ impl HttpApi {
         // reqwest is built without a bundled crypto provider (no aws-lc C
         // build); ring is installed as the process default. Err only means a
         // provider is already installed, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(s.timeout)
-            .build()
-            .map_err(|e| ModelError::Config(format!("cannot set up the HTTP client: {e}")))?;
         let base = s.base_url.trim_end_matches('/');
         let url = match s.api {
             Api::OpenAi => format!("{base}/chat/completions"),
@@ -77,7 +75,7 @@ impl HttpApi {
         }
         Ok(HttpApi {
             api: s.api,
-            client,
+            client: OnceLock::new(),
             url,
             model: s.model.to_owned(),
             key_env: s.key_env.map(str::to_owned),
@@ -87,6 +85,24 @@ impl HttpApi {
             timeout: s.timeout,
             retry: s.retry,
         })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, ModelError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        // reqwest is built without a bundled crypto provider (no aws-lc C
+        // build); ring is installed as the process default. Err only means a
+        // provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let built = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(self.timeout)
+            .user_agent(concat!("fleet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ModelError::Config(format!("cannot set up the HTTP client: {e}")))?;
+        // Two first calls at once may both build one; either will do.
+        Ok(self.client.get_or_init(|| built))
     }
 
     /// Most tokens the answer may take: what the budget check reserves.
@@ -138,6 +154,7 @@ impl HttpApi {
 
     pub(crate) async fn call(&self, prompt: &Prompt) -> Result<Answer, ModelError> {
         let key = self.api_key()?;
+        let client = self.client()?;
         let headers = self.auth_headers(key.as_deref())?;
         let params = Params {
             model: &self.model,
@@ -159,8 +176,7 @@ impl HttpApi {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
-                .client
+            let sent = client
                 .post(&self.url)
                 .headers(headers.clone())
                 .json(&body)

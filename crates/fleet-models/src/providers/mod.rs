@@ -77,7 +77,7 @@ pub fn from_config(
                 (None, None) => Some(default_key),
                 (None, Some(_)) => None,
             };
-            Backend::Http(http::HttpApi::new(http::HttpSettings {
+            Backend::Http(Box::new(http::HttpApi::new(http::HttpSettings {
                 api,
                 base_url: config.base_url.as_deref().unwrap_or(default_base),
                 model,
@@ -87,7 +87,7 @@ pub fn from_config(
                 max_tokens: config.max_tokens,
                 timeout,
                 retry: options.retry.clone(),
-            })?)
+            })?))
         }
         Provider::Command => {
             if config.command.first().is_none_or(|p| p.trim().is_empty()) {
@@ -155,7 +155,8 @@ pub(crate) struct Answer {
 }
 
 enum Backend {
-    Http(http::HttpApi),
+    // Boxed: the HTTP client and its settings are much larger than an argv.
+    Http(Box<http::HttpApi>),
     Agent(agent::Agent),
 }
 

@@ -47,9 +47,11 @@ pub(crate) fn build(req: &ModelRequest, fit: &Fit) -> Result<Prompt, ModelError>
     let system = system_prompt(req.kind);
     let head = head(req);
     let corpus_intro = |omitted: usize| corpus_intro(req, omitted);
-    let fixed = count_tokens(system, fit.tokenizer)
-        + count_tokens(&head, fit.tokenizer)
-        + count_tokens(&corpus_intro(usize::MAX), fit.tokenizer);
+    let system_tokens = count_tokens(system, fit.tokenizer);
+    let head_tokens = count_tokens(&head, fit.tokenizer);
+    // The longest intro (with the "did not fit" note), so the room is never overstated.
+    let intro_tokens = count_tokens(&corpus_intro(usize::MAX), fit.tokenizer);
+    let fixed = system_tokens + head_tokens + intro_tokens;
     let margin = (fit.context_tokens * SAFETY_MARGIN_PERCENT / 100).max(SAFETY_MARGIN_MIN);
     let Some(room) = fit
         .context_tokens
@@ -88,7 +90,8 @@ pub(crate) fn build(req: &ModelRequest, fit: &Fit) -> Result<Prompt, ModelError>
     let mut user = head;
     user.push_str(&corpus_intro(omitted));
     user.push_str(&corpus_text);
-    let tokens = count_tokens(system, fit.tokenizer) + count_tokens(&user, fit.tokenizer);
+    // The sum of the pieces' counts: the corpus is not counted a third time.
+    let tokens = fixed + corpus_tokens;
     Ok(Prompt {
         system,
         user,

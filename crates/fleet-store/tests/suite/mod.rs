@@ -863,3 +863,255 @@ pub async fn stats_aggregate_runs_and_steps(store: &dyn Store) {
     assert_eq!((s.input_tokens, s.output_tokens), (1200, 300));
     assert!((s.cost_usd - 0.0125).abs() < 1e-9);
 }
+
+fn approval_email(run_id: &str, to: &str, round: u32) -> fleet_store::NewDelivery {
+    fleet_store::NewDelivery {
+        run_id: run_id.into(),
+        step: "go-no-go".into(),
+        round,
+        purpose: fleet_store::DeliveryPurpose::Approval,
+        channel: "email".into(),
+        recipient: to.into(),
+        label: to.into(),
+        payload: json!({}),
+    }
+}
+
+fn sent(id: &str) -> fleet_store::DeliveryOutcome {
+    fleet_store::DeliveryOutcome::Sent {
+        message_id: format!("<{id}@fleet>"),
+        response: "250 OK".into(),
+        summary: "subject".into(),
+    }
+}
+
+/// The outbox: rows queued with a transition, claimed with a lease, retried,
+/// sent once and never again; a delivery that gave up can be queued afresh.
+pub async fn outbox_delivers_each_key_once(store: &dyn Store) {
+    use fleet_store::{DeliveryOutcome, DeliveryPurpose, DeliveryScope, DeliveryStatus};
+    let run = new_run(store, "outbox-run", "release-gate", None).await;
+    let (state, _) =
+        advance(&run.definition, &run.state, &Event::Start).unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&run, state);
+    t.outbox = vec![
+        approval_email(&run.id, "owner@example.com", 1),
+        approval_email(&run.id, "second@example.com", 1),
+    ];
+    let run = ok(store.commit(t).await, "commit with outbox").0;
+    let queued = ok(store.deliveries(&run.id).await, "deliveries");
+    assert_eq!(queued.len(), 2);
+    assert!(queued.iter().all(|d| d.status == DeliveryStatus::Pending
+        && d.attempts == 0
+        && d.purpose == DeliveryPurpose::Approval));
+    let events = ok(store.events(Some(&run.id)).await, "events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "delivery.queued")
+            .count(),
+        2
+    );
+
+    // The same keys again: nothing new.
+    let again = ok(
+        store
+            .enqueue_deliveries(vec![approval_email(&run.id, "owner@example.com", 1)])
+            .await,
+        "enqueue again",
+    );
+    assert_eq!(again, 0);
+    assert_eq!(ok(store.deliveries(&run.id).await, "deliveries").len(), 2);
+
+    // A delivery for another run inside this run's transition is refused.
+    let mut bad = Transition::new(&run, run.state.clone());
+    bad.outbox = vec![approval_email("another-run", "x@example.com", 1)];
+    assert!(matches!(
+        store.commit(bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let scope = DeliveryScope {
+        run_id: Some(run.id.clone()),
+        step: None,
+    };
+    let lease = Duration::from_secs(60);
+    let claimed = ok(
+        store.claim_deliveries(&scope, "w1", lease, 10).await,
+        "claim",
+    );
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Sending && d.attempts == 1)
+    );
+    // Claimed rows are not claimed twice while the lease holds.
+    assert!(
+        ok(
+            store.claim_deliveries(&scope, "w2", lease, 10).await,
+            "claim 2"
+        )
+        .is_empty()
+    );
+
+    let (a, b) = (&claimed[0], &claimed[1]);
+    // A transient failure: pending again, due in the past so claimable now.
+    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    assert!(ok(
+        store
+            .finish_delivery(
+                a.id,
+                "w1",
+                DeliveryOutcome::Retry {
+                    error: "421 busy".into(),
+                    at: past
+                }
+            )
+            .await,
+        "retry"
+    ));
+    // Only the owner of a claim may record a failure.
+    assert!(!ok(
+        store
+            .finish_delivery(b.id, "w2", DeliveryOutcome::GaveUp { error: "x".into() })
+            .await,
+        "foreign give-up"
+    ));
+    assert!(ok(
+        store.finish_delivery(b.id, "w1", sent("b")).await,
+        "sent b"
+    ));
+    let reclaimed = ok(
+        store.claim_deliveries(&scope, "w1", lease, 10).await,
+        "reclaim",
+    );
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].id, a.id);
+    assert_eq!(reclaimed[0].attempts, 2);
+    assert_eq!(reclaimed[0].last_error.as_deref(), Some("421 busy"));
+    assert!(ok(
+        store
+            .finish_delivery(
+                a.id,
+                "w1",
+                DeliveryOutcome::GaveUp {
+                    error: "550 no such user".into()
+                }
+            )
+            .await,
+        "give up"
+    ));
+
+    // Sent is final: not claimable, not re-sent by queueing again, not re-marked.
+    assert!(!ok(
+        store.finish_delivery(b.id, "w1", sent("b2")).await,
+        "sent twice"
+    ));
+    let after = ok(store.deliveries(&run.id).await, "deliveries");
+    let b_row = after
+        .iter()
+        .find(|d| d.id == b.id)
+        .unwrap_or_else(|| panic!("b"));
+    assert_eq!(b_row.status, DeliveryStatus::Sent);
+    assert_eq!(b_row.message_id.as_deref(), Some("<b@fleet>"));
+    assert_eq!(b_row.response.as_deref(), Some("250 OK"));
+    assert!(b_row.finished_at.is_some());
+    let a_row = after
+        .iter()
+        .find(|d| d.id == a.id)
+        .unwrap_or_else(|| panic!("a"));
+    assert_eq!(a_row.status, DeliveryStatus::Failed);
+
+    // Queueing both again revives only the one that gave up.
+    let revived = ok(
+        store
+            .enqueue_deliveries(vec![
+                approval_email(&run.id, "owner@example.com", 1),
+                approval_email(&run.id, "second@example.com", 1),
+            ])
+            .await,
+        "revive",
+    );
+    assert_eq!(revived, 1);
+    let claimed = ok(
+        store.claim_deliveries(&scope, "w1", lease, 10).await,
+        "claim revived",
+    );
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, a.id);
+    assert_eq!(claimed[0].attempts, 1);
+
+    // A sender that died: its lease expires and another claims the row. The
+    // first sender's late failure is ignored; a late success still counts.
+    assert!(ok(
+        store
+            .finish_delivery(
+                a.id,
+                "w1",
+                DeliveryOutcome::Retry {
+                    error: "timeout".into(),
+                    at: past
+                }
+            )
+            .await,
+        "retry"
+    ));
+    let short = Duration::from_millis(50);
+    assert_eq!(
+        ok(
+            store.claim_deliveries(&scope, "dead", short, 10).await,
+            "claim"
+        )
+        .len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let taken = ok(
+        store.claim_deliveries(&scope, "alive", lease, 10).await,
+        "take over",
+    );
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempts, 3);
+    assert!(!ok(
+        store
+            .finish_delivery(
+                a.id,
+                "dead",
+                DeliveryOutcome::Retry {
+                    error: "late".into(),
+                    at: past
+                }
+            )
+            .await,
+        "late failure"
+    ));
+    assert!(ok(
+        store.finish_delivery(a.id, "dead", sent("a")).await,
+        "late success"
+    ));
+    assert!(!ok(
+        store.finish_delivery(a.id, "alive", sent("a")).await,
+        "second success"
+    ));
+
+    let events = ok(store.events(Some(&run.id)).await, "events");
+    let sent_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "delivery.sent")
+        .collect();
+    assert_eq!(sent_events.len(), 2);
+    assert!(
+        sent_events
+            .iter()
+            .any(|e| e.payload["message_id"] == "<a@fleet>"
+                && e.payload["recipient"] == "owner@example.com")
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "delivery.failed" && e.payload["final"] == true)
+            .count(),
+        1
+    );
+    assert!(ok(store.verify_audit().await, "verify").is_ok());
+}

@@ -1,0 +1,279 @@
+//! Turning a queued delivery into a message, from what the store holds at
+//! send time (so an approval email counts the flags the gate's approvers
+//! will actually see, and a link is minted only when it is sent, never stored).
+
+use crate::channel::{Email, HttpPost, Outgoing};
+use crate::{Notifier, delivery_key_hash, message_id};
+use fleet_core::config::{Genflow, StepKind};
+use fleet_core::dag;
+use fleet_core::flags::{FlagSet, FlagSeverity, sidecar_path};
+use fleet_core::run::{StepStatus, Verdict};
+use fleet_store::{ArtifactRef, Delivery, DeliveryPurpose, RunRecord};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// What to do with a claimed delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Composed {
+    Send(Outgoing),
+    /// It no longer applies (e.g. the gate was decided before the email went out).
+    Skip(String),
+}
+
+fn deps(g: &Genflow) -> Vec<Vec<usize>> {
+    g.steps
+        .iter()
+        .map(|s| {
+            s.depends_on
+                .iter()
+                .filter_map(|d| g.step_index(d))
+                .collect()
+        })
+        .collect()
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The latest revision of each document the steps upstream of `idx` wrote,
+/// in step order.
+fn upstream_documents(run: &RunRecord, idx: usize, refs: &[ArtifactRef]) -> Vec<ArtifactRef> {
+    let d = deps(&run.definition);
+    let ups = dag::ancestors(&d, idx);
+    let order: Vec<&str> = dag::topo_order(&d)
+        .into_iter()
+        .filter(|u| ups.contains(u))
+        .map(|u| run.definition.steps[u].name.as_str())
+        .collect();
+    let mut latest: BTreeMap<&str, &ArtifactRef> = BTreeMap::new();
+    for r in refs.iter().filter(|r| order.contains(&r.step.as_str())) {
+        if latest
+            .get(r.path.as_str())
+            .is_none_or(|p| p.revision < r.revision)
+        {
+            latest.insert(&r.path, r);
+        }
+    }
+    let mut out: Vec<ArtifactRef> = latest.into_values().cloned().collect();
+    out.sort_by_key(|r| {
+        (
+            order
+                .iter()
+                .position(|s| *s == r.step)
+                .unwrap_or(usize::MAX),
+            r.path.clone(),
+        )
+    });
+    out
+}
+
+fn doc_json(r: &ArtifactRef) -> Value {
+    json!({ "path": r.path, "revision": r.revision, "sha256": r.sha256 })
+}
+
+pub(crate) async fn compose(n: &Notifier, d: &Delivery) -> Result<Composed, String> {
+    let run = n
+        .store
+        .get_run(&d.run_id)
+        .await
+        .map_err(|e| format!("cannot load run {}: {e}", d.run_id))?;
+    let Some(idx) = run.definition.step_index(&d.step) else {
+        return Ok(Composed::Skip(format!("run has no step `{}`", d.step)));
+    };
+    let templates = n.templates.as_ref().map_err(|e| e.clone())?;
+    let render = |key: &str, ctx: &Value| templates.render(key, ctx).map_err(|e| e.to_string());
+    match d.purpose {
+        DeliveryPurpose::Approval | DeliveryPurpose::Reminder(_) => {
+            let state = &run.state.steps[idx];
+            if state.status != StepStatus::Waiting || state.attempt != d.round {
+                return Ok(Composed::Skip(format!(
+                    "gate `{}` is no longer waiting for this round (it is {})",
+                    d.step, state.status
+                )));
+            }
+            let ctx = approval_context(n, &run, idx, d).await?;
+            email(
+                n,
+                d,
+                render("approval_subject", &ctx)?,
+                render("approval_text", &ctx)?,
+                render("approval_html", &ctx)?,
+            )
+        }
+        DeliveryPurpose::Announce => {
+            let ctx = announce_context(n, &run, idx).await?;
+            match d.channel.as_str() {
+                "email" => email(
+                    n,
+                    d,
+                    render("announce_subject", &ctx)?,
+                    render("announce_text", &ctx)?,
+                    render("announce_html", &ctx)?,
+                ),
+                "webhook" => {
+                    let mut body = ctx.clone();
+                    if let Some(o) = body.as_object_mut() {
+                        o.insert("type".into(), "fleet.announce".into());
+                        o.insert("delivery_id".into(), delivery_key_hash(d).into());
+                        o.insert("text".into(), render("announce_text", &ctx)?.into());
+                    }
+                    Ok(Composed::Send(Outgoing::Webhook(HttpPost {
+                        url: d.recipient.clone(),
+                        body: serde_json::to_vec(&body).map_err(|e| e.to_string())?,
+                        delivery_id: delivery_key_hash(d),
+                    })))
+                }
+                "slack" => {
+                    let body = json!({ "text": render("announce_text", &ctx)? });
+                    Ok(Composed::Send(Outgoing::Slack(HttpPost {
+                        url: d.recipient.clone(),
+                        body: serde_json::to_vec(&body).map_err(|e| e.to_string())?,
+                        delivery_id: delivery_key_hash(d),
+                    })))
+                }
+                other => Err(format!("unknown channel `{other}`")),
+            }
+        }
+    }
+}
+
+fn email(
+    n: &Notifier,
+    d: &Delivery,
+    subject: String,
+    text: String,
+    html: String,
+) -> Result<Composed, String> {
+    Ok(Composed::Send(Outgoing::Email(Email {
+        to: d.recipient.clone(),
+        subject,
+        text,
+        html,
+        message_id: message_id(d, &n.domain),
+    })))
+}
+
+async fn approval_context(
+    n: &Notifier,
+    run: &RunRecord,
+    idx: usize,
+    d: &Delivery,
+) -> Result<Value, String> {
+    let step = &run.definition.steps[idx];
+    let refs = n
+        .store
+        .artifacts(&run.id)
+        .await
+        .map_err(|e| format!("cannot load the run's documents: {e}"))?;
+    let documents = upstream_documents(run, idx, &refs);
+    let (mut high, mut medium, mut low) = (0, 0, 0);
+    let mut signals = Vec::new();
+    for r in &documents {
+        let is_sidecar = run
+            .definition
+            .step(&r.step)
+            .is_some_and(|s| s.kind == StepKind::Review && sidecar_path(&s.out_path()) == r.path);
+        if !is_sidecar {
+            continue;
+        }
+        let flags: Option<FlagSet> = n
+            .store
+            .artifact_bytes(&r.sha256)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(flags) = flags else { continue };
+        let (h, m, l) = (
+            flags.count(FlagSeverity::High),
+            flags.count(FlagSeverity::Medium),
+            flags.count(FlagSeverity::Low),
+        );
+        high += h;
+        medium += m;
+        low += l;
+        signals.push(if h > 0 {
+            format!(
+                "{}: {h} high-severity flag(s); read them before deciding",
+                r.step
+            )
+        } else {
+            format!("{}: no high-severity flags", r.step)
+        });
+        for f in flags
+            .flags
+            .iter()
+            .filter(|f| f.severity != FlagSeverity::Low)
+            .take(5)
+        {
+            signals.push(format!("{} ({}): {}", f.id, f.severity.as_str(), f.claim));
+        }
+    }
+    let documents: Vec<Value> = documents
+        .iter()
+        .filter(|r| !r.path.ends_with(".flags.json"))
+        .map(doc_json)
+        .collect();
+    let link = n
+        .links
+        .as_ref()
+        .and_then(|l| l.link(&run.id, &step.name, &d.recipient));
+    Ok(json!({
+        "approver": d.recipient,
+        "gate": step.name,
+        "genflow": run.genflow_name,
+        "question": step.question.clone().unwrap_or_else(|| format!("Go or no-go for {}?", run.genflow_name)),
+        "run_id": run.id,
+        "run_short": short(&run.id),
+        "reminder": match d.purpose { DeliveryPurpose::Reminder(k) => k, _ => 0 },
+        "high": high, "medium": medium, "low": low,
+        "signals": signals,
+        "documents": documents,
+        "link": link,
+    }))
+}
+
+async fn announce_context(n: &Notifier, run: &RunRecord, idx: usize) -> Result<Value, String> {
+    let d = deps(&run.definition);
+    let ups = dag::ancestors(&d, idx);
+    let decisions = n
+        .store
+        .decisions(&run.id)
+        .await
+        .map_err(|e| format!("cannot load decisions: {e}"))?;
+    let mut out = Vec::new();
+    for (i, s) in run.definition.steps.iter().enumerate() {
+        if s.kind != StepKind::Approval || !ups.contains(&i) {
+            continue;
+        }
+        let round = run.state.steps[i].attempt;
+        for dec in decisions
+            .iter()
+            .filter(|x| x.step == s.name && x.verdict == Verdict::Go && x.gate_round == round)
+        {
+            out.push(json!({
+                "gate": s.name,
+                "approver": dec.approver,
+                "channel": dec.channel,
+                "decided_at": dec.decided_at.to_string(),
+                "documents": dec.shown.iter().map(doc_json).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    let run_url = n
+        .config
+        .server
+        .public_url
+        .as_deref()
+        .map(|u| format!("{}/runs/{}", u.trim_end_matches('/'), run.id));
+    Ok(json!({
+        "genflow": run.genflow_name,
+        "run_id": run.id,
+        "run_short": short(&run.id),
+        "step": run.definition.steps[idx].name,
+        "definition_hash": run.definition_hash,
+        "run_url": run_url,
+        "decisions": out,
+    }))
+}
