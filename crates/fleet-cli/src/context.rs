@@ -35,6 +35,7 @@ impl App {
         {
             settings.lease_ttl = ttl.as_std();
         }
+        settings.approver_links = approver_links(&ws, &state_dir)?;
         adjust(&mut settings);
         let engine = Engine::new(store, Arc::new(ws.config.clone()), settings);
         Ok(App { ws, engine })
@@ -43,6 +44,45 @@ impl App {
     pub fn store(&self) -> &dyn Store {
         self.engine.store().as_ref()
     }
+}
+
+/// How long an emailed decision link stays valid; `fleet gate link` re-issues one.
+const LINK_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Signed decision-page links for approver emails, when the config says where
+/// the server is (`server.public_url`); without it, emails tell approvers the
+/// CLI command instead.
+#[derive(Debug)]
+struct SignedLinks {
+    signer: fleet_server::Signer,
+    public_url: String,
+}
+
+impl fleet_notify::ApproverLinks for SignedLinks {
+    fn link(&self, run_id: &str, step: &str, approver: &str) -> Option<String> {
+        Some(fleet_server::approver_link(
+            &self.signer,
+            &self.public_url,
+            run_id,
+            step,
+            approver,
+            LINK_TTL,
+        ))
+    }
+}
+
+fn approver_links(
+    ws: &Workspace,
+    state_dir: &std::path::Path,
+) -> Result<Option<Arc<dyn fleet_notify::ApproverLinks>>> {
+    let Some(public_url) = ws.config.server.public_url.clone() else {
+        return Ok(None);
+    };
+    let env = std::env::var("FLEET_SECRET").ok();
+    let secret = fleet_server::Secret::load_or_create(state_dir, env.as_deref())
+        .context("cannot load the server secret that signs approver links")?;
+    let signer = fleet_server::Signer::new(&secret).context("cannot build the link signer")?;
+    Ok(Some(Arc::new(SignedLinks { signer, public_url })))
 }
 
 /// Who is acting: `--as`, else `FLEET_USER`, else git's `user.email`.
