@@ -481,12 +481,27 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
     writeln!(out)?;
     writeln!(
         out,
-        "  {:<16} {:<9} {:<10} {:<14} {:>8}  SHA256",
-        "STEP", "KIND", "STATUS", "OUT", "TOKENS"
+        "  {:<16} {:<9} {:<10} {:<14} {:>8} {:>9}  SHA256",
+        "STEP", "KIND", "STATUS", "OUT", "TOKENS", "COST"
     )?;
+    let mut total_tokens = 0;
+    let mut total_cost: Option<f64> = None;
     for s in value["steps"].as_array().into_iter().flatten() {
         let tokens = s["tokens"]["input"].as_u64().unwrap_or(0)
             + s["tokens"]["output"].as_u64().unwrap_or(0);
+        let cost = s["cost_usd"].as_f64();
+        total_tokens += tokens;
+        if let Some(c) = cost {
+            total_cost = Some(total_cost.unwrap_or(0.0) + c);
+        }
+        let cost = cost
+            .map(|c| format!("${c:.4}"))
+            .unwrap_or_else(|| "-".into());
+        let cached = if s["cached"].as_bool() == Some(true) {
+            " (cached)"
+        } else {
+            ""
+        };
         let sha = s["sha256"]
             .as_str()
             .map(|h| format!("{}…", &h[..h.len().min(16)]))
@@ -497,16 +512,28 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
             .unwrap_or_default();
         writeln!(
             out,
-            "  {:<16} {:<9} {:<10} {:<14} {:>8}  {sha}{rev}",
+            "  {:<16} {:<9} {:<10} {:<14} {:>8} {:>9}  {sha}{rev}{cached}",
             s["name"].as_str().unwrap_or(""),
             s["kind"].as_str().unwrap_or(""),
             s["status"].as_str().unwrap_or(""),
             s["out"].as_str().unwrap_or(""),
-            tokens
+            tokens,
+            cost
         )?;
         if let Some(e) = s["error"].as_str() {
             writeln!(out, "      error: {e}")?;
         }
+    }
+    if total_tokens > 0 || total_cost.is_some() {
+        writeln!(
+            out,
+            "  {:<52} {:>8} {:>9}",
+            "total",
+            total_tokens,
+            total_cost
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_else(|| "-".into())
+        )?;
     }
     let decisions = app.store().decisions(&run.id).await?;
     if !decisions.is_empty() {
