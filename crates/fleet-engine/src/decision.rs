@@ -1,9 +1,7 @@
 //! Recording a go/no-go decision, and the decision record (`decision.md`).
 
-use crate::exec::{deps_of, latest_artifacts};
 use crate::{Engine, EngineError, Extras, files};
 use fleet_core::config::StepKind;
-use fleet_core::dag;
 use fleet_core::run::{Event, Refusal, RunState, StepStatus, Verdict};
 use fleet_store::{ArtifactRef, DecisionRecord, NewArtifact, NewDecision, RunRecord};
 
@@ -77,31 +75,8 @@ fn gate_index(run: &RunRecord, step: Option<&str>) -> Result<usize, EngineError>
     }
 }
 
-/// The latest revision of every document upstream of the gate: what an
-/// approver is shown, and what a decision is bound to.
-pub fn shown_revisions(run: &RunRecord, gate: usize, refs: &[ArtifactRef]) -> Vec<ArtifactRef> {
-    let deps = deps_of(run);
-    let ups = dag::ancestors(&deps, gate);
-    let upstream_steps: Vec<&str> = dag::topo_order(&deps)
-        .into_iter()
-        .filter(|u| ups.contains(u))
-        .map(|u| run.definition.steps[u].name.as_str())
-        .collect();
-    let mut latest: Vec<ArtifactRef> = latest_artifacts(refs)
-        .into_values()
-        .filter(|r| upstream_steps.contains(&r.step.as_str()))
-        .collect();
-    latest.sort_by_key(|r| {
-        (
-            upstream_steps
-                .iter()
-                .position(|s| *s == r.step)
-                .unwrap_or(usize::MAX),
-            r.path.clone(),
-        )
-    });
-    latest
-}
+/// The documents an approver at `gate` is shown and a decision binds to.
+pub use fleet_store::upstream_documents as shown_revisions;
 
 pub(crate) async fn decide(
     engine: &Engine,

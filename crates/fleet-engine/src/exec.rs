@@ -8,7 +8,7 @@ use fleet_core::flags::{FlagSeverity, sidecar_path};
 use fleet_core::run::Verdict;
 use fleet_corpus::{Corpus, Limits};
 use fleet_models::{Builtin, Model, ModelRequest, ProviderOptions, UpstreamDoc};
-use fleet_store::{ArtifactRef, NewArtifact, RunRecord, StepRun};
+use fleet_store::{NewArtifact, RunRecord, StepRun};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -130,7 +130,7 @@ pub fn corpus_spec(genflow: &Genflow, idx: usize) -> Step {
     if step.kind == StepKind::Report || !step.corpus.is_empty() || !step.sources.is_empty() {
         return step.clone();
     }
-    let deps = genflow_deps(genflow);
+    let deps = genflow.dependency_indices();
     let mut spec = step.clone();
     for up in dag::ancestors(&deps, idx) {
         let u = &genflow.steps[up];
@@ -151,34 +151,8 @@ pub fn corpus_spec(genflow: &Genflow, idx: usize) -> Step {
     spec
 }
 
-fn genflow_deps(g: &Genflow) -> Vec<Vec<usize>> {
-    g.steps
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| g.step_index(d))
-                .collect()
-        })
-        .collect()
-}
-
 pub(crate) fn deps_of(run: &RunRecord) -> Vec<Vec<usize>> {
-    genflow_deps(&run.definition)
-}
-
-/// The latest revision of each artifact, keyed by path.
-pub(crate) fn latest_artifacts(refs: &[ArtifactRef]) -> BTreeMap<String, ArtifactRef> {
-    let mut out: BTreeMap<String, ArtifactRef> = BTreeMap::new();
-    for r in refs {
-        match out.get(&r.path) {
-            Some(prev) if prev.revision >= r.revision => {}
-            _ => {
-                out.insert(r.path.clone(), r.clone());
-            }
-        }
-    }
-    out
+    run.definition.dependency_indices()
 }
 
 /// The documents of the steps `idx` depends on (transitively), latest revisions.
@@ -194,7 +168,7 @@ async fn upstream_docs(
         .artifacts(&run.id)
         .await
         .map_err(|e| format!("cannot load upstream documents: {e}"))?;
-    let latest = latest_artifacts(&refs);
+    let latest = fleet_store::latest_revisions(&refs);
     let mut docs = Vec::new();
     for u in dag::topo_order(&deps)
         .into_iter()
@@ -374,7 +348,7 @@ async fn redraft_feedback(
         return None;
     }
     let refs = engine.store.artifacts(&run.id).await.ok()?;
-    let latest = latest_artifacts(&refs);
+    let latest = fleet_store::latest_revisions(&refs);
     let flags_ref = latest.get(&sidecar_path(&review.out_path()))?;
     let bytes = engine
         .store

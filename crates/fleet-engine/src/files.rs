@@ -3,7 +3,6 @@
 //! are missing or differ (e.g. the process died between commit and write).
 
 use crate::EngineError;
-use crate::exec::latest_artifacts;
 use fleet_store::audit::sha256_hex;
 use fleet_store::{NewArtifact, RunRecord, Store};
 use std::path::{Component, Path, PathBuf};
@@ -68,7 +67,7 @@ pub async fn materialize(
 ) -> Result<(), EngineError> {
     let refs = store.artifacts(&run.id).await?;
     let dir = run_dir(state_dir, &run.id);
-    for r in latest_artifacts(&refs).into_values() {
+    for r in fleet_store::latest_revisions(&refs).into_values() {
         let path = safe_join(&dir, &r.path)?;
         let current = std::fs::read(&path).ok();
         if current.as_deref().map(sha256_hex).as_deref() == Some(r.sha256.as_str()) {

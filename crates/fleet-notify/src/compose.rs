@@ -4,13 +4,12 @@
 
 use crate::channel::{Email, HttpPost, Outgoing};
 use crate::{Notifier, delivery_key_hash, message_id};
-use fleet_core::config::{Genflow, StepKind};
+use fleet_core::config::StepKind;
 use fleet_core::dag;
 use fleet_core::flags::{FlagSet, FlagSeverity, sidecar_path};
 use fleet_core::run::{StepStatus, Verdict};
 use fleet_store::{ArtifactRef, Delivery, DeliveryPurpose, RunRecord};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 /// What to do with a claimed delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,52 +19,8 @@ pub enum Composed {
     Skip(String),
 }
 
-fn deps(g: &Genflow) -> Vec<Vec<usize>> {
-    g.steps
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| g.step_index(d))
-                .collect()
-        })
-        .collect()
-}
-
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
-}
-
-/// The latest revision of each document the steps upstream of `idx` wrote,
-/// in step order.
-fn upstream_documents(run: &RunRecord, idx: usize, refs: &[ArtifactRef]) -> Vec<ArtifactRef> {
-    let d = deps(&run.definition);
-    let ups = dag::ancestors(&d, idx);
-    let order: Vec<&str> = dag::topo_order(&d)
-        .into_iter()
-        .filter(|u| ups.contains(u))
-        .map(|u| run.definition.steps[u].name.as_str())
-        .collect();
-    let mut latest: BTreeMap<&str, &ArtifactRef> = BTreeMap::new();
-    for r in refs.iter().filter(|r| order.contains(&r.step.as_str())) {
-        if latest
-            .get(r.path.as_str())
-            .is_none_or(|p| p.revision < r.revision)
-        {
-            latest.insert(&r.path, r);
-        }
-    }
-    let mut out: Vec<ArtifactRef> = latest.into_values().cloned().collect();
-    out.sort_by_key(|r| {
-        (
-            order
-                .iter()
-                .position(|s| *s == r.step)
-                .unwrap_or(usize::MAX),
-            r.path.clone(),
-        )
-    });
-    out
 }
 
 fn doc_json(r: &ArtifactRef) -> Value {
@@ -166,7 +121,7 @@ async fn approval_context(
         .artifacts(&run.id)
         .await
         .map_err(|e| format!("cannot load the run's documents: {e}"))?;
-    let documents = upstream_documents(run, idx, &refs);
+    let documents = fleet_store::upstream_documents(run, idx, &refs);
     let (mut high, mut medium, mut low) = (0, 0, 0);
     let mut signals = Vec::new();
     for r in &documents {
@@ -235,7 +190,7 @@ async fn approval_context(
 }
 
 async fn announce_context(n: &Notifier, run: &RunRecord, idx: usize) -> Result<Value, String> {
-    let d = deps(&run.definition);
+    let d = run.definition.dependency_indices();
     let ups = dag::ancestors(&d, idx);
     let decisions = n
         .store

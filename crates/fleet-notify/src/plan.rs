@@ -74,16 +74,7 @@ fn email(run_id: &str, step: &str, round: u32, purpose: DeliveryPurpose, to: &st
 /// what was sent is not sent again); a gate that re-opened and was approved
 /// again makes a new round (a new decision is announced afresh).
 pub fn announce_round(genflow: &Genflow, state: &RunState, idx: usize) -> u32 {
-    let deps: Vec<Vec<usize>> = genflow
-        .steps
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| genflow.step_index(d))
-                .collect()
-        })
-        .collect();
+    let deps = genflow.dependency_indices();
     dag::ancestors(&deps, idx)
         .into_iter()
         .filter(|&i| genflow.steps[i].kind == StepKind::Approval)

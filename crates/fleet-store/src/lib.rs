@@ -21,6 +21,48 @@ use fleet_core::run::{RunState, RunStatus, Verdict};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// The latest revision of each artifact path.
+pub fn latest_revisions(refs: &[ArtifactRef]) -> std::collections::BTreeMap<String, ArtifactRef> {
+    let mut out: std::collections::BTreeMap<String, ArtifactRef> =
+        std::collections::BTreeMap::new();
+    for r in refs {
+        if out
+            .get(&r.path)
+            .is_none_or(|prev| prev.revision < r.revision)
+        {
+            out.insert(r.path.clone(), r.clone());
+        }
+    }
+    out
+}
+
+/// The latest revision of every document written by the steps upstream of
+/// step `idx`, in dependency order: what an approver at a gate is shown, what
+/// a decision is bound to, and what an announcement cites.
+pub fn upstream_documents(run: &RunRecord, idx: usize, refs: &[ArtifactRef]) -> Vec<ArtifactRef> {
+    let deps = run.definition.dependency_indices();
+    let ups = fleet_core::dag::ancestors(&deps, idx);
+    let order: Vec<&str> = fleet_core::dag::topo_order(&deps)
+        .into_iter()
+        .filter(|u| ups.contains(u))
+        .map(|u| run.definition.steps[u].name.as_str())
+        .collect();
+    let mut out: Vec<ArtifactRef> = latest_revisions(refs)
+        .into_values()
+        .filter(|r| order.contains(&r.step.as_str()))
+        .collect();
+    out.sort_by_key(|r| {
+        (
+            order
+                .iter()
+                .position(|s| *s == r.step)
+                .unwrap_or(usize::MAX),
+            r.path.clone(),
+        )
+    });
+    out
+}
+
 /// A new run id: a UUID v7 (time-ordered, so ids sort by creation).
 pub fn new_run_id() -> String {
     uuid::Uuid::now_v7().to_string()

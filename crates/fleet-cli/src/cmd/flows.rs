@@ -29,16 +29,7 @@ struct StepJson<'a> {
 
 /// Step indices in dependency order with their DAG level.
 fn levels(flow: &Genflow) -> Vec<(usize, usize)> {
-    let deps: Vec<Vec<usize>> = flow
-        .steps
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| flow.step_index(d))
-                .collect()
-        })
-        .collect();
+    let deps = flow.dependency_indices();
     let order = dag::topo_order(&deps);
     let mut level = vec![0; flow.steps.len()];
     for &i in &order {

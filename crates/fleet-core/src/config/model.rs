@@ -83,6 +83,21 @@ impl Genflow {
         self.steps.iter().position(|s| s.name == name)
     }
 
+    /// `deps[i]` = indices of the steps step `i` depends on (the shape
+    /// `crate::dag` works with). Unknown names are left out; a validated
+    /// genflow has none.
+    pub fn dependency_indices(&self) -> Vec<Vec<usize>> {
+        self.steps
+            .iter()
+            .map(|s| {
+                s.depends_on
+                    .iter()
+                    .filter_map(|d| self.step_index(d))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Canonical JSON of the definition: what a run stores and what its hash is over.
     pub fn canonical_json(&self) -> String {
         // Struct fields serialize in declaration order and maps are BTreeMaps,
