@@ -1,8 +1,8 @@
 //! Recording a go/no-go decision, and the decision record (`decision.md`).
 
-use crate::{Engine, EngineError, Extras, files};
+use crate::{Engine, EngineError, Extras, MAX_CAS_ATTEMPTS, files};
 use fleet_core::config::StepKind;
-use fleet_core::run::{Event, Refusal, RunState, StepStatus, Verdict};
+use fleet_core::run::{Event, Refusal, StepStatus, Verdict, advance};
 use fleet_store::{ArtifactRef, DecisionRecord, NewArtifact, NewDecision, RunRecord};
 
 /// A decision as a person made it.
@@ -82,121 +82,112 @@ pub(crate) async fn decide(
     engine: &Engine,
     req: DecisionRequest,
 ) -> Result<RunRecord, EngineError> {
-    let run = engine.store.get_run(&req.run).await?;
-    let gate = gate_index(&run, req.step.as_deref())?;
-    let gate_name = run.definition.steps[gate].name.clone();
+    let first = engine.store.get_run(&req.run).await?;
+    let gate = gate_index(&first, req.step.as_deref())?;
+    let gate_name = first.definition.steps[gate].name.clone();
     let event = Event::Decision {
         step: gate,
         approver: req.approver.clone(),
         verdict: req.verdict,
         reason: req.reason.clone().filter(|r| !r.trim().is_empty()),
     };
-    let store = engine.store.clone();
     let decided_at = fleet_store::audit::now();
 
-    // Revisions are read outside the CAS loop, then re-checked inside it via
-    // the version: a new revision of an upstream document is always a new
-    // run version, so a decision can never bind to a stale set.
-    let mut refs_version = -1;
-    let mut refs: Vec<ArtifactRef> = Vec::new();
-    let mut earlier: Vec<DecisionRecord> = Vec::new();
-    let applied = loop {
-        let current = store.get_run(&run.id).await?;
-        if current.version != refs_version {
-            refs = store.artifacts(&run.id).await?;
-            earlier = store.decisions(&run.id).await?;
-            refs_version = current.version;
-        }
+    // Each attempt binds the decision to the revisions current at the run's
+    // version it started from; a newer revision always comes with a newer
+    // version, so the compare-and-swap refuses a decision on a stale set and
+    // the next attempt re-reads them.
+    let mut current = first;
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let refs = engine.store.artifacts(&current.id).await?;
+        let earlier = engine.store.decisions(&current.id).await?;
         let shown = shown_revisions(&current, gate, &refs);
         if let Some(page) = &req.shown {
             check_not_stale(page, &shown)?;
         }
-        let result = engine
-            .apply_with(
-                &run.id,
-                Some(&current),
-                &event,
-                |loaded: &RunRecord, next: &RunState| {
-                    if loaded.version != refs_version {
-                        // Changed since we read the revisions: go round again.
-                        return Err(EngineError::Contended {
-                            run: loaded.id.clone(),
-                            attempts: 0,
-                        });
-                    }
-                    let status = next.steps[gate].status;
-                    let is_final = matches!(status, StepStatus::Approved | StepStatus::Rejected);
-                    let mut extras = Extras {
-                        decision: Some(NewDecision {
-                            step: gate_name.clone(),
-                            approver: req.approver.clone(),
-                            verdict: req.verdict,
-                            reason: req.reason.clone(),
-                            channel: req.channel.clone(),
-                            shown: shown.clone(),
-                            is_final,
-                            decided_at,
-                        }),
-                        durable: true,
-                        ..Extras::default()
-                    };
-                    if is_final {
-                        let this = DecisionRecord {
-                            run_id: loaded.id.clone(),
-                            step: gate_name.clone(),
-                            gate_round: next.steps[gate].attempt,
-                            approver: req.approver.clone(),
-                            verdict: req.verdict,
-                            reason: req.reason.clone(),
-                            channel: req.channel.clone(),
-                            decided_at,
-                            genflow_name: loaded.genflow_name.clone(),
-                            definition_hash: loaded.definition_hash.clone(),
-                            shown: shown.clone(),
-                            is_final: true,
-                        };
-                        let votes: Vec<&DecisionRecord> = earlier
-                            .iter()
-                            .filter(|d| {
-                                d.step == gate_name
-                                    && d.verdict == Verdict::Go
-                                    && d.gate_round == next.steps[gate].attempt
-                            })
-                            .chain(std::iter::once(&this))
-                            .collect();
-                        let text = render_decision(loaded, gate, status, &votes, &this);
-                        extras.artifacts.push(NewArtifact {
-                            step: gate_name.clone(),
-                            path: loaded.definition.steps[gate].out_path(),
-                            bytes: text.into_bytes(),
-                        });
-                    }
-                    Ok(extras)
-                },
-            )
-            .await;
-        match result {
-            Err(EngineError::Contended { attempts: 0, .. }) => continue,
-            // The run may have finished because this gate was decided; say
-            // that, which is what the person needs to hear.
-            Err(EngineError::Refused(Refusal::RunFinished { status: run_status })) => {
-                let now = store.get_run(&run.id).await?;
-                let gate_status = now.state.steps[gate].status;
-                return Err(EngineError::Refused(match gate_status {
-                    StepStatus::Approved | StepStatus::Rejected => Refusal::AlreadyDecided {
-                        step: gate_name,
-                        status: gate_status,
-                    },
-                    _ => Refusal::RunFinished { status: run_status },
-                }));
-            }
-            other => break other?,
+        let (next, actions) = match advance(&current.definition, &current.state, &event) {
+            Ok(ok) => ok,
+            Err(refusal) => return Err(explain_refusal(&current, gate, refusal)),
+        };
+        let status = next.steps[gate].status;
+        let is_final = matches!(status, StepStatus::Approved | StepStatus::Rejected);
+        let mut extras = Extras {
+            decision: Some(NewDecision {
+                step: gate_name.clone(),
+                approver: req.approver.clone(),
+                verdict: req.verdict,
+                reason: req.reason.clone(),
+                channel: req.channel.clone(),
+                shown: shown.clone(),
+                is_final,
+                decided_at,
+            }),
+            durable: true,
+            ..Extras::default()
+        };
+        if is_final {
+            let this = DecisionRecord {
+                run_id: current.id.clone(),
+                step: gate_name.clone(),
+                gate_round: next.steps[gate].attempt,
+                approver: req.approver.clone(),
+                verdict: req.verdict,
+                reason: req.reason.clone(),
+                channel: req.channel.clone(),
+                decided_at,
+                genflow_name: current.genflow_name.clone(),
+                definition_hash: current.definition_hash.clone(),
+                shown,
+                is_final: true,
+            };
+            let votes: Vec<&DecisionRecord> = earlier
+                .iter()
+                .filter(|d| {
+                    d.step == gate_name
+                        && d.verdict == Verdict::Go
+                        && d.gate_round == next.steps[gate].attempt
+                })
+                .chain(std::iter::once(&this))
+                .collect();
+            let text = render_decision(&current, gate, status, &votes, &this);
+            extras.artifacts.push(NewArtifact {
+                step: gate_name.clone(),
+                path: current.definition.steps[gate].out_path(),
+                bytes: text.into_bytes(),
+            });
         }
-    };
-    if engine.settings.write_files {
-        files::write_artifacts(&applied.run, &applied.files, &engine.settings.state_dir)?;
+        if let Some(applied) = engine
+            .commit_once(&current, &event, next, actions, extras)
+            .await?
+        {
+            if engine.settings.write_files {
+                files::write_artifacts(&applied.run, &applied.files, &engine.settings.state_dir)?;
+            }
+            return Ok(applied.run);
+        }
+        current = engine.store.get_run(&current.id).await?;
     }
-    Ok(applied.run)
+    Err(EngineError::Contended {
+        run: current.id,
+        attempts: MAX_CAS_ATTEMPTS,
+    })
+}
+
+/// A run that finished because this very gate was decided should say
+/// "already decided", which is what the person needs to hear.
+fn explain_refusal(run: &RunRecord, gate: usize, refusal: Refusal) -> EngineError {
+    let gate_status = run.state.steps[gate].status;
+    EngineError::Refused(match refusal {
+        Refusal::RunFinished { .. }
+            if matches!(gate_status, StepStatus::Approved | StepStatus::Rejected) =>
+        {
+            Refusal::AlreadyDecided {
+                step: run.definition.steps[gate].name.clone(),
+                status: gate_status,
+            }
+        }
+        other => other,
+    })
 }
 
 fn check_not_stale(page: &[(String, String)], current: &[ArtifactRef]) -> Result<(), EngineError> {

@@ -621,8 +621,7 @@ impl Engine {
         event: &Event,
         extras: Extras,
     ) -> Result<Applied, EngineError> {
-        self.apply_with(run_id, None, event, |_, _| Ok(extras.clone()))
-            .await
+        self.apply_with(run_id, None, event, extras).await
     }
 
     /// `apply`, starting from a record we already hold (saves a read when it
@@ -633,18 +632,17 @@ impl Engine {
         event: &Event,
         extras: Extras,
     ) -> Result<Applied, EngineError> {
-        self.apply_with(&run.id, Some(run), event, |_, _| Ok(extras.clone()))
-            .await
+        self.apply_with(&run.id, Some(run), event, extras).await
     }
 
-    /// Like `apply`, with the extras computed from the run as loaded and the
-    /// state the event leads to (a decision record depends on both).
+    /// The compare-and-swap loop: advance from the run as known (or loaded),
+    /// commit, and on a version conflict reload and advance again.
     async fn apply_with(
         &self,
         run_id: &str,
         known: Option<&RunRecord>,
         event: &Event,
-        mut extras_for: impl FnMut(&RunRecord, &RunState) -> Result<Extras, EngineError>,
+        extras: Extras,
     ) -> Result<Applied, EngineError> {
         let mut known = known.cloned();
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -653,72 +651,87 @@ impl Engine {
                 None => self.store.get_run(run_id).await?,
             };
             let (state, actions) = advance(&run.definition, &run.state, event)?;
-            let extras = extras_for(&run, &state)?;
-            let mut events = audit_events(&run, event, &actions, &extras);
-            let mut outbox = extras.outbox;
-            for a in &actions {
-                if let Action::OpenGate(gate) = a {
-                    let plan = fleet_notify::gate_deliveries(
-                        &self.config,
-                        &run.id,
-                        &run.definition,
-                        &state,
-                        *gate,
-                    );
-                    outbox.extend(plan.deliveries);
-                    if let Some(note) = plan.note {
-                        events.push(NewEvent {
-                            kind: "gate.not_emailed".into(),
-                            payload: serde_json::json!({
-                                "step": run.definition.steps[*gate].name, "reason": note,
-                            }),
-                        });
-                    }
-                }
-            }
-            let pause = self
-                .settings
-                .pause_after
-                .as_deref()
-                .filter(|k| *k == event.name())
-                .map(str::to_owned);
-            let files = extras.artifacts.clone();
-            let t = Transition {
-                run_id: run.id.clone(),
-                expected_version: run.version,
-                state,
-                artifacts: extras.artifacts,
-                step_run: extras.step_run,
-                decision: extras.decision,
-                events,
-                outbox,
-                durable: extras.durable,
-            };
-            match self.store.commit(t).await {
-                Ok((run, _refs)) => {
-                    if let Some(kind) = pause {
-                        eprintln!("fault injection: paused after {kind}");
-                        loop {
-                            std::thread::sleep(Duration::from_secs(3600));
-                        }
-                    }
-                    return Ok(Applied {
-                        run,
-                        actions,
-                        files,
-                    });
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+            match self
+                .commit_once(&run, event, state, actions, extras.clone())
+                .await?
+            {
+                Some(applied) => return Ok(applied),
+                None => tokio::task::yield_now().await,
             }
         }
         Err(EngineError::Contended {
             run: run_id.to_owned(),
             attempts: MAX_CAS_ATTEMPTS,
         })
+    }
+
+    /// Commits one transition computed from `run`; `None` when the run moved
+    /// on meanwhile (the caller reloads and decides again).
+    async fn commit_once(
+        &self,
+        run: &RunRecord,
+        event: &Event,
+        state: RunState,
+        actions: Vec<Action>,
+        extras: Extras,
+    ) -> Result<Option<Applied>, EngineError> {
+        let mut events = audit_events(run, event, &actions, &extras);
+        let mut outbox = extras.outbox;
+        for a in &actions {
+            if let Action::OpenGate(gate) = a {
+                let plan = fleet_notify::gate_deliveries(
+                    &self.config,
+                    &run.id,
+                    &run.definition,
+                    &state,
+                    *gate,
+                );
+                outbox.extend(plan.deliveries);
+                if let Some(note) = plan.note {
+                    events.push(NewEvent {
+                        kind: "gate.not_emailed".into(),
+                        payload: serde_json::json!({
+                            "step": run.definition.steps[*gate].name, "reason": note,
+                        }),
+                    });
+                }
+            }
+        }
+        let pause = self
+            .settings
+            .pause_after
+            .as_deref()
+            .filter(|k| *k == event.name())
+            .map(str::to_owned);
+        let files = extras.artifacts.clone();
+        let t = Transition {
+            run_id: run.id.clone(),
+            expected_version: run.version,
+            state,
+            artifacts: extras.artifacts,
+            step_run: extras.step_run,
+            decision: extras.decision,
+            events,
+            outbox,
+            durable: extras.durable,
+        };
+        match self.store.commit(t).await {
+            Ok((run, _refs)) => {
+                if let Some(kind) = pause {
+                    eprintln!("fault injection: paused after {kind}");
+                    loop {
+                        std::thread::sleep(Duration::from_secs(3600));
+                    }
+                }
+                Ok(Some(Applied {
+                    run,
+                    actions,
+                    files,
+                }))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
