@@ -68,6 +68,9 @@ pub async fn run(
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut queue_open = true;
+    // Approver emails, reminders and other queued deliveries go out from a
+    // task of their own, so a slow mail server never holds up runs.
+    let deliverer = tokio::spawn(deliver_loop(engine.clone(), stop.clone()));
     let spawn = |tasks: &mut JoinSet<String>, id: String| {
         let engine = engine.clone();
         tasks.spawn(async move {
@@ -122,6 +125,7 @@ pub async fn run(
     }
     let drained =
         tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+    deliverer.abort();
     if drained.is_err() {
         eprintln!(
             "worker: {} run(s) still executing after {:?}; their steps resume after the lease expires",
@@ -129,5 +133,30 @@ pub async fn run(
             drain
         );
         tasks.abort_all();
+    }
+}
+
+/// Every poll: queue due reminders for waiting gates, then deliver whatever
+/// the outbox holds that is due (gate emails, reminders, retries).
+async fn deliver_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+        if let Err(e) = engine.queue_reminders().await {
+            eprintln!("worker: cannot queue reminders: {e}");
+        }
+        match engine.deliver_pending(None).await {
+            Ok(report) if report.sent + report.failed > 0 => {
+                eprintln!("worker: deliveries: {} sent, {} failed", report.sent, report.failed);
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("worker: delivery pass failed: {e}"),
+        }
     }
 }
