@@ -153,7 +153,10 @@ async fn deliver_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
         }
         match engine.deliver_pending(None).await {
             Ok(report) if report.sent + report.failed > 0 => {
-                eprintln!("worker: deliveries: {} sent, {} failed", report.sent, report.failed);
+                eprintln!(
+                    "worker: deliveries: {} sent, {} failed",
+                    report.sent, report.failed
+                );
             }
             Ok(_) => {}
             Err(e) => eprintln!("worker: delivery pass failed: {e}"),
