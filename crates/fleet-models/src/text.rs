@@ -7,6 +7,13 @@ use regex::bytes::RegexSet;
 /// Unicode one makes the fast DFA engines give up on any non-ASCII line
 /// (an em dash is enough), and these patterns only anchor ASCII words.
 pub(crate) fn re(pattern: &str) -> Regex {
+    // ASCII mode where the pattern allows it (it cannot where `.` or a negated
+    // class could match half of a UTF-8 sequence): case folding and classes
+    // over ASCII compile to a far smaller automaton, and every `fleet`
+    // process compiles these afresh.
+    if let Ok(regex) = regex::RegexBuilder::new(pattern).unicode(false).build() {
+        return regex;
+    }
     let ascii_boundaries = pattern.replace(r"\b", r"(?-u:\b)");
     match Regex::new(&ascii_boundaries) {
         Ok(regex) => regex,
@@ -37,6 +44,7 @@ pub(crate) fn re_set(patterns: &[&str]) -> RegexSet {
 /// costs on short lines.
 macro_rules! line_rules {
     ($set:ident, $index:ident, $patterns:ident { $($vis:vis $name:ident = $pat:expr;)* }) => {
+
         #[allow(dead_code)]
         const $patterns: &[&str] = &[$($pat),*];
         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]

@@ -54,13 +54,34 @@ pub fn verify_signature(secret: &[u8], timestamp: &str, body: &[u8], signature: 
     }
 }
 
-fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    crate::smtp::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(concat!("fleet/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+/// An HTTP client built on first use: building one loads the system's root
+/// certificates (milliseconds), which every `fleet` command would otherwise
+/// pay for whether or not it ever posts anything.
+struct LazyClient {
+    timeout: Duration,
+    client: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl LazyClient {
+    fn new(timeout: Option<Duration>) -> LazyClient {
+        LazyClient {
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Result<&reqwest::Client, SendError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        crate::smtp::install_crypto_provider();
+        let built = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .user_agent(concat!("fleet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SendError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        Ok(self.client.get_or_init(|| built))
+    }
 }
 
 async fn post(
@@ -103,7 +124,7 @@ async fn post(
 
 /// Signed JSON POSTs.
 pub struct WebhookChannel {
-    client: reqwest::Client,
+    client: LazyClient,
     secret: Vec<u8>,
 }
 
@@ -113,7 +134,7 @@ impl WebhookChannel {
             return Err(NotifyError::Webhook("the signing secret is empty".into()));
         }
         Ok(WebhookChannel {
-            client: client(timeout.unwrap_or(DEFAULT_TIMEOUT)).map_err(NotifyError::Webhook)?,
+            client: LazyClient::new(timeout),
             secret,
         })
     }
@@ -133,19 +154,19 @@ impl Channel for WebhookChannel {
             (TIMESTAMP_HEADER, ts.to_string()),
             (SIGNATURE_HEADER, sign(&self.secret, ts, &p.body)),
         ];
-        post(&self.client, p, &headers).await
+        post(self.client.get()?, p, &headers).await
     }
 }
 
 /// Slack-compatible incoming webhooks (`{"text": ...}`); the URL is the credential.
 pub struct SlackChannel {
-    client: reqwest::Client,
+    client: LazyClient,
 }
 
 impl SlackChannel {
     pub fn new(timeout: Option<Duration>) -> Result<SlackChannel, NotifyError> {
         Ok(SlackChannel {
-            client: client(timeout.unwrap_or(DEFAULT_TIMEOUT)).map_err(NotifyError::Webhook)?,
+            client: LazyClient::new(timeout),
         })
     }
 }
@@ -159,7 +180,7 @@ impl Channel for SlackChannel {
                 message.channel()
             )));
         };
-        post(&self.client, p, &[]).await
+        post(self.client.get()?, p, &[]).await
     }
 }
 
