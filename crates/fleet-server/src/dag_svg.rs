@@ -14,19 +14,6 @@ const ROW_GAP: usize = 18;
 const PAD: usize = 8;
 const ARC_ROOM: usize = 34;
 
-fn deps(genflow: &Genflow) -> Vec<Vec<usize>> {
-    genflow
-        .steps
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| genflow.step_index(d))
-                .collect()
-        })
-        .collect()
-}
-
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -41,7 +28,7 @@ pub fn render(
     state: &RunState,
     link: impl Fn(usize) -> Option<String>,
 ) -> String {
-    let deps = deps(genflow);
+    let deps = genflow.dependency_indices();
     let order = dag::topo_order(&deps);
     // Depth = longest path from a root, so every edge points rightwards.
     let mut depth = vec![0usize; genflow.steps.len()];
