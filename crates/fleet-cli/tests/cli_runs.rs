@@ -188,17 +188,18 @@ fn only_named_approvers_and_no_self_approval() {
 fn wait_exits_nonzero_when_rejected() {
     let tmp = project();
     let bin = assert_cmd::cargo::cargo_bin("fleet");
+    let stderr = std::fs::File::create(tmp.path().join("wait.stderr")).expect("stderr file");
     let mut child = std::process::Command::new(&bin)
         .args(["-C"])
         .arg(tmp.path())
         .args(["run", "release-gate", "--wait", "--json"])
         .env("FLEET_USER", "dev@example.com")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn");
-    let id = wait_for_run(tmp.path(), "waiting");
+    let id = wait_for_run(tmp.path(), "waiting", &mut child);
     fleet(tmp.path())
         .args(["reject", &id, "--as", OWNER, "--reason", "not ready"])
         .assert()
@@ -221,10 +222,17 @@ fn wait_child(child: &mut std::process::Child, limit: Duration) -> std::process:
     }
 }
 
-/// Polls `fleet runs --json` until a run with `status` exists; returns its id.
-fn wait_for_run(dir: &Path, status: &str) -> String {
+/// Polls `fleet runs --json` until a run with `status` exists; returns its
+/// id. Fails at once, with its stderr, if the process producing it exited.
+fn wait_for_run(dir: &Path, status: &str, producer: &mut std::process::Child) -> String {
     let t = Instant::now();
     loop {
+        if let Ok(Some(exit)) = producer.try_wait() {
+            let err = std::fs::read_to_string(dir.join("wait.stderr")).unwrap_or_default();
+            panic!(
+                "`fleet run --wait` exited early ({exit}) before a {status} run appeared:\n{err}"
+            );
+        }
         let runs = json_of(fleet(dir).args(["runs", "--json"]));
         if let Some(r) = runs["runs"]
             .as_array()
@@ -233,8 +241,9 @@ fn wait_for_run(dir: &Path, status: &str) -> String {
             return r["run_id"].as_str().expect("id").to_owned();
         }
         assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no {status} run appeared"
+            t.elapsed() < Duration::from_secs(60),
+            "no {status} run appeared within 60 s: {runs}\n{}",
+            std::fs::read_to_string(dir.join("wait.stderr")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -61,6 +61,9 @@ impl Reader<'_> {
     }
 }
 
+/// How often opening a new database is retried while another process holds it.
+const OPEN_RETRIES: u32 = 20;
+
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -97,8 +100,27 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let mut conn = SqliteConnection::connect_with(&options).await?;
-        migrate(&mut conn).await?;
+        // Several processes may open a brand-new file at the same instant
+        // (a CLI run and a `fleet runs` beside it): switching to WAL and the
+        // first migration need the file to themselves, so a loser retries
+        // for a few seconds instead of failing.
+        let mut attempt = 0u32;
+        let conn = loop {
+            let result = async {
+                let mut conn = SqliteConnection::connect_with(&options).await?;
+                migrate(&mut conn).await?;
+                Ok::<_, StoreError>(conn)
+            }
+            .await;
+            match result {
+                Ok(conn) => break conn,
+                Err(_) if attempt < OPEN_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(5)) * 50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options)
