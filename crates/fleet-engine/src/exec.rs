@@ -151,17 +151,13 @@ pub fn corpus_spec(genflow: &Genflow, idx: usize) -> Step {
     spec
 }
 
-pub(crate) fn deps_of(run: &RunRecord) -> Vec<Vec<usize>> {
-    run.definition.dependency_indices()
-}
-
 /// The documents of the steps `idx` depends on (transitively), latest revisions.
 async fn upstream_docs(
     engine: &Engine,
     run: &RunRecord,
     idx: usize,
 ) -> Result<Vec<UpstreamDoc>, String> {
-    let deps = deps_of(run);
+    let deps = run.definition.dependency_indices();
     let ups = dag::ancestors(&deps, idx);
     let refs = engine
         .store
@@ -358,9 +354,9 @@ async fn redraft_feedback(
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The file channel of a notify step: `out` (e.g. sent.md) says what the
-/// decision was and what went where. Email and webhooks come with the
-/// notification channels; a step that asks for them fails clearly.
+/// A notify step: deliver what its start queued (email, webhook, Slack, with
+/// retries), then write `out` (e.g. sent.md): the decision it announces and
+/// exactly what went to whom.
 async fn notify_step(
     engine: &Engine,
     run: &RunRecord,
@@ -384,7 +380,7 @@ async fn notify_step(
         .decisions(&run.id)
         .await
         .map_err(|e| format!("cannot load decisions: {e}"))?;
-    let deps = deps_of(run);
+    let deps = run.definition.dependency_indices();
     let ups = dag::ancestors(&deps, idx);
     let mut text = format!(
         "# {}: announcement\n\nRun `{}` of genflow `{}` (definition {}).\n\n",
