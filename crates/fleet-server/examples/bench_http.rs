@@ -6,8 +6,12 @@
 //!   apt-get install -y wrk
 //!   cargo run --release -p fleet-server --example bench_http
 //!
-//! Prints requests/s and p99 latency per target, and each as a share of the
-//! hello-world's requests/s.
+//! Prints requests/s and p99 latency per target, each as a share of the
+//! hello-world's requests/s, and the CPU time the serving process spent per
+//! request (wrk excluded; steadier than requests/s on a busy machine).
+//! `BENCH_ONLY=gate` (or `runs`, `hello`; comma separated) loads only those
+//! targets, e.g. to profile one with `perf`; `BENCH_URLS=1` prints the URLs
+//! so a response can be inspected with curl.
 
 use fleet_engine::{Engine, Quiet, Settings};
 use fleet_server::{OperatorAuth, Secret, ServeOptions, Signer};
@@ -37,6 +41,19 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 struct Wrk {
     rps: f64,
     p99_ms: f64,
+    requests: f64,
+}
+
+/// CPU time this process (the servers, not wrk) has used, in microseconds,
+/// from /proc (Linux; clock ticks of 10 ms, fine over a run of seconds).
+/// On a shared machine this is steadier than requests/s.
+fn process_cpu_us() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10_000.0)
 }
 
 fn parse_latency_ms(text: &str) -> Option<f64> {
@@ -83,7 +100,19 @@ fn wrk(url: &str, secs: u64, bearer: bool) -> Result<Wrk, String> {
         .find_map(|l| l.trim().strip_prefix("99%"))
         .and_then(parse_latency_ms)
         .ok_or_else(|| format!("no 99% latency in wrk output:\n{text}"))?;
-    Ok(Wrk { rps, p99_ms })
+    let requests = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split_once(" requests in ")
+                .and_then(|(n, _)| n.parse::<f64>().ok())
+        })
+        .ok_or_else(|| format!("no request count in wrk output:\n{text}"))?;
+    Ok(Wrk {
+        rps,
+        p99_ms,
+        requests,
+    })
 }
 
 async fn hello() -> &'static str {
@@ -161,15 +190,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "release-owner@example.com",
         Duration::from_secs(3600),
     );
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |key: &str| only.is_empty() || only.split(',').any(|k| k.trim() == key);
     let targets = [
-        ("axum hello-world", format!("http://{hello_addr}/"), false),
-        ("decision page", link, false),
         (
+            "hello",
+            "axum hello-world",
+            format!("http://{hello_addr}/"),
+            false,
+        ),
+        ("gate", "decision page", link, false),
+        (
+            "runs",
             "/api/v1/runs",
             format!("http://{fleet_addr}/api/v1/runs"),
             true,
         ),
     ];
+    if std::env::var_os("BENCH_URLS").is_some() {
+        for (_, name, url, bearer) in &targets {
+            let auth = if *bearer {
+                format!(" (Authorization: Bearer {TOKEN})")
+            } else {
+                String::new()
+            };
+            println!("{name}: {url}{auth}");
+        }
+    }
     println!(
         "wrk -t2 -c32 -d{secs}s on loopback, {} cores, {runs} runs in the store",
         std::thread::available_parallelism()
@@ -177,18 +224,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(1)
     );
     println!(
-        "{:<18} {:>12} {:>10} {:>14}",
-        "target", "req/s", "p99 ms", "vs hello"
+        "{:<18} {:>12} {:>10} {:>14} {:>16}",
+        "target", "req/s", "p99 ms", "vs hello", "server µs/req"
     );
     let mut baseline = None;
-    for (name, url, bearer) in targets {
+    for (key, name, url, bearer) in targets {
+        if !wanted(key) {
+            continue;
+        }
+        let cpu_before = process_cpu_us();
         let r = tokio::task::spawn_blocking(move || wrk(&url, secs, bearer)).await??;
-        let base = *baseline.get_or_insert(r.rps);
+        let cpu = match (cpu_before, process_cpu_us()) {
+            (Some(a), Some(b)) if r.requests > 0.0 => format!("{:.1}", (b - a) / r.requests),
+            _ => "-".into(),
+        };
+        if key == "hello" {
+            baseline = Some(r.rps);
+        }
+        let share = baseline
+            .map(|base| format!("{:.0}%", 100.0 * r.rps / base))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{name:<18} {:>12.0} {:>10.2} {:>13.0}%",
-            r.rps,
-            r.p99_ms,
-            100.0 * r.rps / base
+            "{name:<18} {:>12.0} {:>10.2} {share:>14} {cpu:>16}",
+            r.rps, r.p99_ms
         );
     }
     Ok(())

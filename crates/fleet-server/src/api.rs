@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::pages::{RunsQuery, verify_link};
 use crate::views::{self, Failure};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use fleet_engine::DecisionRequest;
 use fleet_store::{RunFilter, RunRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 type ApiResult<T> = Result<T, Failure>;
 
@@ -45,62 +46,143 @@ pub fn public_routes() -> Router<AppState> {
 }
 
 #[derive(Serialize)]
-pub struct StepSummary {
-    name: String,
+pub struct StepSummary<'a> {
+    name: &'a str,
     kind: &'static str,
     status: StepStatus,
     attempt: u32,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    go_votes: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    go_votes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<&'a str>,
 }
 
+/// A run as the API shows it; borrows from the record, so listing runs
+/// copies no strings before serializing.
 #[derive(Serialize)]
-pub struct RunSummary {
-    id: String,
-    genflow: String,
+pub struct RunSummary<'a> {
+    id: &'a str,
+    genflow: &'a str,
     status: fleet_core::run::RunStatus,
-    triggered_by: Option<String>,
+    triggered_by: Option<&'a str>,
     created_at: jiff::Timestamp,
     updated_at: jiff::Timestamp,
-    definition_hash: String,
+    definition_hash: &'a str,
     version: i64,
-    steps: Vec<StepSummary>,
-    waiting_gates: Vec<String>,
+    steps: Vec<StepSummary<'a>>,
+    waiting_gates: Vec<&'a str>,
 }
 
-fn summary(r: &RunRecord) -> RunSummary {
-    let steps: Vec<StepSummary> = r
+fn summary(r: &RunRecord) -> RunSummary<'_> {
+    let steps: Vec<StepSummary<'_>> = r
         .definition
         .steps
         .iter()
         .zip(&r.state.steps)
         .map(|(d, s)| StepSummary {
-            name: d.name.clone(),
+            name: &d.name,
             kind: d.kind.as_str(),
             status: s.status,
             attempt: s.attempt,
-            go_votes: s.go_votes.clone(),
-            error: s.error.clone(),
+            go_votes: &s.go_votes,
+            error: s.error.as_deref(),
         })
         .collect();
     RunSummary {
-        id: r.id.clone(),
-        genflow: r.genflow_name.clone(),
+        id: &r.id,
+        genflow: &r.genflow_name,
         status: r.state.status,
-        triggered_by: r.triggered_by.clone(),
+        triggered_by: r.triggered_by.as_deref(),
         created_at: r.created_at,
         updated_at: r.updated_at,
-        definition_hash: r.definition_hash.clone(),
+        definition_hash: &r.definition_hash,
         version: r.version,
         waiting_gates: steps
             .iter()
             .filter(|s| s.status == StepStatus::Waiting)
-            .map(|s| s.name.clone())
+            .map(|s| s.name)
             .collect(),
         steps,
     }
+}
+
+/// About how many bytes a run's summary takes as JSON, so a list is
+/// serialized into one buffer instead of a doubling series of copies.
+fn summary_size(r: &RunRecord) -> usize {
+    320 + 96 * r.state.steps.len()
+}
+
+/// A run's summary as JSON, for the version of the run it was made from.
+pub(crate) struct SummaryJson {
+    version: i64,
+    json: Box<str>,
+}
+
+/// The JSON array of the runs' summaries. A summary is a function of the
+/// run record, and every change to a run bumps its version, so each run's
+/// JSON is reused while the freshly listed version matches.
+fn summaries_json(state: &AppState, runs: &[RunRecord]) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(2 + runs.iter().map(summary_size).sum::<usize>());
+    out.push(b'[');
+    for (i, r) in runs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match state.cache.summaries.get(&r.id) {
+            Some(hit) if hit.version == r.version => out.extend_from_slice(hit.json.as_bytes()),
+            _ => {
+                let json = serde_json::to_string(&summary(r))?;
+                out.extend_from_slice(json.as_bytes());
+                let weight = 96 + r.id.len() + json.len();
+                let version = r.version;
+                state.cache.summaries.insert_unless(
+                    &r.id,
+                    Arc::new(SummaryJson {
+                        version,
+                        json: json.into_boxed_str(),
+                    }),
+                    weight,
+                    |old| old.version > version,
+                );
+            }
+        }
+    }
+    out.push(b']');
+    Ok(out)
+}
+
+fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn serialize_failure(e: serde_json::Error) -> Failure {
+    Failure::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("response could not be serialized: {e}"),
+    )
+    .json()
+}
+
+/// `value` as an `application/json` response, serialized into a buffer of
+/// `capacity` bytes.
+fn json_response(status: StatusCode, value: &impl Serialize, capacity: usize) -> Response {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => json_bytes_response(status, body),
+        Err(e) => serialize_failure(e).into_response(),
+    }
+}
+
+fn run_response(status: StatusCode, run: &RunRecord) -> Response {
+    json_response(status, &summary(run), summary_size(run))
 }
 
 async fn list_genflows(State(state): State<AppState>) -> Json<Value> {
@@ -141,20 +223,21 @@ async fn get_genflow(
     })))
 }
 
-async fn runs_matching(state: &AppState, filter: RunFilter) -> ApiResult<Json<Vec<RunSummary>>> {
+async fn runs_matching(state: &AppState, filter: RunFilter) -> ApiResult<Response> {
     let runs = state
         .engine
         .store()
         .list_runs(&filter)
         .await
         .map_err(|e| Failure::from_store(e).json())?;
-    Ok(Json(runs.iter().map(summary).collect()))
+    let body = summaries_json(state, &runs).map_err(serialize_failure)?;
+    Ok(json_bytes_response(StatusCode::OK, body))
 }
 
 async fn list_runs(
     State(state): State<AppState>,
     Query(q): Query<RunsQuery>,
-) -> ApiResult<Json<Vec<RunSummary>>> {
+) -> ApiResult<Response> {
     let filter = api(q.filter())?;
     runs_matching(&state, filter).await
 }
@@ -163,7 +246,7 @@ async fn genflow_runs(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<RunsQuery>,
-) -> ApiResult<Json<Vec<RunSummary>>> {
+) -> ApiResult<Response> {
     if state.engine.config().genflow(&name).is_none() {
         return Err(Failure::not_found(format!("genflow `{name}`")).json());
     }
@@ -195,9 +278,8 @@ async fn start_run(
     state.kick(&run.id);
     let location = format!("/api/v1/runs/{}", views::url_segment(&run.id));
     Ok((
-        StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(summary(&run)),
+        run_response(StatusCode::CREATED, &run),
     )
         .into_response())
 }
@@ -211,11 +293,8 @@ async fn load(state: &AppState, id: &str) -> ApiResult<RunRecord> {
         .map_err(|e| Failure::from_store(e).json())
 }
 
-async fn get_run(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<RunSummary>> {
-    Ok(Json(summary(&load(&state, &id).await?)))
+async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(run_response(StatusCode::OK, &load(&state, &id).await?))
 }
 
 async fn run_steps(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -369,7 +448,7 @@ async fn api_decide(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
     Json(body): Json<DecideBody>,
-) -> ApiResult<Json<RunSummary>> {
+) -> ApiResult<Response> {
     let claims = api(verify_link(&state, Some(&body.token), &id, &step))?;
     let run = state
         .engine
@@ -387,7 +466,7 @@ async fn api_decide(
         .await
         .map_err(|e| Failure::from_engine(e).json())?;
     state.kick(&run.id);
-    Ok(Json(summary(&run)))
+    Ok(run_response(StatusCode::OK, &run))
 }
 
 async fn openapi_json() -> Json<Value> {

@@ -35,7 +35,7 @@ pub fn is_operator(state: &AppState, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return state.signer.bearer_matches(api_token, bearer.trim());
+        return state.is_api_token(bearer.trim());
     }
     cookie(headers, SESSION_COOKIE)
         .is_some_and(|c| state.signer.verify_operator_session(api_token, c))

@@ -18,6 +18,7 @@
 
 mod api;
 mod auth;
+mod cache;
 pub mod dag_svg;
 pub mod markdown;
 mod metrics;
@@ -97,13 +98,15 @@ pub struct Inner {
     pub engine: Arc<Engine>,
     pub signer: Signer,
     pub auth: OperatorAuth,
+    /// The tag of `auth.api_token`, so a bearer check costs one MAC.
+    operator_tag: Option<token::BearerTag>,
     /// Base of links in emails and on pages, without a trailing slash.
     pub public_url: String,
     /// How long an approver link issued by the server stays valid.
     pub link_ttl: Duration,
     kick: mpsc::UnboundedSender<String>,
-    /// Rendered documents by sha256.
-    pub(crate) docs: views::DocCache,
+    /// Rendered documents, diffs and gate views, reused between requests.
+    pub(crate) cache: views::ViewCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -117,6 +120,13 @@ impl std::ops::Deref for AppState {
 pub struct WorkQueue(pub(crate) mpsc::UnboundedReceiver<String>);
 
 impl AppState {
+    /// Whether `presented` is the operator API token (constant time).
+    pub fn is_api_token(&self, presented: &str) -> bool {
+        self.operator_tag
+            .as_ref()
+            .is_some_and(|tag| self.signer.bearer_matches_tag(tag, presented))
+    }
+
     pub fn new(
         engine: Arc<Engine>,
         signer: Signer,
@@ -125,14 +135,16 @@ impl AppState {
         link_ttl: Duration,
     ) -> (AppState, WorkQueue) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let operator_tag = auth.api_token.as_deref().map(|t| signer.bearer_tag(t));
         let state = AppState(Arc::new(Inner {
             engine,
             signer,
             auth,
+            operator_tag,
             public_url: public_url.trim_end_matches('/').to_owned(),
             link_ttl,
             kick: tx,
-            docs: views::DocCache::default(),
+            cache: views::ViewCache::default(),
         }));
         (state, WorkQueue(rx))
     }

@@ -2,7 +2,7 @@
 
 use crate::auth::{self, CSRF_COOKIE, SESSION_COOKIE};
 use crate::views::{
-    self, DecisionView, DocView, Failure, FlagView, GateData, artifact_href, fmt_ms, fmt_time,
+    self, DecisionView, DiffView, Failure, GateData, GateView, artifact_href, fmt_ms, fmt_time,
     url_segment,
 };
 use crate::{AppState, TokenError};
@@ -42,12 +42,20 @@ pub fn public_routes() -> Router<AppState> {
 }
 
 fn render(t: &impl Template) -> Result<Html<String>, Failure> {
-    t.render().map(Html).map_err(|e| {
+    render_sized(t, 0)
+}
+
+/// Renders into one buffer sized up front for the template's own text plus
+/// `extra` bytes of content (documents), so the page is not regrown.
+fn render_sized<T: Template>(t: &T, extra: usize) -> Result<Html<String>, Failure> {
+    let mut page = String::with_capacity(T::SIZE_HINT + extra);
+    t.render_into(&mut page).map_err(|e| {
         Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("page could not be rendered: {e}"),
         )
-    })
+    })?;
+    Ok(Html(page))
 }
 
 fn short(id: &str) -> String {
@@ -123,11 +131,7 @@ struct LoginForm {
 
 async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
     let next = auth::safe_next(f.next.as_deref());
-    let ok = state
-        .auth
-        .api_token
-        .as_deref()
-        .is_some_and(|t| state.signer.bearer_matches(t, f.token.trim()));
+    let ok = state.is_api_token(f.token.trim());
     if !ok {
         let page = render(&LoginPage {
             title: "Sign in",
@@ -677,7 +681,7 @@ async fn artifact_page(
     .copied()
     .ok_or_else(|| Failure::not_found(format!("document `{path}` of run {}", run.id)))?;
     let html = state
-        .docs
+        .cache
         .html(store.as_ref(), &path, &chosen.sha256)
         .await?;
     let diff_base = format!(
@@ -685,52 +689,42 @@ async fn artifact_page(
         url_segment(&run.id),
         views::url_path(&path)
     );
-    render(&ArtifactPage {
-        title: path.clone(),
-        nav: true,
-        run_href: format!("/runs/{}", url_segment(&run.id)),
-        run_short: short(&run.id),
-        revision: chosen.revision,
-        step: chosen.step.clone(),
-        sha256: chosen.sha256.clone(),
-        size: chosen.size,
-        created: fmt_time(chosen.created_at),
-        revisions: revs
-            .iter()
-            .map(|r| RevLink {
-                revision: r.revision,
-                href: artifact_href(&run.id, &path, Some(r.revision)),
-                current: r.revision == chosen.revision,
-                diff_href: if r.revision > 1 {
-                    format!("{diff_base}?from={}&to={}", r.revision - 1, r.revision)
-                } else {
-                    String::new()
-                },
-                prev: r.revision.saturating_sub(1),
-            })
-            .collect(),
-        html,
-        path,
-    })
-}
-
-async fn text_of(store: &dyn fleet_store::Store, sha: &str) -> Result<String, Failure> {
-    store
-        .artifact_bytes(sha)
-        .await
-        .map(|b| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned())
-        .map_err(Failure::from_store)
-}
-
-struct DiffLine {
-    class: &'static str,
-    sign: &'static str,
-    text: String,
+    let extra = html.len();
+    render_sized(
+        &ArtifactPage {
+            title: path.clone(),
+            nav: true,
+            run_href: format!("/runs/{}", url_segment(&run.id)),
+            run_short: short(&run.id),
+            revision: chosen.revision,
+            step: chosen.step.clone(),
+            sha256: chosen.sha256.clone(),
+            size: chosen.size,
+            created: fmt_time(chosen.created_at),
+            revisions: revs
+                .iter()
+                .map(|r| RevLink {
+                    revision: r.revision,
+                    href: artifact_href(&run.id, &path, Some(r.revision)),
+                    current: r.revision == chosen.revision,
+                    diff_href: if r.revision > 1 {
+                        format!("{diff_base}?from={}&to={}", r.revision - 1, r.revision)
+                    } else {
+                        String::new()
+                    },
+                    prev: r.revision.saturating_sub(1),
+                })
+                .collect(),
+            html,
+            path,
+        },
+        extra,
+    )
 }
 
 #[derive(Template)]
 #[template(path = "diff.html")]
-struct DiffPage {
+struct DiffPage<'a> {
     title: String,
     nav: bool,
     run_href: String,
@@ -738,11 +732,9 @@ struct DiffPage {
     path: String,
     from: u32,
     to: u32,
-    from_sha: String,
-    to_sha: String,
-    added: usize,
-    removed: usize,
-    lines: Vec<DiffLine>,
+    from_sha: &'a str,
+    to_sha: &'a str,
+    diff: &'a DiffView,
 }
 
 #[derive(Deserialize)]
@@ -775,43 +767,26 @@ async fn diff_page(
             })
     };
     let (a, b) = (find(from)?, find(to)?);
-    let old = text_of(store.as_ref(), &a.sha256).await?;
-    let new = text_of(store.as_ref(), &b.sha256).await?;
-    let diff = similar::TextDiff::from_lines(&old, &new);
-    let mut lines = Vec::new();
-    let (mut added, mut removed) = (0, 0);
-    for change in diff.iter_all_changes() {
-        let (class, sign) = match change.tag() {
-            similar::ChangeTag::Insert => {
-                added += 1;
-                ("add", "+")
-            }
-            similar::ChangeTag::Delete => {
-                removed += 1;
-                ("del", "-")
-            }
-            similar::ChangeTag::Equal => ("ctx", " "),
-        };
-        lines.push(DiffLine {
-            class,
-            sign,
-            text: change.value().trim_end_matches('\n').to_owned(),
-        });
-    }
-    render(&DiffPage {
-        title: format!("{path} r{from}→r{to}"),
-        nav: true,
-        run_href: format!("/runs/{}", url_segment(&run.id)),
-        run_short: short(&run.id),
-        from,
-        to,
-        from_sha: a.sha256.clone(),
-        to_sha: b.sha256.clone(),
-        added,
-        removed,
-        lines,
-        path,
-    })
+    let diff = state
+        .cache
+        .diff(store.as_ref(), &a.sha256, &b.sha256)
+        .await?;
+    let extra = diff.lines.iter().map(|l| 48 + l.text.len()).sum();
+    render_sized(
+        &DiffPage {
+            title: format!("{path} r{from}→r{to}"),
+            nav: true,
+            run_href: format!("/runs/{}", url_segment(&run.id)),
+            run_short: short(&run.id),
+            from,
+            to,
+            from_sha: &a.sha256,
+            to_sha: &b.sha256,
+            diff: &diff,
+            path,
+        },
+        extra,
+    )
 }
 
 // ---------------------------------------------------------------- decision page
@@ -823,30 +798,30 @@ struct Notice {
 
 #[derive(Template)]
 #[template(path = "gate.html")]
-struct GatePage {
+struct GatePage<'a> {
     title: String,
     nav: bool,
-    genflow: String,
+    genflow: &'a str,
     run_short: String,
-    step: String,
+    step: &'a str,
     status: &'static str,
-    question: String,
-    approver: String,
+    question: &'a str,
+    approver: &'a str,
     approvers: String,
     required: u32,
     notice: Option<Notice>,
-    docs: Vec<DocView>,
-    flags: Vec<FlagView>,
-    flag_sources: String,
-    decisions: Vec<DecisionView>,
+    /// Documents, flags and decisions (cached per run version).
+    view: &'a GateView,
     open: bool,
     action: String,
+    /// Built only of percent-encoded segments and fixed ASCII, so it holds
+    /// nothing HTML would interpret; the template writes it unescaped once
+    /// per piece of evidence.
     source_base: String,
-    token: String,
-    nonce: String,
+    token: &'a str,
+    nonce: &'a str,
     csrf: String,
-    shown: String,
-    reason: String,
+    reason: &'a str,
 }
 
 /// The claims of the link, checked against the gate in the URL.
@@ -891,55 +866,52 @@ fn nonce_for(headers: &HeaderMap) -> Result<(String, bool), Failure> {
 #[allow(clippy::too_many_arguments)]
 fn gate_response(
     state: &AppState,
-    data: GateData,
+    data: &GateData,
     claims: &crate::ApproverClaims,
     token: &str,
     headers: &HeaderMap,
     status: StatusCode,
     notice: Option<Notice>,
-    reason: String,
+    reason: &str,
 ) -> Result<Response, Failure> {
     let (nonce, set_cookie) = nonce_for(headers)?;
     let step = &data.run.definition.steps[data.gate];
+    let run_seg = url_segment(&data.run.id);
+    let step_seg = url_segment(&step.name);
+    let view = &*data.view;
     let page = GatePage {
         title: format!("Decide: {}", step.name),
         nav: false,
-        genflow: data.run.genflow_name.clone(),
+        genflow: &data.run.genflow_name,
         run_short: short(&data.run.id),
-        step: step.name.clone(),
+        step: &step.name,
         status: data.status().as_str(),
-        question: step.question.clone().unwrap_or_default(),
-        approver: claims.approver.clone(),
+        question: step.question.as_deref().unwrap_or_default(),
+        approver: &claims.approver,
         approvers: step.approvers.join(", "),
         required: step.required,
         notice,
         open: data.status() == StepStatus::Waiting,
-        action: format!(
-            "/runs/{}/gates/{}",
-            url_segment(&data.run.id),
-            url_segment(&step.name)
-        ),
         source_base: format!(
-            "/runs/{}/gates/{}/source?t={}",
-            url_segment(&data.run.id),
-            url_segment(&step.name),
+            "/runs/{run_seg}/gates/{step_seg}/source?t={}",
             url_segment(token)
         ),
-        token: token.to_owned(),
+        action: format!("/runs/{run_seg}/gates/{step_seg}"),
+        token,
         csrf: state.signer.csrf(token, &nonce),
-        nonce: nonce.clone(),
-        shown: data.shown_field(),
+        nonce: &nonce,
         reason,
-        docs: data.docs,
-        flag_sources: {
-            let mut steps: Vec<&str> = data.flags.iter().map(|f| f.step.as_str()).collect();
-            steps.dedup();
-            steps.join(", ")
-        },
-        flags: data.flags,
-        decisions: data.decisions,
+        view,
     };
-    let mut r = (status, render(&page)?).into_response();
+    // Documents, plus each piece of evidence with its link (the token
+    // included): what the page adds to the template's own text.
+    let evidence: usize = view
+        .flags
+        .iter()
+        .map(|f| 256 + f.claim.len() + f.evidence.len() * (384 + page.source_base.len()))
+        .sum();
+    let body = render_sized(&page, view.html_len + evidence + 2 * view.shown_field.len())?;
+    let mut r = (status, body).into_response();
     if set_cookie {
         let cookie = format!(
             "{CSRF_COOKIE}={nonce}; Path=/runs/; HttpOnly; SameSite=Strict; Max-Age=604800"
@@ -967,7 +939,7 @@ async fn gate_page(
     let claims = verify_link(&state, q.t.as_deref(), &id, &step)?;
     let data = views::load_gate(
         state.engine.store().as_ref(),
-        &state.docs,
+        &state.cache,
         &claims.run,
         &step,
     )
@@ -988,13 +960,13 @@ async fn gate_page(
     };
     gate_response(
         &state,
-        data,
+        &data,
         &claims,
         q.t.as_deref().unwrap_or_default(),
         &headers,
         StatusCode::OK,
         notice,
-        String::new(),
+        "",
     )
 }
 
@@ -1075,20 +1047,20 @@ async fn gate_decide(
             let status = Failure::from_engine(e).status;
             let data = views::load_gate(
                 state.engine.store().as_ref(),
-                &state.docs,
+                &state.cache,
                 &claims.run,
                 &step,
             )
             .await?;
             gate_response(
                 &state,
-                data,
+                &data,
                 &claims,
                 &f.t,
                 &headers,
                 status,
                 Some(Notice { class: "bad", text }),
-                reason,
+                &reason,
             )
         }
     }

@@ -154,13 +154,35 @@ impl Signer {
     /// token: both go through the same MAC and the tags are compared with
     /// `verify_slice`, so timing reveals nothing about the expected token.
     pub fn bearer_matches(&self, api_token: &str, presented: &str) -> bool {
-        let expected = self
-            .mac(BEARER_DOMAIN, &[api_token.as_bytes()])
-            .finalize()
-            .into_bytes();
+        self.bearer_matches_tag(&self.bearer_tag(api_token), presented)
+    }
+
+    /// The API token's tag for [`Signer::bearer_matches_tag`]; computed once
+    /// per server, not per request.
+    pub fn bearer_tag(&self, api_token: &str) -> BearerTag {
+        BearerTag(
+            self.mac(BEARER_DOMAIN, &[api_token.as_bytes()])
+                .finalize()
+                .into_bytes()
+                .into(),
+        )
+    }
+
+    /// [`Signer::bearer_matches`] against a precomputed tag.
+    pub fn bearer_matches_tag(&self, expected: &BearerTag, presented: &str) -> bool {
         self.mac(BEARER_DOMAIN, &[presented.as_bytes()])
-            .verify_slice(&expected)
+            .verify_slice(&expected.0)
             .is_ok()
+    }
+}
+
+/// The MAC of the operator API token (see [`Signer::bearer_tag`]).
+#[derive(Clone)]
+pub struct BearerTag([u8; 32]);
+
+impl std::fmt::Debug for BearerTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerTag(..)")
     }
 }
 
@@ -223,5 +245,9 @@ mod tests {
         assert!(!s.verify_operator_session("api2", &session));
         assert!(s.bearer_matches("api", "api"));
         assert!(!s.bearer_matches("api", "apj"));
+        let tag = s.bearer_tag("api");
+        assert!(s.bearer_matches_tag(&tag, "api"));
+        assert!(!s.bearer_matches_tag(&tag, "api "));
+        assert!(!signer(b"another secret of 20b").bearer_matches_tag(&tag, "api"));
     }
 }

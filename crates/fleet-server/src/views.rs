@@ -1,6 +1,7 @@
 //! Shared helpers for pages and the API: failures mapped to HTTP statuses,
 //! formatting, URL building, and loading what a gate shows.
 
+use crate::cache::Lru;
 use crate::markdown;
 use axum::Json;
 use axum::http::StatusCode;
@@ -11,8 +12,7 @@ use fleet_engine::EngineError;
 use fleet_store::{ArtifactRef, DecisionRecord, RunRecord, Store, StoreError};
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A request that could not be served: the status and a sentence a person
 /// can act on. Renders as an HTML page, or as `{"error": ...}` for the API.
@@ -228,30 +228,58 @@ pub fn document_html(path: &str, bytes: &[u8]) -> String {
     }
 }
 
-/// What the decision page shows for one gate.
+/// What the decision page shows for one gate at one version of its run.
+/// Everything here follows from the run at that version, its artifacts and
+/// its decisions; every commit that adds an artifact or a decision bumps the
+/// version (one transaction), so a view is reused only while the run's
+/// freshly read version still matches.
+pub struct GateView {
+    pub version: i64,
+    pub docs: Vec<DocView>,
+    pub flags: Vec<FlagView>,
+    /// The review steps the flags come from, comma separated.
+    pub flag_sources: String,
+    pub decisions: Vec<DecisionView>,
+    /// The revisions shown, as the JSON `[[path, sha256], ...]` the form
+    /// posts back (JSON, not lines: a hidden input may not keep newlines).
+    pub shown_field: String,
+    /// Bytes of HTML the documents add to the page.
+    pub html_len: usize,
+}
+
+impl GateView {
+    /// Roughly the memory the view holds (its share of the documents'
+    /// HTML included, though that is shared with the document cache).
+    fn weight(&self) -> usize {
+        let flags: usize = self
+            .flags
+            .iter()
+            .map(|f| {
+                128 + f.claim.len()
+                    + f.evidence
+                        .iter()
+                        .map(|e| 64 + e.label.len() + e.quote.len() + e.path_q.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        1024 + self.html_len
+            + flags
+            + self.shown_field.len() * 3
+            + 256 * (self.docs.len() + self.decisions.len())
+    }
+}
+
+/// What the decision page shows for one gate: the run as just read, and
+/// the view of the gate at that version.
 pub struct GateData {
     pub run: RunRecord,
     pub gate: usize,
-    pub shown: Vec<ArtifactRef>,
-    pub docs: Vec<DocView>,
-    pub flags: Vec<FlagView>,
-    pub decisions: Vec<DecisionView>,
+    pub view: Arc<GateView>,
 }
 
 impl GateData {
     pub fn status(&self) -> StepStatus {
         self.run.state.steps[self.gate].status
-    }
-
-    /// The revisions shown, as the JSON `[[path, sha256], ...]` the form
-    /// posts back (JSON, not lines: a hidden input may not keep newlines).
-    pub fn shown_field(&self) -> String {
-        let pairs: Vec<(&str, &str)> = self
-            .shown
-            .iter()
-            .map(|r| (r.path.as_str(), r.sha256.as_str()))
-            .collect();
-        serde_json::to_string(&pairs).unwrap_or_default()
     }
 }
 
@@ -260,9 +288,11 @@ pub fn parse_shown(field: &str) -> Option<Vec<(String, String)>> {
     serde_json::from_str(field).ok()
 }
 
+/// The run is always read from the store; the rest (documents, flags,
+/// decisions) only when the run's version differs from the cached view's.
 pub async fn load_gate(
     store: &dyn Store,
-    cache: &DocCache,
+    cache: &ViewCache,
     run_id: &str,
     step: &str,
 ) -> Result<GateData, Failure> {
@@ -278,17 +308,43 @@ pub async fn load_gate(
             "`{step}` is not an approval gate; gate"
         )));
     }
+    // A run id (a UUID) has no newline, so the key splits one way only.
+    let key = format!("{}\n{step}", run.id);
+    if let Some(view) = cache.gates.get(&key)
+        && view.version == run.version
+    {
+        return Ok(GateData { run, gate, view });
+    }
+    let view = Arc::new(gate_view(store, cache, &run, gate).await?);
+    let version = view.version;
+    cache
+        .gates
+        .insert_unless(&key, view.clone(), view.weight(), |old| {
+            old.version > version
+        });
+    Ok(GateData { run, gate, view })
+}
+
+async fn gate_view(
+    store: &dyn Store,
+    cache: &ViewCache,
+    run: &RunRecord,
+    gate: usize,
+) -> Result<GateView, Failure> {
+    let step = &run.definition.steps[gate].name;
     let refs = store
         .artifacts(&run.id)
         .await
         .map_err(Failure::from_store)?;
-    let shown = fleet_engine::shown_revisions(&run, gate, &refs);
-    let mut docs = Vec::new();
+    let shown = fleet_engine::shown_revisions(run, gate, &refs);
+    let mut docs = Vec::with_capacity(shown.len());
     let mut flags = Vec::new();
+    let mut flag_sources: Vec<&str> = Vec::new();
     for (i, r) in shown.iter().enumerate() {
         let is_flags = r.path.ends_with(".flags.json");
         if is_flags {
-            flags.extend(cache.flags(store, r).await?.iter().cloned());
+            let set = cache.flags(store, r).await?;
+            flags.extend(set.iter().cloned());
         }
         docs.push(DocView {
             path: r.path.clone(),
@@ -304,45 +360,116 @@ pub async fn load_gate(
             is_flags,
         });
     }
+    for f in &flags {
+        if flag_sources.last() != Some(&f.step.as_str()) {
+            flag_sources.push(&f.step);
+        }
+    }
+    let flag_sources = flag_sources.join(", ");
     let decisions = store
         .decisions(&run.id)
         .await
         .map_err(Failure::from_store)?
         .iter()
-        .filter(|d| d.step == step)
+        .filter(|d| &d.step == step)
         .map(DecisionView::from_record)
         .collect();
-    Ok(GateData {
-        run,
-        gate,
-        shown,
+    let pairs: Vec<(&str, &str)> = shown
+        .iter()
+        .map(|r| (r.path.as_str(), r.sha256.as_str()))
+        .collect();
+    let shown_field = serde_json::to_string(&pairs).unwrap_or_default();
+    Ok(GateView {
+        version: run.version,
+        html_len: docs.iter().map(|d| d.html.len()).sum(),
         docs,
         flags,
+        flag_sources,
         decisions,
+        shown_field,
     })
 }
 
-/// Entries kept before the cache starts over (documents are small; this
-/// bounds memory, not correctness).
-const CACHE_ENTRIES: usize = 512;
-
-/// Rendered documents and parsed flags by sha256. Artifacts are
-/// content-addressed, so an entry can never go stale; rendering (markdown
-/// plus sanitizing) is the expensive part of the decision page.
-#[derive(Default)]
-pub struct DocCache {
-    html: Mutex<HashMap<String, Arc<str>>>,
-    flags: Mutex<HashMap<String, Arc<Vec<FlagView>>>>,
+/// A line of a revision diff.
+pub struct DiffLine {
+    pub class: &'static str,
+    pub sign: &'static str,
+    pub text: String,
 }
 
-fn bounded_insert<V>(map: &Mutex<HashMap<String, V>>, key: String, value: V) {
-    // A poisoned lock only means another request panicked mid-insert; the
-    // map is still a valid cache.
-    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-    if m.len() >= CACHE_ENTRIES {
-        m.clear();
+/// The line diff between two revisions of a document.
+pub struct DiffView {
+    pub added: usize,
+    pub removed: usize,
+    pub lines: Vec<DiffLine>,
+}
+
+impl DiffView {
+    fn new(old: &str, new: &str) -> DiffView {
+        let diff = similar::TextDiff::from_lines(old, new);
+        let mut lines = Vec::new();
+        let (mut added, mut removed) = (0, 0);
+        for change in diff.iter_all_changes() {
+            let (class, sign) = match change.tag() {
+                similar::ChangeTag::Insert => {
+                    added += 1;
+                    ("add", "+")
+                }
+                similar::ChangeTag::Delete => {
+                    removed += 1;
+                    ("del", "-")
+                }
+                similar::ChangeTag::Equal => ("ctx", " "),
+            };
+            lines.push(DiffLine {
+                class,
+                sign,
+                text: change.value().trim_end_matches('\n').to_owned(),
+            });
+        }
+        DiffView {
+            added,
+            removed,
+            lines,
+        }
     }
-    m.insert(key, value);
+
+    fn weight(&self) -> usize {
+        256 + self.lines.iter().map(|l| 48 + l.text.len()).sum::<usize>()
+    }
+}
+
+// Budgets in bytes: bounds memory, not correctness.
+const HTML_BUDGET: usize = 32 << 20;
+const FLAGS_BUDGET: usize = 8 << 20;
+const DIFF_BUDGET: usize = 16 << 20;
+const GATE_BUDGET: usize = 16 << 20;
+const SUMMARY_BUDGET: usize = 8 << 20;
+
+/// What the pages can reuse between requests, each keyed so that an entry
+/// cannot go stale: rendered documents and parsed flags by sha256 (artifacts
+/// are content-addressed), diffs by the pair of hashes, gate views and run
+/// summaries by run version. Rendering markdown and sanitizing it is the expensive part
+/// of a document page; the store round trips are that of the decision page.
+pub struct ViewCache {
+    html: Lru<Arc<str>>,
+    flags: Lru<Arc<Vec<FlagView>>>,
+    diffs: Lru<Arc<DiffView>>,
+    gates: Lru<Arc<GateView>>,
+    /// Run summaries of the JSON API, by run id (checked against the version).
+    pub(crate) summaries: Lru<Arc<crate::api::SummaryJson>>,
+}
+
+impl Default for ViewCache {
+    fn default() -> ViewCache {
+        ViewCache {
+            html: Lru::new(HTML_BUDGET),
+            flags: Lru::new(FLAGS_BUDGET),
+            diffs: Lru::new(DIFF_BUDGET),
+            gates: Lru::new(GATE_BUDGET),
+            summaries: Lru::new(SUMMARY_BUDGET),
+        }
+    }
 }
 
 async fn bytes_of(store: &dyn Store, sha256: &str) -> Result<Vec<u8>, Failure> {
@@ -353,7 +480,19 @@ async fn bytes_of(store: &dyn Store, sha256: &str) -> Result<Vec<u8>, Failure> {
         .unwrap_or_default())
 }
 
-impl DocCache {
+/// How [`document_html`] treats a path: the cache key includes it, since
+/// the same bytes render differently as markdown, JSON or text.
+fn doc_kind(path: &str) -> &'static str {
+    if path.ends_with(".md") || path.ends_with(".markdown") {
+        "md"
+    } else if path.ends_with(".json") {
+        "json"
+    } else {
+        "text"
+    }
+}
+
+impl ViewCache {
     /// [`document_html`] of the stored bytes, rendered once per (kind, sha256).
     pub async fn html(
         &self,
@@ -361,25 +500,14 @@ impl DocCache {
         path: &str,
         sha256: &str,
     ) -> Result<Arc<str>, Failure> {
-        let kind = if path.ends_with(".md") || path.ends_with(".markdown") {
-            "md"
-        } else if path.ends_with(".json") {
-            "json"
-        } else {
-            "text"
-        };
-        let key = format!("{kind}:{sha256}");
-        if let Some(hit) = self
-            .html
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(hit.clone());
+        let key = format!("{}:{sha256}", doc_kind(path));
+        if let Some(hit) = self.html.get(&key) {
+            return Ok(hit);
         }
         let bytes = bytes_of(store, sha256).await?;
         let html: Arc<str> = Arc::from(document_html(path, &bytes));
-        bounded_insert(&self.html, key, html.clone());
+        self.html
+            .insert(&key, html.clone(), 64 + key.len() + html.len());
         Ok(html)
     }
 
@@ -389,42 +517,63 @@ impl DocCache {
         store: &dyn Store,
         r: &ArtifactRef,
     ) -> Result<Arc<Vec<FlagView>>, Failure> {
-        if let Some(hit) = self
-            .flags
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&r.sha256)
-        {
-            return Ok(hit.clone());
+        if let Some(hit) = self.flags.get(&r.sha256) {
+            return Ok(hit);
         }
         let bytes = bytes_of(store, &r.sha256).await?;
-        // A sidecar that does not parse shows no flags; the document itself
-        // is still listed with its hash, and the review's markdown is shown.
-        let set: FlagSet = serde_json::from_slice(&bytes).unwrap_or_default();
-        let mut sorted = set.flags;
-        sorted.sort_by_key(|f| f.severity);
-        let views: Arc<Vec<FlagView>> = Arc::new(
-            sorted
-                .into_iter()
-                .map(|f| FlagView {
-                    id: f.id,
-                    severity: f.severity.as_str(),
-                    claim: f.claim,
-                    evidence: f
-                        .evidence
-                        .into_iter()
-                        .map(|c| EvidenceView {
-                            label: format!("{}:{}", c.path, c.line),
-                            path_q: url_segment(&c.path),
-                            line: c.line,
-                            quote: c.quote,
-                        })
-                        .collect(),
-                    step: set.step.clone(),
-                })
-                .collect(),
-        );
-        bounded_insert(&self.flags, r.sha256.clone(), views.clone());
+        let views = Arc::new(flag_views(&bytes));
+        // The parsed form is about as large as the JSON it came from.
+        self.flags
+            .insert(&r.sha256, views.clone(), 256 + 2 * bytes.len());
         Ok(views)
     }
+
+    /// The line diff from one stored revision to another, by their hashes.
+    pub async fn diff(
+        &self,
+        store: &dyn Store,
+        from_sha: &str,
+        to_sha: &str,
+    ) -> Result<Arc<DiffView>, Failure> {
+        let key = format!("{from_sha}..{to_sha}");
+        if let Some(hit) = self.diffs.get(&key) {
+            return Ok(hit);
+        }
+        let old = bytes_of(store, from_sha).await?;
+        let new = bytes_of(store, to_sha).await?;
+        let view = Arc::new(DiffView::new(
+            &String::from_utf8_lossy(&old),
+            &String::from_utf8_lossy(&new),
+        ));
+        self.diffs.insert(&key, view.clone(), view.weight());
+        Ok(view)
+    }
+}
+
+/// The flags of a review's sidecar JSON, high severity first. A sidecar that
+/// does not parse shows no flags; the document itself is still listed with
+/// its hash, and the review's markdown is shown.
+fn flag_views(bytes: &[u8]) -> Vec<FlagView> {
+    let set: FlagSet = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut sorted = set.flags;
+    sorted.sort_by_key(|f| f.severity);
+    sorted
+        .into_iter()
+        .map(|f| FlagView {
+            id: f.id,
+            severity: f.severity.as_str(),
+            claim: f.claim,
+            evidence: f
+                .evidence
+                .into_iter()
+                .map(|c| EvidenceView {
+                    label: format!("{}:{}", c.path, c.line),
+                    path_q: url_segment(&c.path),
+                    line: c.line,
+                    quote: c.quote,
+                })
+                .collect(),
+            step: set.step.clone(),
+        })
+        .collect()
 }

@@ -899,3 +899,212 @@ async fn flag_evidence_links_open_the_cited_line_of_files_the_run_read_only() {
     .await;
     assert!(source.body.contains("has changed since the run read it"));
 }
+
+/// Commits new documents for the readiness step of `run`, as a redraft would.
+async fn add_documents(env: &Env, run: &str, docs: &[(&str, &str)]) -> fleet_store::RunRecord {
+    let current = env
+        .store()
+        .get_run(run)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut t = Transition::new(&current, current.state.clone());
+    for (path, text) in docs {
+        t.artifacts.push(NewArtifact {
+            step: "readiness".into(),
+            path: (*path).into(),
+            bytes: text.as_bytes().to_vec(),
+        });
+    }
+    env.store()
+        .commit(t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+}
+
+/// Pages reuse rendered documents and diffs by sha256: each revision has its
+/// own entry, the same bytes under a non-markdown path render as text, and
+/// a page served from the cache is byte for byte what a server with an empty
+/// cache renders.
+#[tokio::test]
+async fn cached_documents_never_mix_and_match_a_fresh_render() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let second = "# Second draft\n\n<b>bold</b> <script>alert(1)</script> REG-1423 fixed.\n";
+    add_documents(
+        &env,
+        &run.id,
+        &[("readiness.md", second), ("notes.txt", second)],
+    )
+    .await;
+    let refs = env
+        .store()
+        .artifacts(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first_sha = &refs
+        .iter()
+        .find(|r| r.path == "readiness.md" && r.revision == 1)
+        .unwrap_or_else(|| panic!("readiness.md r1"))
+        .sha256;
+    let first = env
+        .store()
+        .artifact_bytes(first_sha)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("bytes of r1"));
+    let first = String::from_utf8_lossy(&first).into_owned();
+
+    let uri = |rest: &str| format!("/runs/{}/{rest}", run.id);
+    let rev1 = uri("artifacts/readiness.md?rev=1");
+    let rev2 = uri("artifacts/readiness.md?rev=2");
+    let notes = uri("artifacts/notes.txt");
+    let forward = uri("diff/readiness.md?from=1&to=2");
+    let backward = uri("diff/readiness.md?from=2&to=1");
+    let page = |u: &str| send(&app, get_as_operator(u));
+
+    let r1 = page(&rev1).await;
+    let r2 = page(&rev2).await;
+    let text = page(&notes).await;
+    for r in [&r1, &r2, &text] {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    assert!(r1.body.contains(&fleet_server::markdown::render(&first)));
+    assert!(!r1.body.contains("Second draft"), "r1 shows r2's content");
+    assert!(r2.body.contains(&fleet_server::markdown::render(second)));
+    assert!(r2.body.contains("<h1>Second draft</h1>"));
+    assert!(!r2.body.contains("<script>alert(1)"), "{}", r2.body);
+    // Same bytes, other kind of path: escaped text, not the markdown render.
+    assert!(text.body.contains("# Second draft"), "{}", text.body);
+    assert!(text.body.contains("&lt;script&gt;"), "{}", text.body);
+    assert!(!text.body.contains("<h1>Second draft</h1>"));
+
+    let d1 = page(&forward).await;
+    let d2 = page(&backward).await;
+    // Keyed by the ordered pair: 1→2 adds what 2→1 removes.
+    let line = "<span class=\"sign\">{}</span># Second draft";
+    assert!(
+        d1.body
+            .contains(&format!("class=\"dl add\">{}", line.replace("{}", "+")))
+    );
+    assert!(
+        d2.body
+            .contains(&format!("class=\"dl del\">{}", line.replace("{}", "-")))
+    );
+
+    // Served again (from the cache) and by a server whose cache is empty.
+    let (fresh, _) = fleet_server::AppState::new(
+        env.engine.clone(),
+        env.signer.clone(),
+        fleet_server::OperatorAuth {
+            api_token: Some(API_TOKEN.into()),
+            open: false,
+        },
+        "http://fleet.test".into(),
+        std::time::Duration::from_secs(86_400),
+    );
+    let fresh = fleet_server::router(fresh);
+    for (u, before) in [
+        (&rev1, &r1),
+        (&rev2, &r2),
+        (&notes, &text),
+        (&forward, &d1),
+        (&backward, &d2),
+    ] {
+        assert_eq!(page(u).await.body, before.body, "{u} from the cache");
+        assert_eq!(
+            send(&fresh, get_as_operator(u)).await.body,
+            before.body,
+            "{u} rendered afresh"
+        );
+    }
+}
+
+/// The decision page and the runs API reuse what they built for a run's
+/// version; whatever is committed later (a new revision, a decision made
+/// elsewhere) shows on the next request.
+#[tokio::test]
+async fn pages_show_what_was_committed_after_they_were_cached() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let listed = |app: axum::Router| async move {
+        let list = send(&app, get_as_operator("/api/v1/runs")).await.json();
+        list.as_array()
+            .and_then(|a| a.first().cloned())
+            .unwrap_or_else(|| panic!("no run listed"))
+    };
+
+    let (first, _, _) = open_gate(&app, &run.id, &token).await;
+    assert!(first.body.contains("Nobody has decided yet."));
+    let before = listed(app.clone()).await;
+    assert_eq!(before["version"], json!(run.version));
+    assert_eq!(before["waiting_gates"], json!(["go-no-go"]));
+
+    let redrafted = add_documents(
+        &env,
+        &run.id,
+        &[(
+            "readiness.md",
+            "# Readiness (redrafted)\n\nREG-1423 fixed.\n",
+        )],
+    )
+    .await;
+    let (second, _, fields) = open_gate(&app, &run.id, &token).await;
+    assert!(!first.body.contains("REG-1423 fixed."));
+    assert!(second.body.contains("REG-1423 fixed."), "the new revision");
+    assert!(second.body.contains("readiness.md</code> r2"));
+    let refs = env
+        .store()
+        .artifacts(&run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r2 = refs
+        .iter()
+        .find(|r| r.path == "readiness.md" && r.revision == 2)
+        .unwrap_or_else(|| panic!("r2"));
+    let shown = &fields
+        .iter()
+        .find(|(k, _)| k == "shown")
+        .unwrap_or_else(|| panic!("shown"))
+        .1;
+    assert!(
+        shown.contains(&r2.sha256),
+        "the form binds the new revision"
+    );
+    assert_eq!(
+        listed(app.clone()).await["version"],
+        json!(redrafted.version)
+    );
+
+    // Decided through the CLI path, not through this server's pages.
+    let decided = env
+        .engine
+        .decide(fleet_engine::DecisionRequest {
+            run: run.id.clone(),
+            step: Some("go-no-go".into()),
+            approver: OWNER.into(),
+            verdict: Verdict::Go,
+            reason: None,
+            channel: "cli".into(),
+            shown: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let third = send(
+        &app,
+        get(&format!(
+            "/runs/{}/gates/go-no-go?t={}",
+            run.id,
+            enc(&token)
+        )),
+    )
+    .await;
+    assert!(third.body.contains("via cli"), "{}", third.body);
+    assert!(!third.body.contains("id=\"go\""), "no buttons once decided");
+    let after = listed(app.clone()).await;
+    assert_eq!(after["version"], json!(decided.version));
+    assert_eq!(after["waiting_gates"], json!([]));
+}
