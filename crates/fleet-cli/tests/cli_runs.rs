@@ -413,21 +413,8 @@ fn killed_between_commit_and_file_write_the_files_come_back() {
 }
 
 fn sql(db: &Path, statement: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", db.display());
-        let mut conn = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-            .execute(&mut conn)
-            .await
-            .expect("tamper statement");
-    });
+    let conn = rusqlite::Connection::open(db).expect("open database");
+    conn.execute_batch(statement).expect("tamper statement");
 }
 
 #[test]

@@ -714,6 +714,7 @@ impl Engine {
             events,
             outbox,
             durable: extras.durable,
+            leases: Vec::new(),
         };
         match self.store.commit(t).await {
             Ok((run, _refs)) => {

@@ -45,14 +45,25 @@ pub fn event_hash(
     payload: &Value,
     prev_hash: &str,
 ) -> Result<String, StoreError> {
-    let body = json!({
-        "seq": seq,
-        "run_id": run_id,
-        "at": at,
-        "kind": kind,
-        "payload": payload,
-        "prev_hash": prev_hash,
-    });
+    // Borrowed fields, not a `json!` value: no deep copy of the payload. JCS
+    // sorts the keys, so this is the same text as the object form.
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        seq: i64,
+        run_id: Option<&'a str>,
+        at: &'a str,
+        kind: &'a str,
+        payload: &'a Value,
+        prev_hash: &'a str,
+    }
+    let body = Body {
+        seq,
+        run_id,
+        at,
+        kind,
+        payload,
+        prev_hash,
+    };
     let canonical = serde_json_canonicalizer::to_vec(&body)
         .map_err(|e| StoreError::Corrupt(format!("event {seq} cannot be canonicalized: {e}")))?;
     Ok(sha256_hex(&canonical))
@@ -163,6 +174,38 @@ mod tests {
         assert_eq!(parse_time(&text).ok(), Some(t));
         let n = now();
         assert_eq!(parse_time(&format_time(n)).ok(), Some(n));
+    }
+
+    #[test]
+    fn hash_is_over_the_canonical_object() {
+        let payload = json!({"step": "readiness", "n": [1, 2.5, null], "é": "\u{2028}"});
+        let object = json!({
+            "seq": 7, "run_id": "r1", "at": "2030-01-01T00:00:00.000000Z",
+            "kind": "k", "payload": payload, "prev_hash": GENESIS_HASH,
+        });
+        let expected = serde_json_canonicalizer::to_vec(&object)
+            .map(|bytes| sha256_hex(&bytes))
+            .ok();
+        let got = event_hash(
+            7,
+            Some("r1"),
+            "2030-01-01T00:00:00.000000Z",
+            "k",
+            &payload,
+            GENESIS_HASH,
+        )
+        .ok();
+        assert!(expected.is_some());
+        assert_eq!(got, expected);
+        let none = json!({
+            "seq": 1, "run_id": null, "at": "t", "kind": "k", "payload": {}, "prev_hash": "p",
+        });
+        assert_eq!(
+            event_hash(1, None, "t", "k", &json!({}), "p").ok(),
+            serde_json_canonicalizer::to_vec(&none)
+                .map(|bytes| sha256_hex(&bytes))
+                .ok()
+        );
     }
 
     #[test]

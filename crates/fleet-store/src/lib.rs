@@ -2,13 +2,17 @@
 //!
 //! Every state change of a run is one [`Transition`] committed atomically:
 //! the new [`RunState`] (compare-and-swap on `version`), the artifacts it
-//! produced, the step-run record, an optional decision and audit events. The
-//! store appends its own audit events for what it writes (artifacts, the
-//! decision, the step run, every step/run status change) so the hash-chained
-//! log is complete whatever the caller remembers to say.
+//! produced, the step-run record, an optional decision, lease changes and
+//! audit events. The store appends its own audit events for what it writes
+//! (artifacts, the decision, the step run, every step/run status change) so
+//! the hash-chained log is complete whatever the caller remembers to say.
 //!
-//! Backends: [`SqliteStore`] (embedded default). A PostgreSQL backend plugs in
-//! behind the same trait; nothing here assumes SQLite.
+//! Backends: [`SqliteStore`] (embedded default): one writer thread that
+//! commits queued requests together (group commit, each request in its own
+//! savepoint so one failure stays its own), and reads served inline from a
+//! small pool of read-only connections. A PostgreSQL backend plugs in behind
+//! the same trait; nothing here assumes SQLite, and [`StoreError`] carries
+//! database errors as text so no driver's types leak into the API.
 
 pub mod audit;
 mod sqlite;
@@ -206,6 +210,24 @@ pub struct Transition {
     /// transition's run.
     #[serde(default)]
     pub outbox: Vec<NewDelivery>,
+    /// Lease changes committed with the transition (engine: take the lease with StepStarted,
+    /// release it with StepSucceeded/StepFailed).
+    #[serde(default)]
+    pub leases: Vec<LeaseChange>,
+}
+
+/// A change to a step's lease, committed as part of a [`Transition`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LeaseChange {
+    /// The step's lease becomes `owner`'s for `ttl` (the version CAS already guarantees this
+    /// transition is the one that started the step, so it overwrites any stale lease).
+    Take {
+        step: String,
+        owner: String,
+        ttl: std::time::Duration,
+    },
+    /// Deletes the lease if `owner` holds it.
+    Release { step: String, owner: String },
 }
 
 impl Transition {
@@ -221,6 +243,7 @@ impl Transition {
             events: Vec::new(),
             durable: false,
             outbox: Vec::new(),
+            leases: Vec::new(),
         }
     }
 }
@@ -465,10 +488,13 @@ pub enum StoreError {
     /// state of the wrong shape, too short an id prefix).
     #[error("{0}")]
     Invalid(String),
+    /// The database failed: what was being done, then the driver's message.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Database(String),
+    /// The database's schema is not one this build can use (made by a newer
+    /// build, or by an old development build); nothing was changed.
+    #[error("{0}")]
+    Incompatible(String),
     /// Stored data does not decode; the database was edited or damaged.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -1,196 +1,379 @@
-//! The embedded SQLite backend.
+//! The embedded SQLite backend (rusqlite, SQLite bundled).
 //!
-//! One writer connection behind an async mutex (SQLite allows one writer at a
-//! time anyway; queuing in-process avoids busy-waiting) plus a pool of reader
-//! connections (WAL lets them read while the writer writes). Every write is a
-//! `BEGIN IMMEDIATE` transaction, so the write lock is taken up front and two
-//! *processes* never deadlock upgrading read locks; the busy timeout makes the
-//! loser wait instead of failing.
+//! Writes: one dedicated writer thread owns the only write connection
+//! (`writer.rs`). Every write method sends it a closure and awaits the reply.
+//! The thread commits whatever is queued as one group: one
+//! `BEGIN IMMEDIATE … COMMIT`, each request inside its own `SAVEPOINT`, so a
+//! request that fails (version conflict, duplicate decision, invalid input) is
+//! rolled back alone while its neighbours commit, and replies go out only
+//! after COMMIT. Requests in a group run in order on one connection, so each
+//! sees the effects of those before it: the version compare-and-swap, the
+//! audit chain (`append_events` reads the last hash) and artifact revision
+//! numbers stay exact. A group with a durable request (a decision, a delivery
+//! sent or given up, a schedule claim) runs with `synchronous = FULL`, others
+//! with NORMAL. `BEGIN IMMEDIATE` takes the write lock up front, so several
+//! processes sharing the file (`fleet run`, `fleet approve`, `fleet serve`)
+//! never deadlock upgrading read locks; the busy timeout makes them queue.
+//!
+//! Reads run inline on the calling thread, on a small pool of read-only
+//! connections: WAL lets them read while the writer writes, and a read takes
+//! microseconds, so a thread hop would cost more than it saves. An in-memory
+//! database cannot be shared between connections simply, so there reads go
+//! through the writer thread too (only tests use it).
+//!
+//! Decoded genflow definitions are cached by `definition_hash` (a definition
+//! never changes once stored), so neither a commit nor a read decodes the
+//! definition JSON of a run it has seen before.
+//!
+//! Schema: the files in `migrations/sqlite/`, tracked by `PRAGMA user_version`.
+
+mod writer;
 
 use crate::audit::{self, Pending};
 use crate::{
     ArtifactRef, AuditEvent, AuditReport, DecisionRecord, Delivery, DeliveryOutcome,
-    DeliveryPurpose, DeliveryScope, DeliveryStatus, NewDelivery, NewRun, RunFilter, RunRecord,
-    ScheduleRecord, StepRun, StepStats, Store, StoreError, StoreStats, Transition,
+    DeliveryPurpose, DeliveryScope, DeliveryStatus, LeaseChange, NewDelivery, NewRun, RunFilter,
+    RunRecord, ScheduleRecord, StepRun, StepStats, Store, StoreError, StoreStats, Transition,
 };
 use async_trait::async_trait;
 use fleet_core::config::{Genflow, StepKind};
 use fleet_core::run::{RunState, Verdict};
 use jiff::Timestamp;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Connection, Row, SqlSafeStr, Sqlite, SqliteExecutor, SqlitePool};
-use std::path::Path;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Mutex, MutexGuard};
+use writer::Writer;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-const READERS: u32 = 4;
+/// Idle read connections kept open; more are opened when reads overlap.
+const READERS: usize = 4;
 const MIN_PREFIX: usize = 4;
+/// How often opening a new database is retried while another process holds it.
+const OPEN_RETRIES: u32 = 20;
+/// Decoded definitions kept; the cache starts over when it grows past this.
+const MAX_DEFINITIONS: usize = 256;
+/// Statements each connection keeps prepared.
+const STATEMENT_CACHE: usize = 64;
 
-const RUN_COLUMNS: &str = "id, genflow_name, definition_json, definition_hash, state_json, version, triggered_by, created_at, updated_at";
+/// Schema migrations in order; migration `i` takes `user_version` from `i` to `i + 1`.
+const MIGRATIONS: [(&str, &str); 3] = [
+    ("init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        "schedules",
+        include_str!("../migrations/sqlite/0002_schedules.sql"),
+    ),
+    (
+        "outbox",
+        include_str!("../migrations/sqlite/0003_outbox.sql"),
+    ),
+];
+
+/// Columns of a run row as `run_from_row` reads them (the definition is
+/// looked up by hash, see `Definitions`).
+macro_rules! select_runs {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, genflow_name, definition_hash, state_json, version, triggered_by, created_at, updated_at FROM runs ",
+            $rest
+        )
+    };
+}
+
+macro_rules! select_deliveries {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, last_error, message_id, response, summary, created_at, finished_at FROM outbox ",
+            $rest
+        )
+    };
+}
 
 pub struct SqliteStore {
-    writer: Mutex<Writer>,
-    /// `None` for an in-memory database, whose only connection is the writer.
-    readers: Option<SqlitePool>,
+    // Dropped first: the writer finishes its queue before the readers close.
+    writer: Writer,
+    /// `None` for an in-memory database: reads go through the writer.
+    readers: Option<Readers>,
+    definitions: Arc<Definitions>,
 }
 
-struct Writer {
-    conn: SqliteConnection,
-    /// The connection's current `PRAGMA synchronous` is FULL; `None` = unknown
-    /// (a switch was interrupted), so the next commit sets it explicitly.
-    full_sync: Option<bool>,
-}
-
-enum Reader<'a> {
-    Pool(PoolConnection<Sqlite>),
-    Writer(MutexGuard<'a, Writer>),
-}
-
-impl Reader<'_> {
-    fn conn(&mut self) -> &mut SqliteConnection {
-        match self {
-            Reader::Pool(c) => c,
-            Reader::Writer(w) => &mut w.conn,
-        }
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(e.to_string())
     }
 }
 
-/// How often opening a new database is retried while another process holds it.
-const OPEN_RETRIES: u32 = 20;
-
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "schedules".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0002_schedules.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            3,
-            "outbox".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0003_outbox.sql").into_sql_str(),
-            false,
-        ),
-    ])
+/// Says what was being done when the database failed.
+fn doing(what: impl std::fmt::Display) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Database(message) => StoreError::Database(format!("{what}: {message}")),
+        other => other,
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        // Several processes may open a brand-new file at the same instant
-        // (a CLI run and a `fleet runs` beside it): switching to WAL and the
-        // first migration need the file to themselves, so a loser retries
-        // for a few seconds instead of failing.
-        let mut attempt = 0u32;
-        let conn = loop {
-            let result = async {
-                let mut conn = SqliteConnection::connect_with(&options).await?;
-                migrate(&mut conn).await?;
-                Ok::<_, StoreError>(conn)
-            }
-            .await;
-            match result {
-                Ok(conn) => break conn,
-                Err(_) if attempt < OPEN_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(5)) * 50)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(options)
-            .await?;
+        let file = path.to_path_buf();
+        let writer = Writer::start(move || open_writer(&file))
+            .await
+            .map_err(doing(format_args!("opening {}", path.display())))?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer {
-                conn,
-                full_sync: Some(false),
+            writer,
+            readers: Some(Readers {
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::new()),
             }),
-            readers: Some(readers),
+            definitions: Arc::default(),
         })
     }
 
     /// A private database that lives as long as the store (tests, dry runs).
     pub async fn open_in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true);
-        let mut conn = SqliteConnection::connect_with(&options).await?;
-        migrate(&mut conn).await?;
+        let writer = Writer::start(|| {
+            let conn = Connection::open_in_memory()?;
+            configure(&conn)?;
+            migrate(&conn, Path::new(":memory:"))?;
+            Ok(conn)
+        })
+        .await
+        .map_err(doing("opening an in-memory database"))?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer {
-                conn,
-                full_sync: Some(false),
-            }),
+            writer,
             readers: None,
+            definitions: Arc::default(),
         })
     }
 
-    async fn reader(&self) -> Result<Reader<'_>, StoreError> {
-        Ok(match &self.readers {
-            Some(pool) => Reader::Pool(pool.acquire().await?),
-            None => Reader::Writer(self.writer.lock().await),
-        })
+    /// Runs `work` in a write transaction on the writer thread (grouped with
+    /// whatever else is queued); `durable` = flush before replying.
+    async fn write<T, F>(&self, what: &'static str, durable: bool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Definitions) -> Result<T, StoreError> + Send + 'static,
+    {
+        let defs = Arc::clone(&self.definitions);
+        self.writer
+            .call(durable, move |conn| work(conn, &defs))
+            .await
+            .map_err(doing(what))
     }
 
-    /// The writer, with `PRAGMA synchronous` set for this transaction: FULL
-    /// for durable commits, NORMAL otherwise.
-    async fn writer(&self, durable: bool) -> Result<MutexGuard<'_, Writer>, StoreError> {
-        let mut w = self.writer.lock().await;
-        if w.full_sync != Some(durable) {
-            w.full_sync = None;
-            let pragma = if durable {
-                "PRAGMA synchronous = FULL"
-            } else {
-                "PRAGMA synchronous = NORMAL"
-            };
-            sqlx::query(pragma).execute(&mut w.conn).await?;
-            w.full_sync = Some(durable);
+    /// Runs `work` on a read connection, inline.
+    async fn read<T, F>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Definitions) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.readers {
+            Some(readers) => readers
+                .with(|conn| work(conn, &self.definitions))
+                .map_err(doing(what)),
+            None => self.write(what, false, work).await,
         }
-        Ok(w)
     }
 }
 
-/// Applies migrations. Two processes opening a fresh file at once race here:
-/// the loser's migration fails because the winner's tables appeared under it,
-/// and a second pass then finds them applied.
-async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let migrator = migrator();
-    let mut attempts = 0;
+/// Opens the write connection. Several processes may open a brand-new file
+/// at the same instant (a CLI run and a `fleet runs` beside it): switching to
+/// WAL needs the file to itself, so a loser retries for a few seconds
+/// instead of failing.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut attempt = 0u32;
     loop {
-        match migrator.run(&mut *conn).await {
-            Ok(()) => return Ok(()),
-            Err(_) if attempts < 3 => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+        match try_open_writer(path) {
+            Ok(conn) => return Ok(conn),
+            Err(e @ StoreError::Incompatible(_)) => return Err(e),
+            Err(_) if attempt < OPEN_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(u64::from(attempt.min(5)) * 50));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
+    }
+}
+
+fn try_open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Database(format!(
+            "could not switch to WAL (journal mode is {mode})"
+        )));
+    }
+    configure(&conn)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Settings of the write connection: synchronous NORMAL (the writer switches
+/// to FULL per group), foreign keys enforced.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    keep_plans(conn)?;
+    Ok(())
+}
+
+/// Makes cached statements stay prepared. Without the query planner
+/// stability guarantee, SQLite marks a statement whose plan could depend on
+/// a bound value (a LIMIT, a LIKE pattern, a column that a partial index
+/// filters on, ...) for re-preparation whenever its bindings are cleared,
+/// which the statement cache does on every use: a full re-parse per query.
+fn keep_plans(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+fn user_version(conn: &Connection) -> Result<usize, StoreError> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    usize::try_from(v).map_err(|_| corrupt("schema version", v))
+}
+
+/// Applies pending migrations, each in its own transaction together with the
+/// `user_version` bump. The version is read again under the write lock, so
+/// two processes migrating a fresh file at once apply each migration once.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len();
+    let check = |version: usize| -> Result<(), StoreError> {
+        if version > known {
+            return Err(StoreError::Incompatible(format!(
+                "{} was made by a newer Fleet (schema version {version}; this build knows up to {known}); upgrade fleet",
+                path.display()
+            )));
+        }
+        if version == 0 {
+            let sqlx: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+                [],
+                |r| r.get(0),
+            )?;
+            if sqlx {
+                return Err(StoreError::Incompatible(format!(
+                    "{} was made by an older development build of Fleet and cannot be upgraded; move it aside to start a new database",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    };
+    // The usual case, an up-to-date file, takes no write lock.
+    let version = user_version(conn)?;
+    check(version)?;
+    if version == known {
+        return Ok(());
+    }
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let step = (|| {
+            let version = user_version(conn)?;
+            check(version)?;
+            let Some((name, sql)) = MIGRATIONS.get(version) else {
+                return Ok(false);
+            };
+            conn.execute_batch(sql)
+                .and_then(|()| conn.pragma_update(None, "user_version", version as i64 + 1))
+                .map_err(StoreError::from)
+                .map_err(doing(format_args!("migration {} ({name})", version + 1)))?;
+            Ok(true)
+        })();
+        match step {
+            Ok(more) => {
+                conn.execute_batch("COMMIT")?;
+                if !more {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Read-only connections, opened on demand and kept for reuse.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let out = work(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        keep_plans(&conn)?;
+        Ok(conn)
+    }
+}
+
+/// Decoded genflow definitions by `definition_hash`.
+#[derive(Default)]
+struct Definitions {
+    by_hash: Mutex<HashMap<String, Arc<Genflow>>>,
+}
+
+impl Definitions {
+    /// The definition of run `run_id`, whose stored hash is `hash`; decoded
+    /// from the row only when not cached.
+    fn get(&self, conn: &Connection, run_id: &str, hash: &str) -> Result<Arc<Genflow>, StoreError> {
+        if let Some(g) = self
+            .by_hash
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hash)
+        {
+            return Ok(Arc::clone(g));
+        }
+        let json: String = conn
+            .prepare_cached("SELECT definition_json FROM runs WHERE id = ?1")?
+            .query_row([run_id], |r| r.get(0))?;
+        let genflow: Genflow = from_json(&json, || format!("run {run_id} definition"))?;
+        Ok(self.insert(hash, genflow))
+    }
+
+    fn insert(&self, hash: &str, genflow: Genflow) -> Arc<Genflow> {
+        let genflow = Arc::new(genflow);
+        let mut map = self.by_hash.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_DEFINITIONS {
+            map.clear();
+        }
+        map.insert(hash.to_string(), Arc::clone(&genflow));
+        genflow
     }
 }
 
@@ -202,8 +385,11 @@ fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreEr
     serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+fn from_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(&what(), e))
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -219,6 +405,10 @@ fn to_u64(n: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|e| corrupt(what, e))
 }
 
+fn time(text: &str) -> Result<Timestamp, StoreError> {
+    audit::parse_time(text)
+}
+
 fn check_shape(genflow: &Genflow, state: &RunState) -> Result<(), StoreError> {
     if genflow.steps.len() == state.steps.len() {
         Ok(())
@@ -232,147 +422,177 @@ fn check_shape(genflow: &Genflow, state: &RunState) -> Result<(), StoreError> {
     }
 }
 
-fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
-    let id: String = row.try_get("id")?;
-    let what = |field: &str| format!("run {id} {field}");
+/// A run row as selected by `select_runs!`, before decoding.
+struct RunRow {
+    id: String,
+    genflow_name: String,
+    definition_hash: String,
+    state_json: String,
+    version: i64,
+    triggered_by: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: row.get(0)?,
+        genflow_name: row.get(1)?,
+        definition_hash: row.get(2)?,
+        state_json: row.get(3)?,
+        version: row.get(4)?,
+        triggered_by: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+fn run_record(conn: &Connection, defs: &Definitions, row: RunRow) -> Result<RunRecord, StoreError> {
+    let definition = defs.get(conn, &row.id, &row.definition_hash)?;
     Ok(RunRecord {
-        genflow_name: row.try_get("genflow_name")?,
-        definition: from_json(&what("definition"), row.try_get("definition_json")?)?,
-        definition_hash: row.try_get("definition_hash")?,
-        state: from_json(&what("state"), row.try_get("state_json")?)?,
-        version: row.try_get("version")?,
-        triggered_by: row.try_get("triggered_by")?,
-        created_at: audit::parse_time(row.try_get("created_at")?)?,
-        updated_at: audit::parse_time(row.try_get("updated_at")?)?,
-        id,
+        genflow_name: row.genflow_name,
+        definition: Genflow::clone(&definition),
+        definition_hash: row.definition_hash,
+        state: from_json(&row.state_json, || format!("run {} state", row.id))?,
+        version: row.version,
+        triggered_by: row.triggered_by,
+        created_at: time(&row.created_at)?,
+        updated_at: time(&row.updated_at)?,
+        id: row.id,
     })
 }
 
-fn artifact_from_row(row: &SqliteRow) -> Result<ArtifactRef, StoreError> {
+fn fetch_run(
+    conn: &Connection,
+    defs: &Definitions,
+    id: &str,
+) -> Result<Option<RunRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(select_runs!("WHERE id = ?1"))?
+        .query_row([id], run_row)
+        .optional()?;
+    row.map(|r| run_record(conn, defs, r)).transpose()
+}
+
+/// The definition of run `id`, or NotFound.
+fn run_definition(
+    conn: &Connection,
+    defs: &Definitions,
+    id: &str,
+) -> Result<Arc<Genflow>, StoreError> {
+    let hash: Option<String> = conn
+        .prepare_cached("SELECT definition_hash FROM runs WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match hash {
+        Some(hash) => defs.get(conn, id, &hash),
+        None => Err(StoreError::NotFound(format!("run {id}"))),
+    }
+}
+
+fn artifact_from_row(row: &Row<'_>) -> Result<ArtifactRef, StoreError> {
     Ok(ArtifactRef {
-        run_id: row.try_get("run_id")?,
-        step: row.try_get("step")?,
-        path: row.try_get("path")?,
-        revision: to_u32(row.try_get("revision")?, "artifact revision")?,
-        sha256: row.try_get("sha256")?,
-        size: to_u64(row.try_get("size")?, "artifact size")?,
-        created_at: audit::parse_time(row.try_get("created_at")?)?,
+        run_id: row.get(0)?,
+        step: row.get(1)?,
+        path: row.get(2)?,
+        revision: to_u32(row.get(3)?, "artifact revision")?,
+        sha256: row.get(4)?,
+        size: to_u64(row.get(5)?, "artifact size")?,
+        created_at: time(&row.get::<_, String>(6)?)?,
     })
 }
 
-fn step_run_from_row(row: &SqliteRow) -> Result<StepRun, StoreError> {
-    let manifest: Option<&str> = row.try_get("manifest_json")?;
-    let finished: Option<&str> = row.try_get("finished_at")?;
+fn step_run_from_row(row: &Row<'_>) -> Result<StepRun, StoreError> {
+    let manifest: Option<String> = row.get(5)?;
+    let finished: Option<String> = row.get(11)?;
     Ok(StepRun {
-        step: row.try_get("step")?,
-        attempt: to_u32(row.try_get("attempt")?, "step run attempt")?,
-        model: row.try_get("model")?,
-        prompt: row.try_get("prompt")?,
-        settings: from_json("step run settings", row.try_get("settings_json")?)?,
+        step: row.get(0)?,
+        attempt: to_u32(row.get(1)?, "step run attempt")?,
+        model: row.get(2)?,
+        prompt: row.get(3)?,
+        settings: from_json(&row.get::<_, String>(4)?, || "step run settings".into())?,
         manifest: manifest
-            .map(|m| from_json("step run manifest", m))
+            .map(|m| from_json(&m, || "step run manifest".into()))
             .transpose()?,
-        input_tokens: to_u64(row.try_get("input_tokens")?, "input tokens")?,
-        output_tokens: to_u64(row.try_get("output_tokens")?, "output tokens")?,
-        cost_usd: row.try_get("cost_usd")?,
-        cached: row.try_get("cached")?,
-        started_at: audit::parse_time(row.try_get("started_at")?)?,
-        finished_at: finished.map(audit::parse_time).transpose()?,
-        error: row.try_get("error")?,
+        input_tokens: to_u64(row.get(6)?, "input tokens")?,
+        output_tokens: to_u64(row.get(7)?, "output tokens")?,
+        cost_usd: row.get(8)?,
+        cached: row.get(9)?,
+        started_at: time(&row.get::<_, String>(10)?)?,
+        finished_at: finished.as_deref().map(time).transpose()?,
+        error: row.get(12)?,
     })
 }
 
-fn decision_from_row(row: &SqliteRow) -> Result<DecisionRecord, StoreError> {
-    let verdict: &str = row.try_get("verdict")?;
+fn decision_from_row(row: &Row<'_>) -> Result<DecisionRecord, StoreError> {
+    let verdict: String = row.get(4)?;
     Ok(DecisionRecord {
-        run_id: row.try_get("run_id")?,
-        step: row.try_get("step")?,
-        gate_round: to_u32(row.try_get("gate_round")?, "gate round")?,
-        approver: row.try_get("approver")?,
-        verdict: match verdict {
+        run_id: row.get(0)?,
+        step: row.get(1)?,
+        gate_round: to_u32(row.get(2)?, "gate round")?,
+        approver: row.get(3)?,
+        verdict: match verdict.as_str() {
             "go" => Verdict::Go,
             "no_go" => Verdict::NoGo,
             other => return Err(corrupt("decision verdict", other)),
         },
-        reason: row.try_get("reason")?,
-        channel: row.try_get("channel")?,
-        decided_at: audit::parse_time(row.try_get("decided_at")?)?,
-        genflow_name: row.try_get("genflow_name")?,
-        definition_hash: row.try_get("definition_hash")?,
-        shown: from_json("decision shown", row.try_get("shown_json")?)?,
-        is_final: row.try_get("is_final")?,
+        reason: row.get(5)?,
+        channel: row.get(6)?,
+        decided_at: time(&row.get::<_, String>(7)?)?,
+        genflow_name: row.get(8)?,
+        definition_hash: row.get(9)?,
+        shown: from_json(&row.get::<_, String>(10)?, || "decision shown".into())?,
+        is_final: row.get(11)?,
     })
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
-    let seq: i64 = row.try_get("seq")?;
+fn event_from_row(row: &Row<'_>) -> Result<AuditEvent, StoreError> {
+    let seq: i64 = row.get(0)?;
     Ok(AuditEvent {
         seq,
-        run_id: row.try_get("run_id")?,
-        at: audit::parse_time(row.try_get("at")?)?,
-        kind: row.try_get("kind")?,
-        payload: from_json(
-            &format!("event {seq} payload"),
-            row.try_get("payload_json")?,
-        )?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
+        run_id: row.get(1)?,
+        at: time(&row.get::<_, String>(2)?)?,
+        kind: row.get(3)?,
+        payload: from_json(&row.get::<_, String>(4)?, || format!("event {seq} payload"))?,
+        prev_hash: row.get(5)?,
+        hash: row.get(6)?,
     })
 }
 
-/// Appends events to the chain; must run inside the write transaction so the
+/// Appends events to the chain; runs inside the write transaction, so the
 /// last hash cannot change underneath.
-async fn append_events(
-    conn: &mut SqliteConnection,
+fn append_events(
+    conn: &Connection,
     run_id: Option<&str>,
     events: &[Pending],
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
-    let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (mut seq, mut prev) = match last {
-        Some(row) => (
-            row.try_get::<i64, _>("seq")?,
-            row.try_get::<String, _>("hash")?,
-        ),
-        None => (0, audit::GENESIS_HASH.to_string()),
-    };
+    let last = conn
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .optional()?;
+    let (mut seq, mut prev) = last.unwrap_or_else(|| (0, audit::GENESIS_HASH.to_string()));
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (seq, run_id, at, kind, payload_json, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
     for e in events {
         seq += 1;
         let at = audit::format_time(audit::now());
         let hash = audit::event_hash(seq, run_id, &at, &e.kind, &e.payload, &prev)?;
-        sqlx::query(
-            "INSERT INTO events (seq, run_id, at, kind, payload_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(run_id)
-        .bind(&at)
-        .bind(&e.kind)
-        .bind(to_json("event payload", &e.payload)?)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
+        insert.execute(params![
+            seq,
+            run_id,
+            at,
+            e.kind,
+            to_json("event payload", &e.payload)?,
+            prev,
+            hash
+        ])?;
         prev = hash;
     }
     Ok(())
-}
-
-async fn fetch_run<'e>(
-    conn: impl SqliteExecutor<'e>,
-    id: &str,
-) -> Result<Option<RunRecord>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"));
-    sqlx::query(sql)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .as_ref()
-        .map(run_from_row)
-        .transpose()
 }
 
 /// Escapes LIKE wildcards so a prefix matches literally.
@@ -388,208 +608,334 @@ fn like_prefix(prefix: &str) -> String {
     out
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_extended_error_code(),
+        Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    )
 }
 
-impl SqliteStore {
-    async fn commit_in(
-        conn: &mut SqliteConnection,
-        t: Transition,
-    ) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError> {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(current) = fetch_run(&mut *tx, &t.run_id).await? else {
-            return Err(StoreError::NotFound(format!("run {}", t.run_id)));
-        };
-        if current.version != t.expected_version {
-            return Err(StoreError::Conflict { run_id: t.run_id });
+/// A committed run, before its definition is copied into a [`RunRecord`]
+/// (done by the caller, off the writer thread).
+struct Committed {
+    id: String,
+    genflow_name: String,
+    definition: Arc<Genflow>,
+    definition_hash: String,
+    state: RunState,
+    version: i64,
+    triggered_by: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl Committed {
+    fn into_record(self) -> RunRecord {
+        RunRecord {
+            id: self.id,
+            genflow_name: self.genflow_name,
+            definition: Genflow::clone(&self.definition),
+            definition_hash: self.definition_hash,
+            state: self.state,
+            version: self.version,
+            triggered_by: self.triggered_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         }
-        let genflow = &current.definition;
-        check_shape(genflow, &t.state)?;
-        let now = audit::now();
-        let now_text = audit::format_time(now);
-        let version = current.version + 1;
-        sqlx::query(
-            "UPDATE runs SET state_json = ?, status = ?, version = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(to_json("run state", &t.state)?)
-        .bind(t.state.status.as_str())
-        .bind(version)
-        .bind(&now_text)
-        .bind(&t.run_id)
-        .execute(&mut *tx)
-        .await?;
-
-        let mut events = Vec::new();
-        let mut written = Vec::with_capacity(t.artifacts.len());
-        for a in &t.artifacts {
-            let Some(step_index) = genflow.step_index(&a.step) else {
-                return Err(StoreError::Invalid(format!(
-                    "artifact for unknown step `{}` of run {}",
-                    a.step, t.run_id
-                )));
-            };
-            let sha = audit::sha256_hex(&a.bytes);
-            let size = a.bytes.len() as u64;
-            sqlx::query("INSERT INTO artifacts (sha256, bytes, size) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING")
-                .bind(&sha)
-                .bind(&a.bytes)
-                .bind(to_i64(size))
-                .execute(&mut *tx)
-                .await?;
-            let revision: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(revision), 0) + 1 FROM artifact_revisions WHERE run_id = ? AND path = ?",
-            )
-            .bind(&t.run_id)
-            .bind(&a.path)
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO artifact_revisions (run_id, step, step_index, path, revision, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&t.run_id)
-            .bind(&a.step)
-            .bind(to_i64(step_index as u64))
-            .bind(&a.path)
-            .bind(revision)
-            .bind(&sha)
-            .bind(&now_text)
-            .execute(&mut *tx)
-            .await?;
-            let r = ArtifactRef {
-                run_id: t.run_id.clone(),
-                step: a.step.clone(),
-                path: a.path.clone(),
-                revision: to_u32(revision, "artifact revision")?,
-                sha256: sha,
-                size,
-                created_at: now,
-            };
-            events.push(audit::artifact_stored(&r));
-            written.push(r);
-        }
-
-        if let Some(r) = &t.step_run {
-            if genflow.step_index(&r.step).is_none() {
-                return Err(StoreError::Invalid(format!(
-                    "step run for unknown step `{}` of run {}",
-                    r.step, t.run_id
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO step_runs (run_id, step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (run_id, step, attempt) DO UPDATE SET
-                   model = excluded.model, prompt = excluded.prompt, settings_json = excluded.settings_json,
-                   manifest_json = excluded.manifest_json, input_tokens = excluded.input_tokens,
-                   output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, cached = excluded.cached,
-                   started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error",
-            )
-            .bind(&t.run_id)
-            .bind(&r.step)
-            .bind(i64::from(r.attempt))
-            .bind(&r.model)
-            .bind(&r.prompt)
-            .bind(to_json("step run settings", &r.settings)?)
-            .bind(r.manifest.as_ref().map(|m| to_json("step run manifest", m)).transpose()?)
-            .bind(to_i64(r.input_tokens))
-            .bind(to_i64(r.output_tokens))
-            .bind(r.cost_usd)
-            .bind(r.cached)
-            .bind(audit::format_time(r.started_at))
-            .bind(r.finished_at.map(audit::format_time))
-            .bind(&r.error)
-            .execute(&mut *tx)
-            .await?;
-            events.push(audit::step_run_recorded(r));
-        }
-
-        if let Some(d) = &t.decision {
-            let gate = genflow
-                .step_index(&d.step)
-                .filter(|&i| genflow.steps[i].kind == StepKind::Approval)
-                .ok_or_else(|| {
-                    StoreError::Invalid(format!(
-                        "decision on `{}`, which is not an approval step of run {}",
-                        d.step, t.run_id
-                    ))
-                })?;
-            let record = DecisionRecord {
-                run_id: t.run_id.clone(),
-                step: d.step.clone(),
-                gate_round: t.state.steps[gate].attempt,
-                approver: d.approver.clone(),
-                verdict: d.verdict,
-                reason: d.reason.clone(),
-                channel: d.channel.clone(),
-                decided_at: Timestamp::from_microsecond(d.decided_at.as_microsecond())
-                    .unwrap_or(now),
-                genflow_name: current.genflow_name.clone(),
-                definition_hash: current.definition_hash.clone(),
-                shown: d.shown.clone(),
-                is_final: d.is_final,
-            };
-            let inserted = sqlx::query(
-                "INSERT INTO decisions (run_id, step, gate_round, approver, approver_key, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&record.run_id)
-            .bind(&record.step)
-            .bind(i64::from(record.gate_round))
-            .bind(&record.approver)
-            .bind(record.approver.trim().to_lowercase())
-            .bind(record.verdict.as_str())
-            .bind(&record.reason)
-            .bind(&record.channel)
-            .bind(&now_text)
-            .bind(&record.genflow_name)
-            .bind(&record.definition_hash)
-            .bind(to_json("decision shown", &record.shown)?)
-            .bind(record.is_final)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::DuplicateDecision {
-                        run_id: record.run_id,
-                        step: record.step,
-                        approver: record.approver,
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
-            events.push(audit::decision_recorded(&record)?);
-        }
-
-        for d in &t.outbox {
-            if d.run_id != t.run_id || genflow.step_index(&d.step).is_none() {
-                return Err(StoreError::Invalid(format!(
-                    "delivery for step `{}` of run {} does not belong to run {}",
-                    d.step, d.run_id, t.run_id
-                )));
-            }
-            if let Some(e) = enqueue_in(&mut tx, d, &now_text).await? {
-                events.push(e);
-            }
-        }
-
-        events.extend(audit::state_changes(genflow, &current.state, &t.state));
-        events.extend(t.events.iter().map(|e| Pending {
-            kind: e.kind.clone(),
-            payload: e.payload.clone(),
-        }));
-        append_events(&mut tx, Some(&t.run_id), &events).await?;
-        tx.commit().await?;
-
-        let record = RunRecord {
-            state: t.state,
-            version,
-            updated_at: now,
-            ..current
-        };
-        Ok((record, written))
     }
+}
+
+/// `state_json` is `t.state` encoded (by the caller, off the writer thread).
+fn commit_in(
+    conn: &Connection,
+    defs: &Definitions,
+    t: Transition,
+    state_json: &str,
+) -> Result<(Committed, Vec<ArtifactRef>), StoreError> {
+    // Only what the commit needs, the version first: a loser of the
+    // compare-and-swap decodes nothing.
+    let current = conn
+        .prepare_cached(
+            "SELECT version, genflow_name, definition_hash, state_json, triggered_by, created_at FROM runs WHERE id = ?1",
+        )?
+        .query_row([&t.run_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((
+        current_version,
+        genflow_name,
+        definition_hash,
+        before_json,
+        triggered_by,
+        created_at,
+    )) = current
+    else {
+        return Err(StoreError::NotFound(format!("run {}", t.run_id)));
+    };
+    if current_version != t.expected_version {
+        return Err(StoreError::Conflict { run_id: t.run_id });
+    }
+    let genflow = defs.get(conn, &t.run_id, &definition_hash)?;
+    check_shape(&genflow, &t.state)?;
+    let before: RunState = from_json(&before_json, || format!("run {} state", t.run_id))?;
+    let now = audit::now();
+    let now_text = audit::format_time(now);
+    let version = current_version + 1;
+    conn.prepare_cached(
+        "UPDATE runs SET state_json = ?1, status = ?2, version = ?3, updated_at = ?4 WHERE id = ?5",
+    )?
+    .execute(params![
+        state_json,
+        t.state.status.as_str(),
+        version,
+        now_text,
+        t.run_id
+    ])?;
+
+    let mut events = Vec::new();
+    let mut written = Vec::with_capacity(t.artifacts.len());
+    for a in &t.artifacts {
+        let Some(step_index) = genflow.step_index(&a.step) else {
+            return Err(StoreError::Invalid(format!(
+                "artifact for unknown step `{}` of run {}",
+                a.step, t.run_id
+            )));
+        };
+        let sha = audit::sha256_hex(&a.bytes);
+        let size = a.bytes.len() as u64;
+        conn.prepare_cached(
+            "INSERT INTO artifacts (sha256, bytes, size) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
+        )?
+        .execute(params![sha, a.bytes, to_i64(size)])?;
+        let revision: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(MAX(revision), 0) + 1 FROM artifact_revisions WHERE run_id = ?1 AND path = ?2",
+            )?
+            .query_row(params![t.run_id, a.path], |r| r.get(0))?;
+        conn.prepare_cached(
+            "INSERT INTO artifact_revisions (run_id, step, step_index, path, revision, sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            t.run_id,
+            a.step,
+            to_i64(step_index as u64),
+            a.path,
+            revision,
+            sha,
+            now_text
+        ])?;
+        let r = ArtifactRef {
+            run_id: t.run_id.clone(),
+            step: a.step.clone(),
+            path: a.path.clone(),
+            revision: to_u32(revision, "artifact revision")?,
+            sha256: sha,
+            size,
+            created_at: now,
+        };
+        events.push(audit::artifact_stored(&r));
+        written.push(r);
+    }
+
+    if let Some(r) = &t.step_run {
+        if genflow.step_index(&r.step).is_none() {
+            return Err(StoreError::Invalid(format!(
+                "step run for unknown step `{}` of run {}",
+                r.step, t.run_id
+            )));
+        }
+        conn.prepare_cached(
+            "INSERT INTO step_runs (run_id, step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (run_id, step, attempt) DO UPDATE SET
+               model = excluded.model, prompt = excluded.prompt, settings_json = excluded.settings_json,
+               manifest_json = excluded.manifest_json, input_tokens = excluded.input_tokens,
+               output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, cached = excluded.cached,
+               started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error",
+        )?
+        .execute(params![
+            t.run_id,
+            r.step,
+            i64::from(r.attempt),
+            r.model,
+            r.prompt,
+            to_json("step run settings", &r.settings)?,
+            r.manifest
+                .as_ref()
+                .map(|m| to_json("step run manifest", m))
+                .transpose()?,
+            to_i64(r.input_tokens),
+            to_i64(r.output_tokens),
+            r.cost_usd,
+            r.cached,
+            audit::format_time(r.started_at),
+            r.finished_at.map(audit::format_time),
+            r.error
+        ])?;
+        events.push(audit::step_run_recorded(r));
+    }
+
+    if let Some(d) = &t.decision {
+        let gate = genflow
+            .step_index(&d.step)
+            .filter(|&i| genflow.steps[i].kind == StepKind::Approval)
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "decision on `{}`, which is not an approval step of run {}",
+                    d.step, t.run_id
+                ))
+            })?;
+        let record = DecisionRecord {
+            run_id: t.run_id.clone(),
+            step: d.step.clone(),
+            gate_round: t.state.steps[gate].attempt,
+            approver: d.approver.clone(),
+            verdict: d.verdict,
+            reason: d.reason.clone(),
+            channel: d.channel.clone(),
+            decided_at: Timestamp::from_microsecond(d.decided_at.as_microsecond()).unwrap_or(now),
+            genflow_name: genflow_name.clone(),
+            definition_hash: definition_hash.clone(),
+            shown: d.shown.clone(),
+            is_final: d.is_final,
+        };
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO decisions (run_id, step, gate_round, approver, approver_key, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                record.run_id,
+                record.step,
+                i64::from(record.gate_round),
+                record.approver,
+                record.approver.trim().to_lowercase(),
+                record.verdict.as_str(),
+                record.reason,
+                record.channel,
+                now_text,
+                record.genflow_name,
+                record.definition_hash,
+                to_json("decision shown", &record.shown)?,
+                record.is_final
+            ]);
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::DuplicateDecision {
+                    run_id: record.run_id,
+                    step: record.step,
+                    approver: record.approver,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        events.push(audit::decision_recorded(&record)?);
+    }
+
+    for d in &t.outbox {
+        if d.run_id != t.run_id || genflow.step_index(&d.step).is_none() {
+            return Err(StoreError::Invalid(format!(
+                "delivery for step `{}` of run {} does not belong to run {}",
+                d.step, d.run_id, t.run_id
+            )));
+        }
+        if let Some(e) = enqueue_in(conn, d, &now_text)? {
+            events.push(e);
+        }
+    }
+
+    for change in &t.leases {
+        let step = match change {
+            LeaseChange::Take { step, .. } | LeaseChange::Release { step, .. } => step,
+        };
+        if genflow.step_index(step).is_none() {
+            return Err(StoreError::Invalid(format!(
+                "lease for unknown step `{step}` of run {}",
+                t.run_id
+            )));
+        }
+        match change {
+            LeaseChange::Take { step, owner, ttl } => {
+                let expires = audit::format_time(lease_expiry(now, *ttl)?);
+                conn.prepare_cached(
+                    "INSERT INTO leases (run_id, step, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+                )?
+                .execute(params![t.run_id, step, owner, expires])?;
+            }
+            LeaseChange::Release { step, owner } => {
+                release_in(conn, &t.run_id, step, owner)?;
+            }
+        }
+    }
+
+    events.extend(audit::state_changes(&genflow, &before, &t.state));
+    events.extend(t.events.iter().map(|e| Pending {
+        kind: e.kind.clone(),
+        payload: e.payload.clone(),
+    }));
+    append_events(conn, Some(&t.run_id), &events)?;
+
+    let record = Committed {
+        id: t.run_id,
+        genflow_name,
+        definition: genflow,
+        definition_hash,
+        state: t.state,
+        version,
+        triggered_by,
+        created_at: time(&created_at)?,
+        updated_at: now,
+    };
+    Ok((record, written))
+}
+
+fn release_in(conn: &Connection, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM leases WHERE run_id = ?1 AND step = ?2 AND owner = ?3")?
+        .execute(params![run_id, step, owner])?;
+    Ok(())
+}
+
+fn create_in(
+    conn: &Connection,
+    run: &NewRun,
+    definition_json: &str,
+    definition_hash: &str,
+) -> Result<Timestamp, StoreError> {
+    let now = audit::now();
+    let now_text = audit::format_time(now);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO runs (id, genflow_name, definition_json, definition_hash, state_json, status, version, triggered_by, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8)",
+        )?
+        .execute(params![
+            run.id,
+            run.genflow.name,
+            definition_json,
+            definition_hash,
+            to_json("run state", &run.state)?,
+            run.state.status.as_str(),
+            run.triggered_by,
+            now_text
+        ]);
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(run.id.clone())),
+        Err(e) => return Err(e.into()),
+    }
+    let event = audit::run_created(&run.id, &run.genflow, definition_hash, &run.state);
+    append_events(conn, Some(&run.id), &[event])?;
+    Ok(now)
 }
 
 #[async_trait]
@@ -598,33 +944,16 @@ impl Store for SqliteStore {
         check_shape(&run.genflow, &run.state)?;
         let definition_json = run.genflow.canonical_json();
         let definition_hash = run.genflow.definition_hash();
-        let now = audit::now();
-        let now_text = audit::format_time(now);
-        let mut w = self.writer(false).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = sqlx::query(
-            "INSERT INTO runs (id, genflow_name, definition_json, definition_hash, state_json, status, version, triggered_by, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-        )
-        .bind(&run.id)
-        .bind(&run.genflow.name)
-        .bind(&definition_json)
-        .bind(&definition_hash)
-        .bind(to_json("run state", &run.state)?)
-        .bind(run.state.status.as_str())
-        .bind(&run.triggered_by)
-        .bind(&now_text)
-        .bind(&now_text)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(run.id)),
-            Err(e) => return Err(e.into()),
-        }
-        let event = audit::run_created(&run.id, &run.genflow, &definition_hash, &run.state);
-        append_events(&mut tx, Some(&run.id), &[event]).await?;
-        tx.commit().await?;
+        let hash = definition_hash.clone();
+        let (run, now) = self
+            .write("creating a run", false, move |conn, _| {
+                let now = create_in(conn, &run, &definition_json, &hash)?;
+                Ok((run, now))
+            })
+            .await?;
+        // Later commits and reads of this genflow need not decode it.
+        self.definitions
+            .insert(&definition_hash, run.genflow.clone());
         Ok(RunRecord {
             id: run.id,
             genflow_name: run.genflow.name.clone(),
@@ -639,204 +968,150 @@ impl Store for SqliteStore {
     }
 
     async fn get_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError> {
-        let mut r = self.reader().await?;
-        if let Some(run) = fetch_run(r.conn(), id_or_prefix).await? {
-            return Ok(run);
-        }
-        if id_or_prefix.chars().count() < MIN_PREFIX {
-            return Err(StoreError::Invalid(format!(
-                "`{id_or_prefix}` is not a run id; give at least {MIN_PREFIX} characters"
-            )));
-        }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(like_prefix(id_or_prefix))
-            .fetch_all(r.conn())
-            .await?;
-        match rows.as_slice() {
-            [] => Err(StoreError::NotFound(format!("run `{id_or_prefix}`"))),
-            [one] => run_from_row(one),
-            _ => Err(StoreError::AmbiguousId(id_or_prefix.to_string())),
-        }
+        let id = id_or_prefix.to_string();
+        self.read("reading a run", move |conn, defs| {
+            if let Some(run) = fetch_run(conn, defs, &id)? {
+                return Ok(run);
+            }
+            if id.chars().count() < MIN_PREFIX {
+                return Err(StoreError::Invalid(format!(
+                    "`{id}` is not a run id; give at least {MIN_PREFIX} characters"
+                )));
+            }
+            let rows = conn
+                .prepare_cached(select_runs!(
+                    "WHERE id LIKE ?1 ESCAPE '\\' ORDER BY id LIMIT 2"
+                ))?
+                .query_map([like_prefix(&id)], run_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut rows = rows.into_iter();
+            match (rows.next(), rows.next()) {
+                (None, _) => Err(StoreError::NotFound(format!("run `{id}`"))),
+                (Some(one), None) => run_record(conn, defs, one),
+                (Some(_), Some(_)) => Err(StoreError::AmbiguousId(id)),
+            }
+        })
+        .await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
-        let mut r = self.reader().await?;
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {RUN_COLUMNS} FROM runs
-             WHERE (?1 IS NULL OR genflow_name = ?1) AND (?2 IS NULL OR status = ?2)
-             ORDER BY created_at DESC, id DESC LIMIT ?3"
-        ));
-        // SQLite treats a negative LIMIT as "no limit".
-        let limit = filter.limit.map_or(-1, i64::from);
-        let rows = sqlx::query(sql)
-            .bind(&filter.genflow)
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(limit)
-            .fetch_all(r.conn())
-            .await?;
-        rows.iter().map(run_from_row).collect()
+        let filter = filter.clone();
+        self.read("listing runs", move |conn, defs| {
+            // SQLite treats a negative LIMIT as "no limit".
+            let limit = filter.limit.map_or(-1, i64::from);
+            let rows = conn
+                .prepare_cached(select_runs!(
+                    "WHERE (?1 IS NULL OR genflow_name = ?1) AND (?2 IS NULL OR status = ?2)
+                     ORDER BY created_at DESC, id DESC LIMIT ?3"
+                ))?
+                .query_map(
+                    params![filter.genflow, filter.status.map(|s| s.as_str()), limit],
+                    run_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|r| run_record(conn, defs, r))
+                .collect()
+        })
+        .await
     }
 
     async fn unfinished_runs(&self) -> Result<Vec<String>, StoreError> {
-        let mut r = self.reader().await?;
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM runs WHERE status = 'running' ORDER BY created_at, id",
-        )
-        .fetch_all(r.conn())
-        .await?)
+        self.read("listing unfinished runs", |conn, _| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id FROM runs WHERE status = 'running' ORDER BY created_at, id",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
     }
 
     async fn commit(&self, t: Transition) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError> {
-        let mut w = self.writer(t.durable).await?;
-        Self::commit_in(&mut w.conn, t).await
+        let durable = t.durable;
+        let state_json = to_json("run state", &t.state)?;
+        let (committed, written) = self
+            .write("committing a transition", durable, move |conn, defs| {
+                commit_in(conn, defs, t, &state_json)
+            })
+            .await?;
+        Ok((committed.into_record(), written))
     }
 
     async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRef>, StoreError> {
-        let mut r = self.reader().await?;
-        let rows = sqlx::query(
-            "SELECT r.run_id, r.step, r.path, r.revision, r.sha256, a.size, r.created_at
-             FROM artifact_revisions r JOIN artifacts a ON a.sha256 = r.sha256
-             WHERE r.run_id = ? ORDER BY r.step_index, r.path, r.revision",
-        )
-        .bind(run_id)
-        .fetch_all(r.conn())
-        .await?;
-        rows.iter().map(artifact_from_row).collect()
+        let run_id = run_id.to_string();
+        self.read("listing artifacts", move |conn, _| {
+            conn.prepare_cached(
+                "SELECT r.run_id, r.step, r.path, r.revision, r.sha256, a.size, r.created_at
+                 FROM artifact_revisions r JOIN artifacts a ON a.sha256 = r.sha256
+                 WHERE r.run_id = ?1 ORDER BY r.step_index, r.path, r.revision",
+            )?
+            .query_and_then([run_id], artifact_from_row)?
+            .collect()
+        })
+        .await
     }
 
     async fn artifact_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut r = self.reader().await?;
-        Ok(
-            sqlx::query_scalar("SELECT bytes FROM artifacts WHERE sha256 = ?")
-                .bind(sha256.to_ascii_lowercase())
-                .fetch_optional(r.conn())
-                .await?,
-        )
+        let sha = sha256.to_ascii_lowercase();
+        self.read("reading an artifact", move |conn, _| {
+            Ok(conn
+                .prepare_cached("SELECT bytes FROM artifacts WHERE sha256 = ?1")?
+                .query_row([sha], |r| r.get(0))
+                .optional()?)
+        })
+        .await
     }
 
     async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError> {
-        let mut r = self.reader().await?;
-        let rows = sqlx::query(
-            "SELECT * FROM step_runs WHERE run_id = ? ORDER BY started_at, step, attempt",
-        )
-        .bind(run_id)
-        .fetch_all(r.conn())
-        .await?;
-        rows.iter().map(step_run_from_row).collect()
+        let run_id = run_id.to_string();
+        self.read("listing step runs", move |conn, _| {
+            conn.prepare_cached(
+                "SELECT step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error
+                 FROM step_runs WHERE run_id = ?1 ORDER BY started_at, step, attempt",
+            )?
+            .query_and_then([run_id], step_run_from_row)?
+            .collect()
+        })
+        .await
     }
 
     async fn decisions(&self, run_id: &str) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut r = self.reader().await?;
-        let rows = sqlx::query("SELECT * FROM decisions WHERE run_id = ? ORDER BY id")
-            .bind(run_id)
-            .fetch_all(r.conn())
-            .await?;
-        rows.iter().map(decision_from_row).collect()
+        let run_id = run_id.to_string();
+        self.read("listing decisions", move |conn, _| {
+            conn.prepare_cached(
+                "SELECT run_id, step, gate_round, approver, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final
+                 FROM decisions WHERE run_id = ?1 ORDER BY id",
+            )?
+            .query_and_then([run_id], decision_from_row)?
+            .collect()
+        })
+        .await
     }
 
     async fn events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut r = self.reader().await?;
-        let rows = match run_id {
-            Some(id) => {
-                sqlx::query("SELECT * FROM events WHERE run_id = ? ORDER BY seq")
-                    .bind(id)
-                    .fetch_all(r.conn())
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM events ORDER BY seq")
-                    .fetch_all(r.conn())
-                    .await?
-            }
-        };
-        rows.iter().map(event_from_row).collect()
+        let run_id = run_id.map(str::to_string);
+        self.read("reading events", move |conn, _| match run_id {
+            Some(id) => conn
+                .prepare_cached(
+                    "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events WHERE run_id = ?1 ORDER BY seq",
+                )?
+                .query_and_then([id], event_from_row)?
+                .collect(),
+            None => conn
+                .prepare_cached(
+                    "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events ORDER BY seq",
+                )?
+                .query_and_then([], event_from_row)?
+                .collect(),
+        })
+        .await
     }
 
     async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        let mut r = self.reader().await?;
-        let mut report = AuditReport::default();
-        // Raw columns, not AuditEvent: the hash covers the stored text of `at`.
-        let rows = sqlx::query(
-            "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events ORDER BY seq",
-        )
-        .fetch_all(r.conn())
-        .await?;
-        let mut prev = audit::GENESIS_HASH.to_string();
-        let mut expected_seq = 1;
-        for row in &rows {
-            report.events_checked += 1;
-            let seq: i64 = row.try_get("seq")?;
-            let kind: String = row.try_get("kind")?;
-            let name = format!("event {seq} ({kind})");
-            if seq != expected_seq {
-                problem(
-                    &mut report,
-                    format!("{name}: expected event {expected_seq} here; events are missing"),
-                );
-            }
-            expected_seq = seq + 1;
-            let prev_hash: String = row.try_get("prev_hash")?;
-            let hash: String = row.try_get("hash")?;
-            if prev_hash != prev {
-                problem(
-                    &mut report,
-                    format!("{name}: does not link to the event before it"),
-                );
-            }
-            let payload: Result<serde_json::Value, _> =
-                serde_json::from_str(row.try_get("payload_json")?);
-            match payload {
-                Ok(payload) => {
-                    let run_id: Option<&str> = row.try_get("run_id")?;
-                    let at: &str = row.try_get("at")?;
-                    let recomputed =
-                        audit::event_hash(seq, run_id, at, &kind, &payload, &prev_hash)?;
-                    if recomputed != hash {
-                        problem(&mut report, format!("{name}: hash mismatch"));
-                    }
-                }
-                Err(e) => problem(&mut report, format!("{name}: payload is not JSON ({e})")),
-            }
-            prev = hash;
-        }
-
-        let shas: Vec<String> = sqlx::query_scalar("SELECT sha256 FROM artifacts ORDER BY sha256")
-            .fetch_all(r.conn())
-            .await?;
-        for sha in shas {
-            report.artifacts_checked += 1;
-            let row = sqlx::query("SELECT bytes, size FROM artifacts WHERE sha256 = ?")
-                .bind(&sha)
-                .fetch_one(r.conn())
-                .await?;
-            let bytes: Vec<u8> = row.try_get("bytes")?;
-            let size: i64 = row.try_get("size")?;
-            if audit::sha256_hex(&bytes) != sha || to_i64(bytes.len() as u64) != size {
-                let used = sqlx::query(
-                    "SELECT run_id, path, revision FROM artifact_revisions WHERE sha256 = ? ORDER BY created_at, run_id LIMIT 1",
-                )
-                .bind(&sha)
-                .fetch_optional(r.conn())
-                .await?;
-                let place = match used {
-                    Some(u) => format!(
-                        " (run {}, {} rev {})",
-                        u.try_get::<String, _>("run_id")?,
-                        u.try_get::<String, _>("path")?,
-                        u.try_get::<i64, _>("revision")?
-                    ),
-                    None => String::new(),
-                };
-                problem(
-                    &mut report,
-                    format!("artifact {sha}{place}: content does not match its sha256"),
-                );
-            }
-        }
-        Ok(report)
+        self.read("verifying the audit log", |conn, _| verify_in(conn))
+            .await
     }
 
     async fn claim_lease(
@@ -847,25 +1122,21 @@ impl Store for SqliteStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = audit::now();
-        let expires = lease_expiry(now, ttl)?;
-        let mut w = self.writer(false).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        // Insert, or take over a lease that is ours or has expired.
-        let taken = sqlx::query(
-            "INSERT INTO leases (run_id, step, owner, expires_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-             WHERE leases.owner = excluded.owner OR leases.expires_at <= ?",
-        )
-        .bind(run_id)
-        .bind(step)
-        .bind(owner)
-        .bind(audit::format_time(expires))
-        .bind(audit::format_time(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(taken == 1)
+        let expires = audit::format_time(lease_expiry(now, ttl)?);
+        let now = audit::format_time(now);
+        let (run_id, step, owner) = (run_id.to_string(), step.to_string(), owner.to_string());
+        self.write("claiming a lease", false, move |conn, _| {
+            // Insert, or take over a lease that is ours or has expired.
+            let taken = conn
+                .prepare_cached(
+                    "INSERT INTO leases (run_id, step, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                     WHERE leases.owner = excluded.owner OR leases.expires_at <= ?5",
+                )?
+                .execute(params![run_id, step, owner, expires, now])?;
+            Ok(taken == 1)
+        })
+        .await
     }
 
     async fn renew_lease(
@@ -875,31 +1146,36 @@ impl Store for SqliteStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let expires = lease_expiry(audit::now(), ttl)?;
-        let mut w = self.writer(false).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let renewed = sqlx::query(
-            "UPDATE leases SET expires_at = ? WHERE run_id = ? AND step = ? AND owner = ?",
-        )
-        .bind(audit::format_time(expires))
-        .bind(run_id)
-        .bind(step)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(renewed == 1)
+        let expires = audit::format_time(lease_expiry(audit::now(), ttl)?);
+        let (run_id, step, owner) = (run_id.to_string(), step.to_string(), owner.to_string());
+        self.write("renewing a lease", false, move |conn, _| {
+            let renewed = conn
+                .prepare_cached(
+                    "UPDATE leases SET expires_at = ?1 WHERE run_id = ?2 AND step = ?3 AND owner = ?4",
+                )?
+                .execute(params![expires, run_id, step, owner])?;
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError> {
+        let (run_id, step, owner) = (run_id.to_string(), step.to_string(), owner.to_string());
+        self.write("releasing a lease", false, move |conn, _| {
+            release_in(conn, &run_id, &step, &owner)
+        })
+        .await
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        let mut r = self.reader().await?;
-        let rows = sqlx::query(
-            "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules ORDER BY genflow",
-        )
-        .fetch_all(r.conn())
-        .await?;
-        rows.iter().map(schedule_from_row).collect()
+        self.read("listing schedules", |conn, _| {
+            conn.prepare_cached(
+                "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules ORDER BY genflow",
+            )?
+            .query_and_then([], schedule_from_row)?
+            .collect()
+        })
+        .await
     }
 
     async fn ensure_schedule(
@@ -908,28 +1184,25 @@ impl Store for SqliteStore {
         cron: &str,
         next_due: Timestamp,
     ) -> Result<ScheduleRecord, StoreError> {
-        let mut w = self.writer(false).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        // A changed expression restarts the schedule; the same one keeps its
-        // stored due time, which is what lets a restart catch up.
-        sqlx::query(
-            "INSERT INTO schedules (genflow, cron, next_due) VALUES (?, ?, ?)
-             ON CONFLICT (genflow) DO UPDATE SET cron = excluded.cron, next_due = excluded.next_due
-             WHERE schedules.cron <> excluded.cron",
-        )
-        .bind(genflow)
-        .bind(cron)
-        .bind(audit::format_time(next_due))
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(
-            "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules WHERE genflow = ?",
-        )
-        .bind(genflow)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        schedule_from_row(&row)
+        let (genflow, cron) = (genflow.to_string(), cron.to_string());
+        let next_due = audit::format_time(next_due);
+        self.write("storing a schedule", false, move |conn, _| {
+            // A changed expression restarts the schedule; the same one keeps its
+            // stored due time, which is what lets a restart catch up.
+            conn.prepare_cached(
+                "INSERT INTO schedules (genflow, cron, next_due) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (genflow) DO UPDATE SET cron = excluded.cron, next_due = excluded.next_due
+                 WHERE schedules.cron <> excluded.cron",
+            )?
+            .execute(params![genflow, cron, next_due])?;
+            conn.prepare_cached(
+                "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules WHERE genflow = ?1",
+            )?
+            .query_and_then([genflow], schedule_from_row)?
+            .next()
+            .unwrap_or_else(|| Err(StoreError::Database("the schedule just stored is missing".into())))
+        })
+        .await
     }
 
     async fn claim_schedule(
@@ -939,69 +1212,82 @@ impl Store for SqliteStore {
         next_due: Timestamp,
         run_id: &str,
     ) -> Result<bool, StoreError> {
-        let mut w = self.writer(true).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let claimed = sqlx::query(
-            "UPDATE schedules SET next_due = ?, last_due = ?, last_run_id = ?
-             WHERE genflow = ? AND next_due = ?",
-        )
-        .bind(audit::format_time(next_due))
-        .bind(audit::format_time(due))
-        .bind(run_id)
-        .bind(genflow)
-        .bind(audit::format_time(due))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(claimed == 1)
+        let (genflow, run_id) = (genflow.to_string(), run_id.to_string());
+        let (due, next_due) = (audit::format_time(due), audit::format_time(next_due));
+        self.write("claiming a schedule", true, move |conn, _| {
+            let claimed = conn
+                .prepare_cached(
+                    "UPDATE schedules SET next_due = ?1, last_due = ?2, last_run_id = ?3
+                     WHERE genflow = ?4 AND next_due = ?2",
+                )?
+                .execute(params![next_due, due, run_id, genflow])?;
+            Ok(claimed == 1)
+        })
+        .await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let mut r = self.reader().await?;
-        let by_status: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
-                .fetch_all(r.conn())
-                .await?;
-        let rows = sqlx::query(
-            "SELECT r.genflow_name AS genflow, s.step AS step, COUNT(*) AS attempts,
-                    COALESCE(SUM(s.finished_at IS NOT NULL), 0) AS finished,
-                    COALESCE(SUM((julianday(s.finished_at) - julianday(s.started_at)) * 86400.0), 0.0) AS seconds,
-                    COALESCE(SUM(s.input_tokens), 0) AS input_tokens,
-                    COALESCE(SUM(s.output_tokens), 0) AS output_tokens,
-                    COALESCE(SUM(s.cost_usd), 0.0) AS cost_usd,
-                    COALESCE(SUM(s.cached), 0) AS cached
-             FROM step_runs s JOIN runs r ON r.id = s.run_id
-             GROUP BY r.genflow_name, s.step ORDER BY r.genflow_name, s.step",
-        )
-        .fetch_all(r.conn())
-        .await?;
-        let mut steps = Vec::with_capacity(rows.len());
-        for row in &rows {
-            steps.push(StepStats {
-                genflow: row.try_get("genflow")?,
-                step: row.try_get("step")?,
-                attempts: to_u64(row.try_get("attempts")?, "attempts")?,
-                finished: to_u64(row.try_get("finished")?, "finished")?,
-                seconds: row.try_get("seconds")?,
-                input_tokens: to_u64(row.try_get("input_tokens")?, "input tokens")?,
-                output_tokens: to_u64(row.try_get("output_tokens")?, "output tokens")?,
-                cost_usd: row.try_get("cost_usd")?,
-                cached: to_u64(row.try_get("cached")?, "cached")?,
-            });
-        }
-        let mut runs_by_status = Vec::with_capacity(by_status.len());
-        for (status, n) in by_status {
-            runs_by_status.push((status, to_u64(n, "run count")?));
-        }
-        Ok(StoreStats {
-            runs_by_status,
-            steps,
+        self.read("reading statistics", |conn, _| {
+            let runs_by_status = conn
+                .prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")?
+                .query_and_then([], |r| {
+                    Ok::<_, StoreError>((r.get::<_, String>(0)?, to_u64(r.get(1)?, "run count")?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let steps = conn
+                .prepare_cached(
+                    "SELECT r.genflow_name, s.step, COUNT(*),
+                            COALESCE(SUM(s.finished_at IS NOT NULL), 0),
+                            COALESCE(SUM((julianday(s.finished_at) - julianday(s.started_at)) * 86400.0), 0.0),
+                            COALESCE(SUM(s.input_tokens), 0),
+                            COALESCE(SUM(s.output_tokens), 0),
+                            COALESCE(SUM(s.cost_usd), 0.0),
+                            COALESCE(SUM(s.cached), 0)
+                     FROM step_runs s JOIN runs r ON r.id = s.run_id
+                     GROUP BY r.genflow_name, s.step ORDER BY r.genflow_name, s.step",
+                )?
+                .query_and_then([], |row| {
+                    Ok::<_, StoreError>(StepStats {
+                        genflow: row.get(0)?,
+                        step: row.get(1)?,
+                        attempts: to_u64(row.get(2)?, "attempts")?,
+                        finished: to_u64(row.get(3)?, "finished")?,
+                        seconds: row.get(4)?,
+                        input_tokens: to_u64(row.get(5)?, "input tokens")?,
+                        output_tokens: to_u64(row.get(6)?, "output tokens")?,
+                        cost_usd: row.get(7)?,
+                        cached: to_u64(row.get(8)?, "cached")?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(StoreStats {
+                runs_by_status,
+                steps,
+            })
         })
+        .await
     }
 
     async fn enqueue_deliveries(&self, deliveries: Vec<NewDelivery>) -> Result<u64, StoreError> {
-        self.enqueue_deliveries_impl(deliveries).await
+        self.write("queueing deliveries", false, move |conn, defs| {
+            let now_text = audit::format_time(audit::now());
+            let mut queued = 0;
+            for d in &deliveries {
+                let genflow = run_definition(conn, defs, &d.run_id)?;
+                if genflow.step_index(&d.step).is_none() {
+                    return Err(StoreError::Invalid(format!(
+                        "delivery for unknown step `{}` of run {}",
+                        d.step, d.run_id
+                    )));
+                }
+                if let Some(e) = enqueue_in(conn, d, &now_text)? {
+                    queued += 1;
+                    append_events(conn, Some(&d.run_id), &[e])?;
+                }
+            }
+            Ok(queued)
+        })
+        .await
     }
 
     async fn claim_deliveries(
@@ -1011,175 +1297,33 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.claim_deliveries_impl(scope, owner, lease, limit).await
-    }
-
-    async fn finish_delivery(
-        &self,
-        id: i64,
-        owner: &str,
-        outcome: DeliveryOutcome,
-    ) -> Result<bool, StoreError> {
-        self.finish_delivery_impl(id, owner, outcome).await
-    }
-
-    async fn deliveries(&self, run_id: &str) -> Result<Vec<Delivery>, StoreError> {
-        self.deliveries_impl(run_id).await
-    }
-
-    async fn release_lease(&self, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError> {
-        let mut w = self.writer(false).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM leases WHERE run_id = ? AND step = ? AND owner = ?")
-            .bind(run_id)
-            .bind(step)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-/// Inserts a delivery, or revives one that gave up; returns its
-/// `delivery.queued` event when something changed.
-async fn enqueue_in(
-    conn: &mut SqliteConnection,
-    d: &NewDelivery,
-    now_text: &str,
-) -> Result<Option<Pending>, StoreError> {
-    let changed = sqlx::query(
-        "INSERT INTO outbox (run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)
-         ON CONFLICT (run_id, step, round, purpose, channel, recipient) DO UPDATE SET
-           status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
-           lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
-         WHERE outbox.status = 'failed'",
-    )
-    .bind(&d.run_id)
-    .bind(&d.step)
-    .bind(i64::from(d.round))
-    .bind(d.purpose.as_key())
-    .bind(&d.channel)
-    .bind(&d.recipient)
-    .bind(&d.label)
-    .bind(to_json("delivery payload", &d.payload)?)
-    .bind(now_text)
-    .bind(now_text)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok((changed == 1).then(|| Pending {
-        kind: "delivery.queued".into(),
-        payload: serde_json::json!({
-            "step": d.step, "round": d.round, "purpose": d.purpose.as_key(),
-            "channel": d.channel, "recipient": d.label,
-        }),
-    }))
-}
-
-const DELIVERY_COLUMNS: &str = "id, run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, last_error, message_id, response, summary, created_at, finished_at";
-
-fn delivery_from_row(row: &SqliteRow) -> Result<Delivery, StoreError> {
-    let id: i64 = row.try_get("id")?;
-    let purpose: &str = row.try_get("purpose")?;
-    let status: &str = row.try_get("status")?;
-    let finished: Option<&str> = row.try_get("finished_at")?;
-    Ok(Delivery {
-        run_id: row.try_get("run_id")?,
-        step: row.try_get("step")?,
-        round: to_u32(row.try_get("round")?, "delivery round")?,
-        purpose: DeliveryPurpose::from_key(purpose)
-            .ok_or_else(|| corrupt(&format!("delivery {id} purpose"), purpose))?,
-        channel: row.try_get("channel")?,
-        recipient: row.try_get("recipient")?,
-        label: row.try_get("label")?,
-        payload: from_json(
-            &format!("delivery {id} payload"),
-            row.try_get("payload_json")?,
-        )?,
-        status: DeliveryStatus::from_name(status)
-            .ok_or_else(|| corrupt(&format!("delivery {id} status"), status))?,
-        attempts: to_u32(row.try_get("attempts")?, "delivery attempts")?,
-        next_attempt_at: audit::parse_time(row.try_get("next_attempt_at")?)?,
-        last_error: row.try_get("last_error")?,
-        message_id: row.try_get("message_id")?,
-        response: row.try_get("response")?,
-        summary: row.try_get("summary")?,
-        created_at: audit::parse_time(row.try_get("created_at")?)?,
-        finished_at: finished.map(audit::parse_time).transpose()?,
-        id,
-    })
-}
-
-impl SqliteStore {
-    async fn enqueue_deliveries_impl(
-        &self,
-        deliveries: Vec<NewDelivery>,
-    ) -> Result<u64, StoreError> {
-        let mut w = self.writer(false).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let now_text = audit::format_time(audit::now());
-        let mut queued = 0;
-        for d in &deliveries {
-            let Some(run) = fetch_run(&mut *tx, &d.run_id).await? else {
-                return Err(StoreError::NotFound(format!("run {}", d.run_id)));
-            };
-            if run.definition.step_index(&d.step).is_none() {
-                return Err(StoreError::Invalid(format!(
-                    "delivery for unknown step `{}` of run {}",
-                    d.step, d.run_id
-                )));
-            }
-            if let Some(e) = enqueue_in(&mut tx, d, &now_text).await? {
-                queued += 1;
-                append_events(&mut tx, Some(&d.run_id), &[e]).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(queued)
-    }
-
-    async fn claim_deliveries_impl(
-        &self,
-        scope: &DeliveryScope,
-        owner: &str,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
         let now = audit::now();
         let now_text = audit::format_time(now);
         let expires = audit::format_time(lease_expiry(now, lease)?);
-        let mut w = self.writer(false).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_owner = ?1, lease_expires_at = ?2
-             WHERE id IN (
-               SELECT id FROM outbox
-               WHERE ((status = 'pending' AND next_attempt_at <= ?3) OR (status = 'sending' AND lease_expires_at <= ?3))
-                 AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR step = ?5)
-               ORDER BY id LIMIT ?6)
-             RETURNING {DELIVERY_COLUMNS}"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(owner)
-            .bind(&expires)
-            .bind(&now_text)
-            .bind(&scope.run_id)
-            .bind(&scope.step)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+        let (scope, owner) = (scope.clone(), owner.to_string());
+        let mut claimed = self
+            .write("claiming deliveries", false, move |conn, _| {
+                conn.prepare_cached(
+                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_owner = ?1, lease_expires_at = ?2
+                     WHERE id IN (
+                       SELECT id FROM outbox
+                       WHERE ((status = 'pending' AND next_attempt_at <= ?3) OR (status = 'sending' AND lease_expires_at <= ?3))
+                         AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR step = ?5)
+                       ORDER BY id LIMIT ?6)
+                     RETURNING id, run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, last_error, message_id, response, summary, created_at, finished_at",
+                )?
+                .query_and_then(
+                    params![owner, expires, now_text, scope.run_id, scope.step, i64::from(limit)],
+                    delivery_from_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()
+            })
             .await?;
-        tx.commit().await?;
-        let mut claimed = rows
-            .iter()
-            .map(delivery_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by_key(|d| d.id);
         Ok(claimed)
     }
 
-    async fn finish_delivery_impl(
+    async fn finish_delivery(
         &self,
         id: i64,
         owner: &str,
@@ -1189,151 +1333,290 @@ impl SqliteStore {
             outcome,
             DeliveryOutcome::Sent { .. } | DeliveryOutcome::GaveUp { .. }
         );
-        let now_text = audit::format_time(audit::now());
-        let mut w = self.writer(durable).await?;
-        let mut tx = w.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE id = ?"
-        ));
-        let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&mut *tx).await? else {
-            return Err(StoreError::NotFound(format!("delivery {id}")));
-        };
-        let d = delivery_from_row(&row)?;
-        let base = serde_json::json!({
-            "delivery": d.id, "step": d.step, "round": d.round, "purpose": d.purpose.as_key(),
-            "channel": d.channel, "recipient": d.label, "attempt": d.attempts,
-        });
-        let with = |extra: serde_json::Value| {
-            let mut p = base.clone();
-            if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
-                p.extend(extra.clone());
-            }
-            p
-        };
-        let (changed, event) = match &outcome {
-            DeliveryOutcome::Sent {
-                message_id,
-                response,
-                summary,
-            } => {
-                let n = sqlx::query(
-                    "UPDATE outbox SET status = 'sent', message_id = ?, response = ?, summary = ?, last_error = NULL,
-                       finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
-                     WHERE id = ? AND status <> 'sent'",
-                )
-                .bind(message_id)
-                .bind(response)
-                .bind(summary)
-                .bind(&now_text)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let e = with(serde_json::json!({
-                    "message_id": message_id, "response": response, "summary": summary,
-                }));
-                (
-                    n,
-                    Pending {
-                        kind: "delivery.sent".into(),
-                        payload: e,
-                    },
-                )
-            }
-            DeliveryOutcome::Retry { error, at } => {
-                let n = sqlx::query(
-                    "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?,
-                       lease_owner = NULL, lease_expires_at = NULL
-                     WHERE id = ? AND status = 'sending' AND lease_owner = ?",
-                )
-                .bind(error)
-                .bind(audit::format_time(*at))
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let e = with(serde_json::json!({
-                    "error": error, "final": false, "retry_at": audit::format_time(*at),
-                }));
-                (
-                    n,
-                    Pending {
-                        kind: "delivery.failed".into(),
-                        payload: e,
-                    },
-                )
-            }
-            DeliveryOutcome::GaveUp { error } => {
-                let n = sqlx::query(
-                    "UPDATE outbox SET status = 'failed', last_error = ?, finished_at = ?,
-                       lease_owner = NULL, lease_expires_at = NULL
-                     WHERE id = ? AND status = 'sending' AND lease_owner = ?",
-                )
-                .bind(error)
-                .bind(&now_text)
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let e = with(serde_json::json!({ "error": error, "final": true }));
-                (
-                    n,
-                    Pending {
-                        kind: "delivery.failed".into(),
-                        payload: e,
-                    },
-                )
-            }
-            DeliveryOutcome::Skipped { reason } => {
-                let n = sqlx::query(
-                    "UPDATE outbox SET status = 'skipped', last_error = ?, finished_at = ?,
-                       lease_owner = NULL, lease_expires_at = NULL
-                     WHERE id = ? AND status = 'sending' AND lease_owner = ?",
-                )
-                .bind(reason)
-                .bind(&now_text)
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let e = with(serde_json::json!({ "reason": reason }));
-                (
-                    n,
-                    Pending {
-                        kind: "delivery.skipped".into(),
-                        payload: e,
-                    },
-                )
-            }
-        };
-        if changed == 1 {
-            append_events(&mut tx, Some(&d.run_id), &[event]).await?;
-        }
-        tx.commit().await?;
-        Ok(changed == 1)
+        let owner = owner.to_string();
+        self.write("recording a delivery", durable, move |conn, _| {
+            finish_delivery_in(conn, id, &owner, &outcome)
+        })
+        .await
     }
 
-    async fn deliveries_impl(&self, run_id: &str) -> Result<Vec<Delivery>, StoreError> {
-        let mut r = self.reader().await?;
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE run_id = ? ORDER BY id"
-        ));
-        let rows = sqlx::query(sql).bind(run_id).fetch_all(r.conn()).await?;
-        rows.iter().map(delivery_from_row).collect()
+    async fn deliveries(&self, run_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        let run_id = run_id.to_string();
+        self.read("listing deliveries", move |conn, _| {
+            conn.prepare_cached(select_deliveries!("WHERE run_id = ?1 ORDER BY id"))?
+                .query_and_then([run_id], delivery_from_row)?
+                .collect()
+        })
+        .await
     }
 }
 
-fn schedule_from_row(row: &SqliteRow) -> Result<ScheduleRecord, StoreError> {
-    let last_due: Option<String> = row.try_get("last_due")?;
+fn verify_in(conn: &Connection) -> Result<AuditReport, StoreError> {
+    let mut report = AuditReport::default();
+    // Raw columns, not AuditEvent: the hash covers the stored text of `at`.
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut prev = audit::GENESIS_HASH.to_string();
+    let mut expected_seq = 1;
+    while let Some(row) = rows.next()? {
+        report.events_checked += 1;
+        let seq: i64 = row.get(0)?;
+        let kind: String = row.get(3)?;
+        let name = format!("event {seq} ({kind})");
+        if seq != expected_seq {
+            problem(
+                &mut report,
+                format!("{name}: expected event {expected_seq} here; events are missing"),
+            );
+        }
+        expected_seq = seq + 1;
+        let prev_hash: String = row.get(5)?;
+        let hash: String = row.get(6)?;
+        if prev_hash != prev {
+            problem(
+                &mut report,
+                format!("{name}: does not link to the event before it"),
+            );
+        }
+        let payload: Result<serde_json::Value, _> =
+            serde_json::from_str(row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?);
+        match payload {
+            Ok(payload) => {
+                let run_id: Option<String> = row.get(1)?;
+                let at: String = row.get(2)?;
+                let recomputed =
+                    audit::event_hash(seq, run_id.as_deref(), &at, &kind, &payload, &prev_hash)?;
+                if recomputed != hash {
+                    problem(&mut report, format!("{name}: hash mismatch"));
+                }
+            }
+            Err(e) => problem(&mut report, format!("{name}: payload is not JSON ({e})")),
+        }
+        prev = hash;
+    }
+    drop(rows);
+
+    let mut stmt =
+        conn.prepare_cached("SELECT sha256, bytes, size FROM artifacts ORDER BY sha256")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        report.artifacts_checked += 1;
+        let sha: String = row.get(0)?;
+        let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        let size: i64 = row.get(2)?;
+        if audit::sha256_hex(bytes) != sha || to_i64(bytes.len() as u64) != size {
+            let used = conn
+                .prepare_cached(
+                    "SELECT run_id, path, revision FROM artifact_revisions WHERE sha256 = ?1 ORDER BY created_at, run_id LIMIT 1",
+                )?
+                .query_row([&sha], |u| {
+                    Ok((
+                        u.get::<_, String>(0)?,
+                        u.get::<_, String>(1)?,
+                        u.get::<_, i64>(2)?,
+                    ))
+                })
+                .optional()?;
+            let place = match used {
+                Some((run, path, revision)) => format!(" (run {run}, {path} rev {revision})"),
+                None => String::new(),
+            };
+            problem(
+                &mut report,
+                format!("artifact {sha}{place}: content does not match its sha256"),
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// Inserts a delivery, or revives one that gave up; returns its
+/// `delivery.queued` event when something changed.
+fn enqueue_in(
+    conn: &Connection,
+    d: &NewDelivery,
+    now_text: &str,
+) -> Result<Option<Pending>, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO outbox (run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9)
+             ON CONFLICT (run_id, step, round, purpose, channel, recipient) DO UPDATE SET
+               status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
+               lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
+             WHERE outbox.status = 'failed'",
+        )?
+        .execute(params![
+            d.run_id,
+            d.step,
+            i64::from(d.round),
+            d.purpose.as_key(),
+            d.channel,
+            d.recipient,
+            d.label,
+            to_json("delivery payload", &d.payload)?,
+            now_text
+        ])?;
+    Ok((changed == 1).then(|| Pending {
+        kind: "delivery.queued".into(),
+        payload: serde_json::json!({
+            "step": d.step, "round": d.round, "purpose": d.purpose.as_key(),
+            "channel": d.channel, "recipient": d.label,
+        }),
+    }))
+}
+
+fn delivery_from_row(row: &Row<'_>) -> Result<Delivery, StoreError> {
+    let id: i64 = row.get(0)?;
+    let purpose: String = row.get(4)?;
+    let status: String = row.get(9)?;
+    let finished: Option<String> = row.get(17)?;
+    Ok(Delivery {
+        run_id: row.get(1)?,
+        step: row.get(2)?,
+        round: to_u32(row.get(3)?, "delivery round")?,
+        purpose: DeliveryPurpose::from_key(&purpose)
+            .ok_or_else(|| corrupt(&format!("delivery {id} purpose"), &purpose))?,
+        channel: row.get(5)?,
+        recipient: row.get(6)?,
+        label: row.get(7)?,
+        payload: from_json(&row.get::<_, String>(8)?, || {
+            format!("delivery {id} payload")
+        })?,
+        status: DeliveryStatus::from_name(&status)
+            .ok_or_else(|| corrupt(&format!("delivery {id} status"), &status))?,
+        attempts: to_u32(row.get(10)?, "delivery attempts")?,
+        next_attempt_at: time(&row.get::<_, String>(11)?)?,
+        last_error: row.get(12)?,
+        message_id: row.get(13)?,
+        response: row.get(14)?,
+        summary: row.get(15)?,
+        created_at: time(&row.get::<_, String>(16)?)?,
+        finished_at: finished.as_deref().map(time).transpose()?,
+        id,
+    })
+}
+
+fn finish_delivery_in(
+    conn: &Connection,
+    id: i64,
+    owner: &str,
+    outcome: &DeliveryOutcome,
+) -> Result<bool, StoreError> {
+    let now_text = audit::format_time(audit::now());
+    let Some(d) = conn
+        .prepare_cached(select_deliveries!("WHERE id = ?1"))?
+        .query_and_then([id], delivery_from_row)?
+        .next()
+        .transpose()?
+    else {
+        return Err(StoreError::NotFound(format!("delivery {id}")));
+    };
+    let base = serde_json::json!({
+        "delivery": d.id, "step": d.step, "round": d.round, "purpose": d.purpose.as_key(),
+        "channel": d.channel, "recipient": d.label, "attempt": d.attempts,
+    });
+    let with = |extra: serde_json::Value| {
+        let mut p = base.clone();
+        if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+            p.extend(extra.clone());
+        }
+        p
+    };
+    let (changed, event) = match outcome {
+        DeliveryOutcome::Sent {
+            message_id,
+            response,
+            summary,
+        } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'sent', message_id = ?1, response = ?2, summary = ?3, last_error = NULL,
+                       finished_at = ?4, lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ?5 AND status <> 'sent'",
+                )?
+                .execute(params![message_id, response, summary, now_text, id])?;
+            let e = with(serde_json::json!({
+                "message_id": message_id, "response": response, "summary": summary,
+            }));
+            (
+                n,
+                Pending {
+                    kind: "delivery.sent".into(),
+                    payload: e,
+                },
+            )
+        }
+        DeliveryOutcome::Retry { error, at } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'pending', last_error = ?1, next_attempt_at = ?2,
+                       lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ?3 AND status = 'sending' AND lease_owner = ?4",
+                )?
+                .execute(params![error, audit::format_time(*at), id, owner])?;
+            let e = with(serde_json::json!({
+                "error": error, "final": false, "retry_at": audit::format_time(*at),
+            }));
+            (
+                n,
+                Pending {
+                    kind: "delivery.failed".into(),
+                    payload: e,
+                },
+            )
+        }
+        DeliveryOutcome::GaveUp { error } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'failed', last_error = ?1, finished_at = ?2,
+                       lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ?3 AND status = 'sending' AND lease_owner = ?4",
+                )?
+                .execute(params![error, now_text, id, owner])?;
+            let e = with(serde_json::json!({ "error": error, "final": true }));
+            (
+                n,
+                Pending {
+                    kind: "delivery.failed".into(),
+                    payload: e,
+                },
+            )
+        }
+        DeliveryOutcome::Skipped { reason } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'skipped', last_error = ?1, finished_at = ?2,
+                       lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ?3 AND status = 'sending' AND lease_owner = ?4",
+                )?
+                .execute(params![reason, now_text, id, owner])?;
+            let e = with(serde_json::json!({ "reason": reason }));
+            (
+                n,
+                Pending {
+                    kind: "delivery.skipped".into(),
+                    payload: e,
+                },
+            )
+        }
+    };
+    if changed == 1 {
+        append_events(conn, Some(&d.run_id), &[event])?;
+    }
+    Ok(changed == 1)
+}
+
+fn schedule_from_row(row: &Row<'_>) -> Result<ScheduleRecord, StoreError> {
+    let last_due: Option<String> = row.get(3)?;
     Ok(ScheduleRecord {
-        genflow: row.try_get("genflow")?,
-        cron: row.try_get("cron")?,
-        next_due: audit::parse_time(&row.try_get::<String, _>("next_due")?)?,
-        last_due: last_due.as_deref().map(audit::parse_time).transpose()?,
-        last_run_id: row.try_get("last_run_id")?,
+        genflow: row.get(0)?,
+        cron: row.get(1)?,
+        next_due: time(&row.get::<_, String>(2)?)?,
+        last_due: last_due.as_deref().map(time).transpose()?,
+        last_run_id: row.get(4)?,
     })
 }
 

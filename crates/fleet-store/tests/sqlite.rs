@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use fleet_core::run::{RunState, RunStatus};
 use fleet_store::{NewEvent, NewRun, SqliteStore, Store, StoreError, Transition};
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use suite::Backdoor;
@@ -36,36 +35,36 @@ async fn db() -> Db {
 struct RawSql(PathBuf);
 
 impl RawSql {
-    async fn conn(&self) -> SqliteConnection {
-        let url = format!("sqlite://{}", self.0.display());
-        SqliteConnection::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("raw connect: {e}"))
+    fn conn(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(&self.0).unwrap_or_else(|e| panic!("raw open: {e}"));
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("busy timeout: {e}"));
+        conn
     }
 }
 
 #[async_trait]
 impl Backdoor for RawSql {
     async fn set_event_payload(&self, seq: i64, payload_json: &str) {
-        let mut c = self.conn().await;
-        let done = sqlx::query("UPDATE events SET payload_json = ? WHERE seq = ?")
-            .bind(payload_json)
-            .bind(seq)
-            .execute(&mut c)
-            .await
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE events SET payload_json = ?1 WHERE seq = ?2",
+                rusqlite::params![payload_json, seq],
+            )
             .unwrap_or_else(|e| panic!("tamper event: {e}"));
-        assert_eq!(done.rows_affected(), 1);
+        assert_eq!(changed, 1);
     }
 
     async fn set_artifact_bytes(&self, sha256: &str, bytes: &[u8]) {
-        let mut c = self.conn().await;
-        let done = sqlx::query("UPDATE artifacts SET bytes = ? WHERE sha256 = ?")
-            .bind(bytes)
-            .bind(sha256)
-            .execute(&mut c)
-            .await
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE artifacts SET bytes = ?1 WHERE sha256 = ?2",
+                rusqlite::params![bytes, sha256],
+            )
             .unwrap_or_else(|e| panic!("tamper artifact: {e}"));
-        assert_eq!(done.rows_affected(), 1);
+        assert_eq!(changed, 1);
     }
 }
 
@@ -270,4 +269,107 @@ async fn processes_share_one_database_file() {
 #[tokio::test]
 async fn outbox_delivers_each_key_once() {
     suite::outbox_delivers_each_key_once(&db().await.store).await;
+}
+
+/// Holds the database's write lock from another connection for a moment, so
+/// the store's next requests queue up behind its first and are committed
+/// as one group.
+struct HoldLock(PathBuf);
+
+impl suite::HoldWrites for HoldLock {
+    fn hold_writes(&self) {
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let path = self.0.clone();
+        std::thread::spawn(move || {
+            let conn = RawSql(path).conn();
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .unwrap_or_else(|e| panic!("lock: {e}"));
+            let _ = locked.send(());
+            // Long enough for a burst of tasks to queue; correctness never
+            // depends on it, only whether they share one transaction.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            conn.execute_batch("COMMIT")
+                .unwrap_or_else(|e| panic!("unlock: {e}"));
+        });
+        is_locked
+            .recv()
+            .unwrap_or_else(|e| panic!("lock thread: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn transition_leases() {
+    suite::transition_leases(&db().await.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_all_land() {
+    let db = db().await;
+    suite::concurrent_commits_all_land(Arc::new(db.store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_version_burst_one_wins() {
+    let db = db().await;
+    let hold = HoldLock(db.path.clone());
+    suite::same_version_burst_one_wins(Arc::new(db.store), &hold).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_requests_keep_neighbours() {
+    let db = db().await;
+    let hold = HoldLock(db.path.clone());
+    suite::failing_requests_keep_neighbours(Arc::new(db.store), &hold).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_memory_store_groups_commits() {
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open_in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("in-memory: {e}")),
+    );
+    suite::transition_leases(&*store).await;
+    suite::same_version_burst_one_wins(Arc::clone(&store), &suite::NoHold).await;
+    suite::failing_requests_keep_neighbours(Arc::clone(&store), &suite::NoHold).await;
+}
+
+/// A database whose schema is newer than this build, or one made by the old
+/// sqlx-based development builds, is refused with a clear error and left as
+/// it was.
+#[tokio::test]
+async fn incompatible_databases_are_refused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+
+    let newer = dir.path().join("newer.db");
+    drop(
+        SqliteStore::open(&newer)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}")),
+    );
+    RawSql(newer.clone())
+        .conn()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap_or_else(|e| panic!("bump: {e}"));
+    let refused = SqliteStore::open(&newer).await.err();
+    assert!(
+        matches!(&refused, Some(StoreError::Incompatible(m)) if m.contains("newer") && m.contains("99")),
+        "{refused:?}"
+    );
+
+    let old = dir.path().join("old.db");
+    RawSql(old.clone())
+        .conn()
+        .execute_batch("CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY); CREATE TABLE runs (id TEXT);")
+        .unwrap_or_else(|e| panic!("old schema: {e}"));
+    let refused = SqliteStore::open(&old).await.err();
+    assert!(
+        matches!(&refused, Some(StoreError::Incompatible(m)) if m.contains("older development build")),
+        "{refused:?}"
+    );
+    let version: i64 = RawSql(old)
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("version: {e}"));
+    assert_eq!(version, 0, "nothing was migrated");
 }

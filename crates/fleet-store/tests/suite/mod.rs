@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use fleet_core::config::Genflow;
 use fleet_core::run::{Event, RunState, RunStatus, StepStatus, Verdict, advance};
 use fleet_store::{
-    NewArtifact, NewDecision, NewEvent, NewRun, RunFilter, RunRecord, StepRun, Store, StoreError,
-    Transition,
+    LeaseChange, NewArtifact, NewDecision, NewEvent, NewRun, RunFilter, RunRecord, StepRun, Store,
+    StoreError, Transition,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -18,6 +18,21 @@ use std::time::Duration;
 pub trait Backdoor: Send + Sync {
     async fn set_event_payload(&self, seq: i64, payload_json: &str);
     async fn set_artifact_bytes(&self, sha256: &str, bytes: &[u8]);
+}
+
+/// Makes the backend hold its writes back for a moment, so that a burst of
+/// requests queues up behind the first and is committed together (group
+/// commit). Returns once writes are held; a backend without such a lever
+/// does nothing.
+pub trait HoldWrites: Send + Sync {
+    fn hold_writes(&self);
+}
+
+/// For backends (or runs) that do not hold writes back.
+pub struct NoHold;
+
+impl HoldWrites for NoHold {
+    fn hold_writes(&self) {}
 }
 
 pub const RELEASE_GATE: &str = r#"
@@ -1114,4 +1129,302 @@ pub async fn outbox_delivers_each_key_once(store: &dyn Store) {
         1
     );
     assert!(ok(store.verify_audit().await, "verify").is_ok());
+}
+
+/// Lease changes committed with a transition: a taken lease blocks another
+/// owner until released, a release by a non-owner does nothing, a take
+/// overwrites whoever held the lease, and a transition that fails its CAS
+/// changes no lease.
+pub async fn transition_leases(store: &dyn Store) {
+    let long = Duration::from_secs(60);
+    let take = |step: &str, owner: &str| LeaseChange::Take {
+        step: step.into(),
+        owner: owner.into(),
+        ttl: long,
+    };
+    let release = |step: &str, owner: &str| LeaseChange::Release {
+        step: step.into(),
+        owner: owner.into(),
+    };
+    let run = new_run(store, "lease-run", "release-gate", None).await;
+    let id = run.id.clone();
+
+    let mut t = Transition::new(&run, run.state.clone());
+    t.leases.push(take("readiness", "worker-a"));
+    let run = ok(store.commit(t).await, "take").0;
+    assert!(!ok(
+        store.claim_lease(&id, "readiness", "worker-b", long).await,
+        "claim taken lease"
+    ));
+    assert!(ok(
+        store.renew_lease(&id, "readiness", "worker-a", long).await,
+        "renew own lease"
+    ));
+
+    // Released by someone who does not hold it: nothing changes.
+    let mut t = Transition::new(&run, run.state.clone());
+    t.leases.push(release("readiness", "worker-b"));
+    let run = ok(store.commit(t).await, "foreign release").0;
+    assert!(!ok(
+        store.claim_lease(&id, "readiness", "worker-b", long).await,
+        "still a's"
+    ));
+
+    // A transition that loses its compare-and-swap changes no lease.
+    let mut stale = Transition::new(&run, run.state.clone());
+    stale.expected_version = run.version - 1;
+    stale.leases = vec![
+        release("readiness", "worker-a"),
+        take("risk-review", "worker-c"),
+    ];
+    let lost = store.commit(stale).await;
+    assert!(matches!(lost, Err(StoreError::Conflict { .. })), "{lost:?}");
+    assert!(!ok(
+        store.claim_lease(&id, "readiness", "worker-b", long).await,
+        "still a's after the lost CAS"
+    ));
+    assert!(!ok(
+        store
+            .renew_lease(&id, "risk-review", "worker-c", long)
+            .await,
+        "c never got risk-review"
+    ));
+
+    // Released by its owner: free for another.
+    let mut t = Transition::new(&run, run.state.clone());
+    t.leases.push(release("readiness", "worker-a"));
+    let run = ok(store.commit(t).await, "own release").0;
+    assert!(ok(
+        store.claim_lease(&id, "readiness", "worker-b", long).await,
+        "claim after release"
+    ));
+
+    // A take overwrites whoever holds the lease.
+    let mut t = Transition::new(&run, run.state.clone());
+    t.leases.push(take("readiness", "worker-a"));
+    let run = ok(store.commit(t).await, "take over").0;
+    assert!(!ok(
+        store.renew_lease(&id, "readiness", "worker-b", long).await,
+        "b lost it"
+    ));
+    assert!(ok(
+        store.renew_lease(&id, "readiness", "worker-a", long).await,
+        "a holds it"
+    ));
+
+    // A lease on a step the run does not have is refused, and nothing is written.
+    let mut t = Transition::new(&run, run.state.clone());
+    t.leases.push(take("no-such-step", "worker-a"));
+    let bad = store.commit(t).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    assert_eq!(ok(store.get_run(&id).await, "get").version, run.version);
+}
+
+/// 32 tasks each commit 50 transitions to their own run at once: every
+/// commit lands, in order, and the audit chain verifies.
+pub async fn concurrent_commits_all_land(store: Arc<dyn Store>) {
+    const TASKS: usize = 32;
+    const COMMITS: usize = 50;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let g = genflow("nightly");
+            let mut run = store
+                .create_run(NewRun {
+                    id: format!("many-{task:02}"),
+                    state: RunState::new(&g, None),
+                    genflow: g,
+                    triggered_by: None,
+                })
+                .await?;
+            for n in 0..COMMITS {
+                let mut t = Transition::new(&run, run.state.clone());
+                t.events.push(NewEvent {
+                    kind: "test.tick".into(),
+                    payload: json!({"task": task, "n": n}),
+                });
+                t.durable = n % 10 == 0;
+                run = store.commit(t).await?.0;
+            }
+            Ok::<RunRecord, StoreError>(run)
+        }));
+    }
+    for task in tasks {
+        let run = match task.await {
+            Ok(Ok(run)) => run,
+            Ok(Err(e)) => panic!("task failed: {e}"),
+            Err(e) => panic!("task panicked: {e}"),
+        };
+        assert_eq!(run.version, 1 + COMMITS as i64);
+        let stored = ok(store.get_run(&run.id).await, "get");
+        assert_eq!(stored.version, 1 + COMMITS as i64);
+        let ticks: Vec<i64> = ok(store.events(Some(&run.id)).await, "events")
+            .iter()
+            .filter(|e| e.kind == "test.tick")
+            .filter_map(|e| e.payload["n"].as_i64())
+            .collect();
+        assert_eq!(ticks, (0..COMMITS as i64).collect::<Vec<_>>());
+    }
+    let report = ok(store.verify_audit().await, "verify");
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events_checked, (TASKS * (1 + COMMITS)) as u64);
+}
+
+/// Several transitions to the same run with the same expected version, sent
+/// in one burst: exactly one lands, the others get `Conflict`, and the audit
+/// chain verifies.
+pub async fn same_version_burst_one_wins(store: Arc<dyn Store>, hold: &dyn HoldWrites) {
+    const TASKS: usize = 8;
+    let run = new_run(&*store, "burst-run", "nightly", None).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    hold.hold_writes();
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let (store, barrier, run) = (Arc::clone(&store), Arc::clone(&barrier), run.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut t = Transition::new(&run, run.state.clone());
+            t.events.push(NewEvent {
+                kind: "test.burst".into(),
+                payload: json!({"task": task}),
+            });
+            t.durable = task == 0;
+            barrier.wait().await;
+            store.commit(t).await.map(|(r, _)| r.version)
+        }));
+    }
+    let mut winners = Vec::new();
+    for (task, handle) in tasks.into_iter().enumerate() {
+        match handle.await.unwrap_or_else(|e| panic!("join: {e}")) {
+            Ok(version) => {
+                assert_eq!(version, run.version + 1);
+                winners.push(task);
+            }
+            Err(StoreError::Conflict { run_id }) => assert_eq!(run_id, run.id),
+            Err(e) => panic!("task {task}: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        ok(store.get_run(&run.id).await, "get").version,
+        run.version + 1
+    );
+    let burst: Vec<_> = ok(store.events(Some(&run.id)).await, "events")
+        .into_iter()
+        .filter(|e| e.kind == "test.burst")
+        .collect();
+    assert_eq!(burst.len(), 1);
+    assert_eq!(burst[0].payload["task"], json!(winners[0]));
+    let report = ok(store.verify_audit().await, "verify");
+    assert!(report.is_ok(), "{report:?}");
+}
+
+/// Failing requests sent in the same burst as good ones (a duplicate vote, a
+/// stale version, an artifact for an unknown step) each get their own error
+/// and roll back alone: their neighbours' commits all land.
+pub async fn failing_requests_keep_neighbours(store: Arc<dyn Store>, hold: &dyn HoldWrites) {
+    const GOOD: usize = 6;
+    let gate = run_to_gate(&*store, "neighbour-gate", None).await;
+    let mut t = Transition::new(&gate, gate.state.clone());
+    t.decision = Some(decision("owner@example.com", Verdict::Go, false));
+    t.durable = true;
+    let gate = ok(store.commit(t).await, "first vote").0;
+    let gate_events = ok(store.events(Some(&gate.id)).await, "events").len();
+    let mut good = Vec::new();
+    for i in 0..GOOD {
+        good.push(new_run(&*store, &format!("neighbour-{i}"), "nightly", None).await);
+    }
+
+    let mut duplicate = Transition::new(&gate, gate.state.clone());
+    duplicate.decision = Some(decision("OWNER@example.com", Verdict::Go, true));
+    duplicate.durable = true;
+    let mut stale = Transition::new(&gate, gate.state.clone());
+    stale.expected_version = gate.version - 1;
+    let mut unknown = Transition::new(&gate, gate.state.clone());
+    unknown.artifacts.push(NewArtifact {
+        step: "no-such-step".into(),
+        path: "x.md".into(),
+        bytes: b"x".to_vec(),
+    });
+    let mut failing: Vec<(String, Transition)> = vec![
+        ("duplicate".into(), duplicate),
+        ("stale".into(), stale),
+        ("unknown".into(), unknown),
+    ];
+    // Good and failing requests interleaved: good, failing, good, failing, ...
+    let mut burst = Vec::new();
+    for (i, run) in good.iter().enumerate() {
+        let mut t = Transition::new(run, run.state.clone());
+        t.artifacts.push(NewArtifact {
+            step: "digest".into(),
+            path: "digest.md".into(),
+            bytes: format!("digest {i}").into_bytes(),
+        });
+        t.events.push(NewEvent {
+            kind: "test.neighbour".into(),
+            payload: json!({"i": i}),
+        });
+        burst.push((format!("good-{i}"), t));
+        if !failing.is_empty() {
+            burst.push(failing.remove(0));
+        }
+    }
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(burst.len()));
+    hold.hold_writes();
+    let mut tasks = Vec::new();
+    for (name, t) in burst {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            (name, store.commit(t).await)
+        }));
+    }
+    for handle in tasks {
+        let (name, result) = handle.await.unwrap_or_else(|e| panic!("join: {e}"));
+        match name.as_str() {
+            "duplicate" => assert!(
+                matches!(result, Err(StoreError::DuplicateDecision { .. })),
+                "{name}: {result:?}"
+            ),
+            "stale" => assert!(
+                matches!(result, Err(StoreError::Conflict { .. })),
+                "{name}: {result:?}"
+            ),
+            "unknown" => assert!(
+                matches!(result, Err(StoreError::Invalid(_))),
+                "{name}: {result:?}"
+            ),
+            _ => {
+                let (run, written) = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(run.version, 2, "{name}");
+                assert_eq!(written.len(), 1, "{name}");
+            }
+        }
+    }
+
+    // The failures wrote nothing...
+    assert_eq!(
+        ok(store.get_run(&gate.id).await, "get").version,
+        gate.version
+    );
+    assert_eq!(ok(store.decisions(&gate.id).await, "decisions").len(), 1);
+    assert_eq!(
+        ok(store.events(Some(&gate.id)).await, "events").len(),
+        gate_events
+    );
+    // ...and every neighbour's commit is there in full.
+    for (i, run) in good.iter().enumerate() {
+        assert_eq!(ok(store.get_run(&run.id).await, "get").version, 2);
+        let artifacts = ok(store.artifacts(&run.id).await, "artifacts");
+        assert_eq!(artifacts.len(), 1);
+        assert_eq!(
+            ok(store.artifact_bytes(&artifacts[0].sha256).await, "bytes"),
+            Some(format!("digest {i}").into_bytes())
+        );
+        let events = ok(store.events(Some(&run.id)).await, "events");
+        assert!(events.iter().any(|e| e.kind == "test.neighbour"));
+    }
+    let report = ok(store.verify_audit().await, "verify");
+    assert!(report.is_ok(), "{report:?}");
 }
