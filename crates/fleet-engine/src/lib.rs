@@ -20,7 +20,8 @@ use fleet_core::config::Config;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};
 use fleet_store::{DeliveryScope, NewDelivery, RunFilter};
 use fleet_store::{
-    NewArtifact, NewDecision, NewEvent, NewRun, RunRecord, StepRun, Store, StoreError, Transition,
+    LeaseChange, NewArtifact, NewDecision, NewEvent, NewRun, RunRecord, StepRun, Store, StoreError,
+    Transition,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -161,12 +162,13 @@ struct Extras {
     durable: bool,
     /// Notifications queued with the transition (a notify step's announcements).
     outbox: Vec<NewDelivery>,
+    /// The step's lease, taken with StepStarted and released with its result.
+    leases: Vec<LeaseChange>,
 }
 
 /// The result of one committed transition.
 struct Applied {
     run: RunRecord,
-    actions: Vec<Action>,
     /// The artifacts' bytes as committed, to write the readable copies
     /// without reading them back.
     files: Vec<NewArtifact>,
@@ -302,16 +304,21 @@ impl Engine {
                 if claimed.len() >= self.settings.concurrency.max(1) {
                     break;
                 }
+                // A Ready step's lease is taken by its StepStarted commit,
+                // whose version check lets exactly one worker start it; a
+                // Running one was left by a worker that died and is taken
+                // over only once its lease is free or lapsed.
                 let name = &run.definition.steps[i].name;
-                if self
-                    .store
-                    .claim_lease(
-                        &run.id,
-                        name,
-                        &self.settings.worker_id,
-                        self.settings.lease_ttl,
-                    )
-                    .await?
+                if run.state.steps[i].status == StepStatus::Ready
+                    || self
+                        .store
+                        .claim_lease(
+                            &run.id,
+                            name,
+                            &self.settings.worker_id,
+                            self.settings.lease_ttl,
+                        )
+                        .await?
                 {
                     claimed.push(i);
                 }
@@ -341,27 +348,46 @@ impl Engine {
         observer: &dyn Observer,
     ) -> Result<(), EngineError> {
         let result = self.run_step_inner(snapshot, idx, observer).await;
-        let name = &snapshot.definition.steps[idx].name;
-        let _ = self
-            .store
-            .release_lease(&snapshot.id, name, &self.settings.worker_id)
-            .await;
-        result
+        // The step's final commit releases the lease; when there was none
+        // (an error, a cancelled run, another worker won), release it here.
+        if !matches!(result, Ok(true)) {
+            let name = &snapshot.definition.steps[idx].name;
+            let _ = self
+                .store
+                .release_lease(&snapshot.id, name, &self.settings.worker_id)
+                .await;
+        }
+        result.map(|_| ())
+    }
+
+    fn lease_release(&self, step: &str) -> Vec<LeaseChange> {
+        vec![LeaseChange::Release {
+            step: step.to_owned(),
+            owner: self.settings.worker_id.clone(),
+        }]
     }
 
     /// `snapshot` is the run as `drive` last saw it; transitions start from it
     /// and reload only if it turns out stale (the version check says so).
+    /// `Ok(true)` when the step's result was committed with its lease released.
     async fn run_step_inner(
         &self,
         snapshot: &RunRecord,
         idx: usize,
         observer: &dyn Observer,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let run = snapshot.clone();
         let step_state = &run.state.steps[idx];
         let run = match step_state.status {
             StepStatus::Ready => {
-                let mut extras = Extras::default();
+                let mut extras = Extras {
+                    leases: vec![LeaseChange::Take {
+                        step: run.definition.steps[idx].name.clone(),
+                        owner: self.settings.worker_id.clone(),
+                        ttl: self.settings.lease_ttl,
+                    }],
+                    ..Extras::default()
+                };
                 extras
                     .payload
                     .insert("attempt".into(), (step_state.attempt + 1).into());
@@ -383,12 +409,12 @@ impl Engine {
                 {
                     Ok(applied) => applied.run,
                     // Someone else moved it (cancelled, or another worker won): not an error.
-                    Err(EngineError::Refused(_)) => return Ok(()),
+                    Err(EngineError::Refused(_)) => return Ok(false),
                     Err(e) => return Err(e),
                 }
             }
             StepStatus::Running => run, // reclaimed from a worker that died
-            _ => return Ok(()),
+            _ => return Ok(false),
         };
         let step = run.definition.steps[idx].clone();
         let attempt = run.state.steps[idx].attempt;
@@ -421,7 +447,7 @@ impl Engine {
             }
         };
         let elapsed = started.elapsed();
-        match outcome {
+        let released = match outcome {
             Ok(done) => {
                 let info = StepInfo {
                     input_tokens: done.step_run.as_ref().map(|s| s.input_tokens).unwrap_or(0),
@@ -433,6 +459,7 @@ impl Engine {
                 let mut extras = Extras {
                     artifacts: done.artifacts,
                     step_run: done.step_run,
+                    leases: self.lease_release(&step.name),
                     ..Extras::default()
                 };
                 extras
@@ -456,15 +483,16 @@ impl Engine {
                         }
                         let status = applied.run.state.steps[idx].status;
                         observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
-                        let _ = applied.actions;
+                        true
                     }
-                    Err(EngineError::Refused(_)) => {} // run was cancelled meanwhile; result dropped
+                    Err(EngineError::Refused(_)) => false, // run was cancelled meanwhile; result dropped
                     Err(e) => return Err(e),
                 }
             }
             Err(failure) => {
                 let mut extras = Extras {
                     step_run: failure.step_run.map(|b| *b),
+                    leases: self.lease_release(&step.name),
                     ..Extras::default()
                 };
                 extras
@@ -482,13 +510,14 @@ impl Engine {
                             ..StepInfo::default()
                         };
                         observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
+                        true
                     }
-                    Err(EngineError::Refused(_)) => {}
+                    Err(EngineError::Refused(_)) => false,
                     Err(e) => return Err(e),
                 }
             }
-        }
-        Ok(())
+        };
+        Ok(released)
     }
 
     /// Renews the lease until dropped (the select above drops it when the work ends).
@@ -714,7 +743,7 @@ impl Engine {
             events,
             outbox,
             durable: extras.durable,
-            leases: Vec::new(),
+            leases: extras.leases,
         };
         match self.store.commit(t).await {
             Ok((run, _refs)) => {
@@ -724,11 +753,7 @@ impl Engine {
                         std::thread::sleep(Duration::from_secs(3600));
                     }
                 }
-                Ok(Some(Applied {
-                    run,
-                    actions,
-                    files,
-                }))
+                Ok(Some(Applied { run, files }))
             }
             Err(StoreError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
