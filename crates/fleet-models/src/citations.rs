@@ -2,19 +2,132 @@
 //! points at a line that exists in what the step actually read.
 
 use crate::UpstreamDoc;
-use crate::text::{line_count, nth_line, re};
+use crate::text::{Cursor, line_count, nth_line};
 use fleet_core::flags::{Citation, Flag, FlagSeverity};
 use fleet_corpus::Corpus;
-use regex::Regex;
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::ops::Range;
 
-/// `source:NAME:12`, `docs/x.md:12`, `x.sql:3-9`, `src/a.rs:12:5` (column ignored).
-static CITATION: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(source:[A-Za-z0-9_.\-]+|[A-Za-z0-9_.@+\-]+(?:/[A-Za-z0-9_.@+\-]+)*):([0-9]{1,9})(?:-([0-9]{1,9}))?",
-    )
-});
+/// A byte of a path (`[A-Za-z0-9_.@+\-]`).
+fn is_path_byte(b: u8) -> bool {
+    PATH_BYTES[usize::from(b)]
+}
+
+/// [`is_path_byte`] as a table: it is asked of nearly every byte of a document.
+const PATH_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'@' | b'+' | b'-');
+        b += 1;
+    }
+    table
+};
+
+/// `:([0-9]{1,9})(?:-([0-9]{1,9}))?` after a path: where the line numbers end.
+fn line_numbers(mut c: Cursor<'_>) -> Option<usize> {
+    let digits = |c: &Cursor<'_>| {
+        c.h[c.at..]
+            .iter()
+            .take(9)
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    if !c.byte(b':') {
+        return None;
+    }
+    let first = digits(&c);
+    if first == 0 {
+        return None;
+    }
+    c.at += first;
+    let mut range = c;
+    if range.byte(b'-') {
+        let last = digits(&range);
+        if last > 0 {
+            c.at = range.at + last;
+        }
+    }
+    Some(c.at)
+}
+
+/// `source:[A-Za-z0-9_.\-]+` then the line numbers: where a citation of a
+/// command source starting at `start` ends.
+fn source_citation_at(h: &[u8], start: usize) -> Option<usize> {
+    if h.get(start) != Some(&b's') {
+        return None;
+    }
+    let mut c = Cursor::new(h, start);
+    // The name is taken whole: a shorter one would leave a name byte where `:` must be.
+    let named = c.lit("source:") && c.skip_while(|b| is_path_byte(b) && b != b'@' && b != b'+') > 0;
+    if named { line_numbers(c) } else { None }
+}
+
+/// Every citation-shaped span of `h` (`source:NAME:12`, `docs/x.md:12`,
+/// `x.sql:3-9`, `src/a.rs:12:5` with the column left out), left to right,
+/// as a regex's `find_iter` would walk
+/// `(source:[A-Za-z0-9_.\-]+|[A-Za-z0-9_.@+\-]+(?:/[A-Za-z0-9_.@+\-]+)*):([0-9]{1,9})(?:-([0-9]{1,9}))?`.
+///
+/// Every match has a `:` and a digit where its line number starts, so the
+/// search goes from one such colon to the next and reads back from it to
+/// where the match starts: the leftmost byte its path could start from.
+pub(crate) fn citation_spans(h: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    // Matches start at or after `from`; colons are looked for from `search`.
+    let (mut from, mut search) = (0, 0);
+    std::iter::from_fn(move || {
+        while let Some(i) = h.get(search..).and_then(|rest| memchr::memchr(b':', rest)) {
+            let colon = search + i;
+            search = colon + 1;
+            if !h.get(colon + 1).is_some_and(u8::is_ascii_digit) {
+                continue;
+            }
+            let found = citation_ending_at(h, from, colon);
+            if let Some(span) = &found {
+                (from, search) = (span.end, span.end);
+                return found;
+            }
+        }
+        from = h.len();
+        None
+    })
+}
+
+/// The match, starting at or after `from`, whose line numbers follow the
+/// `:` at `colon` (a digit follows it), if there is one.
+fn citation_ending_at(h: &[u8], from: usize, colon: usize) -> Option<Range<usize>> {
+    // `source:NAME:` before the colon: the name is a whole run of name bytes.
+    let is_name_byte = |b: u8| is_path_byte(b) && b != b'@' && b != b'+';
+    let mut name = colon;
+    while name > from && is_name_byte(h[name - 1]) {
+        name -= 1;
+    }
+    if name < colon
+        && name >= from + 7
+        && &h[name - 7..name] == b"source:"
+        && let Some(end) = source_citation_at(h, name - 7)
+    {
+        return Some(name - 7..end);
+    }
+    // A path before the colon: path bytes, and `/` with one after it. Its
+    // first byte is the leftmost start whose path runs to this colon.
+    let mut start = colon;
+    while start > from
+        && (is_path_byte(h[start - 1])
+            || (h[start - 1] == b'/' && start < colon && is_path_byte(h[start])))
+    {
+        start -= 1;
+    }
+    if h[start] == b'/' {
+        start += 1;
+    }
+    if start >= colon {
+        return None;
+    }
+    // At the same start `source:` comes first (a path `source` ending here).
+    let end = source_citation_at(h, start).or_else(|| line_numbers(Cursor::new(h, colon)))?;
+    Some(start..end)
+}
 
 /// Extensions that make a bare `name.ext:12` a file citation rather than a
 /// host and port (`db.internal:5432`) or a time.
@@ -89,22 +202,21 @@ pub(crate) fn find_citations<'t>(text: &'t str, known: &dyn Fn(&str) -> bool) ->
     let mut found = Vec::new();
     let mut line_no: u64 = 1;
     let mut counted_to = 0;
-    // find_iter, not captures_iter: the pieces are split by hand below,
-    // which is several times cheaper than resolving capture groups.
-    for whole in CITATION.find_iter(text) {
+    for span in citation_spans(text.as_bytes()) {
+        let whole = &text[span.clone()];
         // A path glued to what precedes it (`https://host/x.md:1`, `a:b.md:1`) is not a citation.
-        if let Some(prev) = text[..whole.start()].chars().next_back()
+        if let Some(prev) = text[..span.start].chars().next_back()
             && (prev.is_alphanumeric() || matches!(prev, '/' | ':' | '@' | '.' | '-' | '_'))
         {
             continue;
         }
-        if let Some(next) = text[whole.end()..].chars().next()
+        if let Some(next) = text[span.end..].chars().next()
             && (next.is_alphanumeric() || next == '_')
         {
             continue;
         }
         // The match is `path:N` or `path:N-M`; the path itself may hold a colon (`source:x`).
-        let Some((path, lines)) = whole.as_str().rsplit_once(':') else {
+        let Some((path, lines)) = whole.rsplit_once(':') else {
             continue;
         };
         let path = path.trim_start_matches("./");
@@ -119,10 +231,10 @@ pub(crate) fn find_citations<'t>(text: &'t str, known: &dyn Fn(&str) -> bool) ->
             continue;
         };
         line_no +=
-            memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..whole.start()]).count() as u64;
-        counted_to = whole.start();
+            memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..span.start]).count() as u64;
+        counted_to = span.start;
         found.push(CitedRef {
-            written: whole.as_str(),
+            written: whole,
             path,
             first,
             last,

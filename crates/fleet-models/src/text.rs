@@ -1,66 +1,242 @@
-//! Small text helpers shared by the analyst and the citation check.
+//! Small text helpers shared by the analyst and the citation check, and
+//! [`Cursor`], the matcher the analyst's rules are written with.
+//!
+//! The rules used to be regexes. Compiling them (literal extraction for two
+//! dozen case-insensitive alternations, Thompson NFAs, lazy-DFA warm-up) cost
+//! every `fleet` process ~12 ms before the first line was read, for a corpus
+//! of a few kilobytes. Written out by hand they cost nothing to set up and
+//! scan faster. Each hand-written rule keeps its regex in its doc comment as
+//! the definition, and the tests in `builtin/spec.rs` check the two agree.
+//!
+//! The regexes ran in ASCII mode (`\b`, `\s`, `\w` and case folding over
+//! ASCII only), so these helpers are ASCII too: a non-ASCII byte is neither
+//! a word byte nor whitespace.
 
-use regex::Regex;
-use regex::bytes::RegexSet;
-
-/// Compiles a built-in pattern. `\b` becomes an ASCII word boundary: the
-/// Unicode one makes the fast DFA engines give up on any non-ASCII line
-/// (an em dash is enough), and these patterns only anchor ASCII words.
-pub(crate) fn re(pattern: &str) -> Regex {
-    // ASCII mode where the pattern allows it (it cannot where `.` or a negated
-    // class could match half of a UTF-8 sequence): case folding and classes
-    // over ASCII compile to a far smaller automaton, and every `fleet`
-    // process compiles these afresh.
-    if let Ok(regex) = regex::RegexBuilder::new(pattern).unicode(false).build() {
-        return regex;
-    }
-    let ascii_boundaries = pattern.replace(r"\b", r"(?-u:\b)");
-    match Regex::new(&ascii_boundaries) {
-        Ok(regex) => regex,
-        // The patterns are constants in this crate, compiled by every test run.
-        Err(err) => panic!("built-in pattern {pattern:?} does not compile: {err}"),
-    }
+/// An ASCII word byte (`\w`): `[0-9A-Za-z_]`.
+pub(crate) fn is_word_byte(b: u8) -> bool {
+    WORD_BYTES[usize::from(b)]
 }
 
-/// [`re`] for a set of patterns matched together in one pass, in ASCII
-/// mode (`\s`, `\w`, case folding): the rules key on ASCII words, and a
-/// Unicode-aware union of two dozen case-insensitive patterns makes a much
-/// larger automaton that costs more per line than all the rules are worth.
-pub(crate) fn re_set(patterns: &[&str]) -> RegexSet {
-    let ascii = patterns.iter().map(|p| format!("(?-u){p}"));
-    match regex::bytes::RegexSetBuilder::new(ascii)
-        .dfa_size_limit(32 << 20)
-        .build()
-    {
-        Ok(set) => set,
-        Err(err) => panic!("built-in pattern set does not compile: {err}"),
+/// [`is_word_byte`] as a table: the rules ask it of every byte they scan.
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
+        b += 1;
     }
+    table
+};
+
+/// ASCII whitespace as `\s` reads it: space, `\t`, `\n`, `\v`, `\f`, `\r`
+/// (`u8::is_ascii_whitespace` leaves out `\v`).
+pub(crate) fn is_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
 }
 
-/// Declares line rules: one `Regex` static per rule (for captures and
-/// positions) plus one `RegexSet` over all of them, so a line is matched
-/// against every rule in a single pass and the individual regexes run only
-/// where the set says they match. Per-call overhead, not scanning, is what
-/// costs on short lines.
-macro_rules! line_rules {
-    ($set:ident, $index:ident, $patterns:ident { $($vis:vis $name:ident = $pat:expr;)* }) => {
+/// An ASCII word boundary (`\b`) at byte offset `at` of `h`.
+pub(crate) fn is_boundary(h: &[u8], at: usize) -> bool {
+    let before = at > 0 && h.get(at - 1).copied().is_some_and(is_word_byte);
+    let after = h.get(at).copied().is_some_and(is_word_byte);
+    before != after
+}
 
-        #[allow(dead_code)]
-        const $patterns: &[&str] = &[$($pat),*];
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-        #[derive(Clone, Copy)]
-        enum $index { $($name),* }
-        $(
-            // Rules only ever tested through the set never build their own regex.
-            #[allow(dead_code)]
-            $vis static $name: std::sync::LazyLock<regex::Regex> =
-                std::sync::LazyLock::new(|| crate::text::re($pat));
-        )*
-        static $set: std::sync::LazyLock<regex::bytes::RegexSet> =
-            std::sync::LazyLock::new(|| crate::text::re_set(&[$($pat),*]));
+/// The ASCII words of `h` (runs of `\w`) that start at or after `from`, as
+/// byte ranges. Words are found 64 bytes at a time from a bit mask of the
+/// word bytes, which costs a branch per word rather than a couple per byte:
+/// every rule looks at words, and this is most of what a scan costs.
+pub(crate) fn words(h: &[u8], from: usize) -> Words<'_> {
+    let mut words = Words {
+        h,
+        base: from,
+        mask: 0,
+        starts: 0,
     };
+    words.load(from > 0 && h.get(from - 1).copied().is_some_and(is_word_byte));
+    words
 }
-pub(crate) use line_rules;
+
+/// See [`words`].
+pub(crate) struct Words<'h> {
+    h: &'h [u8],
+    /// Where the current 64-byte chunk starts.
+    base: usize,
+    /// Bit `i`: `h[base + i]` is a word byte.
+    mask: u64,
+    /// The word starts in this chunk not yet returned.
+    starts: u64,
+}
+
+impl Words<'_> {
+    /// Reads the chunk at `base`; `after_word`: the byte before it is a word byte.
+    fn load(&mut self, after_word: bool) {
+        let chunk = self.h.get(self.base..).unwrap_or_default();
+        let chunk = &chunk[..chunk.len().min(64)];
+        self.mask = chunk
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (i, &b)| mask | (u64::from(is_word_byte(b)) << i));
+        self.starts = self.mask & !((self.mask << 1) | u64::from(after_word));
+    }
+}
+
+impl Iterator for Words<'_> {
+    type Item = std::ops::Range<usize>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.starts == 0 {
+            if self.base.saturating_add(64) >= self.h.len() {
+                return None;
+            }
+            let after_word = self.mask >> 63 == 1;
+            self.base += 64;
+            self.load(after_word);
+        }
+        let bit = self.starts.trailing_zeros() as usize;
+        self.starts &= self.starts - 1;
+        let start = self.base + bit;
+        // The word's bytes in this chunk, then any that run on past it.
+        let mut end = start + (!(self.mask >> bit)).trailing_zeros() as usize;
+        if end == self.base + 64 {
+            end += self.h[end..]
+                .iter()
+                .take_while(|&&b| is_word_byte(b))
+                .count();
+        }
+        Some(start..end)
+    }
+}
+
+/// The start offsets of the ASCII words in `h` at or after `from` (where
+/// `\b\w` matches).
+pub(crate) fn word_starts(h: &[u8], from: usize) -> impl Iterator<Item = usize> + '_ {
+    words(h, from).map(|word| word.start)
+}
+
+/// The offsets in `h` where an ASCII letter, in either case, starts a word:
+/// where a rule whose first word starts with `letter` can match.
+pub(crate) fn word_starts_with(h: &[u8], letter: u8) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr2_iter(letter.to_ascii_lowercase(), letter.to_ascii_uppercase(), h)
+        .filter(move |&i| i == 0 || !is_word_byte(h[i - 1]))
+}
+
+/// A position in a haystack that a hand-written rule advances through,
+/// one regex piece at a time. A method that matches moves past what it
+/// matched and returns `true`; one that does not match leaves the position
+/// where it was. Optional pieces are tried greedily, as the regex would:
+/// callers try the alternatives in the regex's order where a later piece
+/// could make an earlier choice fail.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor<'h> {
+    pub h: &'h [u8],
+    pub at: usize,
+}
+
+impl<'h> Cursor<'h> {
+    pub(crate) fn new(h: &'h [u8], at: usize) -> Self {
+        Cursor { h, at }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.h.get(self.at).copied()
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.at >= self.h.len()
+    }
+
+    /// `\b` here.
+    pub(crate) fn at_boundary(&self) -> bool {
+        is_boundary(self.h, self.at)
+    }
+
+    /// As many bytes as match `pred` (`[...]*`); how many.
+    pub(crate) fn skip_while(&mut self, pred: impl Fn(u8) -> bool) -> usize {
+        let from = self.at;
+        while self.peek().is_some_and(&pred) {
+            self.at += 1;
+        }
+        self.at - from
+    }
+
+    /// `\s*`: how many whitespace bytes.
+    pub(crate) fn spaces(&mut self) -> usize {
+        self.skip_while(is_space_byte)
+    }
+
+    /// `\s+`.
+    pub(crate) fn spaces1(&mut self) -> bool {
+        self.spaces() > 0
+    }
+
+    /// `\s`: one whitespace byte.
+    pub(crate) fn space(&mut self) -> bool {
+        match self.peek() {
+            Some(b) if is_space_byte(b) => {
+                self.at += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `[0-9]+`, all of them: how many.
+    pub(crate) fn digits(&mut self) -> usize {
+        self.skip_while(|b| b.is_ascii_digit())
+    }
+
+    /// One byte equal to `b`.
+    pub(crate) fn byte(&mut self, b: u8) -> bool {
+        self.byte_in(&[b])
+    }
+
+    /// One byte out of `set`.
+    pub(crate) fn byte_in(&mut self, set: &[u8]) -> bool {
+        match self.peek() {
+            Some(b) if set.contains(&b) => {
+                self.at += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `lit`, byte for byte.
+    pub(crate) fn lit(&mut self, lit: &str) -> bool {
+        if self
+            .h
+            .get(self.at..)
+            .is_some_and(|rest| rest.starts_with(lit.as_bytes()))
+        {
+            self.at += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `lit` with ASCII letters in either case (`(?i)`).
+    pub(crate) fn lit_ci(&mut self, lit: &str) -> bool {
+        match self.h.get(self.at..self.at + lit.len()) {
+            Some(here) if here.eq_ignore_ascii_case(lit.as_bytes()) => {
+                self.at += lit.len();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The first of `alts` that matches here, ASCII case-insensitively
+    /// (`(?i)(?:a|b|c)`).
+    pub(crate) fn first_ci(&mut self, alts: &[&str]) -> bool {
+        alts.iter().any(|alt| self.lit_ci(alt))
+    }
+
+    /// `(?:\*\*|__)?`: markdown bold markers, if there.
+    pub(crate) fn emphasis(&mut self) -> bool {
+        self.lit("**") || self.lit("__")
+    }
+}
 
 /// A markdown ATX heading: `## Title` -> (2, "Title").
 pub(crate) fn heading(line: &str) -> Option<(usize, &str)> {
@@ -150,24 +326,33 @@ fn closing_backticks(bytes: &[u8], from: usize, run: usize) -> Option<usize> {
     None
 }
 
-/// The lines of `text` holding a match of `regex`, each once, as 1-based
-/// numbers and byte ranges (without the line ending). One pass of the regex
-/// over the whole text instead of a call per line; the ranges also find the
-/// same lines in a copy with identical offsets (an ASCII-lowercased one).
-pub(crate) fn line_spans_matching(text: &str, regex: &Regex) -> Vec<(u64, std::ops::Range<usize>)> {
+/// The lines of `text` holding a match, each once, as 1-based numbers and
+/// byte ranges (without the line ending). `find(text, from)` returns the
+/// leftmost match at or after `from` as a byte range, the way a regex's
+/// `find_iter` walks: the next search starts where a match ended, so a
+/// match running over a line break can hide one that starts on the next
+/// line. The ranges also find the same lines in a copy with identical
+/// offsets (an ASCII-lowercased one).
+pub(crate) fn line_spans_matching(
+    text: &str,
+    find: impl Fn(&[u8], usize) -> Option<std::ops::Range<usize>>,
+) -> Vec<(u64, std::ops::Range<usize>)> {
     let bytes = text.as_bytes();
     let mut found = Vec::new();
     let mut line_no = 1u64;
     let mut counted_to = 0;
     let mut next_line_start = 0;
-    for m in regex.find_iter(text) {
-        if m.start() < next_line_start {
+    let mut from = 0;
+    while let Some(m) = find(bytes, from) {
+        // Matches are never empty, so this always moves forward.
+        from = m.end.max(m.start + 1);
+        if m.start < next_line_start {
             continue;
         }
-        line_no += memchr::memchr_iter(b'\n', &bytes[counted_to..m.start()]).count() as u64;
-        counted_to = m.start();
-        let start = memchr::memrchr(b'\n', &bytes[..m.start()]).map_or(0, |i| i + 1);
-        let end = memchr::memchr(b'\n', &bytes[m.start()..]).map_or(bytes.len(), |i| m.start() + i);
+        line_no += memchr::memchr_iter(b'\n', &bytes[counted_to..m.start]).count() as u64;
+        counted_to = m.start;
+        let start = memchr::memrchr(b'\n', &bytes[..m.start]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &bytes[m.start..]).map_or(bytes.len(), |i| m.start + i);
         next_line_start = end + 1;
         let end_without_cr = if end > start && bytes[end - 1] == b'\r' {
             end - 1
@@ -248,13 +433,41 @@ mod tests {
     #[test]
     fn lines_matching_numbers_each_line_once() {
         let text = "a x x\nb\nc x\r\nx";
-        let regex = re("x");
-        let lines: Vec<(u64, &str)> = line_spans_matching(text, &regex)
+        let x = |h: &[u8], from: usize| {
+            memchr::memchr(b'x', &h[from.min(h.len())..]).map(|i| from + i..from + i + 1)
+        };
+        let lines: Vec<(u64, &str)> = line_spans_matching(text, x)
             .into_iter()
             .map(|(n, span)| (n, &text[span]))
             .collect();
         assert_eq!(lines, vec![(1, "a x x"), (3, "c x"), (4, "x")]);
-        assert_eq!(line_spans_matching("", &regex), vec![]);
+        assert_eq!(line_spans_matching("", x), vec![]);
+    }
+
+    #[test]
+    fn words_are_found_across_chunks() {
+        let mut text = String::new();
+        for i in 0..60 {
+            text.push_str(&"w".repeat(i % 70));
+            text.push_str(if i % 3 == 0 { " " } else { "-é." });
+        }
+        let h = text.as_bytes();
+        for from in [0, 1, 5, 63, 64, 65, 127, 128, 200, h.len() - 1, h.len()] {
+            let slow: Vec<_> = (from..h.len())
+                .filter(|&i| is_word_byte(h[i]) && (i == 0 || !is_word_byte(h[i - 1])))
+                .map(|i| i..i + h[i..].iter().take_while(|&&b| is_word_byte(b)).count())
+                .collect();
+            assert_eq!(words(h, from).collect::<Vec<_>>(), slow, "from {from}");
+        }
+        assert_eq!(words(b"", 0).count(), 0);
+        assert_eq!(
+            words(&[b'a'; 64], 0).map(|w| w.end).collect::<Vec<_>>(),
+            [64]
+        );
+        assert_eq!(
+            words(&[b'a'; 65], 0).map(|w| w.end).collect::<Vec<_>>(),
+            [65]
+        );
     }
 
     #[test]

@@ -6,36 +6,438 @@
 //! its up created is expected).
 
 use super::analysis::{Migration, cite};
-use crate::text::{line_rules, re};
+use super::lexicon::{Case, Gap, Hits, Lexicon, Phrases};
+use crate::text::{
+    Cursor, is_boundary, is_space_byte, is_word_byte, word_starts, word_starts_with,
+};
 use fleet_core::flags::Citation;
 use fleet_corpus::Document;
-use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-line_rules!(MIGRATION_RULES, Rule, MIGRATION_PATTERNS {
-    IRREVERSIBLE_MARKER = r"(?i)\bIrreversibleMigration\b|\braise\s+NotImplementedError\b|\bRAISE\s+EXCEPTION\b|\birreversible\b";
-    SQL_DOWN_MARKER = r"(?i)^\s*--\s*(?:\+goose\s+down|\+migrate\s+down|migrate:down|down:?|rollback:?|undo:?|//\s*@undo)\s*$";
-    SQL_UP_MARKER = r"(?i)^\s*--\s*(?:\+goose\s+up|\+migrate\s+up|migrate:up|up:?|//\s*@do)\s*$";
-    // Liquibase formatted SQL: `--rollback <sql>` under each changeset.
-    SQL_ROLLBACK_LINE = r"(?i)^\s*--rollback\s+(.+)$";
-    DEF_LINE = r"^(\s*)(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)";
-    JS_DOWN = r"\bexports\.down\b|\b(?:async\s+)?down\s*\(|\bdown\s*[:=]\s*(?:async\s*)?(?:function|\()";
-    SCALE = r"(?i)[0-9][0-9,.]*\s*(?:k|m|b|million|billion|thousand)?\s*rows\b|\b[0-9]+(?:\s*(?:-|–)\s*[0-9]+)?\s*(?:minutes|mins|hours|hrs)\b|\bbatch(?:es)?\b";
-    SQL_DESTRUCTIVE = r#"(?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?[\w."]+\s+DROP\s+(?:IF\s+EXISTS\s+)?[\w"]+)\b"#;
-    CODE_DESTRUCTIVE = r"\b(remove_columns?|drop_table|remove_reference|remove_belongs_to|drop_join_table|op\.drop_column|op\.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn)\b";
-    SQL_BACKFILL = r#"(?i)(?:^|["'(\s])UPDATE\s+[\w."]+(?:\s+AS\s+\w+)?\s*(?:SET\b|$)|\bINSERT\s+INTO\b.*\bSELECT\b"#;
-    ON_UPDATE = r"(?i)\bON\s+UPDATE\b";
-    CODE_BACKFILL = r"\b(update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_columns?)\b";
-    RAILS_CHANGE_IRREVERSIBLE = r"\b(change_column|execute)\s";
+// The rules are written by hand, each with the regex it stands for (ASCII
+// `\b`, `\s`, `\w` and `(?i)`); the tests in `spec.rs` hold them to it.
+
+/// The rules of a migration line that are lists of phrases.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Word {
+    Irreversible,
+    SqlDestructive,
+    CodeDestructive,
+    OnUpdate,
+    CodeBackfill,
+    Batch,
+}
+
+impl From<Word> for u8 {
+    fn from(word: Word) -> u8 {
+        word as u8
+    }
+}
+
+const fn phrases(rule: Word, case: Case, gap: Gap, spec: &'static str) -> Phrases {
+    Phrases {
+        rule: rule as u8,
+        case,
+        gap,
+        spec,
+    }
+}
+
+pub(super) static WORDS: LazyLock<Lexicon> = LazyLock::new(|| {
+    use Case::{Any, Exact};
+    use Gap::{Space, Whitespace};
+    Lexicon::new(&[
+        // (?i)\bIrreversibleMigration\b|\braise\s+NotImplementedError\b|\bRAISE\s+EXCEPTION\b|\birreversible\b
+        phrases(
+            Word::Irreversible,
+            Any,
+            Whitespace,
+            "irreversiblemigration|raise notimplementederror|raise exception|irreversible",
+        ),
+        // The fixed alternatives of `sql_destructive`:
+        // (?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM)\b
+        phrases(
+            Word::SqlDestructive,
+            Any,
+            Whitespace,
+            "drop {table,column,schema,database}|truncate|delete from",
+        ),
+        // \b(remove_columns?|drop_table|remove_reference|remove_belongs_to|drop_join_table|op\.drop_column|
+        //   op\.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn)\b
+        phrases(
+            Word::CodeDestructive,
+            Exact,
+            Space,
+            "remove_column{,s}|drop_table|remove_reference|remove_belongs_to|drop_join_table|op.drop_column|\
+             op.drop_table|RemoveField|DeleteModel|dropColumn|dropTable|dropTableIfExists|removeColumn",
+        ),
+        // (?i)\bON\s+UPDATE\b
+        phrases(Word::OnUpdate, Any, Whitespace, "on update"),
+        // \b(update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_columns?)\b
+        phrases(
+            Word::CodeBackfill,
+            Exact,
+            Space,
+            "update_all|in_batches|find_each|find_in_batches|bulk_update|RunPython|update_column{,s}",
+        ),
+        // (?i)\bbatch(?:es)?\b (and `scale_figure`)
+        phrases(Word::Batch, Any, Space, "batch{,es}"),
+    ])
 });
 
-static FLYWAY: LazyLock<Regex> = LazyLock::new(|| re(r"^([VvUu])([0-9][0-9._]*)__(.+)\.sql$"));
-static LEADING_NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"^[VvUuRr]?([0-9]{3,})"));
+/// An optional piece (`?`, `*`): matched or not, the match goes on.
+fn optional(_matched: bool) -> bool {
+    true
+}
 
-static SQL_STATEMENT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)^(?:DROP|ALTER|DELETE|INSERT|UPDATE|CREATE|TRUNCATE|RENAME|GRANT|REVOKE)\b")
-});
+/// A line that is nothing but `marker`: `^\s*--\s*(?:marker)\s*$`.
+fn is_sql_comment_marker(h: &[u8], markers: &[fn(&mut Cursor<'_>) -> bool]) -> bool {
+    let mut c = Cursor::new(h, 0);
+    c.spaces();
+    if !c.lit("--") {
+        return false;
+    }
+    c.spaces();
+    markers.iter().any(|marker| {
+        let mut c = c;
+        marker(&mut c) && {
+            c.spaces();
+            c.at_end()
+        }
+    })
+}
+
+/// `(?i)^\s*--\s*(?:\+goose\s+down|\+migrate\s+down|migrate:down|down:?|rollback:?|undo:?|//\s*@undo)\s*$`
+pub(super) fn is_sql_down_marker(h: &[u8]) -> bool {
+    is_sql_comment_marker(
+        h,
+        &[
+            |c| c.lit_ci("+goose") && c.spaces1() && c.lit_ci("down"),
+            |c| c.lit_ci("+migrate") && c.spaces1() && c.lit_ci("down"),
+            |c| c.lit_ci("migrate:down"),
+            |c| {
+                let word = c.first_ci(&["down", "rollback", "undo"]);
+                word && optional(c.byte(b':'))
+            },
+            |c| {
+                let slashes = c.lit("//");
+                slashes && optional(c.spaces1()) && c.lit_ci("@undo")
+            },
+        ],
+    )
+}
+
+/// `(?i)^\s*--\s*(?:\+goose\s+up|\+migrate\s+up|migrate:up|up:?|//\s*@do)\s*$`
+pub(super) fn is_sql_up_marker(h: &[u8]) -> bool {
+    is_sql_comment_marker(
+        h,
+        &[
+            |c| c.lit_ci("+goose") && c.spaces1() && c.lit_ci("up"),
+            |c| c.lit_ci("+migrate") && c.spaces1() && c.lit_ci("up"),
+            |c| c.lit_ci("migrate:up"),
+            |c| {
+                let word = c.lit_ci("up");
+                word && optional(c.byte(b':'))
+            },
+            |c| {
+                let slashes = c.lit("//");
+                slashes && optional(c.spaces1()) && c.lit_ci("@do")
+            },
+        ],
+    )
+}
+
+/// `(?i)^\s*--rollback\s+(.+)$` (Liquibase formatted SQL): the rollback
+/// statement, trimmed.
+pub(super) fn sql_rollback_line(line: &str) -> Option<&str> {
+    let mut c = Cursor::new(line.as_bytes(), 0);
+    c.spaces();
+    if !c.lit_ci("--rollback") {
+        return None;
+    }
+    let rest = &line[c.at..];
+    // `\s+` then `.+`: a space, then anything at all (even another space).
+    let spaced = c.spaces1() && (!c.at_end() || rest.len() >= 2);
+    spaced.then(|| rest.trim())
+}
+
+/// `(?i)^(?:DROP|ALTER|DELETE|INSERT|UPDATE|CREATE|TRUNCATE|RENAME|GRANT|REVOKE)\b`
+pub(super) fn is_sql_statement(text: &str) -> bool {
+    let word = &text.as_bytes()[..text.bytes().take_while(|&b| is_word_byte(b)).count()];
+    [
+        "drop", "alter", "delete", "insert", "update", "create", "truncate", "rename", "grant",
+        "revoke",
+    ]
+    .iter()
+    .any(|keyword| word.eq_ignore_ascii_case(keyword.as_bytes()))
+}
+
+/// `^(\s*)(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)`: whether the `def`
+/// is indented, and the name it defines.
+pub(super) fn def_line(line: &str) -> Option<(bool, &str)> {
+    let h = line.as_bytes();
+    let mut c = Cursor::new(h, 0);
+    let indented = c.spaces() > 0;
+    // Taken if there: without it, `def` would have to start where `async` does.
+    let mut after_async = c;
+    if after_async.lit("async") && after_async.spaces1() {
+        c = after_async;
+    }
+    if !(c.lit("def")
+        && c.spaces1()
+        && c.peek()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_'))
+    {
+        return None;
+    }
+    let name = c.at;
+    c.skip_while(is_word_byte);
+    Some((indented, &line[name..c.at]))
+}
+
+/// `\bexports\.down\b|\b(?:async\s+)?down\s*\(|\bdown\s*[:=]\s*(?:async\s*)?(?:function|\()`:
+/// a knex/JS `down` migration.
+pub(super) fn is_js_down(h: &[u8]) -> bool {
+    word_starts(h, 0).any(|start| {
+        let mut c = Cursor::new(h, start);
+        if c.lit("exports.down") {
+            return c.at_boundary();
+        }
+        // `async ` before `down(` only widens a match that `down(` alone makes.
+        if !(c.lit("down") && c.at_boundary()) {
+            return false;
+        }
+        c.spaces();
+        if c.byte(b'(') {
+            return true;
+        }
+        if !c.byte_in(b":=") {
+            return false;
+        }
+        c.spaces();
+        let mut asynchronous = c;
+        if asynchronous.lit("async") {
+            asynchronous.spaces();
+            let mut f = asynchronous;
+            if f.lit("function") || f.byte(b'(') {
+                return true;
+            }
+        }
+        c.lit("function") || c.byte(b'(')
+    })
+}
+
+/// The figures of `SCALE`, which also matches `batch(es)` ([`Word::Batch`]):
+/// `(?i)[0-9][0-9,.]*\s*(?:k|m|b|million|billion|thousand)?\s*rows\b`
+/// `|\b[0-9]+(?:\s*(?:-|–)\s*[0-9]+)?\s*(?:minutes|mins|hours|hrs)\b`.
+/// A range (`40-60 minutes`) also matches from its second number, so only
+/// `\b[0-9]+\s*(?:minutes|...)\b` is looked for.
+pub(super) fn is_scale_figure(h: &[u8]) -> bool {
+    let rows = |mut c: Cursor<'_>| {
+        c.spaces();
+        ["k", "m", "b", "million", "billion", "thousand", ""]
+            .iter()
+            .any(|unit| {
+                let mut c = c;
+                c.lit_ci(unit) && {
+                    c.spaces();
+                    c.lit_ci("rows") && c.at_boundary()
+                }
+            })
+    };
+    let duration = |mut c: Cursor<'_>| {
+        c.spaces();
+        ["minutes", "mins", "hours", "hrs"].iter().any(|unit| {
+            let mut c = c;
+            c.lit_ci(unit) && c.at_boundary()
+        })
+    };
+    let mut i = 0;
+    while i < h.len() {
+        // `[0-9][0-9,.]*`: from any digit of a run of digits, commas and
+        // dots the run ends in the same place, so each run is tried once.
+        let mut run = Cursor::new(h, i);
+        if run.skip_while(|b| b.is_ascii_digit() || b == b',' || b == b'.') == 0 {
+            i += 1;
+            continue;
+        }
+        if h[i..run.at].iter().any(u8::is_ascii_digit) && rows(run) {
+            return true;
+        }
+        // A duration starts at a word boundary: the run's start, or a digit after a `.` or `,`.
+        for start in i..run.at {
+            let mut c = Cursor::new(h, start);
+            if c.at_boundary() && c.digits() > 0 && duration(c) {
+                return true;
+            }
+        }
+        i = run.at;
+    }
+    false
+}
+
+/// `(?i)\b(DROP\s+(?:TABLE|COLUMN|SCHEMA|DATABASE)|TRUNCATE|DELETE\s+FROM|
+/// ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?[\w."]+\s+DROP\s+(?:IF\s+EXISTS\s+)?[\w"]+)\b`:
+/// the first destructive statement, as written.
+pub(super) fn sql_destructive(line: &str, words: Hits) -> Option<&str> {
+    let h = line.as_bytes();
+    let phrase = if words.has(Word::SqlDestructive) {
+        WORDS.find(h, Word::SqlDestructive)
+    } else {
+        None
+    };
+    let before = phrase.as_ref().map_or(h.len(), |p| p.start);
+    let alter = if words.has_word_starting(b'a') {
+        word_starts_with(&h[..before], b'a')
+            .find_map(|start| alter_drop_at(h, start).map(|end| start..end))
+    } else {
+        None
+    };
+    alter.or(phrase).map(|span| &line[span])
+}
+
+/// The `ALTER TABLE t DROP x` alternative of [`sql_destructive`]: where it
+/// ends if it starts at `start`.
+fn alter_drop_at(h: &[u8], start: usize) -> Option<usize> {
+    let if_exists = |c: &mut Cursor<'_>| {
+        let mut t = *c;
+        let taken = t.lit_ci("if") && t.spaces1() && t.lit_ci("exists") && t.spaces1();
+        if taken {
+            *c = t;
+        }
+        taken
+    };
+    let names = |b: u8| is_word_byte(b) || b == b'.' || b == b'"';
+    let mut c = Cursor::new(h, start);
+    if !(c.lit_ci("alter") && c.spaces1() && c.lit_ci("table") && c.spaces1()) {
+        return None;
+    }
+    for skip_if_exists in [false, true] {
+        let mut c = c;
+        if !skip_if_exists && !if_exists(&mut c) {
+            continue;
+        }
+        // The table's name is taken whole: `\s+` must follow it.
+        if c.skip_while(names) == 0 || !(c.spaces1() && c.lit_ci("drop") && c.spaces1()) {
+            continue;
+        }
+        for skip_if_exists in [false, true] {
+            let mut c = c;
+            if !skip_if_exists && !if_exists(&mut c) {
+                continue;
+            }
+            // `[\w"]+\b`: the longest name that ends at a word boundary.
+            let from = c.at;
+            let run = c.skip_while(|b| is_word_byte(b) || b == b'"');
+            if let Some(end) = (from + 1..=from + run)
+                .rev()
+                .find(|&end| is_boundary(h, end))
+            {
+                return Some(end);
+            }
+        }
+    }
+    None
+}
+
+/// `(?i)(?:^|["'(\s])UPDATE\s+[\w."]+(?:\s+AS\s+\w+)?\s*(?:SET\b|$)|\bINSERT\s+INTO\b.*\bSELECT\b`:
+/// a statement that rewrites existing rows. `words`: what the lexicon saw in `h`.
+pub(super) fn is_sql_backfill(h: &[u8], words: Hits) -> bool {
+    let names = |b: u8| is_word_byte(b) || b == b'.' || b == b'"';
+    // `\s*(?:SET\b|$)` right here.
+    let set_or_end = |mut c: Cursor<'_>| {
+        c.spaces();
+        c.at_end() || (c.lit_ci("set") && c.at_boundary())
+    };
+    // `UPDATE` and `INSERT` start words: they follow a quote, a bracket, a space or nothing.
+    let update = words.has_word_starting(b'u')
+        && memchr::memchr2_iter(b'u', b'U', h).any(|start| {
+            let mut c = Cursor::new(h, start);
+            let after_quote = start == 0 || {
+                let b = h[start - 1];
+                is_space_byte(b) || b"\"'(".contains(&b)
+            };
+            if !(after_quote && c.lit_ci("update") && c.spaces1()) {
+                return false;
+            }
+            // The table name may end anywhere in its run: `set` can be glued on.
+            let from = c.at;
+            let run = c.skip_while(names);
+            (1..=run).any(|len| {
+                let name_end = Cursor::new(h, from + len);
+                let mut alias = name_end;
+                let aliased = alias.spaces1() && alias.lit_ci("as") && alias.spaces1() && {
+                    let alias_from = alias.at;
+                    let alias_run = alias.skip_while(is_word_byte);
+                    (1..=alias_run).any(|len| set_or_end(Cursor::new(h, alias_from + len)))
+                };
+                aliased || set_or_end(name_end)
+            })
+        });
+    update
+        || words.has_word_starting(b'i') && {
+            // The first `INSERT INTO` leaves the most room for a `SELECT` after it.
+            let into = word_starts_with(h, b'i').find_map(|start| {
+                let mut c = Cursor::new(h, start);
+                (c.lit_ci("insert") && c.spaces1() && c.lit_ci("into") && c.at_boundary())
+                    .then_some(c.at)
+            });
+            into.is_some_and(|into| {
+                word_starts_with(&h[into..], b's').any(|at| {
+                    let mut c = Cursor::new(h, into + at);
+                    // A word start in the slice is one in `h` too: `into` ends a word.
+                    c.lit_ci("select") && c.at_boundary()
+                })
+            })
+        }
+}
+
+/// `\b(change_column|execute)\s`: a Rails call that `def change` cannot reverse.
+pub(super) fn rails_irreversible_call(line: &str) -> Option<&str> {
+    let h = line.as_bytes();
+    word_starts(h, 0).find_map(|start| {
+        let mut c = Cursor::new(h, start);
+        ((c.lit("change_column") || c.lit("execute")) && c.space()).then(|| &line[start..c.at - 1])
+    })
+}
+
+/// `^([VvUu])([0-9][0-9._]*)__(.+)\.sql$`: a Flyway script's kind (`V`
+/// versioned, `U` undo) and version.
+pub(super) fn flyway(file: &str) -> Option<(u8, &str)> {
+    let h = file.as_bytes();
+    if !(h.first().is_some_and(|b| b"VvUu".contains(b)) && h.get(1).is_some_and(u8::is_ascii_digit))
+    {
+        return None;
+    }
+    let run = h[2..]
+        .iter()
+        .take_while(|&&b| b.is_ascii_digit() || b == b'.' || b == b'_')
+        .count();
+    // The version is as long as it can be with `__`, a name and `.sql` after it.
+    (0..=run).rev().find_map(|len| {
+        let version_end = 2 + len;
+        let name = file
+            .get(version_end..)?
+            .strip_prefix("__")?
+            .strip_suffix(".sql")?;
+        (!name.is_empty() && !name.contains('\n')).then(|| (h[0], &file[1..version_end]))
+    })
+}
+
+/// `^[VvUuRr]?([0-9]{3,})`: a migration's leading version number.
+pub(super) fn leading_number(name: &str) -> Option<&str> {
+    let from = usize::from(
+        name.as_bytes()
+            .first()
+            .is_some_and(|b| b"VvUuRr".contains(b)),
+    );
+    let digits = name.as_bytes()[from..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    (digits >= 3).then(|| &name[from..from + digits])
+}
 
 /// Is this corpus path a migration file this module understands?
 pub(crate) fn is_migration(path: &str) -> bool {
@@ -63,7 +465,7 @@ pub(crate) fn is_migration(path: &str) -> bool {
         )
     });
     in_migration_dir
-        || FLYWAY.is_match(file)
+        || flyway(file).is_some()
         || file.ends_with(".up.sql")
         || file.ends_with(".down.sql")
 }
@@ -94,10 +496,8 @@ fn role_and_key(path: &str) -> (Role, String, String) {
         "down.sql" => return (Role::Down, dir.to_string(), parent.to_string()),
         _ => {}
     }
-    if let Some(caps) = FLYWAY.captures(file) {
-        let kind = caps.get(1).map_or("V", |m| m.as_str());
-        let version = caps.get(2).map_or("", |m| m.as_str());
-        let role = if kind.eq_ignore_ascii_case("u") {
+    if let Some((kind, version)) = flyway(file) {
+        let role = if kind.eq_ignore_ascii_case(&b'u') {
             Role::Down
         } else {
             Role::Up
@@ -206,9 +606,9 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
         if trimmed.is_empty() {
             continue;
         }
-        let hits = MIGRATION_RULES.matches(line.as_bytes());
-        let has = |rule: Rule| hits.matched(rule as usize);
-        if scan.irreversible.is_none() && has(Rule::IRREVERSIBLE_MARKER) {
+        let h = line.as_bytes();
+        let words = WORDS.scan(h);
+        if scan.irreversible.is_none() && words.has(Word::Irreversible) {
             scan.irreversible = Some(cite(path, n, line));
         }
         let comment = match lang {
@@ -221,21 +621,18 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
 
         match lang {
             Lang::Sql => {
-                if has(Rule::SQL_DOWN_MARKER) {
+                if is_sql_down_marker(h) {
                     forward = false;
                     scan.down_at = Some(cite(path, n, line));
                     continue;
                 }
-                if has(Rule::SQL_UP_MARKER) {
+                if is_sql_up_marker(h) {
                     forward = role != Role::Down;
                     continue;
                 }
-                if has(Rule::SQL_ROLLBACK_LINE)
-                    && let Some(caps) = SQL_ROLLBACK_LINE.captures(line)
-                {
+                if let Some(rest) = sql_rollback_line(line) {
                     scan.down_at.get_or_insert_with(|| cite(path, n, line));
-                    let rest = caps.get(1).map_or("", |m| m.as_str()).trim();
-                    if SQL_STATEMENT.is_match(rest) {
+                    if is_sql_statement(rest) {
                         scan.down_statements = true;
                         scan.first_down_statement
                             .get_or_insert_with(|| cite(path, n, line));
@@ -244,10 +641,8 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                 }
             }
             Lang::Ruby => {
-                if has(Rule::DEF_LINE)
-                    && let Some(caps) = DEF_LINE.captures(line)
-                {
-                    match caps.get(2).map_or("", |m| m.as_str()) {
+                if let Some((_, name)) = def_line(line) {
+                    match name {
                         "up" => forward = true,
                         "change" => {
                             forward = true;
@@ -266,12 +661,9 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                 }
             }
             Lang::Python => {
-                if has(Rule::DEF_LINE)
-                    && let Some(caps) = DEF_LINE.captures(line)
-                    && caps.get(1).is_some_and(|m| m.as_str().is_empty())
-                {
+                if let Some((false, name)) = def_line(line) {
                     // Top-level defs only: helpers nested in upgrade() stay in upgrade().
-                    match caps.get(2).map_or("", |m| m.as_str()) {
+                    match name {
                         "upgrade" | "forwards" => {
                             forward = true;
                             in_python_down = false;
@@ -309,7 +701,7 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
                 }
             }
             Lang::Js => {
-                if has(Rule::JS_DOWN) {
+                if is_js_down(h) {
                     forward = false;
                     scan.down_at = Some(cite(path, n, line));
                     scan.down_statements = true;
@@ -329,39 +721,33 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
         if lang == Lang::Sql && !forward && !comment {
             scan.down_statements = true;
         }
-        if forward && has(Rule::SCALE) && scan.scale.is_none() {
+        if forward && scan.scale.is_none() && (words.has(Word::Batch) || is_scale_figure(h)) {
             scan.scale = Some(cite(path, n, line));
         }
         if !forward || comment {
             continue;
         }
-        if has(Rule::SQL_DESTRUCTIVE)
-            && let Some(m) = SQL_DESTRUCTIVE.find(line)
-            && let Some(op) = destructive_op(m.as_str())
-        {
+        if let Some(op) = sql_destructive(line, words).and_then(destructive_op) {
             scan.destructive.push((op, cite(path, n, line)));
-        } else if has(Rule::CODE_DESTRUCTIVE)
-            && let Some(m) = CODE_DESTRUCTIVE.find(line)
+        } else if words.has(Word::CodeDestructive)
+            && let Some(call) = WORDS.find(h, Word::CodeDestructive)
         {
             scan.destructive
-                .push((m.as_str().to_string(), cite(path, n, line)));
+                .push((line[call].to_string(), cite(path, n, line)));
         }
-        if (has(Rule::SQL_BACKFILL) && !has(Rule::ON_UPDATE)) || has(Rule::CODE_BACKFILL) {
+        if (!words.has(Word::OnUpdate) && is_sql_backfill(h, words))
+            || words.has(Word::CodeBackfill)
+        {
             scan.backfill.push(cite(path, n, line));
         }
         if lang == Lang::Ruby
             && scan.auto_reversible
             && scan.blocks_auto_reverse.is_none()
-            && has(Rule::RAILS_CHANGE_IRREVERSIBLE)
-            && let Some(m) = RAILS_CHANGE_IRREVERSIBLE
-                .captures(line)
-                .and_then(|c| c.get(1))
+            && let Some(call) = rails_irreversible_call(line)
             && !doc.text.contains("reversible do")
         {
-            scan.blocks_auto_reverse = Some((
-                format!("`{}` inside def change", m.as_str()),
-                cite(path, n, line),
-            ));
+            scan.blocks_auto_reverse =
+                Some((format!("`{call}` inside def change"), cite(path, n, line)));
         }
     }
     if django && reverse_calls <= reverse_args {
@@ -401,16 +787,9 @@ pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
 }
 
 fn judge(unit: Unit<'_>) -> Option<Migration> {
-    let number = LEADING_NUMBER
-        .captures(&unit.name)
-        .and_then(|c| c.get(1))
-        .map(|m| m.as_str().to_string())
-        .or_else(|| {
-            FLYWAY
-                .captures(&format!("{}.sql", unit.name))
-                .and_then(|c| c.get(2))
-                .map(|m| m.as_str().to_string())
-        });
+    let number = leading_number(&unit.name)
+        .map(str::to_string)
+        .or_else(|| flyway(&format!("{}.sql", unit.name)).map(|(_, version)| version.to_string()));
     let paired = unit.up.is_some();
     let (forward_doc, forward) = match (unit.up, unit.single) {
         (Some(up), _) => up,
@@ -493,7 +872,7 @@ fn judge(unit: Unit<'_>) -> Option<Migration> {
             .next()
             .unwrap_or(&forward_doc.path);
         let reason = match (paired, lang_of(&forward_doc.path)) {
-            (true, _) if FLYWAY.is_match(file) => "no undo (U) script".to_string(),
+            (true, _) if flyway(file).is_some() => "no undo (U) script".to_string(),
             (true, _) => format!("no down migration (`{}.down.sql`)", unit.name),
             (false, Lang::Ruby) => "def up without def down".to_string(),
             (false, Lang::Python) => "no downgrade()".to_string(),

@@ -4,10 +4,13 @@
 //! re-derives the risks and holds the upstream documents against them.
 
 mod analysis;
+mod lexicon;
 mod migrations;
 mod report;
 mod review;
 mod rules;
+#[cfg(test)]
+mod spec;
 
 use crate::{BoxFuture, Completion, Model, ModelError, ModelRequest, Usage};
 use analysis::Analysis;

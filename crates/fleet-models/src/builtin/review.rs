@@ -7,7 +7,7 @@
 
 use super::analysis::{Analysis, RollbackStatus, cite};
 use super::report::{RULE_BASED_NOTICE, evidence};
-use super::rules::{RISK_CLAIM, RISK_CLAIM_LOWERCASE};
+use super::rules::{find_risk_claim, is_risk_claim};
 use crate::citations::{CitationIndex, CitedRef, find_citations};
 use crate::text::{excerpt, line_spans_matching, own_words};
 use crate::{ModelRequest, UpstreamDoc};
@@ -473,12 +473,13 @@ fn upstream_risks(
             continue;
         }
         if !high.is_empty() {
-            // Searched on the lowercased copy: case-sensitive literals let the
-            // regex engine skip ahead with a prefilter. Offsets are the same.
-            for (n, span) in line_spans_matching(&read.lower, &RISK_CLAIM_LOWERCASE) {
+            // The whole document is searched, not line by line: a claim can run
+            // over a line break (and hide one on the next line), as it did when
+            // this was a regex.
+            for (n, span) in line_spans_matching(&doc.text, find_risk_claim) {
                 let line = &doc.text[span];
                 // Blockquotes and quoted passages report what others said.
-                if line.trim_start().starts_with('>') || !RISK_CLAIM.is_match(&own_words(line)) {
+                if line.trim_start().starts_with('>') || !is_risk_claim(&own_words(line)) {
                     continue;
                 }
                 let at = cite(&doc.path, n, line);

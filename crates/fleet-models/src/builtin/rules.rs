@@ -2,53 +2,506 @@
 //! command snapshots): one pass per document, tracking the markdown section
 //! each line sits in, since "Known issues" or "Rollback" headings change what
 //! a line means.
+//!
+//! Most rules are lists of words and phrases ([`WORDS`], [`HEADINGS`]); the
+//! rest are small functions below. Each says, as a regex, what it matches:
+//! that regex is the rule's definition (ASCII `\b`, `\s` and `(?i)`), and
+//! the tests in `spec.rs` hold the code to it.
 
 use super::analysis::{
     Analysis, OpenIssue, OpenItem, RollbackCoverage, RollbackStatus, Rollout, SupportFigure, cite,
 };
-use crate::text::{heading, line_rules, own_words, re};
+use super::lexicon::{Case, Gap, Hits, Lexicon, Phrases};
+use crate::text::{Cursor, heading, is_boundary, is_space_byte, own_words, word_starts_with};
 use fleet_core::flags::{Citation, FlagSeverity};
-use regex::Regex;
+use std::ops::Range;
 use std::sync::LazyLock;
 
-static TABLE_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*\|?[\s:|-]*-[\s:|-]*$"));
-static CODE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"`([A-Za-z][A-Za-z0-9_.:/-]*)`"));
+/// The rules of a line that are lists of phrases.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Word {
+    Bug,
+    Open,
+    Closed,
+    Severity,
+    Tbd,
+    OneWay,
+    /// The fixed phrases of [`risk_claim_at`].
+    RiskClaim,
+    Flag,
+    Signoff,
+    Pending,
+    Support,
+    Elevated,
+}
 
-line_rules!(HEADING_RULES, Heading, HEADING_PATTERNS {
-    ISSUES_HEADING = r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b";
-    ROLLBACK_HEADING = r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b";
-    FLAG_HEADING = r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b";
-    SIGNOFF_HEADING = r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b";
-    SUPPORT_HEADING = r"(?i)\b(support (?:load|volume|tickets?|queue|metrics)|tickets?|customer impact|on-?call load|escalations)\b";
+impl From<Word> for u8 {
+    fn from(word: Word) -> u8 {
+        word as u8
+    }
+}
+
+/// Phrases in any case, a space standing for one space.
+const fn any(rule: Word, spec: &'static str) -> Phrases {
+    Phrases {
+        rule: rule as u8,
+        case: Case::Any,
+        gap: Gap::Space,
+        spec,
+    }
+}
+
+/// The phrase rules of a line, each with the regex it stands for.
+pub(super) static WORDS: LazyLock<Lexicon> = LazyLock::new(|| {
+    Lexicon::new(&[
+        // (?i)\b(regressions?|bugs?|defects?|known issues?|crash(?:es)?|data loss|outages?)\b
+        any(
+            Word::Bug,
+            "regression{,s}|bug{,s}|defect{,s}|known issue{,s}|crash{,es}|data loss|outage{,s}",
+        ),
+        // (?i)\b(open|opened|reopened|unresolved|outstanding|investigating|in progress|
+        //   not (?:yet )?fixed|unfixed|unmitigated|blocker|blocking|triaged?|
+        //   still (?:happening|occurring|present))\b
+        any(
+            Word::Open,
+            "open|opened|reopened|unresolved|outstanding|investigating|in progress|not {,yet }fixed|\
+             unfixed|unmitigated|blocker|blocking|triage{,d}|still {happening,occurring,present}",
+        ),
+        // (?i)\b(fixed|fixes|resolved|closed|done|mitigated|merged|shipped|reverted|addressed)\b
+        any(
+            Word::Closed,
+            "fixed|fixes|resolved|closed|done|mitigated|merged|shipped|reverted|addressed",
+        ),
+        // (?i)\b(P[0-4]|SEV-?[0-4]|S[0-4]|critical|blocker|high|major|medium|moderate|minor|low)\b
+        any(
+            Word::Severity,
+            "p{0,1,2,3,4}|sev{,-}{0,1,2,3,4}|s{0,1,2,3,4}|critical|blocker|high|major|medium|moderate|minor|low",
+        ),
+        // (?i:\b(?:tbd|tbc|tba)\b|\bto be (?:decided|determined|confirmed)\b)|\b(?:TODO|FIXME)\b
+        any(
+            Word::Tbd,
+            "tbd|tbc|tba|to be {decided,determined,confirmed}",
+        ),
+        Phrases {
+            rule: Word::Tbd as u8,
+            case: Case::Exact,
+            gap: Gap::Space,
+            spec: "TODO|FIXME",
+        },
+        // (?i)\b(irreversibl[ey]|one-way|can(?:not| not|'t|’t) be (?:undone|reversed|rolled back|restored|recovered)|
+        //   no (?:way|path) back|point of no return|not reversible|no kill[- ]?switch|
+        //   permanently (?:delete[sd]?|remove[sd]?|drop(?:s|ped)?)|no rollback)\b
+        any(
+            Word::OneWay,
+            "irreversibl{e,y}|one-way|can{not, not,'t,’t} be {undone,reversed,rolled back,restored,recovered}|\
+             no {way,path} back|point of no return|not reversible|no kill{-, ,}switch|\
+             permanently {delete,deletes,deleted,remove,removes,removed,drop,drops,dropped}|no rollback",
+        ),
+        // The fixed alternatives of RISK_CLAIM (see `risk_claim_at`):
+        // low[- ]risk\b|ready (?:to|for) (?:ship|release|launch|deploy|production|go)\b|
+        // no known (?:issues|risks|regressions|blockers|problems)\b|no (?:open )?blockers\b|
+        // all migrations (?:are )?reversible\b|safe to (?:ship|release|deploy)\b
+        any(
+            Word::RiskClaim,
+            "low{-, }risk|ready {to,for} {ship,release,launch,deploy,production,go}|\
+             no known {issues,risks,regressions,blockers,problems}|no {,open }blockers|\
+             all migrations {,are }reversible|safe to {ship,release,deploy}",
+        ),
+        // (?i)\b(?:feature[- ]?flags?|flags?|toggles?|kill[- ]?switch)\b|\brolled out to\b
+        // (and `share_of_audience`)
+        any(
+            Word::Flag,
+            "feature{-, ,}flag{,s}|flag{,s}|toggle{,s}|kill{-, ,}switch|rolled out to",
+        ),
+        // (?i)\b(sign[- ]?offs?|signed[- ]off|approvals?|approvers?)\b
+        any(
+            Word::Signoff,
+            "sign{-, ,}off{,s}|signed{-, }off|approval{,s}|approver{,s}",
+        ),
+        // (?i)\b(pending|awaiting|waiting|not yet|outstanding|missing|requested|tbd|unsigned)\b
+        any(
+            Word::Pending,
+            "pending|awaiting|waiting|not yet|outstanding|missing|requested|tbd|unsigned",
+        ),
+        // (?i)\b(support tickets?|tickets?|pages|escalations?|support (?:load|volume|queue)|csat)\b
+        any(
+            Word::Support,
+            "support ticket{,s}|ticket{,s}|pages|escalation{,s}|support {load,volume,queue}|csat",
+        ),
+        // (?i)\b(up|increased?|increasing|rising|spike[sd]?|doubled|tripled|above|higher)\b
+        // (and `rising_figure`)
+        any(
+            Word::Elevated,
+            "up|increase{,d}|increasing|rising|spike{,s,d}|doubled|tripled|above|higher",
+        ),
+    ])
 });
 
-line_rules!(LINE_RULES, Rule, LINE_PATTERNS {
-    CHECKBOX = r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\[([ xX])\]\s*(.*)$";
-    LIST_ITEM = r"^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\S";
-    BUG_WORD = r"(?i)\b(regressions?|bugs?|defects?|known issues?|crash(?:es)?|data loss|outages?)\b";
-    OPEN_WORD = r"(?i)\b(open|opened|reopened|unresolved|outstanding|investigating|in progress|not (?:yet )?fixed|unfixed|unmitigated|blocker|blocking|triaged?|still (?:happening|occurring|present))\b";
-    CLOSED_WORD = r"(?i)\b(fixed|fixes|resolved|closed|done|mitigated|merged|shipped|reverted|addressed)\b";
-    pub(crate) ISSUE_ID = r"\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b|#[0-9]{1,7}\b";
-    SEVERITY = r"(?i)\b(P[0-4]|SEV-?[0-4]|S[0-4]|critical|blocker|high|major|medium|moderate|minor|low)\b";
-    ROLLBACK_LABEL = r"(?i)^\s*(?:[-*+]\s+)?(?:\*\*|__)?(?:rollback|roll[- ]back)(?: plan| steps| procedure)?(?:\*\*|__)?\s*:(?:\*\*|__)?\s*(.*)$";
-    TBD = r"(?i:\b(?:tbd|tbc|tba)\b|\bto be (?:decided|determined|confirmed)\b)|\b(?:TODO|FIXME)\b";
-    NOTHING = r"(?i)^[\s*_>-]*(?:n/?a|none|nothing|-|—|\.\.\.|…)?[\s*_.]*$";
-    ONE_WAY = r"(?i)\b(irreversibl[ey]|one-way|can(?:not| not|'t|’t) be (?:undone|reversed|rolled back|restored|recovered)|no (?:way|path) back|point of no return|not reversible|no kill[- ]?switch|permanently (?:delete[sd]?|remove[sd]?|drop(?:s|ped)?)|no rollback)\b";
-    pub(crate) RISK_CLAIM = r"(?i)\b(?:risk(?:\s+level|\s+rating|\s+assessment)?\s*(?:\*\*|__)?\s*(?:[:=-]|–|—)\s*(?:\*\*|__)?\s*(?:low|minimal|none|negligible|green)\b|low[- ]risk\b|ready (?:to|for) (?:ship|release|launch|deploy|production|go)\b|no known (?:issues|risks|regressions|blockers|problems)\b|no (?:open )?blockers\b|all migrations (?:are )?reversible\b|safe to (?:ship|release|deploy)\b|recommend(?:ation|ed)?\s*:?\s*(?:\*\*)?go(?:\s|[.,;!)*]|$))";
-    FLAG_WORD = r"(?i)\b(?:feature[- ]?flags?|flags?|toggles?|kill[- ]?switch)\b|\brolled out to\b|%\s+of\s+(?:merchants|users|customers|accounts|traffic|tenants|requests|orgs|organizations|workspaces|sessions|stores|devices)\b";
-    PERCENT = r"([0-9]{1,3}(?:\.[0-9]+)?)\s?%";
-    SIGNOFF_WORD = r"(?i)\b(sign[- ]?offs?|signed[- ]off|approvals?|approvers?)\b";
-    PENDING = r"(?i)\b(pending|awaiting|waiting|not yet|outstanding|missing|requested|tbd|unsigned)\b";
-    SUPPORT_WORD = r"(?i)\b(support tickets?|tickets?|pages|escalations?|support (?:load|volume|queue)|csat)\b";
-    ELEVATED = r"(?i)\b(up|increased?|increasing|rising|spike[sd]?|doubled|tripled|above|higher)\b|\+[0-9]+(?:\.[0-9]+)?\s?%|\b[0-9]+(?:\.[0-9]+)?x\b";
+/// The rules of a heading: which kind of section it opens.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Heading {
+    Issues,
+    Rollback,
+    Flags,
+    Signoff,
+    Support,
+}
+
+impl From<Heading> for u8 {
+    fn from(heading: Heading) -> u8 {
+        heading as u8
+    }
+}
+
+const fn heading_words(rule: Heading, spec: &'static str) -> Phrases {
+    Phrases {
+        rule: rule as u8,
+        case: Case::Any,
+        gap: Gap::Space,
+        spec,
+    }
+}
+
+pub(super) static HEADINGS: LazyLock<Lexicon> = LazyLock::new(|| {
+    Lexicon::new(&[
+        // (?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|
+        //   outstanding (?:issues|bugs)|regressions|blockers)\b
+        heading_words(
+            Heading::Issues,
+            "known {issue,issues,bugs,problems,limitations}|open {issues,bugs,regressions,defects,items}|\
+             outstanding {issues,bugs}|regressions|blockers",
+        ),
+        // (?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|
+        //   downgrad(?:e|ing))\b
+        heading_words(
+            Heading::Rollback,
+            "roll{,ing,ed}{-, ,}back{,s}|revert{,s}|reverting|back{,ing}{-, ,}out|undo|fall{ ,}back|\
+             recovery|downgrad{e,ing}",
+        ),
+        // (?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b
+        heading_words(
+            Heading::Flags,
+            "feature{-, ,}flag{,s}|flag{,s}|toggle{,s}|rollout{,s}|experiment{,s}|ramp{,-up,up}",
+        ),
+        // (?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b
+        heading_words(
+            Heading::Signoff,
+            "sign{-, ,}off{,s}|approval{,s}|approver{,s}|go/no-go",
+        ),
+        // (?i)\b(support (?:load|volume|tickets?|queue|metrics)|tickets?|customer impact|on-?call load|escalations)\b
+        heading_words(
+            Heading::Support,
+            "support {load,volume,ticket,tickets,queue,metrics}|ticket{,s}|customer impact|\
+             on{-,}call load|escalations",
+        ),
+    ])
 });
 
-/// [`RISK_CLAIM`] for ASCII-lowercased text: its literals are lowercase,
-/// and without `(?i)` the engine can prefilter on them.
-pub(crate) static RISK_CLAIM_LOWERCASE: LazyLock<Regex> = LazyLock::new(|| {
-    let pattern = LINE_PATTERNS[Rule::RISK_CLAIM as usize];
-    re(pattern.strip_prefix("(?i)").unwrap_or(pattern))
-});
+/// `(?:[-*+]|[0-9]{1,3}[.)])`: a list bullet or number.
+fn list_marker(c: &mut Cursor<'_>) -> bool {
+    if c.byte_in(b"-*+") {
+        return true;
+    }
+    let mut number = *c;
+    // All the digits: were `{1,3}` to give some back, a digit would stand where `.` or `)` must.
+    if (1..=3).contains(&number.digits()) && number.byte_in(b".)") {
+        *c = number;
+        return true;
+    }
+    false
+}
+
+/// `^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\S`
+pub(super) fn is_list_item(line: &[u8]) -> bool {
+    let mut c = Cursor::new(line, 0);
+    c.spaces();
+    list_marker(&mut c) && c.spaces1() && !c.at_end()
+}
+
+/// `^\s*(?:[-*+]|[0-9]{1,3}[.)])\s+\[([ xX])\]\s*(.*)$`: the box's mark and
+/// what follows the box (to be trimmed).
+pub(super) fn checkbox(line: &str) -> Option<(u8, &str)> {
+    let mut c = Cursor::new(line.as_bytes(), 0);
+    c.spaces();
+    if !(list_marker(&mut c) && c.spaces1() && c.byte(b'[')) {
+        return None;
+    }
+    let mark = c.peek()?;
+    (c.byte_in(b" xX") && c.byte(b']')).then(|| (mark, &line[c.at..]))
+}
+
+/// `\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b|#[0-9]{1,7}\b`: where a tracker id
+/// starting at `start` ends.
+fn issue_id_at(h: &[u8], start: usize) -> Option<usize> {
+    let mut c = Cursor::new(h, start);
+    let prefix = c.byte(b'#')
+        || (c.at_boundary() && c.peek().is_some_and(|b| b.is_ascii_uppercase()) && {
+            c.at += 1;
+            // Runs are taken whole: a shorter one would leave `[A-Z0-9]` where `-` (or `\b`) must be.
+            let key = c.skip_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            (1..=9).contains(&key) && c.byte(b'-')
+        });
+    (prefix && (1..=7).contains(&c.digits()) && c.at_boundary()).then_some(c.at)
+}
+
+/// Every tracker id in `h`, left to right, as `find_iter` walks.
+pub(super) fn issue_ids(h: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let (start, end) = (from..h.len()).find_map(|s| issue_id_at(h, s).map(|e| (s, e)))?;
+        from = end;
+        Some(start..end)
+    })
+}
+
+/// `(?i)^\s*(?:[-*+]\s+)?(?:\*\*|__)?(?:rollback|roll[- ]back)(?: plan| steps| procedure)?(?:\*\*|__)?\s*:(?:\*\*|__)?\s*(.*)$`:
+/// what a `Rollback:` line says after the label. As in the regex that
+/// captured it, which ran in Unicode mode, leading whitespace is dropped,
+/// Unicode whitespace included.
+pub(super) fn rollback_label(line: &str) -> Option<&str> {
+    let mut start = Cursor::new(line.as_bytes(), 0);
+    start.spaces();
+    // Every optional piece is tried taken first, then skipped.
+    for bullet in [true, false] {
+        let mut c = start;
+        if bullet && !(c.byte_in(b"-*+") && c.spaces1()) {
+            continue;
+        }
+        for bold in [true, false] {
+            let mut c = c;
+            if (bold && !c.emphasis()) || !c.first_ci(&["rollback", "roll-back", "roll back"]) {
+                continue;
+            }
+            for suffix in [" plan", " steps", " procedure", ""] {
+                for bold in [true, false] {
+                    let mut c = c;
+                    if !c.lit_ci(suffix) || (bold && !c.emphasis()) {
+                        continue;
+                    }
+                    c.spaces();
+                    if c.byte(b':') {
+                        c.emphasis();
+                        return Some(line[c.at..].trim_start());
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `(?i)^[\s*_>-]*(?:n/?a|none|nothing|-|—|\.\.\.|…)?[\s*_.]*$`: a line
+/// with nothing to say.
+pub(super) fn is_nothing(h: &[u8]) -> bool {
+    let mut lead = Cursor::new(h, 0);
+    lead.skip_while(|b| is_space_byte(b) || b"*_>-".contains(&b));
+    // Where the lead-in stops is the only place a placeholder can start:
+    // each starts with a byte the lead-in cannot take (`-` it already took).
+    ["n/a", "na", "none", "nothing", "-", "—", "...", "…", ""]
+        .iter()
+        .any(|placeholder| {
+            let mut c = lead;
+            c.lit_ci(placeholder) && {
+                c.skip_while(|b| is_space_byte(b) || b"*_.".contains(&b));
+                c.at_end()
+            }
+        })
+}
+
+/// `^\s*\|?[\s:|-]*-[\s:|-]*$`: a markdown table's `|---|:--|` row.
+pub(super) fn is_table_separator(h: &[u8]) -> bool {
+    h.contains(&b'-') && h.iter().all(|&b| is_space_byte(b) || b":|-".contains(&b))
+}
+
+/// `` `([A-Za-z][A-Za-z0-9_.:/-]*)` ``: the first code span that is a name.
+pub(super) fn code_name(line: &str) -> Option<&str> {
+    let h = line.as_bytes();
+    memchr::memchr_iter(b'`', h).find_map(|at| {
+        let mut c = Cursor::new(h, at + 1);
+        if !c.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
+            return None;
+        }
+        c.skip_while(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b));
+        c.byte(b'`').then(|| &line[at + 1..c.at - 1])
+    })
+}
+
+/// `RISK_CLAIM`, a line rating the release's risk or calling it ready:
+///
+/// ```text
+/// (?i)\b(?:risk(?:\s+level|\s+rating|\s+assessment)?\s*(?:\*\*|__)?\s*(?:[:=-]|–|—)\s*(?:\*\*|__)?\s*
+///          (?:low|minimal|none|negligible|green)\b
+///   |low[- ]risk\b|ready (?:to|for) (?:ship|release|launch|deploy|production|go)\b
+///   |no known (?:issues|risks|regressions|blockers|problems)\b|no (?:open )?blockers\b
+///   |all migrations (?:are )?reversible\b|safe to (?:ship|release|deploy)\b
+///   |recommend(?:ation|ed)?\s*:?\s*(?:\*\*)?go(?:\s|[.,;!)*]|$))
+/// ```
+///
+/// Where a match starting at `word` (a word of `h`) ends. The fixed alternatives are the
+/// [`Word::RiskClaim`] phrases; the first starts with `risk`, the last with
+/// `recommend`, and none of the phrases does, so one alternative at most
+/// can match at a start.
+fn risk_claim_at(h: &[u8], word: Range<usize>) -> Option<usize> {
+    risk_rating_at(h, word.start).or_else(|| WORDS.match_word(h, word, Word::RiskClaim))
+}
+
+/// The first and last alternatives of [`risk_claim_at`]: `risk: low`,
+/// `recommendation: go`.
+fn risk_rating_at(h: &[u8], start: usize) -> Option<usize> {
+    if !is_boundary(h, start) || !h.get(start).is_some_and(|b| b.eq_ignore_ascii_case(&b'r')) {
+        return None;
+    }
+    let mut risk = Cursor::new(h, start);
+    if risk.lit_ci("risk") {
+        for qualifier in [Some("level"), Some("rating"), Some("assessment"), None] {
+            let mut c = risk;
+            if let Some(qualifier) = qualifier
+                && !(c.spaces1() && c.lit_ci(qualifier))
+            {
+                continue;
+            }
+            // What follows is a chain of pieces that each start with a byte
+            // the one before cannot take, so taking each greedily is the
+            // only way through.
+            c.spaces();
+            c.emphasis();
+            c.spaces();
+            if !(c.byte_in(b":=-") || c.lit("–") || c.lit("—")) {
+                continue;
+            }
+            c.spaces();
+            c.emphasis();
+            c.spaces();
+            if c.first_ci(&["low", "minimal", "none", "negligible", "green"]) && c.at_boundary() {
+                return Some(c.at);
+            }
+        }
+        return None;
+    }
+    let mut recommend = Cursor::new(h, start);
+    if recommend.lit_ci("recommend") {
+        for suffix in ["ation", "ed", ""] {
+            let mut c = recommend;
+            if !c.lit_ci(suffix) {
+                continue;
+            }
+            c.spaces();
+            c.byte(b':');
+            c.spaces();
+            c.lit("**");
+            if c.lit_ci("go") && (c.space() || c.byte_in(b".,;!)*") || c.at_end()) {
+                return Some(c.at);
+            }
+        }
+    }
+    None
+}
+
+/// Whether `h`, whose phrases are `words`, holds a `RISK_CLAIM` anywhere.
+pub(super) fn has_risk_claim(h: &[u8], words: Hits) -> bool {
+    words.has(Word::RiskClaim)
+        || (words.has_word_starting(b'r')
+            && word_starts_with(h, b'r').any(|s| risk_rating_at(h, s).is_some()))
+}
+
+/// Whether `text` holds a `RISK_CLAIM` anywhere.
+pub(crate) fn is_risk_claim(text: &str) -> bool {
+    let h = text.as_bytes();
+    has_risk_claim(h, WORDS.scan(h))
+}
+
+/// The leftmost `RISK_CLAIM` at or after `from`, for
+/// [`crate::text::line_spans_matching`]. The claim's letters are matched
+/// in either case, so this also finds them in an ASCII-lowercased copy.
+pub(crate) fn find_risk_claim(h: &[u8], from: usize) -> Option<Range<usize>> {
+    crate::text::words(h, from).find_map(|word| {
+        let start = word.start;
+        risk_claim_at(h, word).map(|end| start..end)
+    })
+}
+
+/// `%\s+of\s+(?:merchants|users|...)\b`: the part of the flag rule that is
+/// not a phrase.
+pub(super) fn share_of_audience(h: &[u8]) -> bool {
+    const AUDIENCES: &[&str] = &[
+        "merchants",
+        "users",
+        "customers",
+        "accounts",
+        "traffic",
+        "tenants",
+        "requests",
+        "orgs",
+        "organizations",
+        "workspaces",
+        "sessions",
+        "stores",
+        "devices",
+    ];
+    memchr::memchr_iter(b'%', h).any(|at| {
+        let mut c = Cursor::new(h, at + 1);
+        c.spaces1()
+            && c.lit_ci("of")
+            && c.spaces1()
+            && AUDIENCES.iter().any(|audience| {
+                let mut c = c;
+                c.lit_ci(audience) && c.at_boundary()
+            })
+    })
+}
+
+/// `[0-9]+(?:\.[0-9]+)?` then what `then` accepts, the fraction tried first.
+/// Digit runs are taken whole: what follows a number never starts with a digit.
+fn number_then(mut c: Cursor<'_>, then: impl Fn(Cursor<'_>) -> bool) -> bool {
+    if c.digits() == 0 {
+        return false;
+    }
+    let mut fraction = c;
+    (fraction.byte(b'.') && fraction.digits() > 0 && then(fraction)) || then(c)
+}
+
+/// `\s?%`
+fn percent_sign(c: Cursor<'_>) -> bool {
+    let mut spaced = c;
+    let mut tight = c;
+    (spaced.space() && spaced.byte(b'%')) || tight.byte(b'%')
+}
+
+/// `([0-9]{1,3}(?:\.[0-9]+)?)\s?%`: the number of the first percentage.
+pub(super) fn percent(line: &str) -> Option<&str> {
+    let h = line.as_bytes();
+    (0..h.len()).find_map(|start| {
+        // All the digits: `{1,3}` giving some back would leave a digit where
+        // `.`, a space or `%` must be. (Counting stops at four: a long run
+        // is tried from every start, and must not cost its length each time.)
+        let run = h[start..]
+            .iter()
+            .take(4)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if !(1..=3).contains(&run) {
+            return None;
+        }
+        let c = Cursor::new(h, start + run);
+        let mut fraction = c;
+        if fraction.byte(b'.') && fraction.digits() > 0 && percent_sign(fraction) {
+            return Some(&line[start..fraction.at]);
+        }
+        percent_sign(c).then(|| &line[start..c.at])
+    })
+}
+
+/// `\+[0-9]+(?:\.[0-9]+)?\s?%|(?i)\b[0-9]+(?:\.[0-9]+)?x\b`: the figures
+/// that say support load went up (`+30%`, `2x`), besides the words.
+pub(super) fn rising_figure(h: &[u8]) -> bool {
+    (0..h.len()).any(|start| {
+        let mut c = Cursor::new(h, start);
+        if c.byte(b'+') {
+            return number_then(c, percent_sign);
+        }
+        c.at_boundary() && number_then(c, |mut c| c.byte_in(b"xX") && c.at_boundary())
+    })
+}
 
 /// Which kinds of section a heading opens (several may apply).
 #[derive(Debug, Default, Clone, Copy)]
@@ -60,12 +513,12 @@ struct SectionKind {
 }
 
 impl SectionKind {
-    fn of(hits: &regex::bytes::SetMatches) -> SectionKind {
+    fn of(hits: Hits) -> SectionKind {
         SectionKind {
-            issues: hits.matched(Heading::ISSUES_HEADING as usize),
-            flags: hits.matched(Heading::FLAG_HEADING as usize),
-            signoff: hits.matched(Heading::SIGNOFF_HEADING as usize),
-            support: hits.matched(Heading::SUPPORT_HEADING as usize),
+            issues: hits.has(Heading::Issues),
+            flags: hits.has(Heading::Flags),
+            signoff: hits.has(Heading::Signoff),
+            support: hits.has(Heading::Support),
         }
     }
 }
@@ -161,18 +614,15 @@ fn severity_of(label: &str) -> FlagSeverity {
 
 /// The tracker id on a line, skipping severity labels that look like ids (`SEV-1`).
 fn issue_id(line: &str) -> Option<String> {
-    ISSUE_ID
-        .find_iter(line)
-        .map(|m| m.as_str())
+    issue_ids(line.as_bytes())
+        .map(|span| &line[span])
         .find(|id| !id.to_ascii_uppercase().starts_with("SEV-"))
         .map(str::to_string)
 }
 
 fn flag_name(line: &str) -> String {
-    if let Some(caps) = CODE_NAME.captures(line)
-        && let Some(m) = caps.get(1)
-    {
-        return m.as_str().to_string();
+    if let Some(name) = code_name(line) {
+        return name.to_string();
     }
     let trimmed = line.trim();
     if let Some(row) = trimmed.strip_prefix('|')
@@ -212,7 +662,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             && !in_fence
             && let Some((level, heading_text)) = heading(line)
         {
-            let heading_hits = HEADING_RULES.matches(heading_text.as_bytes());
+            let heading_hits = HEADINGS.scan(heading_text.as_bytes());
             if title.is_none() {
                 title = Some(cite(path, n, line));
             }
@@ -221,7 +671,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             }
             if let Some(rb) = rollback.as_mut() {
                 rb.has_content = true;
-            } else if heading_hits.matched(Heading::ROLLBACK_HEADING as usize) {
+            } else if heading_hits.has(Heading::Rollback) {
                 rollback = Some(RollbackSection {
                     level,
                     heading: cite(path, n, line),
@@ -229,7 +679,7 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
                     tbd: None,
                 });
             }
-            section = SectionKind::of(&heading_hits);
+            section = SectionKind::of(heading_hits);
             continue;
         }
         if trimmed.is_empty() {
@@ -239,23 +689,23 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             title = Some(cite(path, n, line));
         }
 
-        let hits = LINE_RULES.matches(line.as_bytes());
-        let has = |rule: Rule| hits.matched(rule as usize);
+        let h = line.as_bytes();
+        let words = WORDS.scan(h);
 
         // Rollback sections and `Rollback:` lines: decide coverage, and keep
         // their TBDs out of the generic TODO list (they are worse than that).
         let mut tbd_handled = false;
         if let Some(rb) = rollback.as_mut() {
-            rb.has_content = rb.has_content || !has(Rule::NOTHING);
-            if has(Rule::TBD) || has(Rule::NOTHING) {
+            let nothing = is_nothing(h);
+            rb.has_content = rb.has_content || !nothing;
+            if words.has(Word::Tbd) || nothing {
                 rb.tbd.get_or_insert_with(|| cite(path, n, line));
                 tbd_handled = true;
             }
-        } else if has(Rule::ROLLBACK_LABEL)
-            && let Some(caps) = ROLLBACK_LABEL.captures(line)
-        {
-            let rest = caps.get(1).map_or("", |m| m.as_str());
-            let status = if TBD.is_match(rest) || NOTHING.is_match(rest) {
+        } else if let Some(rest) = rollback_label(line) {
+            let status = if WORDS.find(rest.as_bytes(), Word::Tbd).is_some()
+                || is_nothing(rest.as_bytes())
+            {
                 tbd_handled = true;
                 RollbackStatus::Tbd
             } else {
@@ -267,31 +717,31 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             continue;
         }
 
-        if !tbd_handled && has(Rule::TBD) {
+        if !tbd_handled && words.has(Word::Tbd) {
             out.todos.push(cite(path, n, line));
         }
-        if has(Rule::ONE_WAY) {
+        if words.has(Word::OneWay) {
             out.one_way.push(cite(path, n, line));
         }
-        if has(Rule::RISK_CLAIM) && RISK_CLAIM.is_match(&own_words(line)) {
+        if has_risk_claim(h, words) && is_risk_claim(&own_words(line)) {
             out.risk_claims.push(cite(path, n, line));
         }
 
         let is_table_row = trimmed.starts_with('|');
-        if is_table_row && TABLE_SEPARATOR.is_match(trimmed) {
+        if is_table_row && is_table_separator(trimmed.as_bytes()) {
             continue;
         }
-        let is_list_item = has(Rule::LIST_ITEM);
 
-        if has(Rule::CHECKBOX)
-            && let Some(caps) = CHECKBOX.captures(line)
-        {
-            let item = caps.get(2).map_or("", |m| m.as_str()).trim();
+        if let Some((mark, rest)) = checkbox(line) {
+            let item = rest.trim();
             if item.starts_with('~') {
                 // Struck through: dropped, not open.
-            } else if caps.get(1).is_some_and(|m| m.as_str() == " ") {
-                let severity = match SEVERITY.find(item) {
-                    Some(m) if severity_of(m.as_str()) == FlagSeverity::High => FlagSeverity::High,
+            } else if mark == b' ' {
+                let label = WORDS
+                    .find(item.as_bytes(), Word::Severity)
+                    .map(|span| &item[span]);
+                let severity = match label {
+                    Some(label) if severity_of(label) == FlagSeverity::High => FlagSeverity::High,
                     _ => FlagSeverity::Medium,
                 };
                 out.open_items.push(OpenItem {
@@ -304,16 +754,15 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             }
         } else {
             let kind = LineKind {
-                list_item: is_list_item,
+                list_item: is_list_item(h),
                 table_row: is_table_row,
             };
-            scan_issue(path, n, line, section, kind, &has, out);
+            scan_issue(path, n, line, section, kind, words, out);
         }
 
-        if (section.flags || has(Rule::FLAG_WORD))
-            && has(Rule::PERCENT)
-            && let Some(caps) = PERCENT.captures(line)
-            && let Some(percent) = caps.get(1).and_then(|m| m.as_str().parse::<f64>().ok())
+        if (section.flags || words.has(Word::Flag) || share_of_audience(h))
+            && let Some(number) = percent(line)
+            && let Ok(percent) = number.parse::<f64>()
         {
             out.rollouts.push(Rollout {
                 flag: flag_name(line),
@@ -322,14 +771,13 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
             });
         }
 
-        if (section.signoff || has(Rule::SIGNOFF_WORD)) && has(Rule::PENDING) {
+        if (section.signoff || words.has(Word::Signoff)) && words.has(Word::Pending) {
             out.pending_signoffs.push(cite(path, n, line));
         }
 
-        if (section.support || has(Rule::SUPPORT_WORD)) && line.bytes().any(|b| b.is_ascii_digit())
-        {
+        if (section.support || words.has(Word::Support)) && h.iter().any(u8::is_ascii_digit) {
             out.support.push(SupportFigure {
-                elevated: has(Rule::ELEVATED),
+                elevated: words.has(Word::Elevated) || rising_figure(h),
                 cite: cite(path, n, line),
             });
         }
@@ -371,25 +819,24 @@ fn scan_issue(
     line: &str,
     section: SectionKind,
     kind: LineKind,
-    has: &dyn Fn(Rule) -> bool,
+    words: Hits,
     out: &mut Analysis,
 ) {
-    let open = has(Rule::OPEN_WORD);
+    let open = words.has(Word::Open);
+    let has_id = || issue_ids(line.as_bytes()).next().is_some();
     let candidate = if section.issues {
-        kind.list_item || (kind.table_row && (open || has(Rule::ISSUE_ID)))
+        kind.list_item || (kind.table_row && (open || has_id()))
     } else {
-        open && has(Rule::BUG_WORD) && (has(Rule::ISSUE_ID) || has(Rule::SEVERITY))
+        open && words.has(Word::Bug) && (words.has(Word::Severity) || has_id())
     };
     // Fixed/resolved with no sign of still being open: history, not an open item.
-    if !candidate || (!open && has(Rule::CLOSED_WORD)) {
+    if !candidate || (!open && words.has(Word::Closed)) {
         return;
     }
-    let id = if has(Rule::ISSUE_ID) {
-        issue_id(line)
-    } else {
-        None
-    };
-    let label = SEVERITY.find(line).map(|m| m.as_str().to_string());
+    let id = issue_id(line);
+    let label = WORDS
+        .find(line.as_bytes(), Word::Severity)
+        .map(|span| line[span].to_string());
     let is_issue = if section.issues && kind.table_row {
         id.is_some() || open
     } else {
