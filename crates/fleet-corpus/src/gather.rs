@@ -5,9 +5,9 @@ use crate::read::{Content, classify_file, count_lines, read_capped, whole_lines_
 use crate::render::human_bytes;
 use crate::{Corpus, Document, Inclusion, Limits, Manifest, ManifestEntry, run_sources};
 use globset::{GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
-use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
+use ignore::{DirEntry, WalkBuilder};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Gathers what `step` reads (its corpus globs and sources) under `root`.
 ///
@@ -113,21 +113,28 @@ fn collect_files(
         walk.filter_entry(move |entry| keep_entry(&root, &pruner, entry));
     }
 
-    let shared = Shared::default();
     let context = VisitContext {
         root,
         set: &set,
         max_file_bytes: limits.max_file_bytes,
-        shared: &shared,
     };
-    walk.build_parallel()
-        .visit(&mut CollectorBuilder { context: &context });
+    // One thread: `ignore`'s parallel walker spawns its threads per walk and
+    // they poll for work with 1 ms sleeps, which cost more than a typical
+    // corpus (a few dozen files under pruned globs) takes to read; the engine
+    // gets its parallelism from running steps and runs side by side.
+    let mut collector = Collector {
+        context: &context,
+        found: Found::default(),
+    };
+    for entry in walk.build() {
+        collector.visit(entry);
+    }
 
     let Found {
         mut records,
         mut warnings,
         mut escapes,
-    } = shared.found.into_inner().unwrap_or_else(|p| p.into_inner());
+    } = collector.found;
     if !escapes.is_empty() {
         escapes.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(CorpusError::SymlinkEscapes { links: escapes });
@@ -294,11 +301,6 @@ fn relative_string(rel: &Path) -> String {
 }
 
 #[derive(Default)]
-struct Shared {
-    found: Mutex<Found>,
-}
-
-#[derive(Default)]
 struct Found {
     records: Vec<FileRecord>,
     warnings: Vec<String>,
@@ -309,65 +311,36 @@ struct VisitContext<'a> {
     root: &'a Path,
     set: &'a GlobSet,
     max_file_bytes: u64,
-    shared: &'a Shared,
 }
 
-struct CollectorBuilder<'a> {
-    context: &'a VisitContext<'a>,
-}
-
-impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder<'s> {
-    fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
-        Box::new(Collector {
-            context: self.context,
-            found: Found::default(),
-        })
-    }
-}
-
-/// One per walker thread; hands its findings over when the walk ends (drop),
-/// so threads do not contend on a lock per file.
+/// Collects what the walk finds.
 struct Collector<'a> {
     context: &'a VisitContext<'a>,
     found: Found,
 }
 
-impl Drop for Collector<'_> {
-    fn drop(&mut self) {
-        let mut shared = self
-            .context
-            .shared
-            .found
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        shared.records.append(&mut self.found.records);
-        shared.warnings.append(&mut self.found.warnings);
-        shared.escapes.append(&mut self.found.escapes);
-    }
-}
-
-impl ParallelVisitor for Collector<'_> {
-    fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) -> WalkState {
+impl Collector<'_> {
+    fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
                 self.found
                     .warnings
                     .push(format!("part of the workspace could not be read: {err}"));
-                return WalkState::Continue;
+                return;
             }
         };
         let Some(file_type) = entry.file_type() else {
-            return WalkState::Continue;
+            return;
         };
         if file_type.is_dir() {
-            return WalkState::Continue;
+            return;
         }
         let Ok(rel) = entry.path().strip_prefix(self.context.root) else {
-            return WalkState::Continue;
+            return;
         };
         if !self.context.set.is_match(rel) {
-            return WalkState::Continue;
+            return;
         }
         let path = relative_string(rel);
         if file_type.is_symlink() {
@@ -382,11 +355,8 @@ impl ParallelVisitor for Collector<'_> {
                 text: None,
             });
         }
-        WalkState::Continue
     }
-}
 
-impl Collector<'_> {
     /// Symlinks are not followed: one pointing outside the workspace is an
     /// error; one inside is recorded (its target is read only if a glob
     /// matches the target itself, so ignore rules cannot be sidestepped).

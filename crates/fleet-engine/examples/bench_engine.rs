@@ -46,6 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for _ in 0..10 {
         one_run(&engine, approver).await?;
     }
+    let cpu_before = process_cpu_ms();
     let t = Instant::now();
     let mut steps = 0;
     let mut started = 0;
@@ -61,6 +62,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     }
     let secs = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     println!(
         "engine: {runs} full release-gate runs on SQLite, {concurrency} at a time (builtin model, files {})",
         if std::env::var("BENCH_WRITE_FILES").is_ok() {
@@ -73,6 +77,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("  runs/s     {:.0}", runs as f64 / secs);
     println!("  steps/s    {:.0}", steps as f64 / secs);
     println!("  per run    {:.3} ms", secs * 1000.0 / runs as f64);
+    if let Some(cpu) = cpu {
+        // Steadier than runs/s when other work shares the machine.
+        println!(
+            "  CPU/run    {:.3} ms (all threads of this process)",
+            cpu / runs as f64
+        );
+    }
     let report = store.verify_audit().await?;
     println!(
         "  audit      {} events verified, ok = {}",
@@ -81,6 +92,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
+}
+
+/// CPU time (user + system) this process has used, in milliseconds, from
+/// /proc (Linux; 10 ms ticks, fine over a run of seconds).
+fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
 }
 
 async fn one_run(

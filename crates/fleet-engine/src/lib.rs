@@ -256,7 +256,7 @@ impl Engine {
             })
             .await?;
         let applied = self
-            .apply(&run.id, &Event::Start, Extras::default())
+            .apply_from(&run, &Event::Start, Extras::default())
             .await?;
         Ok(applied.run)
     }
