@@ -85,23 +85,14 @@ fn collect_files(
     if globs.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let globs = globs
-        .iter()
-        .map(|g| normalize_glob(g).map(|n| (g.clone(), n)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut set = GlobSetBuilder::new();
-    for (original, normalized) in &globs {
-        set.add(compile_glob(original, normalized)?);
-    }
-    let set = set.build().map_err(|e| CorpusError::InvalidGlob {
-        glob: globs
-            .iter()
-            .map(|(g, _)| g.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        reason: e.kind().to_string(),
-    })?;
-    let pruner = Arc::new(Pruner::new(globs.iter().map(|(_, n)| n.as_str())));
+    let compiled = CompiledGlobs::get(globs)?;
+    let CompiledGlobs {
+        globs,
+        set,
+        matchers,
+        pruner,
+    } = &*compiled;
+    let pruner = Arc::clone(pruner);
 
     let mut walk = WalkBuilder::new(root);
     walk.standard_filters(!include_ignored)
@@ -115,7 +106,7 @@ fn collect_files(
 
     let context = VisitContext {
         root,
-        set: &set,
+        set,
         max_file_bytes: limits.max_file_bytes,
     };
     // One thread: `ignore`'s parallel walker spawns its threads per walk and
@@ -139,12 +130,11 @@ fn collect_files(
         escapes.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(CorpusError::SymlinkEscapes { links: escapes });
     }
-    // Threads finish in any order; the corpus must not depend on it.
+    // Directory listing order varies by filesystem; the corpus must not.
     records.sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
     warnings.sort();
 
-    for (original, normalized) in &globs {
-        let matcher = compile_glob(original, normalized)?.compile_matcher();
+    for ((original, _), matcher) in globs.iter().zip(matchers) {
         if !records.iter().any(|r| matcher.is_match(&r.entry.path)) {
             let hint = if include_ignored {
                 ""
@@ -155,6 +145,74 @@ fn collect_files(
         }
     }
     Ok((records, warnings))
+}
+
+/// A step's globs, checked and compiled. Every run of a genflow walks with
+/// the same globs, and compiling them (regexes, a prefix automaton) cost
+/// more than walking a small tree, so they are compiled once per process.
+struct CompiledGlobs {
+    /// (as written, normalized)
+    globs: Vec<(String, String)>,
+    set: GlobSet,
+    /// One per glob, to warn about a glob that matched nothing.
+    matchers: Vec<GlobMatcher>,
+    pruner: Arc<Pruner>,
+}
+
+impl CompiledGlobs {
+    /// Bounds the cache; configs name a handful of glob lists.
+    const CACHED: usize = 64;
+
+    fn get(globs: &[String]) -> Result<Arc<CompiledGlobs>, CorpusError> {
+        static CACHE: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<Vec<String>, Arc<CompiledGlobs>>>,
+        > = std::sync::OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let lock = || {
+            cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(hit) = lock().get(globs) {
+            return Ok(Arc::clone(hit));
+        }
+        let compiled = Arc::new(CompiledGlobs::compile(globs)?);
+        let mut cache = lock();
+        if cache.len() >= Self::CACHED {
+            cache.clear();
+        }
+        cache.insert(globs.to_vec(), Arc::clone(&compiled));
+        Ok(compiled)
+    }
+
+    fn compile(globs: &[String]) -> Result<CompiledGlobs, CorpusError> {
+        let globs = globs
+            .iter()
+            .map(|g| normalize_glob(g).map(|n| (g.clone(), n)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut set = GlobSetBuilder::new();
+        let mut matchers = Vec::with_capacity(globs.len());
+        for (original, normalized) in &globs {
+            let glob = compile_glob(original, normalized)?;
+            matchers.push(glob.compile_matcher());
+            set.add(glob);
+        }
+        let set = set.build().map_err(|e| CorpusError::InvalidGlob {
+            glob: globs
+                .iter()
+                .map(|(g, _)| g.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason: e.kind().to_string(),
+        })?;
+        let pruner = Arc::new(Pruner::new(globs.iter().map(|(_, n)| n.as_str())));
+        Ok(CompiledGlobs {
+            globs,
+            set,
+            matchers,
+            pruner,
+        })
+    }
 }
 
 /// Checks a glob stays inside the workspace and normalizes `./` and `//` away.

@@ -214,9 +214,12 @@ fn try_open_writer(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Settings of the write connection: synchronous NORMAL (the writer switches
-/// to FULL per group), foreign keys enforced.
+/// to FULL per group), foreign keys enforced, temporary tables (`RETURNING`
+/// results, sorts) in memory rather than in a temporary file.
 fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+    )?;
     keep_plans(conn)?;
     Ok(())
 }
