@@ -12,6 +12,11 @@
 //! `BENCH_ONLY=gate` (or `runs`, `hello`; comma separated) loads only those
 //! targets, e.g. to profile one with `perf`; `BENCH_URLS=1` prints the URLs
 //! so a response can be inspected with curl.
+//!
+//! Every target is asked with a browser's `Accept-Encoding: gzip, deflate,
+//! br` (the server gzips large pages; the hello-world's 13 bytes are never
+//! compressed). `BENCH_ENCODING=` (empty) sends no Accept-Encoding, i.e.
+//! measures the uncompressed responses; any other value is sent as is.
 
 use fleet_engine::{Engine, Quiet, Settings};
 use fleet_server::{OperatorAuth, Secret, ServeOptions, Signer};
@@ -42,6 +47,8 @@ struct Wrk {
     rps: f64,
     p99_ms: f64,
     requests: f64,
+    /// Bytes read per response, headers included (from wrk's Transfer/sec).
+    bytes_per_request: Option<f64>,
 }
 
 /// CPU time this process (the servers, not wrk) has used, in microseconds,
@@ -70,11 +77,28 @@ fn parse_latency_ms(text: &str) -> Option<f64> {
     num.parse::<f64>().ok().map(|v| v * scale)
 }
 
-fn wrk(url: &str, secs: u64, bearer: bool) -> Result<Wrk, String> {
+/// wrk's `Transfer/sec` (e.g. `12.34MB`) in bytes.
+fn parse_bytes(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let (num, scale) = [
+        ("GB", 1024.0 * 1024.0 * 1024.0),
+        ("MB", 1024.0 * 1024.0),
+        ("KB", 1024.0),
+        ("B", 1.0),
+    ]
+    .iter()
+    .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, *scale)))?;
+    num.parse::<f64>().ok().map(|v| v * scale)
+}
+
+fn wrk(url: &str, secs: u64, bearer: bool, encoding: &str) -> Result<Wrk, String> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", "-c32", &format!("-d{secs}s"), "--latency"]);
     if bearer {
         cmd.args(["-H", &format!("Authorization: Bearer {TOKEN}")]);
+    }
+    if !encoding.is_empty() {
+        cmd.args(["-H", &format!("Accept-Encoding: {encoding}")]);
     }
     let out = cmd
         .arg(url)
@@ -108,10 +132,16 @@ fn wrk(url: &str, secs: u64, bearer: bool) -> Result<Wrk, String> {
                 .and_then(|(n, _)| n.parse::<f64>().ok())
         })
         .ok_or_else(|| format!("no request count in wrk output:\n{text}"))?;
+    let bytes_per_request = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Transfer/sec:"))
+        .and_then(parse_bytes)
+        .map(|b| b / rps);
     Ok(Wrk {
         rps,
         p99_ms,
         requests,
+        bytes_per_request,
     })
 }
 
@@ -190,6 +220,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "release-owner@example.com",
         Duration::from_secs(3600),
     );
+    let encoding =
+        std::env::var("BENCH_ENCODING").unwrap_or_else(|_| "gzip, deflate, br".to_owned());
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |key: &str| only.is_empty() || only.split(',').any(|k| k.trim() == key);
     let targets = [
@@ -218,14 +250,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "wrk -t2 -c32 -d{secs}s on loopback, {} cores, {runs} runs in the store",
+        "wrk -t2 -c32 -d{secs}s on loopback, {} cores, {runs} runs in the store, Accept-Encoding: {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1)
+            .unwrap_or(1),
+        if encoding.is_empty() {
+            "(none)"
+        } else {
+            &encoding
+        }
     );
     println!(
-        "{:<18} {:>12} {:>10} {:>14} {:>16}",
-        "target", "req/s", "p99 ms", "vs hello", "server µs/req"
+        "{:<18} {:>12} {:>10} {:>14} {:>16} {:>12}",
+        "target", "req/s", "p99 ms", "vs hello", "server µs/req", "bytes/resp"
     );
     let mut baseline = None;
     for (key, name, url, bearer) in targets {
@@ -233,7 +270,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let cpu_before = process_cpu_us();
-        let r = tokio::task::spawn_blocking(move || wrk(&url, secs, bearer)).await??;
+        let sent = encoding.clone();
+        let r = tokio::task::spawn_blocking(move || wrk(&url, secs, bearer, &sent)).await??;
         let cpu = match (cpu_before, process_cpu_us()) {
             (Some(a), Some(b)) if r.requests > 0.0 => format!("{:.1}", (b - a) / r.requests),
             _ => "-".into(),
@@ -244,8 +282,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let share = baseline
             .map(|base| format!("{:.0}%", 100.0 * r.rps / base))
             .unwrap_or_else(|| "-".into());
+        let bytes = r
+            .bytes_per_request
+            .map_or_else(|| "-".into(), |b| format!("{b:.0}"));
         println!(
-            "{name:<18} {:>12.0} {:>10.2} {share:>14} {cpu:>16}",
+            "{name:<18} {:>12.0} {:>10.2} {share:>14} {cpu:>16} {bytes:>12}",
             r.rps, r.p99_ms
         );
     }

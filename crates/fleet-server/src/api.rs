@@ -2,16 +2,17 @@
 //! the decision endpoint takes an approver token instead.
 
 use crate::AppState;
+use crate::body;
 use crate::pages::{RunsQuery, verify_link};
 use crate::views::{self, Failure};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use fleet_core::run::{StepStatus, Verdict};
 use fleet_engine::DecisionRequest;
-use fleet_store::{RunFilter, RunRecord};
+use fleet_store::{RunFilter, RunRecord, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -118,37 +119,112 @@ pub(crate) struct SummaryJson {
     json: Box<str>,
 }
 
-/// The JSON array of the runs' summaries. A summary is a function of the
-/// run record, and every change to a run bumps its version, so each run's
-/// JSON is reused while the freshly listed version matches.
-fn summaries_json(state: &AppState, runs: &[RunRecord]) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(2 + runs.iter().map(summary_size).sum::<usize>());
-    out.push(b'[');
-    for (i, r) in runs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match state.cache.summaries.get(&r.id) {
-            Some(hit) if hit.version == r.version => out.extend_from_slice(hit.json.as_bytes()),
-            _ => {
-                let json = serde_json::to_string(&summary(r))?;
-                out.extend_from_slice(json.as_bytes());
-                let weight = 96 + r.id.len() + json.len();
-                let version = r.version;
-                state.cache.summaries.insert_unless(
-                    &r.id,
-                    Arc::new(SummaryJson {
-                        version,
-                        json: json.into_boxed_str(),
-                    }),
-                    weight,
-                    |old| old.version > version,
-                );
+/// The JSON of `run`'s summary, kept for its version.
+fn summary_json(state: &AppState, run: &RunRecord) -> Result<Arc<SummaryJson>, Failure> {
+    let json = serde_json::to_string(&summary(run)).map_err(serialize_failure)?;
+    let weight = 96 + run.id.len() + json.len();
+    let version = run.version;
+    let made = Arc::new(SummaryJson {
+        version,
+        json: json.into_boxed_str(),
+    });
+    state
+        .cache
+        .summaries
+        .insert_unless(&run.id, made.clone(), weight, |old| old.version > version);
+    Ok(made)
+}
+
+/// A run listing's response, for the ids and versions it lists.
+pub(crate) struct Listing {
+    runs: Vec<(String, i64)>,
+    body: body::Cached,
+}
+
+impl Listing {
+    fn new(summaries: &[(String, Arc<SummaryJson>)]) -> Listing {
+        let size = summaries
+            .iter()
+            .map(|(_, s)| s.json.len() + 1)
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(2 + size);
+        out.push(b'[');
+        for (i, (_, s)) in summaries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
+            out.extend_from_slice(s.json.as_bytes());
+        }
+        out.push(b']');
+        Listing {
+            runs: summaries
+                .iter()
+                .map(|(id, s)| (id.clone(), s.version))
+                .collect(),
+            body: body::Cached::new(out),
         }
     }
-    out.push(b']');
-    Ok(out)
+
+    pub(crate) fn weight(&self) -> usize {
+        self.body.weight() + self.runs.iter().map(|(id, _)| 32 + id.len()).sum::<usize>()
+    }
+}
+
+/// Missing summaries up to this many are read run by run; more, in one listing.
+const SINGLE_READS: usize = 8;
+
+/// The listing of `runs` (ids and versions as just listed for `filter`).
+/// Summaries cached for those versions are reused and the other runs read;
+/// a run read at another version than listed (committed meanwhile) or gone
+/// makes it read the whole listing again, so the body is always one
+/// consistent snapshot.
+async fn listing(
+    state: &AppState,
+    filter: &RunFilter,
+    runs: Vec<(String, i64)>,
+) -> Result<Listing, Failure> {
+    let store = state.engine.store();
+    let cached: Vec<Option<Arc<SummaryJson>>> = runs
+        .iter()
+        .map(|(id, version)| {
+            state
+                .cache
+                .summaries
+                .get(id)
+                .filter(|s| s.version == *version)
+        })
+        .collect();
+    if cached.iter().filter(|s| s.is_none()).count() <= SINGLE_READS {
+        let mut summaries = Vec::with_capacity(runs.len());
+        let mut consistent = true;
+        for ((id, version), hit) in runs.into_iter().zip(cached) {
+            let summary = match hit {
+                Some(s) => s,
+                None => match store.get_run(&id).await {
+                    Ok(run) if run.version == version => summary_json(state, &run)?,
+                    Ok(_) | Err(StoreError::NotFound(_)) => {
+                        consistent = false;
+                        break;
+                    }
+                    Err(e) => return Err(Failure::from_store(e)),
+                },
+            };
+            summaries.push((id, summary));
+        }
+        if consistent {
+            return Ok(Listing::new(&summaries));
+        }
+    }
+    let records = store.list_runs(filter).await.map_err(Failure::from_store)?;
+    let mut summaries = Vec::with_capacity(records.len());
+    for r in &records {
+        let summary = match state.cache.summaries.get(&r.id) {
+            Some(s) if s.version == r.version => s,
+            _ => summary_json(state, r)?,
+        };
+        summaries.push((r.id.clone(), summary));
+    }
+    Ok(Listing::new(&summaries))
 }
 
 fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -223,36 +299,64 @@ async fn get_genflow(
     })))
 }
 
-async fn runs_matching(state: &AppState, filter: RunFilter) -> ApiResult<Response> {
+/// The runs `filter` lists. The whole body is reused while the store lists
+/// the same runs at the same versions (checked on every request), so any
+/// commit to a listed run, a new run, or a run leaving the filter shows on
+/// the next request.
+async fn runs_matching(
+    state: &AppState,
+    filter: RunFilter,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let runs = state
         .engine
         .store()
-        .list_runs(&filter)
+        .run_versions(&filter)
         .await
         .map_err(|e| Failure::from_store(e).json())?;
-    let body = summaries_json(state, &runs).map_err(serialize_failure)?;
-    Ok(json_bytes_response(StatusCode::OK, body))
+    let key = format!(
+        "{}\n{}\n{}",
+        filter.genflow.as_deref().unwrap_or_default(),
+        filter.status.map_or("", |s| s.as_str()),
+        filter.limit.map_or(-1, i64::from)
+    );
+    let listing = match state.cache.listings.get(&key) {
+        Some(hit) if hit.runs == runs => hit,
+        _ => {
+            let made = Arc::new(listing(state, &filter, runs).await.map_err(Failure::json)?);
+            state
+                .cache
+                .listings
+                .insert(&key, made.clone(), made.weight());
+            made
+        }
+    };
+    Ok(listing
+        .body
+        .response(StatusCode::OK, "application/json", headers))
 }
 
 async fn list_runs(
     State(state): State<AppState>,
     Query(q): Query<RunsQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let filter = api(q.filter())?;
-    runs_matching(&state, filter).await
+    runs_matching(&state, filter, &headers).await
 }
 
 async fn genflow_runs(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<RunsQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     if state.engine.config().genflow(&name).is_none() {
         return Err(Failure::not_found(format!("genflow `{name}`")).json());
     }
     let mut filter = api(q.filter())?;
     filter.genflow = Some(name);
-    runs_matching(&state, filter).await
+    runs_matching(&state, filter, &headers).await
 }
 
 #[derive(Deserialize, Default)]

@@ -18,6 +18,7 @@
 
 mod api;
 mod auth;
+mod body;
 mod cache;
 pub mod dag_svg;
 pub mod markdown;

@@ -1,9 +1,9 @@
 //! Server-rendered pages. No JavaScript: every action is a link or a form.
 
 use crate::auth::{self, CSRF_COOKIE, SESSION_COOKIE};
+use crate::body::{self, Packed, Part};
 use crate::views::{
-    self, DecisionView, DiffView, Failure, GateData, GateView, artifact_href, fmt_ms, fmt_time,
-    url_segment,
+    self, DecisionView, DiffView, Failure, GateView, artifact_href, fmt_ms, fmt_time, url_segment,
 };
 use crate::{AppState, TokenError};
 use askama::Template;
@@ -796,9 +796,10 @@ struct Notice {
     text: String,
 }
 
+/// The decision page before the documents (see `gate_top.html`).
 #[derive(Template)]
-#[template(path = "gate.html")]
-struct GatePage<'a> {
+#[template(path = "gate_top.html")]
+struct GateTop<'a> {
     title: String,
     nav: bool,
     genflow: &'a str,
@@ -807,21 +808,34 @@ struct GatePage<'a> {
     status: &'static str,
     question: &'a str,
     approver: &'a str,
-    approvers: String,
+    approvers: &'a str,
     required: u32,
     notice: Option<Notice>,
-    /// Documents, flags and decisions (cached per run version).
+}
+
+/// The decision form, after the documents.
+#[derive(Template)]
+#[template(path = "gate_form.html")]
+struct GateForm<'a> {
     view: &'a GateView,
     open: bool,
     action: String,
-    /// Built only of percent-encoded segments and fixed ASCII, so it holds
-    /// nothing HTML would interpret; the template writes it unescaped once
-    /// per piece of evidence.
-    source_base: String,
     token: &'a str,
     nonce: &'a str,
     csrf: String,
     reason: &'a str,
+}
+
+/// The review flags, each piece of evidence linking to its cited source.
+#[derive(Template)]
+#[template(path = "gate_flags.html")]
+struct GateFlags<'a> {
+    flags: &'a [views::FlagView],
+    flag_sources: &'a str,
+    /// Built only of percent-encoded segments and fixed ASCII, so it holds
+    /// nothing HTML would interpret; the template writes it unescaped once
+    /// per piece of evidence.
+    source_base: String,
 }
 
 /// The claims of the link, checked against the gate in the URL.
@@ -863,10 +877,13 @@ fn nonce_for(headers: &HeaderMap) -> Result<(String, bool), Failure> {
     Ok((fresh, true))
 }
 
+/// The decision page: the parts made for this request (the approver, the
+/// form with the token and CSRF values) around the parts cached with the
+/// view, and the flags, cached per token (their links carry it).
 #[allow(clippy::too_many_arguments)]
 fn gate_response(
     state: &AppState,
-    data: &GateData,
+    view: &GateView,
     claims: &crate::ApproverClaims,
     token: &str,
     headers: &HeaderMap,
@@ -875,43 +892,45 @@ fn gate_response(
     reason: &str,
 ) -> Result<Response, Failure> {
     let (nonce, set_cookie) = nonce_for(headers)?;
-    let step = &data.run.definition.steps[data.gate];
-    let run_seg = url_segment(&data.run.id);
-    let step_seg = url_segment(&step.name);
-    let view = &*data.view;
-    let page = GatePage {
-        title: format!("Decide: {}", step.name),
+    let run_seg = url_segment(&view.run_id);
+    let step_seg = url_segment(&view.step);
+    let top = GateTop {
+        title: format!("Decide: {}", view.step),
         nav: false,
-        genflow: &data.run.genflow_name,
-        run_short: short(&data.run.id),
-        step: &step.name,
-        status: data.status().as_str(),
-        question: step.question.as_deref().unwrap_or_default(),
+        genflow: &view.genflow,
+        run_short: short(&view.run_id),
+        step: &view.step,
+        status: view.status.as_str(),
+        question: &view.question,
         approver: &claims.approver,
-        approvers: step.approvers.join(", "),
-        required: step.required,
+        approvers: &view.approvers,
+        required: view.required,
         notice,
-        open: data.status() == StepStatus::Waiting,
-        source_base: format!(
-            "/runs/{run_seg}/gates/{step_seg}/source?t={}",
-            url_segment(token)
-        ),
+    };
+    let form = GateForm {
+        view,
+        open: view.status == StepStatus::Waiting,
         action: format!("/runs/{run_seg}/gates/{step_seg}"),
         token,
         csrf: state.signer.csrf(token, &nonce),
         nonce: &nonce,
         reason,
-        view,
     };
-    // Documents, plus each piece of evidence with its link (the token
-    // included): what the page adds to the template's own text.
-    let evidence: usize = view
-        .flags
-        .iter()
-        .map(|f| 256 + f.claim.len() + f.evidence.len() * (384 + page.source_base.len()))
-        .sum();
-    let body = render_sized(&page, view.html_len + evidence + 2 * view.shown_field.len())?;
-    let mut r = (status, body).into_response();
+    let top = render_sized(&top, 0)?.0;
+    let form = render_sized(&form, 2 * (token.len() + view.shown_field.len()))?.0;
+    let flags = gate_flags(state, view, token)?;
+    let mut r = body::response(
+        status,
+        "text/html; charset=utf-8",
+        headers,
+        &[
+            Part::Fresh(top.as_bytes()),
+            Part::Packed(&view.documents),
+            Part::Fresh(form.as_bytes()),
+            Part::Packed(&flags),
+            Part::Packed(&view.end),
+        ],
+    );
     if set_cookie {
         let cookie = format!(
             "{CSRF_COOKIE}={nonce}; Path=/runs/; HttpOnly; SameSite=Strict; Max-Age=604800"
@@ -921,6 +940,44 @@ fn gate_response(
         }
     }
     Ok(r)
+}
+
+/// The flags part of the decision page for `token` (already verified): a
+/// function of the view's version and the token, so it is rendered and
+/// compressed once per pair, not per request.
+fn gate_flags(state: &AppState, view: &GateView, token: &str) -> Result<Arc<Packed>, Failure> {
+    let key = format!("{}\n{}\n{}\n{token}", view.run_id, view.step, view.version);
+    if let Some(hit) = state.cache.gate_flags.get(&key) {
+        return Ok(hit);
+    }
+    let source_base = format!(
+        "/runs/{}/gates/{}/source?t={}",
+        url_segment(&view.run_id),
+        url_segment(&view.step),
+        url_segment(token)
+    );
+    // Each piece of evidence with its link: what the flags add to the
+    // template's own text.
+    let extra: usize = view
+        .flags
+        .iter()
+        .map(|f| 256 + f.claim.len() + f.evidence.len() * (384 + source_base.len()))
+        .sum();
+    let html = render_sized(
+        &GateFlags {
+            flags: &view.flags,
+            flag_sources: &view.flag_sources,
+            source_base,
+        },
+        extra,
+    )?
+    .0;
+    let packed = Arc::new(Packed::new(html));
+    state
+        .cache
+        .gate_flags
+        .insert(&key, packed.clone(), key.len() + packed.weight());
+    Ok(packed)
 }
 
 #[derive(Deserialize)]
@@ -937,14 +994,14 @@ async fn gate_page(
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let claims = verify_link(&state, q.t.as_deref(), &id, &step)?;
-    let data = views::load_gate(
+    let view = views::load_gate(
         state.engine.store().as_ref(),
         &state.cache,
         &claims.run,
         &step,
     )
     .await?;
-    let status = data.status();
+    let status = view.status;
     let notice = if q.done.is_some() {
         Some(Notice {
             class: "ok",
@@ -960,7 +1017,7 @@ async fn gate_page(
     };
     gate_response(
         &state,
-        &data,
+        &view,
         &claims,
         q.t.as_deref().unwrap_or_default(),
         &headers,
@@ -1045,7 +1102,7 @@ async fn gate_decide(
                 _ => format!("Not recorded: {e}"),
             };
             let status = Failure::from_engine(e).status;
-            let data = views::load_gate(
+            let view = views::load_gate(
                 state.engine.store().as_ref(),
                 &state.cache,
                 &claims.run,
@@ -1054,7 +1111,7 @@ async fn gate_decide(
             .await?;
             gate_response(
                 &state,
-                &data,
+                &view,
                 &claims,
                 &f.t,
                 &headers,

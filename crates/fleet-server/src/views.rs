@@ -1,8 +1,10 @@
 //! Shared helpers for pages and the API: failures mapped to HTTP statuses,
 //! formatting, URL building, and loading what a gate shows.
 
+use crate::body::Packed;
 use crate::cache::Lru;
 use crate::markdown;
+use askama::Template;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -235,21 +237,31 @@ pub fn document_html(path: &str, bytes: &[u8]) -> String {
 /// freshly read version still matches.
 pub struct GateView {
     pub version: i64,
-    pub docs: Vec<DocView>,
+    /// The run's full id.
+    pub run_id: String,
+    pub genflow: String,
+    pub step: String,
+    pub question: String,
+    pub approvers: String,
+    pub required: u32,
+    /// The gate's status at this version.
+    pub status: StepStatus,
     pub flags: Vec<FlagView>,
     /// The review steps the flags come from, comma separated.
     pub flag_sources: String,
-    pub decisions: Vec<DecisionView>,
     /// The revisions shown, as the JSON `[[path, sha256], ...]` the form
     /// posts back (JSON, not lines: a hidden input may not keep newlines).
     pub shown_field: String,
-    /// Bytes of HTML the documents add to the page.
-    pub html_len: usize,
+    /// The parts of the page that are the same for whoever holds a link,
+    /// rendered and compressed once: the documents, and (after the form and
+    /// the flags, which carry the approver's token) the decisions so far,
+    /// the revisions shown and the end of the page.
+    pub documents: Packed,
+    pub end: Packed,
 }
 
 impl GateView {
-    /// Roughly the memory the view holds (its share of the documents'
-    /// HTML included, though that is shared with the document cache).
+    /// Roughly the memory the view holds (compressed copies included).
     fn weight(&self) -> usize {
         let flags: usize = self
             .flags
@@ -262,25 +274,34 @@ impl GateView {
                         .sum::<usize>()
             })
             .sum();
-        1024 + self.html_len
-            + flags
-            + self.shown_field.len() * 3
-            + 256 * (self.docs.len() + self.decisions.len())
+        1024 + self.documents.weight() + self.end.weight() + flags + self.shown_field.len()
     }
 }
 
-/// What the decision page shows for one gate: the run as just read, and
-/// the view of the gate at that version.
-pub struct GateData {
-    pub run: RunRecord,
-    pub gate: usize,
-    pub view: Arc<GateView>,
+/// The documents of the decision page.
+#[derive(Template)]
+#[template(path = "gate_documents.html")]
+struct GateDocuments<'a> {
+    docs: &'a [DocView],
 }
 
-impl GateData {
-    pub fn status(&self) -> StepStatus {
-        self.run.state.steps[self.gate].status
-    }
+/// The decision page after the flags: decisions so far, revisions shown.
+#[derive(Template)]
+#[template(path = "gate_end.html")]
+struct GateEnd<'a> {
+    docs: &'a [DocView],
+    decisions: &'a [DecisionView],
+}
+
+fn render_part<T: Template>(t: &T, extra: usize) -> Result<Packed, Failure> {
+    let mut html = String::with_capacity(T::SIZE_HINT + extra);
+    t.render_into(&mut html).map_err(|e| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("page could not be rendered: {e}"),
+        )
+    })?;
+    Ok(Packed::new(html))
 }
 
 /// Parses the form's `shown` field back into (path, sha256) pairs.
@@ -288,14 +309,26 @@ pub fn parse_shown(field: &str) -> Option<Vec<(String, String)>> {
     serde_json::from_str(field).ok()
 }
 
-/// The run is always read from the store; the rest (documents, flags,
-/// decisions) only when the run's version differs from the cached view's.
+/// The view of gate `step` of run `run_id`. A cached view is served while the
+/// run's version (read fresh on every call) still matches; otherwise the run,
+/// documents, flags and decisions are read and the view built again.
 pub async fn load_gate(
     store: &dyn Store,
     cache: &ViewCache,
     run_id: &str,
     step: &str,
-) -> Result<GateData, Failure> {
+) -> Result<Arc<GateView>, Failure> {
+    // A run id (a UUID) has no newline, so the key splits one way only.
+    let key = format!("{run_id}\n{step}");
+    // Only under the full id: a prefix is resolved by `get_run` below.
+    if let Some(view) = cache.gates.get(&key).filter(|v| v.run_id == run_id) {
+        match store.run_version(run_id).await {
+            Ok(version) if version == view.version => return Ok(view),
+            // Changed, or gone (then `get_run` says so).
+            Ok(_) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(Failure::from_store(e)),
+        }
+    }
     let run = store.get_run(run_id).await.map_err(Failure::from_store)?;
     let Some(gate) = run.definition.step_index(step) else {
         return Err(Failure::not_found(format!(
@@ -308,13 +341,6 @@ pub async fn load_gate(
             "`{step}` is not an approval gate; gate"
         )));
     }
-    // A run id (a UUID) has no newline, so the key splits one way only.
-    let key = format!("{}\n{step}", run.id);
-    if let Some(view) = cache.gates.get(&key)
-        && view.version == run.version
-    {
-        return Ok(GateData { run, gate, view });
-    }
     let view = Arc::new(gate_view(store, cache, &run, gate).await?);
     let version = view.version;
     cache
@@ -322,7 +348,7 @@ pub async fn load_gate(
         .insert_unless(&key, view.clone(), view.weight(), |old| {
             old.version > version
         });
-    Ok(GateData { run, gate, view })
+    Ok(view)
 }
 
 async fn gate_view(
@@ -331,7 +357,7 @@ async fn gate_view(
     run: &RunRecord,
     gate: usize,
 ) -> Result<GateView, Failure> {
-    let step = &run.definition.steps[gate].name;
+    let def = &run.definition.steps[gate];
     let refs = store
         .artifacts(&run.id)
         .await
@@ -366,12 +392,12 @@ async fn gate_view(
         }
     }
     let flag_sources = flag_sources.join(", ");
-    let decisions = store
+    let decisions: Vec<DecisionView> = store
         .decisions(&run.id)
         .await
         .map_err(Failure::from_store)?
         .iter()
-        .filter(|d| &d.step == step)
+        .filter(|d| d.step == def.name)
         .map(DecisionView::from_record)
         .collect();
     let pairs: Vec<(&str, &str)> = shown
@@ -379,14 +405,29 @@ async fn gate_view(
         .map(|r| (r.path.as_str(), r.sha256.as_str()))
         .collect();
     let shown_field = serde_json::to_string(&pairs).unwrap_or_default();
+    let html_len: usize = docs.iter().map(|d| 256 + d.html.len()).sum();
+    let documents = render_part(&GateDocuments { docs: &docs }, html_len)?;
+    let end = render_part(
+        &GateEnd {
+            docs: &docs,
+            decisions: &decisions,
+        },
+        256 * (docs.len() + decisions.len()),
+    )?;
     Ok(GateView {
         version: run.version,
-        html_len: docs.iter().map(|d| d.html.len()).sum(),
-        docs,
+        run_id: run.id.clone(),
+        genflow: run.genflow_name.clone(),
+        step: def.name.clone(),
+        question: def.question.clone().unwrap_or_default(),
+        approvers: def.approvers.join(", "),
+        required: def.required,
+        status: run.state.steps[gate].status,
         flags,
         flag_sources,
-        decisions,
         shown_field,
+        documents,
+        end,
     })
 }
 
@@ -445,6 +486,8 @@ const FLAGS_BUDGET: usize = 8 << 20;
 const DIFF_BUDGET: usize = 16 << 20;
 const GATE_BUDGET: usize = 16 << 20;
 const SUMMARY_BUDGET: usize = 8 << 20;
+const LISTING_BUDGET: usize = 8 << 20;
+const GATE_FLAGS_BUDGET: usize = 8 << 20;
 
 /// What the pages can reuse between requests, each keyed so that an entry
 /// cannot go stale: rendered documents and parsed flags by sha256 (artifacts
@@ -458,6 +501,11 @@ pub struct ViewCache {
     gates: Lru<Arc<GateView>>,
     /// Run summaries of the JSON API, by run id (checked against the version).
     pub(crate) summaries: Lru<Arc<crate::api::SummaryJson>>,
+    /// The decision page's flags, by run, gate, version and token.
+    pub(crate) gate_flags: Lru<Arc<Packed>>,
+    /// Run listings of the JSON API, by filter (checked against the ids and
+    /// versions the store lists).
+    pub(crate) listings: Lru<Arc<crate::api::Listing>>,
 }
 
 impl Default for ViewCache {
@@ -468,6 +516,8 @@ impl Default for ViewCache {
             diffs: Lru::new(DIFF_BUDGET),
             gates: Lru::new(GATE_BUDGET),
             summaries: Lru::new(SUMMARY_BUDGET),
+            gate_flags: Lru::new(GATE_FLAGS_BUDGET),
+            listings: Lru::new(LISTING_BUDGET),
         }
     }
 }

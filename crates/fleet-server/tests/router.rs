@@ -1108,3 +1108,199 @@ async fn pages_show_what_was_committed_after_they_were_cached() {
     assert_eq!(after["version"], json!(decided.version));
     assert_eq!(after["waiting_gates"], json!([]));
 }
+
+/// `/api/v1/runs` reuses its whole body while the store lists the same runs
+/// at the same versions: a commit to a listed run, a new run, and a run
+/// leaving the filter each show on the very next request.
+#[tokio::test]
+async fn the_runs_listing_changes_with_the_next_commit() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let list = |uri: &'static str| {
+        let app = app.clone();
+        async move {
+            let r = send(&app, get_as_operator(uri)).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body
+        }
+    };
+    let ids_and_versions = |body: &str| -> Vec<(String, i64)> {
+        serde_json::from_str::<serde_json::Value>(body)
+            .unwrap_or_else(|e| panic!("{e}: {body}"))
+            .as_array()
+            .unwrap_or_else(|| panic!("not an array: {body}"))
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap_or_default().to_owned(),
+                    r["version"].as_i64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    const ALL: &str = "/api/v1/runs";
+    const WAITING: &str = "/api/v1/runs?status=waiting";
+
+    let first = list(ALL).await;
+    assert_eq!(list(ALL).await, first, "served again unchanged");
+    assert_eq!(ids_and_versions(&first), [(run.id.clone(), run.version)]);
+    assert_eq!(
+        ids_and_versions(&list(WAITING).await),
+        [(run.id.clone(), run.version)]
+    );
+
+    // A commit to the listed run.
+    let redrafted = add_documents(&env, &run.id, &[("notes.txt", "A redraft.\n")]).await;
+    assert_eq!(
+        ids_and_versions(&list(ALL).await),
+        [(run.id.clone(), redrafted.version)]
+    );
+
+    // A new run, listed first (newest first).
+    let started = env
+        .engine
+        .start_run("release-gate", Some("ci@example.com".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ids_and_versions(&list(ALL).await),
+        [
+            (started.id.clone(), started.version),
+            (run.id.clone(), redrafted.version)
+        ]
+    );
+
+    // A run leaving the filter: decided, it no longer waits.
+    assert_eq!(
+        ids_and_versions(&list(WAITING).await),
+        [(run.id.clone(), redrafted.version)]
+    );
+    let decided = env
+        .engine
+        .decide(fleet_engine::DecisionRequest {
+            run: run.id.clone(),
+            step: Some("go-no-go".into()),
+            approver: OWNER.into(),
+            verdict: Verdict::Go,
+            reason: None,
+            channel: "cli".into(),
+            shown: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(decided.state.status, fleet_core::run::RunStatus::Waiting);
+    assert_eq!(ids_and_versions(&list(WAITING).await), []);
+    let all = ids_and_versions(&list(ALL).await);
+    assert_eq!(all[1], (run.id.clone(), decided.version));
+
+    // Each body is what a server with an empty cache answers.
+    let (fresh, _) = fleet_server::AppState::new(
+        env.engine.clone(),
+        env.signer.clone(),
+        fleet_server::OperatorAuth {
+            api_token: Some(API_TOKEN.into()),
+            open: false,
+        },
+        "http://fleet.test".into(),
+        std::time::Duration::from_secs(86_400),
+    );
+    let fresh = fleet_server::router(fresh);
+    for uri in [ALL, WAITING] {
+        assert_eq!(
+            send(&fresh, get_as_operator(uri)).await.body,
+            list(uri).await
+        );
+    }
+}
+
+/// Browsers send `Accept-Encoding: gzip`: the decision page and the runs
+/// listing then come gzipped, decode to exactly what is served
+/// uncompressed, keep the security headers, and show a commit made after
+/// they were cached.
+#[tokio::test]
+async fn gzipped_responses_are_the_same_pages_and_stay_fresh() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    // The same browser (the same CSRF cookie) asks with and without gzip.
+    let (_, cookie, _) = open_gate(&app, &run.id, &token).await;
+    let gate = format!("/runs/{}/gates/go-no-go?t={}", run.id, enc(&token));
+    let fetch = |uri: String, gzip: bool| {
+        let app = app.clone();
+        let cookie = cookie.clone();
+        async move {
+            let mut request = Request::get(uri)
+                .header(header::COOKIE, cookie)
+                .header(header::AUTHORIZATION, format!("Bearer {API_TOKEN}"));
+            if gzip {
+                request = request.header(header::ACCEPT_ENCODING, "gzip, deflate, br");
+            }
+            let r = send(
+                &app,
+                request
+                    .body(Body::empty())
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert_eq!(r.header("content-encoding"), if gzip { "gzip" } else { "" });
+            assert_eq!(r.header("vary"), "accept-encoding");
+            assert!(
+                r.header("content-security-policy")
+                    .contains("default-src 'none'")
+            );
+            assert_eq!(r.header("x-frame-options"), "DENY");
+            assert_eq!(r.header("cache-control"), "no-store");
+            r.body
+        }
+    };
+    for uri in [gate.clone(), "/api/v1/runs".to_owned()] {
+        let plain = fetch(uri.clone(), false).await;
+        assert_eq!(fetch(uri.clone(), true).await, plain, "{uri}");
+        assert!(!plain.contains("REG-1423 fixed."));
+    }
+
+    let redrafted = add_documents(
+        &env,
+        &run.id,
+        &[(
+            "readiness.md",
+            "# Readiness (redrafted)\n\nREG-1423 fixed.\n",
+        )],
+    )
+    .await;
+    let page = fetch(gate.clone(), true).await;
+    assert!(page.contains("REG-1423 fixed."), "the new revision");
+    assert!(page.contains("readiness.md</code> r2"));
+    assert_eq!(fetch(gate, false).await, page);
+    let listed = fetch("/api/v1/runs".to_owned(), true).await;
+    assert!(
+        listed.contains(&format!("\"version\":{}", redrafted.version)),
+        "{listed}"
+    );
+}
+
+/// The flags part of the page is cached per token (its source links carry
+/// it): each approver's page links with their own token only, never with
+/// the token of someone who opened the page before.
+#[tokio::test]
+async fn each_approver_gets_links_with_their_own_token() {
+    let env = env_with(false, two_approvers).await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let owner = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let second = env.token(&run.id, "go-no-go", SECOND, 3600);
+    let source_link = |token: &str| format!("/source?t={}&amp;path=", enc(token));
+    for _ in 0..2 {
+        for (mine, theirs) in [(&owner, &second), (&second, &owner)] {
+            let (page, _, _) = open_gate(&app, &run.id, mine).await;
+            assert!(page.body.contains(&source_link(mine)), "{}", page.body);
+            assert!(
+                !page.body.contains(theirs.as_str()),
+                "another approver's token"
+            );
+        }
+    }
+}

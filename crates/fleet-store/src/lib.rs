@@ -508,6 +508,13 @@ pub trait Store: Send + Sync {
     async fn get_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError>;
     /// Newest first.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+    /// The id and version of each run `list_runs(filter)` lists, in the same
+    /// order, without reading the runs: every commit bumps its run's version,
+    /// so this tells a cache whether anything listed changed.
+    async fn run_versions(&self, filter: &RunFilter) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The version of run `id` (the full id, not a prefix), or NotFound:
+    /// whether the run changed since a version of it was read.
+    async fn run_version(&self, id: &str) -> Result<i64, StoreError>;
     /// Ids of runs whose status is `running` (not waiting, not terminal), oldest first.
     async fn unfinished_runs(&self) -> Result<Vec<String>, StoreError>;
     /// Commits `t` atomically, or returns `Conflict` having written nothing.

@@ -941,6 +941,37 @@ fn create_in(
     Ok(now)
 }
 
+/// The WHERE, ORDER BY and LIMIT of a run listing after `$select` (which
+/// ends in `FROM runs `), bound by `query_listing`: `list_runs` and
+/// `run_versions` share them so both list exactly the same runs.
+macro_rules! listing {
+    ($select:expr) => {
+        concat!(
+            $select,
+            "WHERE (?1 IS NULL OR genflow_name = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY created_at DESC, id DESC LIMIT ?3"
+        )
+    };
+}
+
+/// Runs `sql` (a `listing!`) for `filter`, each row mapped by `map`.
+fn query_listing<T>(
+    conn: &Connection,
+    sql: &str,
+    filter: &RunFilter,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    // SQLite treats a negative LIMIT as "no limit".
+    let limit = filter.limit.map_or(-1, i64::from);
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(
+            params![filter.genflow, filter.status.map(|s| s.as_str()), limit],
+            map,
+        )?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
@@ -1000,21 +1031,34 @@ impl Store for SqliteStore {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let filter = filter.clone();
         self.read("listing runs", move |conn, defs| {
-            // SQLite treats a negative LIMIT as "no limit".
-            let limit = filter.limit.map_or(-1, i64::from);
-            let rows = conn
-                .prepare_cached(select_runs!(
-                    "WHERE (?1 IS NULL OR genflow_name = ?1) AND (?2 IS NULL OR status = ?2)
-                     ORDER BY created_at DESC, id DESC LIMIT ?3"
-                ))?
-                .query_map(
-                    params![filter.genflow, filter.status.map(|s| s.as_str()), limit],
-                    run_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = query_listing(conn, listing!(select_runs!("")), &filter, run_row)?;
             rows.into_iter()
                 .map(|r| run_record(conn, defs, r))
                 .collect()
+        })
+        .await
+    }
+
+    async fn run_versions(&self, filter: &RunFilter) -> Result<Vec<(String, i64)>, StoreError> {
+        let filter = filter.clone();
+        self.read("listing run versions", move |conn, _| {
+            query_listing(
+                conn,
+                listing!("SELECT id, version FROM runs "),
+                &filter,
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
+    }
+
+    async fn run_version(&self, id: &str) -> Result<i64, StoreError> {
+        let id = id.to_string();
+        self.read("reading a run's version", move |conn, _| {
+            conn.prepare_cached("SELECT version FROM runs WHERE id = ?1")?
+                .query_row([&id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("run `{id}`")))
         })
         .await
     }

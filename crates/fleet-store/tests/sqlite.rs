@@ -79,6 +79,11 @@ async fn list_filters_and_unfinished() {
 }
 
 #[tokio::test]
+async fn run_versions_match_list_runs() {
+    suite::run_versions_match_list_runs(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn commit_conflict_writes_nothing() {
     suite::commit_conflict_writes_nothing(&db().await.store).await;
 }

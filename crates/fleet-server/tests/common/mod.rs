@@ -214,15 +214,27 @@ impl Reply {
     }
 }
 
+/// The response, its body decoded as a browser would if it came gzipped
+/// (`Content-Encoding` still says how it came).
 pub async fn reply(response: Response<Body>) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response
+    let mut bytes = response
         .into_body()
         .collect()
         .await
         .unwrap_or_else(|e| panic!("body: {e}"))
-        .to_bytes();
+        .to_bytes()
+        .to_vec();
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v == "gzip")
+    {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
+            .unwrap_or_else(|e| panic!("not valid gzip: {e}"));
+        bytes = plain;
+    }
     Reply {
         status,
         headers,

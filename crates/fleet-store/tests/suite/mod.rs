@@ -263,6 +263,86 @@ pub async fn list_filters_and_unfinished(store: &dyn Store) {
     assert_eq!(unfinished, [r1.id.clone(), r4.id.clone()]);
 }
 
+/// `run_versions` names the runs `list_runs` lists, in its order, under
+/// every filter, with their current versions; `run_version` is one run's.
+pub async fn run_versions_match_list_runs(store: &dyn Store) {
+    let r1 = new_run(store, "ver-0001", "release-gate", None).await;
+    let r2 = new_run(store, "ver-0002", "nightly", None).await;
+    run_to_gate(store, "ver-0003", None).await;
+    let r4 = new_run(store, "ver-0004", "nightly", None).await;
+    step(store, &r4, Event::Start).await;
+    step(store, &r2, Event::Cancel).await;
+    let r1 = step(store, &r1, Event::Start).await;
+
+    let filters = [
+        RunFilter::default(),
+        RunFilter {
+            genflow: Some("nightly".into()),
+            ..RunFilter::default()
+        },
+        RunFilter {
+            status: Some(RunStatus::Running),
+            ..RunFilter::default()
+        },
+        RunFilter {
+            status: Some(RunStatus::Waiting),
+            limit: Some(5),
+            ..RunFilter::default()
+        },
+        RunFilter {
+            genflow: Some("release-gate".into()),
+            status: Some(RunStatus::Running),
+            limit: Some(1),
+        },
+        RunFilter {
+            limit: Some(2),
+            ..RunFilter::default()
+        },
+        RunFilter {
+            genflow: Some("no-such-genflow".into()),
+            ..RunFilter::default()
+        },
+    ];
+    let filters = &filters;
+    let check = |label: &'static str| async move {
+        for filter in filters {
+            let listed: Vec<(String, i64)> = ok(store.list_runs(filter).await, "list")
+                .into_iter()
+                .map(|r| (r.id, r.version))
+                .collect();
+            let versions = ok(store.run_versions(filter).await, "run_versions");
+            assert_eq!(versions, listed, "{label}: {filter:?}");
+        }
+    };
+    check("before").await;
+    assert_eq!(
+        ok(store.run_version(&r1.id).await, "run_version"),
+        r1.version
+    );
+
+    // A commit bumps the version both report.
+    let r1 = step(store, &r1, Event::StepStarted { step: 0 }).await;
+    check("after a commit").await;
+    assert_eq!(
+        ok(store.run_version(&r1.id).await, "run_version"),
+        r1.version
+    );
+    let versions = ok(store.run_versions(&RunFilter::default()).await, "all");
+    assert!(
+        versions.contains(&(r1.id.clone(), r1.version)),
+        "{versions:?}"
+    );
+    assert_eq!(versions.len(), 4);
+
+    // Exact ids only: a prefix or an unknown id is not found.
+    for id in ["ver-", "ver-0009"] {
+        assert!(
+            matches!(store.run_version(id).await, Err(StoreError::NotFound(_))),
+            "{id}"
+        );
+    }
+}
+
 pub async fn commit_conflict_writes_nothing(store: &dyn Store) {
     let run = run_to_gate(store, "conflict-run", Some("dev@example.com")).await;
     let before_events = ok(store.events(None).await, "events").len();
