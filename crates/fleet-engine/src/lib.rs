@@ -327,15 +327,23 @@ impl Engine {
                 // Waiting at a gate, or the remaining steps run elsewhere.
                 return Ok(run);
             }
+            let single = claimed.len() == 1;
             let mut tasks = Vec::new();
             for i in claimed {
                 tasks.push(self.run_step(&run, i, observer));
             }
             let results = futures_util::future::join_all(tasks).await;
+            let mut latest = None;
             for r in results {
-                r?;
+                latest = r?;
             }
-            run = self.store.get_run(run_id).await?;
+            // A lone step's result commit is the newest state this worker
+            // knows; if another process moved the run since, the next
+            // commit's version check says so and reloads.
+            run = match latest {
+                Some(run) if single => run,
+                _ => self.store.get_run(run_id).await?,
+            };
         }
     }
 
@@ -346,18 +354,18 @@ impl Engine {
         snapshot: &RunRecord,
         idx: usize,
         observer: &dyn Observer,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<RunRecord>, EngineError> {
         let result = self.run_step_inner(snapshot, idx, observer).await;
         // The step's final commit releases the lease; when there was none
         // (an error, a cancelled run, another worker won), release it here.
-        if !matches!(result, Ok(true)) {
+        if !matches!(result, Ok(Some(_))) {
             let name = &snapshot.definition.steps[idx].name;
             let _ = self
                 .store
                 .release_lease(&snapshot.id, name, &self.settings.worker_id)
                 .await;
         }
-        result.map(|_| ())
+        result
     }
 
     fn lease_release(&self, step: &str) -> Vec<LeaseChange> {
@@ -369,13 +377,14 @@ impl Engine {
 
     /// `snapshot` is the run as `drive` last saw it; transitions start from it
     /// and reload only if it turns out stale (the version check says so).
-    /// `Ok(true)` when the step's result was committed with its lease released.
+    /// `Ok(Some(run as committed))` when the step's result was committed with
+    /// its lease released.
     async fn run_step_inner(
         &self,
         snapshot: &RunRecord,
         idx: usize,
         observer: &dyn Observer,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Option<RunRecord>, EngineError> {
         let run = snapshot.clone();
         let step_state = &run.state.steps[idx];
         let run = match step_state.status {
@@ -409,12 +418,12 @@ impl Engine {
                 {
                     Ok(applied) => applied.run,
                     // Someone else moved it (cancelled, or another worker won): not an error.
-                    Err(EngineError::Refused(_)) => return Ok(false),
+                    Err(EngineError::Refused(_)) => return Ok(None),
                     Err(e) => return Err(e),
                 }
             }
             StepStatus::Running => run, // reclaimed from a worker that died
-            _ => return Ok(false),
+            _ => return Ok(None),
         };
         let step = run.definition.steps[idx].clone();
         let attempt = run.state.steps[idx].attempt;
@@ -447,7 +456,7 @@ impl Engine {
             }
         };
         let elapsed = started.elapsed();
-        let released = match outcome {
+        let committed = match outcome {
             Ok(done) => {
                 let info = StepInfo {
                     input_tokens: done.step_run.as_ref().map(|s| s.input_tokens).unwrap_or(0),
@@ -483,9 +492,9 @@ impl Engine {
                         }
                         let status = applied.run.state.steps[idx].status;
                         observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
-                        true
+                        Some(applied.run)
                     }
-                    Err(EngineError::Refused(_)) => false, // run was cancelled meanwhile; result dropped
+                    Err(EngineError::Refused(_)) => None, // run was cancelled meanwhile; result dropped
                     Err(e) => return Err(e),
                 }
             }
@@ -510,14 +519,14 @@ impl Engine {
                             ..StepInfo::default()
                         };
                         observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
-                        true
+                        Some(applied.run)
                     }
-                    Err(EngineError::Refused(_)) => false,
+                    Err(EngineError::Refused(_)) => None,
                     Err(e) => return Err(e),
                 }
             }
         };
-        Ok(released)
+        Ok(committed)
     }
 
     /// Renews the lease until dropped (the select above drops it when the work ends).

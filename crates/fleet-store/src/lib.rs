@@ -24,6 +24,7 @@ use fleet_core::config::Genflow;
 use fleet_core::run::{RunState, RunStatus, Verdict};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The latest revision of each artifact path.
 pub fn latest_revisions(refs: &[ArtifactRef]) -> std::collections::BTreeMap<String, ArtifactRef> {
@@ -84,8 +85,9 @@ pub struct NewRun {
 pub struct RunRecord {
     pub id: String,
     pub genflow_name: String,
-    /// The exact definition this run executes (stored when it was created).
-    pub definition: Genflow,
+    /// The exact definition this run executes (stored when it was created);
+    /// shared, as every read of a run would otherwise copy it.
+    pub definition: Arc<Genflow>,
     /// `sha256:<hex>` of the definition's canonical JSON.
     pub definition_hash: String,
     pub state: RunState,

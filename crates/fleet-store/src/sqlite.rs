@@ -454,7 +454,7 @@ fn run_record(conn: &Connection, defs: &Definitions, row: RunRow) -> Result<RunR
     let definition = defs.get(conn, &row.id, &row.definition_hash)?;
     Ok(RunRecord {
         genflow_name: row.genflow_name,
-        definition: Genflow::clone(&definition),
+        definition,
         definition_hash: row.definition_hash,
         state: from_json(&row.state_json, || format!("run {} state", row.id))?,
         version: row.version,
@@ -637,7 +637,7 @@ impl Committed {
         RunRecord {
             id: self.id,
             genflow_name: self.genflow_name,
-            definition: Genflow::clone(&self.definition),
+            definition: self.definition,
             definition_hash: self.definition_hash,
             state: self.state,
             version: self.version,
@@ -986,12 +986,11 @@ impl Store for SqliteStore {
             })
             .await?;
         // Later commits and reads of this genflow need not decode it.
-        self.definitions
-            .insert(&definition_hash, run.genflow.clone());
+        let definition = self.definitions.insert(&definition_hash, run.genflow);
         Ok(RunRecord {
             id: run.id,
-            genflow_name: run.genflow.name.clone(),
-            definition: run.genflow,
+            genflow_name: definition.name.clone(),
+            definition,
             definition_hash,
             state: run.state,
             version: 1,

@@ -151,7 +151,7 @@ pub async fn create_get_and_prefix(store: &dyn Store) {
     .await;
     let g = genflow("release-gate");
     assert_eq!(a.version, 1);
-    assert_eq!(a.definition, g);
+    assert_eq!(*a.definition, g);
     assert_eq!(a.definition_hash, g.definition_hash());
     assert_eq!(a.genflow_name, "release-gate");
 
