@@ -246,19 +246,29 @@ impl Engine {
             })?;
         let definition = self.config.resolved_genflow(genflow);
         let state = RunState::new(&definition, triggered_by.clone());
-        let run = self
+        // Created and started in one transaction.
+        let (started, actions) = advance(&definition, &state, &Event::Start)?;
+        let (first, _) = self.transition(
+            (&id, &definition, 1),
+            &Event::Start,
+            started,
+            actions,
+            Extras::default(),
+        );
+        let (run, _) = self
             .store
-            .create_run(NewRun {
-                id,
-                genflow: definition,
-                triggered_by,
-                state,
-            })
+            .create_run_with(
+                NewRun {
+                    id,
+                    genflow: definition,
+                    triggered_by,
+                    state,
+                },
+                first,
+            )
             .await?;
-        let applied = self
-            .apply_from(&run, &Event::Start, Extras::default())
-            .await?;
-        Ok(applied.run)
+        self.pause_if_injected(&Event::Start);
+        Ok(run)
     }
 
     /// Loads a run by id or unique prefix.
@@ -713,38 +723,66 @@ impl Engine {
         actions: Vec<Action>,
         extras: Extras,
     ) -> Result<Option<Applied>, EngineError> {
-        let mut events = audit_events(run, event, &actions, &extras);
+        let (t, files) = self.transition(
+            (&run.id, &run.definition, run.version),
+            event,
+            state,
+            actions,
+            extras,
+        );
+        match self.store.commit(t).await {
+            Ok((run, _refs)) => {
+                self.pause_if_injected(event);
+                Ok(Some(Applied { run, files }))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Fault injection for crash tests (`Settings::pause_after`): freezes
+    /// the process right after a commit caused by `event`.
+    fn pause_if_injected(&self, event: &Event) {
+        if self.settings.pause_after.as_deref() == Some(event.name()) {
+            eprintln!("fault injection: paused after {}", event.name());
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+
+    /// The transition `event` makes of run (id, definition, version): the
+    /// new state with the audit events and notifications that go with it.
+    /// Also returns the artifacts, to write the readable copies after.
+    fn transition(
+        &self,
+        (run_id, definition, version): (&str, &fleet_core::config::Genflow, i64),
+        event: &Event,
+        state: RunState,
+        actions: Vec<Action>,
+        extras: Extras,
+    ) -> (Transition, Vec<NewArtifact>) {
+        let mut events = audit_events(definition, event, &actions, &extras);
         let mut outbox = extras.outbox;
         for a in &actions {
             if let Action::OpenGate(gate) = a {
-                let plan = fleet_notify::gate_deliveries(
-                    &self.config,
-                    &run.id,
-                    &run.definition,
-                    &state,
-                    *gate,
-                );
+                let plan =
+                    fleet_notify::gate_deliveries(&self.config, run_id, definition, &state, *gate);
                 outbox.extend(plan.deliveries);
                 if let Some(note) = plan.note {
                     events.push(NewEvent {
                         kind: "gate.not_emailed".into(),
                         payload: serde_json::json!({
-                            "step": run.definition.steps[*gate].name, "reason": note,
+                            "step": definition.steps[*gate].name, "reason": note,
                         }),
                     });
                 }
             }
         }
-        let pause = self
-            .settings
-            .pause_after
-            .as_deref()
-            .filter(|k| *k == event.name())
-            .map(str::to_owned);
         let files = extras.artifacts.clone();
         let t = Transition {
-            run_id: run.id.clone(),
-            expected_version: run.version,
+            run_id: run_id.to_owned(),
+            expected_version: version,
             state,
             artifacts: extras.artifacts,
             step_run: extras.step_run,
@@ -754,19 +792,7 @@ impl Engine {
             durable: extras.durable,
             leases: extras.leases,
         };
-        match self.store.commit(t).await {
-            Ok((run, _refs)) => {
-                if let Some(kind) = pause {
-                    eprintln!("fault injection: paused after {kind}");
-                    loop {
-                        std::thread::sleep(Duration::from_secs(3600));
-                    }
-                }
-                Ok(Some(Applied { run, files }))
-            }
-            Err(StoreError::Conflict { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        (t, files)
     }
 }
 
@@ -786,12 +812,12 @@ fn notify_error(run: &str, e: fleet_notify::NotifyError) -> EngineError {
 /// the engine adds what only it knows: which event caused the transition,
 /// with its context (attempt, timing, flags, errors), and who a gate asks.
 fn audit_events(
-    before: &RunRecord,
+    definition: &fleet_core::config::Genflow,
     event: &Event,
     actions: &[Action],
     extras: &Extras,
 ) -> Vec<NewEvent> {
-    let step_name = |i: usize| before.definition.steps.get(i).map(|s| s.name.clone());
+    let step_name = |i: usize| definition.steps.get(i).map(|s| s.name.clone());
     let mut payload = extras.payload.clone();
     payload.insert("event".into(), event.name().into());
     let step = match event {
@@ -811,7 +837,7 @@ fn audit_events(
     }];
     for a in actions {
         if let Action::OpenGate(i) = a {
-            let s = &before.definition.steps[*i];
+            let s = &definition.steps[*i];
             events.push(NewEvent {
                 kind: "gate.opened".into(),
                 payload: serde_json::json!({ "step": s.name, "approvers": s.approvers, "required": s.required }),

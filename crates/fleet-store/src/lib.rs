@@ -506,6 +506,14 @@ pub enum StoreError {
 pub trait Store: Send + Sync {
     /// Stores the run with its canonical definition and hash; event `run.created`.
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError>;
+    /// `create_run`, and `first` (a transition from version 1, e.g. the run
+    /// starting) committed in the same transaction: one write instead of two,
+    /// and no run is ever seen created but not started.
+    async fn create_run_with(
+        &self,
+        run: NewRun,
+        first: Transition,
+    ) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError>;
     /// A full id or a unique prefix of at least 4 characters.
     async fn get_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError>;
     /// Newest first.

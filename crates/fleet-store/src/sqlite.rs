@@ -1000,6 +1000,34 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn create_run_with(
+        &self,
+        run: NewRun,
+        first: Transition,
+    ) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError> {
+        check_shape(&run.genflow, &run.state)?;
+        if first.run_id != run.id || first.expected_version != 1 {
+            return Err(StoreError::Invalid(format!(
+                "the first transition of run {} must be for that run at version 1",
+                run.id
+            )));
+        }
+        let definition_json = run.genflow.canonical_json();
+        let definition_hash = run.genflow.definition_hash();
+        // Cached before the write: the transition reads the definition by hash.
+        self.definitions
+            .insert(&definition_hash, run.genflow.clone());
+        let state_json = to_json("run state", &first.state)?;
+        let durable = first.durable;
+        let (committed, written) = self
+            .write("creating and starting a run", durable, move |conn, defs| {
+                create_in(conn, &run, &definition_json, &definition_hash)?;
+                commit_in(conn, defs, first, &state_json)
+            })
+            .await?;
+        Ok((committed.into_record(), written))
+    }
+
     async fn get_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError> {
         let id = id_or_prefix.to_string();
         self.read("reading a run", move |conn, defs| {

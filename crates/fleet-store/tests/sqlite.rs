@@ -79,6 +79,11 @@ async fn list_filters_and_unfinished() {
 }
 
 #[tokio::test]
+async fn create_with_first_transition_is_atomic() {
+    suite::create_with_first_transition_is_atomic(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn run_versions_match_list_runs() {
     suite::run_versions_match_list_runs(&db().await.store).await;
 }

@@ -1508,3 +1508,65 @@ pub async fn failing_requests_keep_neighbours(store: Arc<dyn Store>, hold: &dyn 
     let report = ok(store.verify_audit().await, "verify");
     assert!(report.is_ok(), "{report:?}");
 }
+
+/// `create_run_with`: the run and its first transition land together, in
+/// the audit log in order; a bad first transition or a taken id writes nothing.
+pub async fn create_with_first_transition_is_atomic(store: &dyn Store) {
+    let g = genflow("release-gate");
+    let state = RunState::new(&g, Some("dev@example.com".into()));
+    let new = |id: &str| NewRun {
+        id: id.into(),
+        genflow: g.clone(),
+        triggered_by: Some("dev@example.com".into()),
+        state: state.clone(),
+    };
+    let (started, _) = advance(&g, &state, &Event::Start).unwrap_or_else(|r| panic!("{r}"));
+    let first = |id: &str, version: i64| Transition {
+        run_id: id.into(),
+        expected_version: version,
+        state: started.clone(),
+        artifacts: Vec::new(),
+        step_run: None,
+        decision: None,
+        events: vec![fleet_store::NewEvent {
+            kind: "engine.start".into(),
+            payload: json!({"event": "start"}),
+        }],
+        durable: false,
+        outbox: Vec::new(),
+        leases: Vec::new(),
+    };
+
+    let (run, _) = ok(
+        store.create_run_with(new("cw-1"), first("cw-1", 1)).await,
+        "create_run_with",
+    );
+    assert_eq!(run.version, 2);
+    assert_eq!(run.state, started);
+    assert_eq!(ok(store.get_run("cw-1").await, "get").state, started);
+    let kinds: Vec<String> = ok(store.events(Some("cw-1")).await, "events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("run.created"));
+    assert_eq!(kinds.last().map(String::as_str), Some("engine.start"));
+    assert!(kinds.iter().any(|k| k == "step.status"), "{kinds:?}");
+
+    // A first transition for another version or run is refused; no run appears.
+    for bad in [first("cw-2", 2), first("other", 1)] {
+        let err = store.create_run_with(new("cw-2"), bad).await;
+        assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
+    }
+    assert!(matches!(
+        store.get_run("cw-2").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A taken id: AlreadyExists, and the existing run is untouched.
+    let events_before = ok(store.events(None).await, "events").len();
+    let err = store.create_run_with(new("cw-1"), first("cw-1", 1)).await;
+    assert!(matches!(err, Err(StoreError::AlreadyExists(_))), "{err:?}");
+    assert_eq!(ok(store.get_run("cw-1").await, "get").version, 2);
+    assert_eq!(ok(store.events(None).await, "events").len(), events_before);
+    assert!(ok(store.verify_audit().await, "verify").is_ok());
+}
