@@ -98,6 +98,9 @@ fn collect_files(
     walk.standard_filters(!include_ignored)
         // .gitignore is honoured even in a tree that is not (yet) a git repository.
         .require_git(false)
+        // The user's global excludes (core.excludesFile) are not: the corpus
+        // must be the same on the server and every reviewer's machine.
+        .git_global(false)
         .follow_links(false);
     {
         let root = root.to_path_buf();
