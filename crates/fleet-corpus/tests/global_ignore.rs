@@ -15,7 +15,7 @@ fn global_git_excludes_do_not_change_the_corpus() {
     write(
         home.path(),
         ".gitconfig",
-        &format!(
+        format!(
             "[core]\n\texcludesFile = {}\n",
             home.path().join("config/git/ignore").display()
         ),
