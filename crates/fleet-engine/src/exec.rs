@@ -159,6 +159,9 @@ async fn upstream_docs(
 ) -> Result<Vec<UpstreamDoc>, String> {
     let deps = run.definition.dependency_indices();
     let ups = dag::ancestors(&deps, idx);
+    if ups.is_empty() {
+        return Ok(Vec::new());
+    }
     let refs = engine
         .store
         .artifacts(&run.id)
