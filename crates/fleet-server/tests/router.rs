@@ -1080,19 +1080,7 @@ async fn pages_show_what_was_committed_after_they_were_cached() {
     );
 
     // Decided through the CLI path, not through this server's pages.
-    let decided = env
-        .engine
-        .decide(fleet_engine::DecisionRequest {
-            run: run.id.clone(),
-            step: Some("go-no-go".into()),
-            approver: OWNER.into(),
-            verdict: Verdict::Go,
-            reason: None,
-            channel: "cli".into(),
-            shown: None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let decided = go_through_the_cli(&env, &run.id).await;
     let third = send(
         &app,
         get(&format!(
@@ -1176,19 +1164,7 @@ async fn the_runs_listing_changes_with_the_next_commit() {
         ids_and_versions(&list(WAITING).await),
         [(run.id.clone(), redrafted.version)]
     );
-    let decided = env
-        .engine
-        .decide(fleet_engine::DecisionRequest {
-            run: run.id.clone(),
-            step: Some("go-no-go".into()),
-            approver: OWNER.into(),
-            verdict: Verdict::Go,
-            reason: None,
-            channel: "cli".into(),
-            shown: None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let decided = go_through_the_cli(&env, &run.id).await;
     assert_ne!(decided.state.status, fleet_core::run::RunStatus::Waiting);
     assert_eq!(ids_and_versions(&list(WAITING).await), []);
     let all = ids_and_versions(&list(ALL).await);
@@ -1303,4 +1279,21 @@ async fn each_approver_gets_links_with_their_own_token() {
             );
         }
     }
+}
+
+/// The owner's Go at the gate, decided through the engine (as `fleet
+/// approve` does), not through this server's pages.
+async fn go_through_the_cli(env: &Env, run_id: &str) -> fleet_store::RunRecord {
+    env.engine
+        .decide(fleet_engine::DecisionRequest {
+            run: run_id.to_owned(),
+            step: Some("go-no-go".into()),
+            approver: OWNER.into(),
+            verdict: Verdict::Go,
+            reason: None,
+            channel: "cli".into(),
+            shown: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
