@@ -994,17 +994,7 @@ async fn cached_documents_never_mix_and_match_a_fresh_render() {
     );
 
     // Served again (from the cache) and by a server whose cache is empty.
-    let (fresh, _) = fleet_server::AppState::new(
-        env.engine.clone(),
-        env.signer.clone(),
-        fleet_server::OperatorAuth {
-            api_token: Some(API_TOKEN.into()),
-            open: false,
-        },
-        "http://fleet.test".into(),
-        std::time::Duration::from_secs(86_400),
-    );
-    let fresh = fleet_server::router(fresh);
+    let fresh = env.uncached_app();
     for (u, before) in [
         (&rev1, &r1),
         (&rev2, &r2),
@@ -1171,17 +1161,7 @@ async fn the_runs_listing_changes_with_the_next_commit() {
     assert_eq!(all[1], (run.id.clone(), decided.version));
 
     // Each body is what a server with an empty cache answers.
-    let (fresh, _) = fleet_server::AppState::new(
-        env.engine.clone(),
-        env.signer.clone(),
-        fleet_server::OperatorAuth {
-            api_token: Some(API_TOKEN.into()),
-            open: false,
-        },
-        "http://fleet.test".into(),
-        std::time::Duration::from_secs(86_400),
-    );
-    let fresh = fleet_server::router(fresh);
+    let fresh = env.uncached_app();
     for uri in [ALL, WAITING] {
         assert_eq!(
             send(&fresh, get_as_operator(uri)).await.body,

@@ -107,6 +107,22 @@ impl Env {
         fleet_server::router(self.state.clone())
     }
 
+    /// Another server on the same engine and store, with empty caches: what
+    /// a cached answer must equal.
+    pub fn uncached_app(&self) -> Router {
+        let (state, _) = AppState::new(
+            self.engine.clone(),
+            self.signer.clone(),
+            OperatorAuth {
+                api_token: Some(API_TOKEN.into()),
+                open: false,
+            },
+            "http://fleet.test".into(),
+            Duration::from_secs(86_400),
+        );
+        fleet_server::router(state)
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         self.engine.store()
     }
