@@ -901,6 +901,19 @@ async fn flag_evidence_links_open_the_cited_line_of_files_the_run_read_only() {
 }
 
 /// Commits new documents for the readiness step of `run`, as a redraft would.
+/// A second revision of readiness.md, mentioning REG-1423 as fixed.
+async fn redraft_readiness(env: &Env, run: &str) -> fleet_store::RunRecord {
+    add_documents(
+        env,
+        run,
+        &[(
+            "readiness.md",
+            "# Readiness (redrafted)\n\nREG-1423 fixed.\n",
+        )],
+    )
+    .await
+}
+
 async fn add_documents(env: &Env, run: &str, docs: &[(&str, &str)]) -> fleet_store::RunRecord {
     let current = env
         .store()
@@ -1033,15 +1046,7 @@ async fn pages_show_what_was_committed_after_they_were_cached() {
     assert_eq!(before["version"], json!(run.version));
     assert_eq!(before["waiting_gates"], json!(["go-no-go"]));
 
-    let redrafted = add_documents(
-        &env,
-        &run.id,
-        &[(
-            "readiness.md",
-            "# Readiness (redrafted)\n\nREG-1423 fixed.\n",
-        )],
-    )
-    .await;
+    let redrafted = redraft_readiness(&env, &run.id).await;
     let (second, _, fields) = open_gate(&app, &run.id, &token).await;
     assert!(!first.body.contains("REG-1423 fixed."));
     assert!(second.body.contains("REG-1423 fixed."), "the new revision");
@@ -1218,15 +1223,7 @@ async fn gzipped_responses_are_the_same_pages_and_stay_fresh() {
         assert!(!plain.contains("REG-1423 fixed."));
     }
 
-    let redrafted = add_documents(
-        &env,
-        &run.id,
-        &[(
-            "readiness.md",
-            "# Readiness (redrafted)\n\nREG-1423 fixed.\n",
-        )],
-    )
-    .await;
+    let redrafted = redraft_readiness(&env, &run.id).await;
     let page = fetch(gate.clone(), true).await;
     assert!(page.contains("REG-1423 fixed."), "the new revision");
     assert!(page.contains("readiness.md</code> r2"));
