@@ -6,6 +6,10 @@
 //! RUNS defaults to 1000, CONCURRENCY (runs in flight at once) to 1;
 //! EXAMPLE_DIR to the `fleet init` example in this repository.
 
+// The same allocator as the `fleet` binary, so the numbers are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use fleet_core::run::Verdict;
 use fleet_engine::{DecisionRequest, Engine, Quiet, Settings};
 use fleet_store::{SqliteStore, Store};
@@ -90,7 +94,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         report.events_checked,
         report.is_ok()
     );
-    let _ = std::fs::remove_dir_all(&tmp);
+    if std::env::var("BENCH_KEEP").is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    } else {
+        println!("  kept       {}", tmp.display());
+    }
     Ok(())
 }
 

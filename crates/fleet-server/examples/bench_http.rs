@@ -18,6 +18,10 @@
 //! compressed). `BENCH_ENCODING=` (empty) sends no Accept-Encoding, i.e.
 //! measures the uncompressed responses; any other value is sent as is.
 
+// The same allocator as the `fleet` binary, so the numbers are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use fleet_engine::{Engine, Quiet, Settings};
 use fleet_server::{OperatorAuth, Secret, ServeOptions, Signer};
 use fleet_store::{SqliteStore, Store};
