@@ -51,6 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         one_run(&engine, approver).await?;
     }
     let cpu_before = process_cpu_ms();
+    let writer_before = thread_cpu_ms("fleet-store-wri");
     let t = Instant::now();
     let mut steps = 0;
     let mut started = 0;
@@ -68,6 +69,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let secs = t.elapsed().as_secs_f64();
     let cpu = process_cpu_ms()
         .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let writer_cpu = thread_cpu_ms("fleet-store-wri")
+        .zip(writer_before)
         .map(|(after, before)| after - before);
     println!(
         "engine: {runs} full release-gate runs on SQLite, {concurrency} at a time (builtin model, files {})",
@@ -88,6 +92,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             cpu / runs as f64
         );
     }
+    if let Some(cpu) = writer_cpu {
+        // The store's one writer thread: runs/s cannot exceed 1 / this.
+        println!(
+            "  writer/run {:.3} ms (the store's writer thread)",
+            cpu / runs as f64
+        );
+    }
     let report = store.verify_audit().await?;
     println!(
         "  audit      {} events verified, ok = {}",
@@ -105,7 +116,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// CPU time (user + system) this process has used, in milliseconds, from
 /// /proc (Linux; 10 ms ticks, fine over a run of seconds).
 fn process_cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_ms_of("/proc/self/stat")
+}
+
+/// CPU time of this process's threads named `name` (as /proc shows it,
+/// truncated to 15 bytes), in milliseconds.
+fn thread_cpu_ms(name: &str) -> Option<f64> {
+    let mut total = None;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            let stat = task.path().join("stat");
+            total = Some(total.unwrap_or(0.0) + cpu_ms_of(stat.to_str()?)?);
+        }
+    }
+    total
+}
+
+fn cpu_ms_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15; `rest` starts at field 3.

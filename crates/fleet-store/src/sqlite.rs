@@ -27,6 +27,7 @@
 //!
 //! Schema: the files in `migrations/sqlite/`, tracked by `PRAGMA user_version`.
 
+mod checkpointer;
 mod writer;
 
 use crate::audit::{self, Pending};
@@ -58,7 +59,7 @@ const MAX_DEFINITIONS: usize = 256;
 const STATEMENT_CACHE: usize = 64;
 
 /// Schema migrations in order; migration `i` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: [(&str, &str); 3] = [
+const MIGRATIONS: [(&str, &str); 4] = [
     ("init", include_str!("../migrations/sqlite/0001_init.sql")),
     (
         "schedules",
@@ -67,6 +68,10 @@ const MIGRATIONS: [(&str, &str); 3] = [
     (
         "outbox",
         include_str!("../migrations/sqlite/0003_outbox.sql"),
+    ),
+    (
+        "lean writes",
+        include_str!("../migrations/sqlite/0004_lean_writes.sql"),
     ),
 ];
 
@@ -210,6 +215,11 @@ fn try_open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     configure(&conn)?;
     migrate(&conn, path)?;
+    let mut conn = conn;
+    checkpointer::install(
+        &mut conn,
+        checkpointer::Checkpointer::start(path.to_path_buf(), BUSY_TIMEOUT)?,
+    )?;
     Ok(conn)
 }
 
@@ -363,8 +373,15 @@ impl Definitions {
             return Ok(Arc::clone(g));
         }
         let json: String = conn
-            .prepare_cached("SELECT definition_json FROM runs WHERE id = ?1")?
-            .query_row([run_id], |r| r.get(0))?;
+            .prepare_cached("SELECT json FROM definitions WHERE hash = ?1")?
+            .query_row([hash], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| {
+                corrupt(
+                    &format!("run {run_id}"),
+                    format!("its definition {hash} is missing"),
+                )
+            })?;
         let genflow: Genflow = from_json(&json, || format!("run {run_id} definition"))?;
         Ok(self.insert(hash, genflow))
     }
@@ -916,15 +933,16 @@ fn create_in(
 ) -> Result<Timestamp, StoreError> {
     let now = audit::now();
     let now_text = audit::format_time(now);
+    conn.prepare_cached("INSERT OR IGNORE INTO definitions (hash, json) VALUES (?1, ?2)")?
+        .execute(params![definition_hash, definition_json])?;
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO runs (id, genflow_name, definition_json, definition_hash, state_json, status, version, triggered_by, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8)",
+            "INSERT INTO runs (id, genflow_name, definition_hash, state_json, status, version, triggered_by, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?7)",
         )?
         .execute(params![
             run.id,
             run.genflow.name,
-            definition_json,
             definition_hash,
             to_json("run state", &run.state)?,
             run.state.status.as_str(),

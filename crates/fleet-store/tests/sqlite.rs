@@ -383,3 +383,101 @@ async fn incompatible_databases_are_refused() {
         .unwrap_or_else(|e| panic!("version: {e}"));
     assert_eq!(version, 0, "nothing was migrated");
 }
+
+/// A database made by the previous schema (version 3, definitions inside
+/// the run rows) upgrades in place: every run keeps its exact definition.
+#[tokio::test]
+async fn version_3_database_upgrades_keeping_definitions() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("fleet.db");
+    let genflow = suite::genflow("release-gate");
+    let state = RunState::new(&genflow, Some("dev@example.com".into()));
+    {
+        let conn = RawSql(path.clone()).conn();
+        for sql in [
+            include_str!("../migrations/sqlite/0001_init.sql"),
+            include_str!("../migrations/sqlite/0002_schedules.sql"),
+            include_str!("../migrations/sqlite/0003_outbox.sql"),
+        ] {
+            conn.execute_batch(sql)
+                .unwrap_or_else(|e| panic!("old schema: {e}"));
+        }
+        conn.execute_batch("PRAGMA user_version = 3")
+            .unwrap_or_else(|e| panic!("user_version: {e}"));
+        for id in ["old-1", "old-2"] {
+            conn.execute(
+                "INSERT INTO runs (id, genflow_name, definition_json, definition_hash, state_json, status, version, triggered_by, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', 1, NULL, '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+                rusqlite::params![
+                    id,
+                    genflow.name,
+                    genflow.canonical_json(),
+                    genflow.definition_hash(),
+                    serde_json::to_string(&state).unwrap_or_else(|e| panic!("state: {e}")),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("old run: {e}"));
+        }
+    }
+    let store = SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|e| panic!("upgrade: {e}"));
+    for id in ["old-1", "old-2"] {
+        let run = store
+            .get_run(id)
+            .await
+            .unwrap_or_else(|e| panic!("get {id}: {e}"));
+        assert_eq!(*run.definition, genflow, "{id}");
+        assert_eq!(run.definition_hash, genflow.definition_hash());
+    }
+    // Stored once, and the copy in the run rows is gone.
+    let conn = RawSql(path.clone()).conn();
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM definitions", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("count: {e}"));
+    assert_eq!(stored, 1);
+    assert!(
+        conn.prepare("SELECT definition_json FROM runs").is_err(),
+        "runs.definition_json should be dropped"
+    );
+    // New runs of the same definition share the row.
+    suite::new_run(&store, "new-1", "release-gate", None).await;
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM definitions", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("count: {e}"));
+    assert_eq!(stored, 1);
+}
+
+/// Checkpoints run beside the writer and the log still restarts: writing
+/// several times the checkpoint threshold leaves the WAL file bounded and
+/// the data in the database file.
+#[tokio::test]
+async fn the_log_is_checkpointed_and_stays_bounded() {
+    let db = db().await;
+    let mut run = suite::new_run(&db.store, "big-writes", "release-gate", None).await;
+    // ~25 fresh pages per commit; 600 commits is ~15,000 log frames, almost
+    // four times the point where the writer checkpoints inline.
+    for i in 0..600u32 {
+        let mut t = Transition::new(&run, run.state.clone());
+        let mut bytes = vec![b'x'; 100_000];
+        bytes[..4].copy_from_slice(&i.to_le_bytes());
+        t.artifacts.push(fleet_store::NewArtifact {
+            step: "readiness".into(),
+            path: "readiness.md".into(),
+            bytes,
+        });
+        run = db
+            .store
+            .commit(t)
+            .await
+            .unwrap_or_else(|e| panic!("commit {i}: {e}"))
+            .0;
+    }
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let wal = size(&db.path.with_extension("db-wal"));
+    let main = size(&db.path);
+    // Without checkpoints the log would hold all ~60 MB; the hard limit is
+    // 4,000 frames of 4 KiB (plus the commit that crossed it).
+    assert!(wal < 20_000_000, "WAL is {wal} bytes");
+    assert!(main > 30_000_000, "database file is only {main} bytes");
+}
