@@ -47,6 +47,9 @@ impl Checkpointer {
                     Err(_) => return,
                 };
                 let _ = conn.busy_timeout(busy_timeout);
+                // A connection learns the file is in WAL mode only when it
+                // first reads it; until then a checkpoint does nothing.
+                let _ = conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0));
                 while received.recv().is_ok() {
                     // Errors (a busy database, I/O) leave the frames in the
                     // log, where readers find them; the next nudge retries.
@@ -83,13 +86,20 @@ impl Drop for Checkpointer {
 /// SQLite's automatic checkpoint (which is itself a WAL hook); the hook owns
 /// the checkpointer, so closing the connection stops and joins its thread.
 pub(super) fn install(conn: &mut Connection, checkpointer: Checkpointer) -> Result<(), StoreError> {
+    // Log size at the last nudge: nudging again only after another half
+    // threshold keeps the thread from checkpointing (and syncing) per commit.
+    let mut nudged_at: c_int = 0;
     conn.wal_hook(Some(
         move |wal: &mut rusqlite::hooks::Wal, frames: c_int| {
+            if frames < nudged_at {
+                nudged_at = 0; // the log restarted
+            }
             if frames >= INLINE_AT {
                 // Best effort, like SQLite's own automatic checkpoint: a failure
                 // here must not fail the commit that already happened.
                 let _ = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE);
-            } else if frames >= NUDGE_AT {
+            } else if frames >= NUDGE_AT && frames >= nudged_at + NUDGE_AT / 2 {
+                nudged_at = frames;
                 checkpointer.nudge();
             }
             Ok(())
