@@ -15,7 +15,7 @@ use crate::StoreError;
 use rusqlite::{Connection, OpenFlags};
 use std::ffi::c_int;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ pub(super) const INLINE_AT: c_int = 4 * NUDGE_AT;
 
 pub(super) struct Checkpointer {
     nudges: Option<mpsc::SyncSender<()>>,
+    /// Held by the thread for each checkpoint pass.
+    running: Arc<Mutex<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -35,6 +37,8 @@ impl Checkpointer {
     pub(super) fn start(path: PathBuf, busy_timeout: Duration) -> Result<Checkpointer, StoreError> {
         // Capacity 1: nudges while a checkpoint runs coalesce into one more.
         let (nudges, received) = mpsc::sync_channel::<()>(1);
+        let running = Arc::new(Mutex::new(()));
+        let pass = Arc::clone(&running);
         let thread = std::thread::Builder::new()
             .name("fleet-store-checkpoint".into())
             .spawn(move || {
@@ -53,6 +57,7 @@ impl Checkpointer {
                 while received.recv().is_ok() {
                     // Errors (a busy database, I/O) leave the frames in the
                     // log, where readers find them; the next nudge retries.
+                    let _pass = pass.lock().unwrap_or_else(PoisonError::into_inner);
                     let _ = conn
                         .wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE);
                 }
@@ -60,6 +65,7 @@ impl Checkpointer {
             .map_err(|e| StoreError::Database(format!("starting the checkpoint thread: {e}")))?;
         Ok(Checkpointer {
             nudges: Some(nudges),
+            running,
             thread: Some(thread),
         })
     }
@@ -97,6 +103,13 @@ pub(super) fn install(conn: &mut Connection, checkpointer: Checkpointer) -> Resu
             if frames >= INLINE_AT {
                 // Best effort, like SQLite's own automatic checkpoint: a failure
                 // here must not fail the commit that already happened.
+                // A pass of the thread holds the checkpoint lock, and this one
+                // would just fail busy: wait for it (it is not nudged any more
+                // past this size), then copy what it left.
+                let _pass = checkpointer
+                    .running
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let _ = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE);
             } else if frames >= NUDGE_AT && frames >= nudged_at + NUDGE_AT / 2 {
                 nudged_at = frames;
