@@ -1,5 +1,6 @@
 //! Walking the workspace for a step's corpus globs and reading what matches.
 
+use crate::cache::{Cache, Key, Recorder, Stamp};
 use crate::error::{CorpusError, EscapingSymlink};
 use crate::read::{Content, classify_file, count_lines, read_capped, whole_lines_within};
 use crate::render::human_bytes;
@@ -8,6 +9,7 @@ use globset::{GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use ignore::{DirEntry, WalkBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Gathers what `step` reads (its corpus globs and sources) under `root`.
 ///
@@ -23,7 +25,7 @@ pub fn gather(
     let (files, sources) = std::thread::scope(|scope| {
         let sources = (!step.sources.is_empty())
             .then(|| scope.spawn(|| run_sources(&root, &step.sources, limits)));
-        let files = collect_files(&root, &step.corpus, step.include_ignored, limits);
+        let files = collect_files(&root, &step.corpus, step.include_ignored, limits, true);
         let sources = match sources {
             None => Ok(Vec::new()),
             Some(handle) => handle
@@ -43,8 +45,51 @@ pub fn gather_globs(
     include_ignored: bool,
     limits: &Limits,
 ) -> Result<Corpus, CorpusError> {
+    gather_globs_with(root, globs, include_ignored, limits, true)
+}
+
+/// [`gather_globs`] without the cache: always walks and reads, and keeps
+/// nothing. What a cached gather must equal (tests compare the two).
+#[doc(hidden)]
+pub fn gather_globs_uncached(
+    root: &Path,
+    globs: &[String],
+    include_ignored: bool,
+    limits: &Limits,
+) -> Result<Corpus, CorpusError> {
+    gather_globs_with(root, globs, include_ignored, limits, false)
+}
+
+/// Would [`gather_globs`] with these arguments be served from the cache now?
+/// For tests; reads nothing but metadata.
+#[doc(hidden)]
+pub fn gather_globs_is_cached(
+    root: &Path,
+    globs: &[String],
+    include_ignored: bool,
+    limits: &Limits,
+) -> bool {
+    let Ok(root) = canonical_root(root) else {
+        return false;
+    };
+    let key = Key {
+        root,
+        globs: globs.to_vec(),
+        include_ignored,
+        max_file_bytes: limits.max_file_bytes,
+    };
+    WALKS.get(&key).is_some_and(|snapshot| snapshot.valid())
+}
+
+fn gather_globs_with(
+    root: &Path,
+    globs: &[String],
+    include_ignored: bool,
+    limits: &Limits,
+    cached: bool,
+) -> Result<Corpus, CorpusError> {
     let root = canonical_root(root)?;
-    let (files, warnings) = collect_files(&root, globs, include_ignored, limits)?;
+    let (files, warnings) = collect_files(&root, globs, include_ignored, limits, cached)?;
     Ok(assemble(
         files,
         Vec::new(),
@@ -68,30 +113,163 @@ fn canonical_root(root: &Path) -> Result<PathBuf, CorpusError> {
 }
 
 /// A file considered by the walk, before the total cap is applied.
+#[derive(Clone)]
 struct FileRecord {
     entry: ManifestEntry,
     /// Present when the file is text.
     text: Option<String>,
 }
 
+/// What the walk found at one path, and what a cached copy of it needs.
+#[derive(Clone)]
+enum Item {
+    /// A regular file; its record holds while its stamp (taken from the open
+    /// file before reading it) does.
+    File {
+        absolute: PathBuf,
+        stamp: Option<Stamp>,
+        record: FileRecord,
+    },
+    /// A symlink: its note depends on paths anywhere (where it points, and
+    /// whether that exists), so it is resolved again on every gather.
+    Symlink { absolute: PathBuf, path: String },
+    /// Not a regular file (FIFO, socket, device): the record depends only on
+    /// the type, which cannot change without the directory changing.
+    Other(FileRecord),
+}
+
+/// A walk's result, sorted by path, as the cache keeps it.
+struct Walked {
+    items: Vec<Item>,
+    warnings: Vec<String>,
+    /// Every directory the walk listed (the root included).
+    dirs: Vec<PathBuf>,
+    /// Part of the tree could not be read: the result is not cached.
+    walk_errors: bool,
+}
+
+/// Walk results of this process; see `cache.rs`.
+static WALKS: Cache<Walked> = Cache::new();
+
 /// Walks `root` and reads every file a glob matches. Returns the records
-/// sorted by path, plus warnings.
+/// sorted by path, plus warnings. With `cached`, a previous walk with the same
+/// arguments is reused when nothing it depends on changed.
 fn collect_files(
     root: &Path,
     globs: &[String],
     include_ignored: bool,
     limits: &Limits,
+    cached: bool,
 ) -> Result<(Vec<FileRecord>, Vec<String>), CorpusError> {
     if globs.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let compiled = CompiledGlobs::get(globs)?;
+    let key = Key {
+        root: root.to_path_buf(),
+        globs: globs.to_vec(),
+        include_ignored,
+        max_file_bytes: limits.max_file_bytes,
+    };
+    if cached && let Some(snapshot) = WALKS.get(&key) {
+        if snapshot.valid() {
+            return resolve(root, &snapshot.value.items, snapshot.value.warnings.clone());
+        }
+        WALKS.remove(&key);
+    }
+
+    // Taken before anything is read: every stamp must be older than this by
+    // the racy margin for the result to be kept.
+    let started = SystemTime::now();
+    let walked = walk(root, &compiled, include_ignored, limits);
+    let result = resolve(root, &walked.items, walked.warnings.clone());
+    if cached {
+        let text_bytes = walked
+            .items
+            .iter()
+            .map(|item| match item {
+                Item::File { record, .. } => record.text.as_ref().map_or(0, String::len),
+                _ => 0,
+            })
+            .sum();
+        if result.is_ok() && !walked.walk_errors && WALKS.fits(text_bytes) {
+            let recorder = record_dependencies(root, &walked, include_ignored, started);
+            WALKS.put(key, recorder, text_bytes, walked);
+        }
+    }
+    result
+}
+
+/// What a walk's result depends on: every file read, the listing of every
+/// directory walked and, when ignore files apply, those in the walked
+/// directories and in every parent directory (`ignore` reads the parents'
+/// too), each directory's listing covering the ignore files it does not hold.
+fn record_dependencies(
+    root: &Path,
+    walked: &Walked,
+    include_ignored: bool,
+    started: SystemTime,
+) -> Recorder {
+    let mut recorder = Recorder::new(started);
+    for item in &walked.items {
+        if let Item::File {
+            absolute, stamp, ..
+        } = item
+        {
+            recorder.stamped(absolute, *stamp);
+        }
+    }
+    // A file changed moments ago makes the result unkeepable: stop here.
+    if !recorder.ok() {
+        return recorder;
+    }
+    for dir in &walked.dirs {
+        recorder.listed_dir(dir);
+        if !include_ignored {
+            recorder.ignore_files_in(dir);
+        }
+    }
+    if !include_ignored {
+        for parent in root.ancestors().skip(1) {
+            recorder.listed_dir(parent);
+            recorder.ignore_files_in(parent);
+        }
+    }
+    recorder
+}
+
+/// Turns a walk's items into records: symlinks are resolved now.
+fn resolve(
+    root: &Path,
+    items: &[Item],
+    warnings: Vec<String>,
+) -> Result<(Vec<FileRecord>, Vec<String>), CorpusError> {
+    let mut escapes = Vec::new();
+    let mut records = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Item::File { record, .. } | Item::Other(record) => records.push(record.clone()),
+            Item::Symlink { absolute, path } => match symlink_record(root, absolute, path) {
+                Ok(record) => records.push(record),
+                Err(escape) => escapes.push(escape),
+            },
+        }
+    }
+    if !escapes.is_empty() {
+        escapes.sort_by(|a, b| a.path.cmp(&b.path));
+        return Err(CorpusError::SymlinkEscapes { links: escapes });
+    }
+    Ok((records, warnings))
+}
+
+/// The walk itself: finds and reads the matching files.
+fn walk(root: &Path, compiled: &CompiledGlobs, include_ignored: bool, limits: &Limits) -> Walked {
     let CompiledGlobs {
         globs,
         set,
         matchers,
         pruner,
-    } = &*compiled;
+    } = compiled;
     let pruner = Arc::clone(pruner);
 
     let mut walk = WalkBuilder::new(root);
@@ -125,20 +303,17 @@ fn collect_files(
     }
 
     let Found {
-        mut records,
+        mut items,
         mut warnings,
-        mut escapes,
+        dirs,
+        walk_errors,
     } = collector.found;
-    if !escapes.is_empty() {
-        escapes.sort_by(|a, b| a.path.cmp(&b.path));
-        return Err(CorpusError::SymlinkEscapes { links: escapes });
-    }
     // Directory listing order varies by filesystem; the corpus must not.
-    records.sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    items.sort_unstable_by(|a, b| a.path().cmp(b.path()));
     warnings.sort();
 
     for ((original, _), matcher) in globs.iter().zip(matchers) {
-        if !records.iter().any(|r| matcher.is_match(&r.entry.path)) {
+        if !items.iter().any(|item| matcher.is_match(item.path())) {
             let hint = if include_ignored {
                 ""
             } else {
@@ -147,7 +322,23 @@ fn collect_files(
             warnings.push(format!("glob `{original}` matched no file{hint}"));
         }
     }
-    Ok((records, warnings))
+
+    Walked {
+        items,
+        warnings,
+        dirs,
+        walk_errors,
+    }
+}
+
+impl Item {
+    /// Workspace-relative path.
+    fn path(&self) -> &str {
+        match self {
+            Item::File { record, .. } | Item::Other(record) => &record.entry.path,
+            Item::Symlink { path, .. } => path,
+        }
+    }
 }
 
 /// A step's globs, checked and compiled. Every run of a genflow walks with
@@ -363,9 +554,12 @@ fn relative_string(rel: &Path) -> String {
 
 #[derive(Default)]
 struct Found {
-    records: Vec<FileRecord>,
+    items: Vec<Item>,
     warnings: Vec<String>,
-    escapes: Vec<EscapingSymlink>,
+    /// Every directory the walk listed (the root included).
+    dirs: Vec<PathBuf>,
+    /// Part of the tree could not be read: the result is not cached.
+    walk_errors: bool,
 }
 
 struct VisitContext<'a> {
@@ -385,6 +579,7 @@ impl Collector<'_> {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
+                self.found.walk_errors = true;
                 self.found
                     .warnings
                     .push(format!("part of the workspace could not be read: {err}"));
@@ -395,6 +590,8 @@ impl Collector<'_> {
             return;
         };
         if file_type.is_dir() {
+            // `filter_entry` already dropped the directories not walked.
+            self.found.dirs.push(entry.into_path());
             return;
         }
         let Ok(rel) = entry.path().strip_prefix(self.context.root) else {
@@ -404,49 +601,59 @@ impl Collector<'_> {
             return;
         }
         let path = relative_string(rel);
-        if file_type.is_symlink() {
-            self.symlink(entry.path(), path);
+        let item = if file_type.is_symlink() {
+            Item::Symlink {
+                absolute: entry.into_path(),
+                path,
+            }
         } else if file_type.is_file() {
-            let record = read_file(entry.path(), path, self.context.max_file_bytes);
-            self.found.records.push(record);
+            let (record, stamp) = read_file(entry.path(), path, self.context.max_file_bytes);
+            Item::File {
+                absolute: entry.into_path(),
+                stamp,
+                record,
+            }
         } else {
             // FIFOs, sockets, devices: reading could block or never end.
-            self.found.records.push(FileRecord {
+            Item::Other(FileRecord {
                 entry: entry_without_content(path, "not a regular file", Inclusion::Omitted),
                 text: None,
-            });
-        }
-    }
-
-    /// Symlinks are not followed: one pointing outside the workspace is an
-    /// error; one inside is recorded (its target is read only if a glob
-    /// matches the target itself, so ignore rules cannot be sidestepped).
-    fn symlink(&mut self, absolute: &Path, path: String) {
-        let written = std::fs::read_link(absolute).unwrap_or_default();
-        let link_text = written.to_string_lossy().into_owned();
-        let note = match std::fs::canonicalize(absolute) {
-            Ok(target) => match target.strip_prefix(self.context.root) {
-                Ok(inside) => format!("symlink to `{}`; not followed", relative_string(inside)),
-                Err(_) => {
-                    self.found.escapes.push(EscapingSymlink { path, target });
-                    return;
-                }
-            },
-            Err(_) => format!("broken symlink to `{link_text}`; not followed"),
+            })
         };
-        // Like git, a symlink's content is the path it holds.
-        self.found.records.push(FileRecord {
-            entry: ManifestEntry {
-                path,
-                size: link_text.len() as u64,
-                blake3: blake3::hash(link_text.as_bytes()).to_hex().to_string(),
-                lines: 0,
-                inclusion: Inclusion::SkippedSymlink,
-                note: Some(note),
-            },
-            text: None,
-        });
+        self.found.items.push(item);
     }
+}
+
+/// Symlinks are not followed: one pointing outside the workspace is an
+/// error; one inside is recorded (its target is read only if a glob matches
+/// the target itself, so ignore rules cannot be sidestepped).
+fn symlink_record(root: &Path, absolute: &Path, path: &str) -> Result<FileRecord, EscapingSymlink> {
+    let written = std::fs::read_link(absolute).unwrap_or_default();
+    let link_text = written.to_string_lossy().into_owned();
+    let note = match std::fs::canonicalize(absolute) {
+        Ok(target) => match target.strip_prefix(root) {
+            Ok(inside) => format!("symlink to `{}`; not followed", relative_string(inside)),
+            Err(_) => {
+                return Err(EscapingSymlink {
+                    path: path.to_string(),
+                    target,
+                });
+            }
+        },
+        Err(_) => format!("broken symlink to `{link_text}`; not followed"),
+    };
+    // Like git, a symlink's content is the path it holds.
+    Ok(FileRecord {
+        entry: ManifestEntry {
+            path: path.to_string(),
+            size: link_text.len() as u64,
+            blake3: blake3::hash(link_text.as_bytes()).to_hex().to_string(),
+            lines: 0,
+            inclusion: Inclusion::SkippedSymlink,
+            note: Some(note),
+        },
+        text: None,
+    })
 }
 
 fn entry_without_content(
@@ -464,15 +671,20 @@ fn entry_without_content(
     }
 }
 
-fn read_file(absolute: &Path, path: String, max_file_bytes: u64) -> FileRecord {
+/// Reads one regular file. The stamp comes from the open file before it is
+/// read, so a later change shows as a different stamp.
+fn read_file(absolute: &Path, path: String, max_file_bytes: u64) -> (FileRecord, Option<Stamp>) {
+    let mut stamp = None;
     let raw = std::fs::File::open(absolute).and_then(|file| {
-        let size_hint = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let metadata = file.metadata();
+        stamp = metadata.as_ref().ok().and_then(Stamp::of);
+        let size_hint = metadata.map(|m| m.len()).unwrap_or(0);
         read_capped(file, size_hint, max_file_bytes)
     });
     let raw = match raw {
         Ok(raw) => raw,
         Err(err) => {
-            return FileRecord {
+            let record = FileRecord {
                 entry: entry_without_content(
                     path,
                     format!("could not be read: {err}"),
@@ -480,6 +692,9 @@ fn read_file(absolute: &Path, path: String, max_file_bytes: u64) -> FileRecord {
                 ),
                 text: None,
             };
+            // An unreadable file is not cached: it may become readable
+            // without its stamp changing (e.g. a parent's permissions).
+            return (record, None);
         }
     };
     let snapshot = classify_file(raw);
@@ -504,7 +719,7 @@ fn read_file(absolute: &Path, path: String, max_file_bytes: u64) -> FileRecord {
             (Inclusion::Truncated, Some(note), Some(text))
         }
     };
-    FileRecord {
+    let record = FileRecord {
         entry: ManifestEntry {
             path,
             size: snapshot.size,
@@ -514,7 +729,8 @@ fn read_file(absolute: &Path, path: String, max_file_bytes: u64) -> FileRecord {
             note,
         },
         text,
-    }
+    };
+    (record, stamp)
 }
 
 /// Applies the total cap and builds the corpus: files (sorted) then sources
@@ -541,7 +757,6 @@ fn assemble(
         let Some(text) = text else {
             return (entry, None);
         };
-        let cap_note = format!("total cap of {} reached", human_bytes(max_total_bytes));
         if !cap_reached && (text.len() as u64) <= remaining {
             remaining -= text.len() as u64;
             let doc = Document {
@@ -557,6 +772,8 @@ fn assemble(
         };
         cap_reached = true;
         remaining = 0;
+        // Formatted only here: most gathers never reach the cap.
+        let cap_note = format!("total cap of {} reached", human_bytes(max_total_bytes));
         if kept.is_empty() {
             entry.inclusion = Inclusion::Omitted;
             entry.note = Some(append_note(entry.note.take(), cap_note));

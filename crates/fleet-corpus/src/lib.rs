@@ -6,7 +6,9 @@
 //!
 //! The pieces, in the order a step uses them:
 //! - [`gather_globs`]: walk the workspace (`ignore` + `globset`), read and hash
-//!   matching files in parallel, skip binaries, apply [`Limits`].
+//!   matching files in parallel, skip binaries, apply [`Limits`]. Walk
+//!   results are kept per process and reused while a `stat` of everything
+//!   they depend on is unchanged (`cache.rs`).
 //! - [`run_sources`]: run `sources:` commands and snapshot their output as
 //!   `source:NAME` documents.
 //! - [`gather`]: both, for one [`fleet_core::config::Step`].
@@ -14,6 +16,7 @@
 //!   chunks first, and say in the prompt what was left out.
 //! - [`render_manifest`] / [`CorpusReport`]: what `fleet corpus` shows.
 
+mod cache;
 mod error;
 mod gather;
 mod pack;
@@ -24,6 +27,8 @@ mod tokens;
 
 pub use error::{CorpusError, EscapingSymlink};
 pub use gather::{gather, gather_globs};
+#[doc(hidden)]
+pub use gather::{gather_globs_is_cached, gather_globs_uncached};
 pub use pack::{OmittedChunk, Packed, pack};
 pub use render::{CorpusReport, CorpusTotals, render_manifest};
 pub use sources::run_sources;
