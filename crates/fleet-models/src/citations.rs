@@ -2,7 +2,7 @@
 //! points at a line that exists in what the step actually read.
 
 use crate::UpstreamDoc;
-use crate::text::{Cursor, line_count, nth_line};
+use crate::text::{Cursor, FxBuild, line_count, nth_line};
 use fleet_core::flags::{Citation, Flag, FlagSeverity};
 use fleet_corpus::Corpus;
 use std::collections::HashMap;
@@ -219,7 +219,11 @@ pub(crate) fn find_citations<'t>(text: &'t str, known: &dyn Fn(&str) -> bool) ->
         let Some((path, lines)) = whole.rsplit_once(':') else {
             continue;
         };
-        let path = path.trim_start_matches("./");
+        // `trim_start_matches("./")`, without building a substring searcher per citation.
+        let mut path = path;
+        while let Some(rest) = path.strip_prefix("./") {
+            path = rest;
+        }
         if !looks_like_document(path, known) {
             continue;
         }
@@ -264,12 +268,15 @@ fn looks_like_document(path: &str, known: &dyn Fn(&str) -> bool) -> bool {
 
 /// The documents a citation may point into, with their line counts.
 pub(crate) struct CitationIndex<'c> {
-    lines: HashMap<&'c str, (u64, &'c str)>,
+    lines: HashMap<&'c str, (u64, &'c str), FxBuild>,
 }
 
 impl<'c> CitationIndex<'c> {
     pub(crate) fn new(corpus: &'c Corpus, upstream: &'c [UpstreamDoc]) -> Self {
-        let mut lines = HashMap::with_capacity(corpus.documents.len() + upstream.len());
+        let mut lines = HashMap::with_capacity_and_hasher(
+            corpus.documents.len() + upstream.len(),
+            FxBuild::default(),
+        );
         for doc in &corpus.documents {
             lines.insert(
                 doc.path.as_str(),

@@ -56,6 +56,40 @@ pub(crate) fn words(h: &[u8], from: usize) -> Words<'_> {
     words
 }
 
+/// The first `f(start, end)` that is `Some`, over the words of `h` that
+/// start at or after `from`: [`words`] without the iterator. The risk-claim
+/// search looks at every word of a report, and a plain loop over each
+/// chunk's bits costs half what the iterator does there.
+#[inline]
+pub(crate) fn find_word<T>(
+    h: &[u8],
+    from: usize,
+    mut f: impl FnMut(usize, usize) -> Option<T>,
+) -> Option<T> {
+    let mut base = from;
+    let mut after_word = from > 0 && h.get(from - 1).copied().is_some_and(is_word_byte);
+    while base < h.len() {
+        let mask = word_mask(&h[base..h.len().min(base + 64)]);
+        let mut starts = mask & !((mask << 1) | u64::from(after_word));
+        while starts != 0 {
+            let bit = starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            let start = base + bit;
+            // The word's bytes in this chunk, then any that run on past it.
+            let mut end = start + (!(mask >> bit)).trailing_zeros() as usize;
+            if end == base + 64 {
+                end += h[end..].iter().take_while(|&&b| is_word_byte(b)).count();
+            }
+            if let Some(found) = f(start, end) {
+                return Some(found);
+            }
+        }
+        after_word = mask >> 63 == 1;
+        base += 64;
+    }
+    None
+}
+
 /// See [`words`].
 pub(crate) struct Words<'h> {
     h: &'h [u8],
@@ -69,20 +103,60 @@ pub(crate) struct Words<'h> {
 
 impl Words<'_> {
     /// Reads the chunk at `base`; `after_word`: the byte before it is a word byte.
+    #[inline]
     fn load(&mut self, after_word: bool) {
         let chunk = self.h.get(self.base..).unwrap_or_default();
-        let chunk = &chunk[..chunk.len().min(64)];
-        self.mask = chunk
-            .iter()
-            .enumerate()
-            .fold(0, |mask, (i, &b)| mask | (u64::from(is_word_byte(b)) << i));
+        self.mask = word_mask(&chunk[..chunk.len().min(64)]);
         self.starts = self.mask & !((self.mask << 1) | u64::from(after_word));
     }
+}
+
+/// Bit `i`: `chunk[i]` is a word byte (`chunk` is at most 64 bytes long).
+/// Eight bytes at a time, as [`word_bits`]: a byte at a time cost more
+/// than everything else the words are used for.
+#[inline]
+pub(crate) fn word_mask(chunk: &[u8]) -> u64 {
+    let mut eights = chunk.chunks_exact(8);
+    let mut mask = 0;
+    for (k, eight) in (&mut eights).enumerate() {
+        let v = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+        mask |= u64::from(word_bits(v)) << (8 * k);
+    }
+    let done = chunk.len() - eights.remainder().len();
+    for (i, &b) in eights.remainder().iter().enumerate() {
+        mask |= u64::from(is_word_byte(b)) << (done + i);
+    }
+    mask
+}
+
+/// Which of the eight bytes of `v` (little-endian) are word bytes, as the
+/// low eight bits: bit `i` for byte `i`. Each byte is range-checked in its
+/// own lane: with its high bit cleared, adding `0x80 - lo` sets the high
+/// bit exactly when the byte is at least `lo`, and never carries into the
+/// next byte.
+#[inline]
+fn word_bits(v: u64) -> u8 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let at_least = |x: u64, lo: u8| x + ONES * u64::from(0x80 - lo);
+    let above = |x: u64, hi: u8| x + ONES * u64::from(0x7F - hi);
+    let x = v & !HIGH;
+    let digit = at_least(x, b'0') & !above(x, b'9');
+    let folded = x | (ONES * 0x20);
+    let letter = at_least(folded, b'a') & !above(folded, b'z');
+    let not_underscore = x ^ (ONES * u64::from(b'_'));
+    // High bit set where the byte is zero, i.e. was `_`.
+    let underscore = !((not_underscore + ONES * 0x7F) | not_underscore);
+    // Non-ASCII bytes (high bit set in `v`) are never word bytes.
+    let word = (digit | letter | underscore) & !v & HIGH;
+    // Gathers the eight high bits into the top byte, in order.
+    ((word >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
 }
 
 impl Iterator for Words<'_> {
     type Item = std::ops::Range<usize>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         while self.starts == 0 {
             if self.base.saturating_add(64) >= self.h.len() {
@@ -256,23 +330,47 @@ pub(crate) fn heading(line: &str) -> Option<(usize, &str)> {
 }
 
 /// Renders `text` as a markdown code span that survives backticks inside it.
+#[cfg(test)]
 pub(crate) fn code_span(text: &str) -> String {
-    let text = text.trim();
-    let mut longest = 0;
-    let mut run = 0;
-    for b in text.bytes() {
-        if b == b'`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
+    CodeSpan(text).to_string()
+}
+
+/// [`code_span`] as something to format: reports write one per finding,
+/// straight into the document.
+pub(crate) struct CodeSpan<'t>(pub &'t str);
+
+impl std::fmt::Display for CodeSpan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.trim();
+        // Most quotes hold no backtick: one `memchr` says so.
+        if memchr::memchr(b'`', text.as_bytes()).is_none() {
+            f.write_str("`")?;
+            f.write_str(text)?;
+            return f.write_str("`");
         }
+        let mut longest = 0;
+        let mut run = 0;
+        for b in text.bytes() {
+            if b == b'`' {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        // Written piece by piece: `write!` costs more than the copying.
+        if longest == 0 {
+            f.write_str("`")?;
+            f.write_str(text)?;
+            return f.write_str("`");
+        }
+        let fence = "`".repeat(longest + 1);
+        f.write_str(&fence)?;
+        f.write_str(" ")?;
+        f.write_str(text)?;
+        f.write_str(" ")?;
+        f.write_str(&fence)
     }
-    if longest == 0 {
-        return format!("`{text}`");
-    }
-    let fence = "`".repeat(longest + 1);
-    format!("{fence} {text} {fence}")
 }
 
 /// The line with code spans and double-quoted passages removed: what the
@@ -326,6 +424,22 @@ fn closing_backticks(bytes: &[u8], from: usize, run: usize) -> Option<usize> {
     None
 }
 
+/// The lines of `text` as `str::lines` splits them (at `\n`, dropping a
+/// `\r` before it), found with `memchr`: the rules walk every line.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = text.get(at..).filter(|rest| !rest.is_empty())?;
+        let Some(end) = memchr::memchr(b'\n', rest.as_bytes()) else {
+            at = text.len();
+            return Some(rest);
+        };
+        at += end + 1;
+        let line = &rest[..end];
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
 /// The lines of `text` holding a match, each once, as 1-based numbers and
 /// byte ranges (without the line ending). `find(text, from)` returns the
 /// leftmost match at or after `from` as a byte range, the way a regex's
@@ -362,6 +476,80 @@ pub(crate) fn line_spans_matching(
         found.push((line_no, start..end_without_cr));
     }
     found
+}
+
+/// `str::trim`, answered from the end bytes when they are ASCII and not
+/// whitespace (nearly every line): the Unicode-aware trim costs more than
+/// the rules that read the line.
+#[inline]
+pub(crate) fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last]
+            if first.is_ascii()
+                && last.is_ascii()
+                && !is_space_byte(*first)
+                && !is_space_byte(*last) =>
+        {
+            text
+        }
+        _ => text.trim(),
+    }
+}
+
+/// `text` ASCII-lowercased, copied only when it has an uppercase letter:
+/// paths and labels are nearly always lowercase already.
+pub(crate) fn ascii_lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// FxHash (as rustc uses): the tables of cited paths and lines are small and
+/// built per call from the step's own documents, so SipHash's resistance to
+/// chosen keys buys nothing and costs more than the lookups themselves.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+/// A `HashMap`/`HashSet` hasher: see [`FxHasher`].
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut eights = bytes.chunks_exact(8);
+        for eight in &mut eights {
+            self.add(u64::from_le_bytes(eight.try_into().expect("eight bytes")));
+        }
+        let rest = eights.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// At most `max` characters of `text`, trimmed, with `…` when cut.
@@ -458,6 +646,12 @@ mod tests {
                 .map(|i| i..i + h[i..].iter().take_while(|&&b| is_word_byte(b)).count())
                 .collect();
             assert_eq!(words(h, from).collect::<Vec<_>>(), slow, "from {from}");
+            let mut each = Vec::new();
+            find_word(h, from, |start, end| {
+                each.push(start..end);
+                None::<()>
+            });
+            assert_eq!(each, slow, "from {from}");
         }
         assert_eq!(words(b"", 0).count(), 0);
         assert_eq!(
@@ -468,6 +662,69 @@ mod tests {
             words(&[b'a'; 65], 0).map(|w| w.end).collect::<Vec<_>>(),
             [65]
         );
+    }
+
+    #[test]
+    fn word_bits_agree_with_the_table() {
+        for b in 0..=255u8 {
+            for lane in 0..8 {
+                let mut bytes = [b'-'; 8];
+                bytes[lane] = b;
+                let bits = word_bits(u64::from_le_bytes(bytes));
+                assert_eq!(
+                    bits,
+                    u8::from(is_word_byte(b)) << lane,
+                    "{b:#x} in lane {lane}"
+                );
+            }
+        }
+        let mixed = b"a_Z9-\xff`{@[/:x";
+        for len in 0..=mixed.len() {
+            let slow = (0..len).fold(0, |m, i| m | u64::from(is_word_byte(mixed[i])) << i);
+            assert_eq!(word_mask(&mixed[..len]), slow);
+        }
+    }
+
+    #[test]
+    fn lines_split_as_str_lines_does() {
+        for text in [
+            "",
+            "a",
+            "a\n",
+            "a\nb",
+            "\n\n",
+            "a\r\nb\r\n",
+            "a\r",
+            "a\r\r\n",
+            "\r\n",
+            "x\ny\r",
+        ] {
+            assert_eq!(
+                lines(text).collect::<Vec<_>>(),
+                text.lines().collect::<Vec<_>>(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for text in [
+            "",
+            "a",
+            " ",
+            "ab",
+            " a",
+            "a ",
+            "\u{b}a\u{c}",
+            "a\u{85}",
+            "\u{a0}a",
+            "é",
+            "a\u{1c}",
+            "\tx y\r",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
     }
 
     #[test]

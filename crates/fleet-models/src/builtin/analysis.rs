@@ -189,6 +189,6 @@ pub(crate) fn cite(path: &str, line: u64, text: &str) -> Citation {
     Citation {
         path: path.to_string(),
         line,
-        quote: text.trim().to_string(),
+        quote: crate::text::trim(text).to_string(),
     }
 }

@@ -110,11 +110,16 @@ const BUCKETS: usize = 4096;
 /// its length and its first and last bytes (letters in either case). It
 /// tells most words that start no phrase from the few that might, with no
 /// byte-by-byte comparison.
+#[inline]
 fn bucket_of(word: &[u8]) -> Option<usize> {
-    let (&first, &last) = (word.first()?, word.last()?);
-    let key =
-        u32::from(first | 0x20) << 16 | u32::from(last | 0x20) << 8 | word.len().min(255) as u32;
-    Some((key.wrapping_mul(0x9E37_79B1) >> 20) as usize % BUCKETS)
+    Some(bucket_key(*word.first()?, *word.last()?, word.len()))
+}
+
+/// [`bucket_of`] a word of `len` bytes from `first` to `last`.
+#[inline]
+fn bucket_key(first: u8, last: u8, len: usize) -> usize {
+    let key = u32::from(first | 0x20) << 16 | u32::from(last | 0x20) << 8 | len.min(255) as u32;
+    (key.wrapping_mul(0x9E37_79B1) >> 20) as usize % BUCKETS
 }
 
 /// The phrases of a set of rules, bucketed by their first word.
@@ -127,6 +132,21 @@ pub(crate) struct Lexicon {
     /// The rules with a phrase in bucket `b`, as a bit set: most words'
     /// buckets are empty, or hold only rules already found.
     rules: Vec<u32>,
+    /// Bit `b % 64` of word `b / 64`: bucket `b` is not empty. Asked of
+    /// every word, so it is kept small enough (512 bytes) to stay in cache.
+    occupied: Vec<u64>,
+    /// Per rule, the [`first_bit`]s of its phrases: a word that starts
+    /// with none of them starts no phrase of the rule, and costs no lookup.
+    firsts: [u32; 32],
+}
+
+/// A phrase's or word's first byte as a bit: letters in either case by
+/// letter, every other byte as one more bit.
+fn first_bit(b: u8) -> u32 {
+    match initial_bit(b) {
+        0 => 1 << 26,
+        bit => bit,
+    }
 }
 
 impl Lexicon {
@@ -159,17 +179,25 @@ impl Lexicon {
         entries.sort_by_key(|(bucket, _)| *bucket);
         let mut starts = vec![0u16; BUCKETS + 1];
         let mut bucket_rules = vec![0u32; BUCKETS];
+        let mut firsts = [0u32; 32];
         for (bucket, entry) in &entries {
             starts[bucket + 1] += 1;
             bucket_rules[*bucket] |= 1 << entry.rule;
+            firsts[usize::from(entry.rule)] |= first_bit(entry.phrase[0]);
         }
         for b in 0..BUCKETS {
             starts[b + 1] += starts[b];
         }
+        let mut occupied = vec![0u64; BUCKETS / 64];
+        for (b, rules) in bucket_rules.iter().enumerate() {
+            occupied[b / 64] |= u64::from(*rules != 0) << (b % 64);
+        }
         Lexicon {
             entries: entries.into_iter().map(|(_, e)| e).collect(),
+            occupied,
             starts,
             rules: bucket_rules,
+            firsts,
         }
     }
 
@@ -183,6 +211,7 @@ impl Lexicon {
 
     /// The phrases of the rules in `wanted` (a bit set) whose first word
     /// could be `word`.
+    #[inline]
     fn candidates(&self, word: &[u8], wanted: u32) -> impl Iterator<Item = &Entry> {
         let bucket = bucket_of(word).filter(|&b| self.rules[b] & wanted != 0);
         let entries = match bucket {
@@ -195,13 +224,53 @@ impl Lexicon {
     /// Every rule with a phrase somewhere in `h`.
     pub(crate) fn scan(&self, h: &[u8]) -> Hits {
         let mut hits = Hits::default();
-        for word in crate::text::words(h, 0) {
-            hits.initials |= initial_bit(h[word.start]);
-            for e in self.candidates(&h[word.clone()], !hits.rules) {
-                if e.end_at(h, word.start).is_some() {
-                    hits.rules |= 1 << e.rule;
+        // Where, in each 64-byte chunk, the words start whose bucket holds a
+        // phrase. They are gathered without a branch per word, then tried:
+        // whether a word's bucket is empty is a coin toss to the branch
+        // predictor, and guessing wrong cost more than the lookup.
+        let mut kept = [0u8; 32];
+        let mut base = 0;
+        let mut after_word = false;
+        while base < h.len() {
+            let mask = crate::text::word_mask(&h[base..h.len().min(base + 64)]);
+            // The end of the word starting at bit `bit` of the chunk: its
+            // bytes in this chunk, then any that run on past it.
+            let word_end = |bit: usize| {
+                let end = base + bit + (!(mask >> bit)).trailing_zeros() as usize;
+                if end == base + 64 {
+                    end + h[end..].iter().take_while(|&&b| is_word_byte(b)).count()
+                } else {
+                    end
+                }
+            };
+            let mut starts = mask & !((mask << 1) | u64::from(after_word));
+            let mut n = 0;
+            while starts != 0 {
+                let bit = starts.trailing_zeros() as usize;
+                starts &= starts - 1;
+                let (start, end) = (base + bit, word_end(bit));
+                hits.initials |= initial_bit(h[start]);
+                let bucket = bucket_key(h[start], h[end - 1], end - start);
+                kept[n] = bit as u8;
+                n += (self.occupied[bucket / 64] >> (bucket % 64)) as usize & 1;
+            }
+            for &bit in &kept[..n] {
+                let (start, end) = (base + usize::from(bit), word_end(usize::from(bit)));
+                let wanted = !hits.rules;
+                let bucket = bucket_key(h[start], h[end - 1], end - start);
+                if self.rules[bucket] & wanted == 0 {
+                    continue;
+                }
+                let entries = &self.entries
+                    [usize::from(self.starts[bucket])..usize::from(self.starts[bucket + 1])];
+                for e in entries.iter().filter(|e| wanted & (1 << e.rule) != 0) {
+                    if e.end_at(h, start).is_some() {
+                        hits.rules |= 1 << e.rule;
+                    }
                 }
             }
+            after_word = mask >> 63 == 1;
+            base += 64;
         }
         hits
     }
@@ -213,7 +282,11 @@ impl Lexicon {
         word: std::ops::Range<usize>,
         rule: impl Into<u8>,
     ) -> Option<usize> {
-        self.candidates(&h[word.clone()], 1 << rule.into())
+        let rule = rule.into();
+        if self.firsts[usize::from(rule)] & first_bit(*h.get(word.start)?) == 0 {
+            return None;
+        }
+        self.candidates(&h[word.clone()], 1 << rule)
             .find_map(|e| e.end_at(h, word.start))
     }
 

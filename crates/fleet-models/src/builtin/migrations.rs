@@ -256,13 +256,15 @@ pub(super) fn is_scale_figure(h: &[u8]) -> bool {
     let mut i = 0;
     while i < h.len() {
         // `[0-9][0-9,.]*`: from any digit of a run of digits, commas and
-        // dots the run ends in the same place, so each run is tried once.
+        // dots the run ends in the same place, so each run is tried once,
+        // from its first digit (the commas and dots before it start nothing).
+        let Some(digit) = h[i..].iter().position(u8::is_ascii_digit) else {
+            break;
+        };
+        i += digit;
         let mut run = Cursor::new(h, i);
-        if run.skip_while(|b| b.is_ascii_digit() || b == b',' || b == b'.') == 0 {
-            i += 1;
-            continue;
-        }
-        if h[i..run.at].iter().any(u8::is_ascii_digit) && rows(run) {
+        run.skip_while(|b| b.is_ascii_digit() || b == b',' || b == b'.');
+        if rows(run) {
             return true;
         }
         // A duration starts at a word boundary: the run's start, or a digit after a `.` or `,`.
@@ -441,7 +443,7 @@ pub(super) fn leading_number(name: &str) -> Option<&str> {
 
 /// Is this corpus path a migration file this module understands?
 pub(crate) fn is_migration(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
+    let lower = crate::text::ascii_lowercase(path);
     let (dir, file) = lower.rsplit_once('/').unwrap_or(("", &lower));
     let ext = file.rsplit_once('.').map_or("", |(_, e)| e);
     if !matches!(ext, "sql" | "rb" | "py" | "js" | "ts") {
@@ -485,13 +487,15 @@ fn role_and_key(path: &str) -> (Role, String, String) {
         (".down.sql", Role::Down),
         (".undo.sql", Role::Down),
     ] {
-        if file.len() > suffix.len() && file.to_ascii_lowercase().ends_with(suffix) {
+        // `suffix` is lowercase: compared in place, not in a lowercased copy.
+        let tail = file.get(file.len().saturating_sub(suffix.len())..);
+        if file.len() > suffix.len() && tail.is_some_and(|tail| tail.eq_ignore_ascii_case(suffix)) {
             let stem = &file[..file.len() - suffix.len()];
             return (role, format!("{dir}/{stem}"), stem.to_string());
         }
     }
     let parent = dir.rsplit('/').next().unwrap_or(dir);
-    match file.to_ascii_lowercase().as_str() {
+    match crate::text::ascii_lowercase(file).as_ref() {
         "up.sql" => return (Role::Up, dir.to_string(), parent.to_string()),
         "down.sql" => return (Role::Down, dir.to_string(), parent.to_string()),
         _ => {}
@@ -512,7 +516,7 @@ fn role_and_key(path: &str) -> (Role, String, String) {
     }
     let grandparent = dir.rsplit_once('/').map_or("", |(g, _)| g);
     let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
-    match parent.to_ascii_lowercase().as_str() {
+    match crate::text::ascii_lowercase(parent).as_ref() {
         "down" | "rollback" | "rollbacks" | "undo" | "revert" => {
             return (
                 Role::Down,
@@ -555,7 +559,10 @@ enum Lang {
 }
 
 fn lang_of(path: &str) -> Lang {
-    match path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()) {
+    match path
+        .rsplit_once('.')
+        .map(|(_, e)| crate::text::ascii_lowercase(e))
+    {
         Some(e) if e == "rb" => Lang::Ruby,
         Some(e) if e == "py" => Lang::Python,
         Some(e) if e == "js" || e == "ts" => Lang::Js,
@@ -600,9 +607,9 @@ fn scan_file(doc: &Document, role: Role) -> FileScan {
     let mut reverse_calls = 0usize;
     let mut reverse_args = 0usize;
 
-    for (index, line) in doc.text.lines().enumerate() {
+    for (index, line) in crate::text::lines(&doc.text).enumerate() {
         let n = index as u64 + 1;
-        let trimmed = line.trim();
+        let trimmed = crate::text::trim(line);
         if trimmed.is_empty() {
             continue;
         }
@@ -766,10 +773,17 @@ struct Unit<'d> {
 
 /// Groups migration files into migrations and judges each.
 pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
-    let mut units: BTreeMap<String, Unit<'_>> = BTreeMap::new();
+    // The map holds indexes: a `Unit` is large, and a B-tree shifts its
+    // values around as keys arrive.
+    let mut keys: BTreeMap<String, usize> = BTreeMap::new();
+    let mut units: Vec<Unit<'_>> = Vec::new();
     for doc in docs {
         let (role, key, name) = role_and_key(&doc.path);
-        let unit = units.entry(key).or_default();
+        let index = *keys.entry(key).or_insert_with(|| {
+            units.push(Unit::default());
+            units.len() - 1
+        });
+        let unit = &mut units[index];
         if unit.name.is_empty() || role != Role::Down {
             unit.name = name;
         }
@@ -780,7 +794,10 @@ pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
             Role::Single => unit.single = scanned,
         }
     }
-    let mut judged: Vec<Migration> = units.into_values().filter_map(judge).collect();
+    let mut judged: Vec<Migration> = keys
+        .into_values()
+        .filter_map(|index| judge(std::mem::take(&mut units[index])))
+        .collect();
     // Corpus order (by path of the forward file) reads most naturally.
     judged.sort_by(|a, b| a.files.first().cmp(&b.files.first()));
     judged

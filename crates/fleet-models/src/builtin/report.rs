@@ -4,16 +4,31 @@
 use super::analysis::{Analysis, RollbackStatus};
 use crate::ModelRequest;
 use crate::citations::CitationIndex;
-use crate::text::{code_span, excerpt};
+use crate::text::{CodeSpan, excerpt};
 use fleet_core::flags::{Citation, FlagSet};
 use std::fmt::Write;
 
-/// `path:line` followed by the quoted line as a code span.
-pub(crate) fn evidence(c: &Citation) -> String {
-    if c.quote.is_empty() {
-        format!("{}:{}", c.path, c.line)
-    } else {
-        format!("{}:{} {}", c.path, c.line, code_span(&c.quote))
+/// `path:line` followed by the quoted line as a code span, formatted
+/// straight into the document.
+pub(crate) fn evidence(c: &Citation) -> Evidence<'_> {
+    Evidence(c)
+}
+
+/// See [`evidence`].
+pub(crate) struct Evidence<'c>(&'c Citation);
+
+impl std::fmt::Display for Evidence<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Written piece by piece: `write!` costs more than the copying.
+        let c = self.0;
+        f.write_str(&c.path)?;
+        f.write_str(":")?;
+        std::fmt::Display::fmt(&c.line, f)?;
+        if c.quote.is_empty() {
+            return Ok(());
+        }
+        f.write_str(" ")?;
+        std::fmt::Display::fmt(&CodeSpan(&c.quote), f)
     }
 }
 
@@ -133,7 +148,7 @@ fn feedback_section(out: &mut String, req: &ModelRequest, feedback: &FlagSet) {
                 Some(now) if cited.quote.is_empty() || now.trim() == cited.quote.trim() => {
                     "still in the corpus unchanged: the finding stands".to_string()
                 }
-                Some(now) => format!("the line now reads {}", code_span(now)),
+                Some(now) => format!("the line now reads {}", CodeSpan(now)),
                 None if index.knows(&cited.path) => "that line no longer exists".to_string(),
                 None => "not a document this step read".to_string(),
             };
@@ -298,7 +313,7 @@ fn rollouts(out: &mut String, a: &Analysis) {
         let _ = writeln!(
             out,
             "- {} at {}% — {}",
-            code_span(&r.flag),
+            CodeSpan(&r.flag),
             r.percent,
             evidence(&r.cite)
         );

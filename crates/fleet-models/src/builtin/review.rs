@@ -9,20 +9,21 @@ use super::analysis::{Analysis, RollbackStatus, cite};
 use super::report::{RULE_BASED_NOTICE, evidence};
 use super::rules::{find_risk_claim, is_risk_claim};
 use crate::citations::{CitationIndex, CitedRef, find_citations};
-use crate::text::{excerpt, line_spans_matching, own_words};
+use crate::text::{FxBuild, excerpt, line_spans_matching, own_words};
 use crate::{ModelRequest, UpstreamDoc};
 use fleet_core::config::StepKind;
 use fleet_core::flags::{Citation, Flag, FlagSet, FlagSeverity};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write;
 
 /// What would show that a report covered a risk: any one suffices.
+/// Borrowed from the [`Analysis`]: only the evidence of a flag is copied out.
 #[derive(Debug, Default)]
-struct Mention {
+struct Mention<'a> {
     /// A citation of exactly this line.
-    lines: Vec<Citation>,
+    lines: Vec<&'a Citation>,
     /// A citation of any line of these files.
-    files: Vec<String>,
+    files: &'a [String],
     /// Tracker ids or flag names, matched as ids or words.
     ids: Vec<String>,
     /// Each of these words appears (lowercase).
@@ -30,11 +31,11 @@ struct Mention {
 }
 
 #[derive(Debug)]
-struct Risk {
+struct Risk<'a> {
     severity: FlagSeverity,
     claim: String,
     evidence: Vec<Citation>,
-    mention: Mention,
+    mention: Mention<'a>,
     /// Only worth a flag when the report leaves it out.
     only_if_omitted: bool,
 }
@@ -50,14 +51,14 @@ struct ReadDoc<'u> {
 /// What the upstream documents say, indexed once.
 struct Upstream<'u> {
     docs: Vec<ReadDoc<'u>>,
-    cited_lines: HashSet<(&'u str, u64)>,
-    cited_files: HashSet<&'u str>,
+    cited_lines: HashSet<(&'u str, u64), FxBuild>,
+    cited_files: HashSet<&'u str, FxBuild>,
 }
 
 impl<'u> Upstream<'u> {
     fn new(docs: &'u [UpstreamDoc], index: &CitationIndex<'_>) -> Self {
-        let mut cited_lines = HashSet::new();
-        let mut cited_files = HashSet::new();
+        let mut cited_lines = HashSet::default();
+        let mut cited_files = HashSet::default();
         let docs: Vec<ReadDoc<'u>> = docs
             .iter()
             .map(|doc| {
@@ -86,7 +87,7 @@ impl<'u> Upstream<'u> {
         self.docs.iter().any(|d| d.lower.contains(lowercase_word))
     }
 
-    fn mentions(&self, m: &Mention) -> bool {
+    fn mentions(&self, m: &Mention<'_>) -> bool {
         m.lines
             .iter()
             .any(|c| self.cited_lines.contains(&(c.path.as_str(), c.line)))
@@ -113,19 +114,16 @@ fn max_severity(a: FlagSeverity, b: FlagSeverity) -> FlagSeverity {
 /// Groups citations by document, keeping first-seen order.
 fn by_path<'a, T>(
     items: impl Iterator<Item = (&'a Citation, T)>,
-) -> Vec<(String, Vec<(&'a Citation, T)>)> {
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: BTreeMap<String, Vec<(&'a Citation, T)>> = BTreeMap::new();
+) -> Vec<(&'a str, Vec<(&'a Citation, T)>)> {
+    // A handful of documents: a linear search beats a map.
+    let mut groups: Vec<(&'a str, Vec<(&'a Citation, T)>)> = Vec::new();
     for (c, t) in items {
-        if !groups.contains_key(&c.path) {
-            order.push(c.path.clone());
+        match groups.iter_mut().find(|(path, _)| *path == c.path) {
+            Some((_, group)) => group.push((c, t)),
+            None => groups.push((&c.path, vec![(c, t)])),
         }
-        groups.entry(c.path.clone()).or_default().push((c, t));
     }
-    order
-        .into_iter()
-        .filter_map(|p| groups.remove(&p).map(|g| (p, g)))
-        .collect()
+    groups
 }
 
 /// The quoted line as a short phrase: list markers dropped, table cells
@@ -159,7 +157,7 @@ fn issue_summary(c: &Citation, id: Option<&str>) -> String {
     excerpt(rest, 90)
 }
 
-fn risks_from(a: &Analysis) -> Vec<Risk> {
+fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
     let mut risks = Vec::new();
 
     for issue in &a.issues {
@@ -177,7 +175,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             ),
             evidence: vec![issue.cite.clone()],
             mention: Mention {
-                lines: vec![issue.cite.clone()],
+                lines: vec![&issue.cite],
                 ids: issue.id.iter().cloned().collect(),
                 ..Mention::default()
             },
@@ -203,7 +201,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             ),
             evidence: items.iter().map(|(c, _)| (*c).clone()).collect(),
             mention: Mention {
-                lines: items.iter().map(|(c, _)| (*c).clone()).collect(),
+                lines: items.iter().map(|(c, _)| *c).collect(),
                 ..Mention::default()
             },
             only_if_omitted: false,
@@ -219,7 +217,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             words.push(n.clone());
         }
         let mention = || Mention {
-            files: m.files.clone(),
+            files: &m.files,
             ids: words.clone(),
             ..Mention::default()
         };
@@ -295,7 +293,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             RollbackStatus::Empty => format!("the rollback section of {kind} {} is empty", r.path),
             _ => format!("no rollback section in {kind} {}", r.path),
         };
-        let at = r.cite.clone().unwrap_or_else(|| r.title.clone());
+        let at = r.cite.as_ref().unwrap_or(&r.title);
         risks.push(Risk {
             severity,
             claim,
@@ -323,21 +321,21 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             ),
             evidence: steps.iter().map(|(c, _)| (*c).clone()).collect(),
             mention: Mention {
-                lines: steps.iter().map(|(c, _)| (*c).clone()).collect(),
+                lines: steps.iter().map(|(c, _)| *c).collect(),
                 ..Mention::default()
             },
             only_if_omitted: false,
         });
     }
 
-    let mut flags: Vec<(&str, f64, Vec<Citation>)> = Vec::new();
+    let mut flags: Vec<(&str, f64, Vec<&Citation>)> = Vec::new();
     for r in &a.rollouts {
         match flags.iter_mut().find(|(name, _, _)| *name == r.flag) {
             Some((_, percent, cites)) => {
                 *percent = percent.max(r.percent);
-                cites.push(r.cite.clone());
+                cites.push(&r.cite);
             }
-            None => flags.push((&r.flag, r.percent, vec![r.cite.clone()])),
+            None => flags.push((&r.flag, r.percent, vec![&r.cite])),
         }
     }
     for (name, percent, cites) in flags {
@@ -365,12 +363,12 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
         risks.push(Risk {
             severity,
             claim,
+            evidence: cites.iter().map(|c| (*c).clone()).collect(),
             mention: Mention {
-                lines: cites.clone(),
+                lines: cites,
                 ids: vec![name.to_string()],
                 ..Mention::default()
             },
-            evidence: cites,
             only_if_omitted,
         });
     }
@@ -389,7 +387,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             ),
             evidence: pending.iter().map(|(c, _)| (*c).clone()).collect(),
             mention: Mention {
-                lines: pending.iter().map(|(c, _)| (*c).clone()).collect(),
+                lines: pending.iter().map(|(c, _)| *c).collect(),
                 all_words: vec!["sign".into(), "pending".into()],
                 ..Mention::default()
             },
@@ -403,7 +401,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             claim: format!("support load is rising: {}", quote_excerpt(&s.cite)),
             evidence: vec![s.cite.clone()],
             mention: Mention {
-                lines: vec![s.cite.clone()],
+                lines: vec![&s.cite],
                 all_words: vec!["support".into(), "ticket".into()],
                 ..Mention::default()
             },
@@ -417,7 +415,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk> {
             claim: format!("{} TBD/TODO left in {path}", todos.len()),
             evidence: todos.iter().map(|(c, _)| (*c).clone()).collect(),
             mention: Mention {
-                lines: todos.iter().map(|(c, _)| (*c).clone()).collect(),
+                lines: todos.iter().map(|(c, _)| *c).collect(),
                 ..Mention::default()
             },
             only_if_omitted: true,
@@ -460,12 +458,12 @@ fn code_span_plain(text: &str) -> String {
 
 /// Risks about the upstream documents themselves: low-risk claims against
 /// standing high risks, topics they skip, citations that do not check out.
-fn upstream_risks(
+fn upstream_risks<'a>(
     upstream: &Upstream<'_>,
-    a: &Analysis,
+    a: &'a Analysis,
     index: &CitationIndex<'_>,
-    high: &[&Risk],
-) -> Vec<Risk> {
+    high: &[&Risk<'_>],
+) -> Vec<Risk<'a>> {
     let mut risks = Vec::new();
     for read in &upstream.docs {
         let doc = read.doc;
@@ -538,12 +536,12 @@ fn upstream_risks(
                 only_if_omitted: false,
             });
         }
-        let mut seen: Vec<&str> = Vec::new();
+        // A report cites dozens of lines: a set, not a list, remembers them.
+        let mut seen: HashSet<&str, FxBuild> = HashSet::default();
         for cited in &read.citations {
-            if seen.contains(&cited.written) {
+            if !seen.insert(cited.written) {
                 continue;
             }
-            seen.push(cited.written);
             let Some(problem) = index.problem(cited) else {
                 continue;
             };

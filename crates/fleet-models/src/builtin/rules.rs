@@ -261,6 +261,14 @@ pub(super) fn issue_ids(h: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
 pub(super) fn rollback_label(line: &str) -> Option<&str> {
     let mut start = Cursor::new(line.as_bytes(), 0);
     start.spaces();
+    // A bullet, bold markers or the word itself come first: most lines
+    // are ruled out here, before any alternative is tried.
+    if !start
+        .peek()
+        .is_some_and(|b| matches!(b, b'-' | b'*' | b'+' | b'_' | b'r' | b'R'))
+    {
+        return None;
+    }
     // Every optional piece is tried taken first, then skipped.
     for bullet in [true, false] {
         let mut c = start;
@@ -414,9 +422,14 @@ pub(crate) fn is_risk_claim(text: &str) -> bool {
 /// [`crate::text::line_spans_matching`]. The claim's letters are matched
 /// in either case, so this also finds them in an ASCII-lowercased copy.
 pub(crate) fn find_risk_claim(h: &[u8], from: usize) -> Option<Range<usize>> {
-    crate::text::words(h, from).find_map(|word| {
-        let start = word.start;
-        risk_claim_at(h, word).map(|end| start..end)
+    crate::text::find_word(h, from, |start, end| {
+        // Every alternative starts with one of these letters (`risk`,
+        // `recommend`, `ready`, `low`, `no`, `all`, `safe`): most words are
+        // passed over on their first byte.
+        if !matches!(h[start] | 0x20, b'r' | b'l' | b'n' | b'a' | b's') {
+            return None;
+        }
+        risk_claim_at(h, start..end).map(|claim_end| start..claim_end)
     })
 }
 
@@ -545,7 +558,7 @@ impl RollbackSection {
 /// runbook (true) or release notes (false)? Changelogs and READMEs describe
 /// what changed, not how to ship it, so they are not held to it.
 pub(crate) fn plan_kind(path: &str) -> Option<bool> {
-    let lower = path.to_ascii_lowercase();
+    let lower = crate::text::ascii_lowercase(path);
     let file = lower.rsplit('/').next().unwrap_or(&lower);
     const NOT_PLANS: &[&str] = &[
         "changelog",
@@ -593,21 +606,28 @@ fn markdownish(path: &str) -> bool {
     match file.rsplit_once('.') {
         None => true,
         Some((_, ext)) => matches!(
-            ext.to_ascii_lowercase().as_str(),
+            crate::text::ascii_lowercase(ext).as_ref(),
             "md" | "markdown" | "mdx" | "txt" | "text"
         ),
     }
 }
 
 fn severity_of(label: &str) -> FlagSeverity {
-    let l = label.to_ascii_lowercase();
-    let digit = l.bytes().rev().find(u8::is_ascii_digit);
-    match (l.as_str(), digit) {
-        ("critical" | "blocker" | "high", _) => FlagSeverity::High,
-        ("major" | "medium" | "moderate", _) => FlagSeverity::Medium,
-        ("minor" | "low", _) => FlagSeverity::Low,
-        (_, Some(b'0' | b'1')) => FlagSeverity::High,
-        (_, Some(b'2')) => FlagSeverity::Medium,
+    // Compared in place: labels are often uppercase (`P1`, `SEV-2`), and a
+    // lowercased copy cost more than the comparisons.
+    let is = |words: &[&str]| words.iter().any(|w| label.eq_ignore_ascii_case(w));
+    if is(&["critical", "blocker", "high"]) {
+        return FlagSeverity::High;
+    }
+    if is(&["major", "medium", "moderate"]) {
+        return FlagSeverity::Medium;
+    }
+    if is(&["minor", "low"]) {
+        return FlagSeverity::Low;
+    }
+    match label.bytes().rev().find(u8::is_ascii_digit) {
+        Some(b'0' | b'1') => FlagSeverity::High,
+        Some(b'2') => FlagSeverity::Medium,
         _ => FlagSeverity::Low,
     }
 }
@@ -648,9 +668,9 @@ pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
     let mut title: Option<Citation> = None;
     let mut in_fence = false;
 
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in crate::text::lines(text).enumerate() {
         let n = index as u64 + 1;
-        let trimmed = line.trim();
+        let trimmed = crate::text::trim(line);
         if markdown && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
             in_fence = !in_fence;
             if let Some(rb) = rollback.as_mut() {
