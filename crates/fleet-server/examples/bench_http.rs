@@ -13,6 +13,11 @@
 //! targets, e.g. to profile one with `perf`; `BENCH_URLS=1` prints the URLs
 //! so a response can be inspected with curl.
 //!
+//! Each page is followed by "same bytes, static": its response (headers
+//! that matter and body, recorded once) served by a hello-world-like handler
+//! that does nothing else. That row is the most any server could reach for a
+//! response of that size on this machine, with wrk on the same cores.
+//!
 //! Every target is asked with a browser's `Accept-Encoding: gzip, deflate,
 //! br` (the server gzips large pages; the hello-world's 13 bytes are never
 //! compressed). `BENCH_ENCODING=` (empty) sends no Accept-Encoding, i.e.
@@ -153,6 +158,48 @@ async fn hello() -> &'static str {
     "Hello, world!"
 }
 
+/// A response as recorded from the real server: status 200, these headers
+/// and body bytes.
+#[derive(Clone)]
+struct Recorded {
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+}
+
+/// GETs `url` once as wrk will (same Accept-Encoding and authorization).
+async fn record(url: &str, bearer: bool, encoding: &str) -> Result<Recorded, String> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
+    let mut req = axum::http::Request::get(url);
+    if bearer {
+        req = req.header("authorization", format!("Bearer {TOKEN}"));
+    }
+    if !encoding.is_empty() {
+        req = req.header("accept-encoding", encoding);
+    }
+    let req = req
+        .body(http_body_util::Empty::new())
+        .map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("{url} answered {}", resp.status()));
+    }
+    let mut headers = axum::http::HeaderMap::new();
+    for name in ["content-type", "content-encoding", "vary", "cache-control"] {
+        if let Some(v) = resp.headers().get(name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Recorded { headers, body })
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs: u64 = std::env::var("BENCH_SECS")
@@ -209,13 +256,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await;
     });
     let fleet_addr = rx.await?;
-    let hello_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hello_addr = hello_listener.local_addr()?;
-    tokio::spawn(async move {
-        let app = axum::Router::new().route("/", axum::routing::get(hello));
-        let _ = axum::serve(hello_listener, app).await;
-    });
-
     let link = fleet_server::approver_link(
         &signer,
         &format!("http://{fleet_addr}"),
@@ -226,6 +266,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let encoding =
         std::env::var("BENCH_ENCODING").unwrap_or_else(|_| "gzip, deflate, br".to_owned());
+    let runs_url = format!("http://{fleet_addr}/api/v1/runs");
+    // The same bytes served by handlers that do nothing else: how fast this
+    // machine can serve responses of that size at all, next to hello-world.
+    let gate_copy = record(&link, false, &encoding).await?;
+    let runs_copy = record(&runs_url, true, &encoding).await?;
+    let hello_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hello_addr = hello_listener.local_addr()?;
+    tokio::spawn(async move {
+        let serve_copy = |copy: Recorded| {
+            axum::routing::get(move || {
+                let copy = copy.clone();
+                async move { (copy.headers, copy.body) }
+            })
+        };
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(hello))
+            .route("/gate-copy", serve_copy(gate_copy))
+            .route("/runs-copy", serve_copy(runs_copy));
+        let _ = axum::serve(hello_listener, app).await;
+    });
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |key: &str| only.is_empty() || only.split(',').any(|k| k.trim() == key);
     let targets = [
@@ -237,10 +297,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("gate", "decision page", link, false),
         (
-            "runs",
-            "/api/v1/runs",
-            format!("http://{fleet_addr}/api/v1/runs"),
-            true,
+            "gate-copy",
+            "  same bytes, static",
+            format!("http://{hello_addr}/gate-copy"),
+            false,
+        ),
+        ("runs", "/api/v1/runs", runs_url, true),
+        (
+            "runs-copy",
+            "  same bytes, static",
+            format!("http://{hello_addr}/runs-copy"),
+            false,
         ),
     ];
     if std::env::var_os("BENCH_URLS").is_some() {
@@ -265,7 +332,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     println!(
-        "{:<18} {:>12} {:>10} {:>14} {:>16} {:>12}",
+        "{:<22} {:>12} {:>10} {:>10} {:>14} {:>12}",
         "target", "req/s", "p99 ms", "vs hello", "server µs/req", "bytes/resp"
     );
     let mut baseline = None;
@@ -290,7 +357,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .bytes_per_request
             .map_or_else(|| "-".into(), |b| format!("{b:.0}"));
         println!(
-            "{name:<18} {:>12.0} {:>10.2} {share:>14} {cpu:>16} {bytes:>12}",
+            "{name:<22} {:>12.0} {:>10.2} {share:>10} {cpu:>14} {bytes:>12}",
             r.rps, r.p99_ms
         );
     }
