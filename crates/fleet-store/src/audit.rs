@@ -51,24 +51,54 @@ pub fn event_hash(
     payload: &Value,
     prev_hash: &str,
 ) -> Result<String, StoreError> {
-    let mut body = Vec::with_capacity(256);
-    let fail = |e: serde_json::Error| {
-        StoreError::Corrupt(format!("event {seq} cannot be canonicalized: {e}"))
+    let payload = canonical_payload(seq, payload)?;
+    Ok(event_hash_canonical(
+        seq, run_id, at, kind, &payload, prev_hash,
+    ))
+}
+
+/// The payload of event `seq` as RFC 8785 text: what its hash covers, and
+/// what a backend stores (any JSON reader parses it), so it is written once.
+pub fn canonical_payload(seq: i64, payload: &Value) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(128);
+    write_canonical(&mut out, payload)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq} cannot be canonicalized: {e}")))?;
+    // The writer emits only serde_json's (UTF-8) text.
+    String::from_utf8(out)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq} cannot be canonicalized: {e}")))
+}
+
+/// [`event_hash`] of a payload already in canonical text.
+pub fn event_hash_canonical(
+    seq: i64,
+    run_id: Option<&str>,
+    at: &str,
+    kind: &str,
+    payload: &str,
+    prev_hash: &str,
+) -> String {
+    let mut body = Vec::with_capacity(payload.len() + 256);
+    // Strings through serde_json: its escaping is JCS's.
+    let string = |body: &mut Vec<u8>, s: &str| {
+        let _ = serde_json::to_writer(&mut *body, s);
     };
     body.extend_from_slice(b"{\"at\":");
-    serde_json::to_writer(&mut body, at).map_err(fail)?;
+    string(&mut body, at);
     body.extend_from_slice(b",\"kind\":");
-    serde_json::to_writer(&mut body, kind).map_err(fail)?;
+    string(&mut body, kind);
     body.extend_from_slice(b",\"payload\":");
-    write_canonical(&mut body, payload).map_err(fail)?;
+    body.extend_from_slice(payload.as_bytes());
     body.extend_from_slice(b",\"prev_hash\":");
-    serde_json::to_writer(&mut body, prev_hash).map_err(fail)?;
+    string(&mut body, prev_hash);
     body.extend_from_slice(b",\"run_id\":");
-    serde_json::to_writer(&mut body, &run_id).map_err(fail)?;
+    match run_id {
+        Some(id) => string(&mut body, id),
+        None => body.extend_from_slice(b"null"),
+    }
     body.extend_from_slice(b",\"seq\":");
     body.extend_from_slice(seq.to_string().as_bytes());
     body.push(b'}');
-    Ok(sha256_hex(&body))
+    sha256_hex(&body)
 }
 
 /// RFC 8785 (JCS) text of `value`. Strings are escaped exactly as serde_json

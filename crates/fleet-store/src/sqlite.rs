@@ -597,19 +597,13 @@ fn append_events(
     let mut insert = conn.prepare_cached(
         "INSERT INTO events (seq, run_id, at, kind, payload_json, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
+    // One transaction, one time: its events happen together.
+    let at = audit::format_time(audit::now());
     for e in events {
         seq += 1;
-        let at = audit::format_time(audit::now());
-        let hash = audit::event_hash(seq, run_id, &at, &e.kind, &e.payload, &prev)?;
-        insert.execute(params![
-            seq,
-            run_id,
-            at,
-            e.kind,
-            to_json("event payload", &e.payload)?,
-            prev,
-            hash
-        ])?;
+        let payload = audit::canonical_payload(seq, &e.payload)?;
+        let hash = audit::event_hash_canonical(seq, run_id, &at, &e.kind, &payload, &prev);
+        insert.execute(params![seq, run_id, at, e.kind, payload, prev, hash])?;
         prev = hash;
     }
     Ok(())
