@@ -139,6 +139,8 @@ fn summary_json(state: &AppState, run: &RunRecord) -> Result<Arc<SummaryJson>, F
 pub(crate) struct Listing {
     runs: Vec<(String, i64)>,
     body: body::Cached,
+    /// The store's change stamp read before `runs` was listed.
+    stamp: Option<u64>,
 }
 
 impl Listing {
@@ -162,6 +164,7 @@ impl Listing {
                 .map(|(id, s)| (id.clone(), s.version))
                 .collect(),
             body: body::Cached::new(out),
+            stamp: None,
         }
     }
 
@@ -299,38 +302,58 @@ async fn get_genflow(
     })))
 }
 
-/// The runs `filter` lists. The whole body is reused while the store lists
-/// the same runs at the same versions (checked on every request), so any
-/// commit to a listed run, a new run, or a run leaving the filter shows on
-/// the next request.
+/// The runs `filter` lists. The whole body is reused while nothing was
+/// committed since it was made (the store's change stamp, checked on every
+/// request), or else while the store lists the same runs at the same
+/// versions; so any commit to a listed run, a new run, or a run leaving the
+/// filter shows on the next request.
 async fn runs_matching(
     state: &AppState,
     filter: RunFilter,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let runs = state
-        .engine
-        .store()
-        .run_versions(&filter)
-        .await
-        .map_err(|e| Failure::from_store(e).json())?;
+    let store = state.engine.store();
     let key = format!(
         "{}\n{}\n{}",
         filter.genflow.as_deref().unwrap_or_default(),
         filter.status.map_or("", |s| s.as_str()),
         filter.limit.map_or(-1, i64::from)
     );
-    let listing = match state.cache.listings.get(&key) {
-        Some(hit) if hit.runs == runs => hit,
-        _ => {
-            let made = Arc::new(listing(state, &filter, runs).await.map_err(Failure::json)?);
-            state
-                .cache
-                .listings
-                .insert(&key, made.clone(), made.weight());
-            made
-        }
+    // Read before anything else: a listing made after it is at least as new.
+    let stamp = store
+        .change_stamp()
+        .await
+        .map_err(|e| Failure::from_store(e).json())?;
+    let cached = state.cache.listings.get(&key);
+    if let Some(hit) = &cached
+        && stamp.is_some()
+        && hit.stamp == stamp
+    {
+        return Ok(hit
+            .body
+            .response(StatusCode::OK, "application/json", headers));
+    }
+    let runs = store
+        .run_versions(&filter)
+        .await
+        .map_err(|e| Failure::from_store(e).json())?;
+    let listing = match cached {
+        // Something else changed: the same body, now known current at `stamp`.
+        Some(hit) if hit.runs == runs => Listing {
+            runs,
+            body: hit.body.clone(),
+            stamp,
+        },
+        _ => Listing {
+            stamp,
+            ..listing(state, &filter, runs).await.map_err(Failure::json)?
+        },
     };
+    let listing = Arc::new(listing);
+    state
+        .cache
+        .listings
+        .insert(&key, listing.clone(), listing.weight());
     Ok(listing
         .body
         .response(StatusCode::OK, "application/json", headers))

@@ -198,6 +198,7 @@ fn respond(
 
 /// A response body built once and served as is (no copy), with its gzip
 /// made once too.
+#[derive(Clone)]
 pub struct Cached {
     plain: Bytes,
     gzip: Option<Bytes>,

@@ -1175,6 +1175,58 @@ async fn the_runs_listing_changes_with_the_next_commit() {
     }
 }
 
+/// A commit made by another process (a second store on the same file: to
+/// SQLite, the same thing) shows in `/api/v1/runs` and on the decision page
+/// on the very next request, though both were cached.
+#[tokio::test]
+async fn a_commit_by_another_process_shows_on_the_next_request() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let page_uri = format!("/runs/{}/gates/go-no-go?t={}", run.id, enc(&token));
+    let listed_version = |body: &str| -> i64 {
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        v[0]["version"].as_i64().unwrap_or_default()
+    };
+    let first = send(&app, get_as_operator("/api/v1/runs")).await.body;
+    assert_eq!(
+        send(&app, get_as_operator("/api/v1/runs")).await.body,
+        first,
+        "served again unchanged"
+    );
+    assert_eq!(listed_version(&first), run.version);
+    let page = send(&app, get(&page_uri)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains("A note from elsewhere"));
+
+    let other = fleet_store::SqliteStore::open(&env.dir.path().join(".fleet/fleet.db"))
+        .await
+        .unwrap_or_else(|e| panic!("second store: {e}"));
+    let current = fleet_store::Store::get_run(&other, &run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut t = Transition::new(&current, current.state.clone());
+    t.artifacts.push(NewArtifact {
+        step: "readiness".into(),
+        path: "readiness.md".into(),
+        bytes: b"# Readiness\n\nA note from elsewhere.\n".to_vec(),
+    });
+    let (committed, _) = fleet_store::Store::commit(&other, t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(other);
+
+    let after = send(&app, get_as_operator("/api/v1/runs")).await.body;
+    assert_eq!(listed_version(&after), committed.version);
+    let page = send(&app, get(&page_uri)).await;
+    assert!(
+        page.body.contains("A note from elsewhere"),
+        "the page still shows the old revision"
+    );
+}
+
 /// Browsers send `Accept-Encoding: gzip`: the decision page and the runs
 /// listing then come gzipped, decode to exactly what is served
 /// uncompressed, keep the security headers, and show a commit made after

@@ -525,6 +525,15 @@ pub trait Store: Send + Sync {
     /// The version of run `id` (the full id, not a prefix), or NotFound:
     /// whether the run changed since a version of it was read.
     async fn run_version(&self, id: &str) -> Result<i64, StoreError>;
+    /// A number that changes whenever anything was committed, by any
+    /// connection or process, cheaper to read than any listing: two equal
+    /// stamps mean nothing was committed between the first read and the
+    /// second. Read one before reading what a cache keeps, and the cache
+    /// entry is current while the stamp is equal. `None`: this backend
+    /// cannot tell cheaply (callers check what they cache some other way).
+    async fn change_stamp(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
     /// Ids of runs whose status is `running` (not waiting, not terminal), oldest first.
     async fn unfinished_runs(&self) -> Result<Vec<String>, StoreError>;
     /// Commits `t` atomically, or returns `Conflict` having written nothing.

@@ -43,6 +43,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use writer::Writer;
@@ -129,6 +130,7 @@ impl SqliteStore {
             readers: Some(Readers {
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
+                generation: AtomicU64::new(0),
             }),
             definitions: Arc::default(),
         })
@@ -318,7 +320,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 /// Read-only connections, opened on demand and kept for reuse.
 struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Reader>>,
+    /// See `change_stamp`: bumped whenever a reader sees that something was
+    /// committed since it last looked.
+    generation: AtomicU64,
+}
+
+struct Reader {
+    conn: Connection,
+    /// Its `PRAGMA data_version` when last read; None: never read.
+    data_version: Option<i64>,
 }
 
 impl Readers {
@@ -326,21 +337,53 @@ impl Readers {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_reader(|reader| work(&reader.conn))
+    }
+
+    fn with_reader<T>(
+        &self,
+        work: impl FnOnce(&mut Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let idle = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.open()?,
+        let mut reader = match idle {
+            Some(reader) => reader,
+            None => Reader {
+                conn: self.open()?,
+                data_version: None,
+            },
         };
-        let out = work(&conn);
+        let out = work(&mut reader);
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < READERS {
-            idle.push(conn);
+            idle.push(reader);
         }
         out
+    }
+
+    /// The store's change stamp. SQLite's `data_version` differs between
+    /// two reads on one connection exactly when another connection (this
+    /// process's writer, or any other process) committed in between. Each
+    /// reader compares with what it saw last and bumps the shared
+    /// generation when it differs (or on its first read). A commit after a
+    /// stamp was taken is seen by whichever reader next looks, which bumps
+    /// the generation after that commit, so every later stamp differs;
+    /// extra bumps only cost a cache miss.
+    fn stamp(&self) -> Result<u64, StoreError> {
+        self.with_reader(|reader| {
+            let now: i64 = reader
+                .conn
+                .prepare_cached("PRAGMA data_version")?
+                .query_row([], |r| r.get(0))?;
+            if reader.data_version != Some(now) {
+                reader.data_version = Some(now);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(self.generation.load(Ordering::SeqCst))
+        })
     }
 
     fn open(&self) -> Result<Connection, StoreError> {
@@ -1100,6 +1143,16 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::NotFound(format!("run `{id}`")))
         })
         .await
+    }
+
+    async fn change_stamp(&self) -> Result<Option<u64>, StoreError> {
+        // The in-memory store has no reader connections; its callers check
+        // versions instead.
+        self.readers
+            .as_ref()
+            .map(|readers| readers.stamp())
+            .transpose()
+            .map_err(doing("reading the change stamp"))
     }
 
     async fn unfinished_runs(&self) -> Result<Vec<String>, StoreError> {

@@ -501,3 +501,38 @@ async fn the_log_is_checkpointed_and_stays_bounded() {
     assert!(wal < 25_000_000, "WAL is {wal} bytes");
     assert!(main > 30_000_000, "database file is only {main} bytes");
 }
+
+async fn stamp(store: &SqliteStore) -> u64 {
+    match store.change_stamp().await {
+        Ok(Some(s)) => s,
+        other => panic!("change stamp: {other:?}"),
+    }
+}
+
+/// The change stamp moves after every commit, whether this store made it or
+/// another connection to the file (a second store here; to SQLite another
+/// process is the same), and does not move on reads.
+#[tokio::test]
+async fn change_stamp_moves_exactly_when_something_commits() {
+    use fleet_core::run::Event;
+    let db = db().await;
+    let run = suite::new_run(&db.store, "stamped", "release-gate", None).await;
+    let first = stamp(&db.store).await;
+    assert_eq!(stamp(&db.store).await, first, "nothing was committed");
+    let _ = db.store.get_run("stamped").await;
+    let _ = db.store.list_runs(&fleet_store::RunFilter::default()).await;
+    assert_eq!(stamp(&db.store).await, first, "reads are not changes");
+
+    let run = suite::step(&db.store, &run, Event::Start).await;
+    let after_own = stamp(&db.store).await;
+    assert_ne!(after_own, first, "this store's commit");
+    assert_eq!(stamp(&db.store).await, after_own);
+
+    let other = SqliteStore::open(&db.path)
+        .await
+        .unwrap_or_else(|e| panic!("second store: {e}"));
+    suite::step(&other, &run, Event::StepStarted { step: 0 }).await;
+    let after_other = stamp(&db.store).await;
+    assert_ne!(after_other, after_own, "another connection's commit");
+    assert_eq!(stamp(&db.store).await, after_other);
+}
