@@ -15,6 +15,7 @@ use fleet_store::{ArtifactRef, DecisionRecord, RunRecord, Store, StoreError};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A request that could not be served: the status and a sentence a person
 /// can act on. Renders as an HTML page, or as `{"error": ...}` for the API.
@@ -258,6 +259,23 @@ pub struct GateView {
     /// the revisions shown and the end of the page.
     pub documents: Packed,
     pub end: Packed,
+    /// 1 + a store change stamp read before this view was last confirmed
+    /// current (0: none): while the store's stamp still equals it, nothing
+    /// was committed since, and the version need not be read.
+    confirmed_at: AtomicU64,
+}
+
+impl GateView {
+    fn confirmed_at(&self, stamp: Option<u64>) -> bool {
+        stamp.is_some_and(|s| self.confirmed_at.load(Ordering::Relaxed) == s.wrapping_add(1))
+    }
+
+    fn confirm(&self, stamp: Option<u64>) {
+        if let Some(s) = stamp {
+            self.confirmed_at
+                .store(s.wrapping_add(1), Ordering::Relaxed);
+        }
+    }
 }
 
 impl GateView {
@@ -309,9 +327,11 @@ pub fn parse_shown(field: &str) -> Option<Vec<(String, String)>> {
     serde_json::from_str(field).ok()
 }
 
-/// The view of gate `step` of run `run_id`. A cached view is served while the
-/// run's version (read fresh on every call) still matches; otherwise the run,
-/// documents, flags and decisions are read and the view built again.
+/// The view of gate `step` of run `run_id`. A cached view is served while
+/// nothing was committed since it was last confirmed (the store's change
+/// stamp), or else while the run's version, read fresh, still matches;
+/// otherwise the run, documents, flags and decisions are read and the view
+/// built again.
 pub async fn load_gate(
     store: &dyn Store,
     cache: &ViewCache,
@@ -320,10 +340,18 @@ pub async fn load_gate(
 ) -> Result<Arc<GateView>, Failure> {
     // A run id (a UUID) has no newline, so the key splits one way only.
     let key = format!("{run_id}\n{step}");
+    // Read before anything else: whatever is read after it is at least as new.
+    let stamp = store.change_stamp().await.map_err(Failure::from_store)?;
     // Only under the full id: a prefix is resolved by `get_run` below.
     if let Some(view) = cache.gates.get(&key).filter(|v| v.run_id == run_id) {
+        if view.confirmed_at(stamp) {
+            return Ok(view);
+        }
         match store.run_version(run_id).await {
-            Ok(version) if version == view.version => return Ok(view),
+            Ok(version) if version == view.version => {
+                view.confirm(stamp);
+                return Ok(view);
+            }
             // Changed, or gone (then `get_run` says so).
             Ok(_) | Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(Failure::from_store(e)),
@@ -342,6 +370,7 @@ pub async fn load_gate(
         )));
     }
     let view = Arc::new(gate_view(store, cache, &run, gate).await?);
+    view.confirm(stamp);
     let version = view.version;
     cache
         .gates
@@ -428,6 +457,7 @@ async fn gate_view(
         shown_field,
         documents,
         end,
+        confirmed_at: AtomicU64::new(0),
     })
 }
 
