@@ -915,11 +915,16 @@ async fn redraft_readiness(env: &Env, run: &str) -> fleet_store::RunRecord {
 }
 
 async fn add_documents(env: &Env, run: &str, docs: &[(&str, &str)]) -> fleet_store::RunRecord {
-    let current = env
-        .store()
-        .get_run(run)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    add_documents_to(env.store().as_ref(), run, docs).await
+}
+
+/// New revisions of `docs` (path, text) in run `run`, committed through `store`.
+async fn add_documents_to(
+    store: &dyn fleet_store::Store,
+    run: &str,
+    docs: &[(&str, &str)],
+) -> fleet_store::RunRecord {
+    let current = store.get_run(run).await.unwrap_or_else(|e| panic!("{e}"));
     let mut t = Transition::new(&current, current.state.clone());
     for (path, text) in docs {
         t.artifacts.push(NewArtifact {
@@ -928,11 +933,7 @@ async fn add_documents(env: &Env, run: &str, docs: &[(&str, &str)]) -> fleet_sto
             bytes: text.as_bytes().to_vec(),
         });
     }
-    env.store()
-        .commit(t)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0
+    store.commit(t).await.unwrap_or_else(|e| panic!("{e}")).0
 }
 
 /// Pages reuse rendered documents and diffs by sha256: each revision has its
@@ -1204,18 +1205,12 @@ async fn a_commit_by_another_process_shows_on_the_next_request() {
     let other = fleet_store::SqliteStore::open(&env.dir.path().join(".fleet/fleet.db"))
         .await
         .unwrap_or_else(|e| panic!("second store: {e}"));
-    let current = fleet_store::Store::get_run(&other, &run.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut t = Transition::new(&current, current.state.clone());
-    t.artifacts.push(NewArtifact {
-        step: "readiness".into(),
-        path: "readiness.md".into(),
-        bytes: b"# Readiness\n\nA note from elsewhere.\n".to_vec(),
-    });
-    let (committed, _) = fleet_store::Store::commit(&other, t)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let committed = add_documents_to(
+        &other,
+        &run.id,
+        &[("readiness.md", "# Readiness\n\nA note from elsewhere.\n")],
+    )
+    .await;
     drop(other);
 
     let after = send(&app, get_as_operator("/api/v1/runs")).await.body;
