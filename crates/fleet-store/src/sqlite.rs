@@ -28,7 +28,6 @@
 //! Schema: the files in `migrations/sqlite/`, tracked by `PRAGMA user_version`.
 
 mod checkpointer;
-mod wal_index;
 mod writer;
 
 use crate::audit::{self, Pending};
@@ -132,8 +131,6 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
-                // The writer has opened and read the file, so `-shm` exists.
-                wal_index: wal_index::WalIndex::open(path).map(|index| (index, Mutex::new(None))),
             }),
             definitions: Arc::default(),
         })
@@ -327,9 +324,6 @@ struct Readers {
     /// See `change_stamp`: bumped whenever a reader sees that something was
     /// committed since it last looked.
     generation: AtomicU64,
-    /// The WAL-index header, when it can be read directly, and the header
-    /// the last stamp saw (None: unknown).
-    wal_index: Option<(wal_index::WalIndex, Mutex<Option<wal_index::Header>>)>,
 }
 
 struct Reader {
@@ -379,18 +373,6 @@ impl Readers {
     /// the generation after that commit, so every later stamp differs;
     /// extra bumps only cost a cache miss.
     fn stamp(&self) -> Result<u64, StoreError> {
-        // The same rule, one level down: the header every commit rewrites,
-        // read without a transaction. Seen torn or unknown, it counts as a
-        // change.
-        if let Some((index, last)) = &self.wal_index {
-            let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = index.header();
-            if now.is_none() || now != *last {
-                *last = now;
-                self.generation.fetch_add(1, Ordering::SeqCst);
-            }
-            return Ok(self.generation.load(Ordering::SeqCst));
-        }
         self.with_reader(|reader| {
             let now: i64 = reader
                 .conn
