@@ -36,13 +36,7 @@ pub fn parse_time(text: &str) -> Result<Timestamp, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("bad timestamp `{text}`: {e}")))
 }
 
-/// The hash of one event.
-///
-/// The object is written out directly in JCS key order (`at`, `kind`,
-/// `payload`, `prev_hash`, `run_id`, `seq`) with the payload in canonical
-/// form: the same bytes as `serde_json_canonicalizer` gives for the whole
-/// object (a test holds them equal), about six times faster. This runs on the
-/// store's single writer thread for every event, so its speed bounds commits/s.
+/// The hash of one event (see [`event_hash_canonical`]).
 pub fn event_hash(
     seq: i64,
     run_id: Option<&str>,
@@ -60,15 +54,22 @@ pub fn event_hash(
 /// The payload of event `seq` as RFC 8785 text: what its hash covers, and
 /// what a backend stores (any JSON reader parses it), so it is written once.
 pub fn canonical_payload(seq: i64, payload: &Value) -> Result<String, StoreError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("event {seq} cannot be canonicalized: {e}"))
+    };
     let mut out = Vec::with_capacity(128);
-    write_canonical(&mut out, payload)
-        .map_err(|e| StoreError::Corrupt(format!("event {seq} cannot be canonicalized: {e}")))?;
+    write_canonical(&mut out, payload).map_err(|e| fail(&e))?;
     // The writer emits only serde_json's (UTF-8) text.
-    String::from_utf8(out)
-        .map_err(|e| StoreError::Corrupt(format!("event {seq} cannot be canonicalized: {e}")))
+    String::from_utf8(out).map_err(|e| fail(&e))
 }
 
 /// [`event_hash`] of a payload already in canonical text.
+///
+/// The object is written out directly in JCS key order (`at`, `kind`,
+/// `payload`, `prev_hash`, `run_id`, `seq`): the same bytes as
+/// `serde_json_canonicalizer` gives for the whole object (a test holds them
+/// equal), about six times faster. This runs on the store's single writer
+/// thread for every event, so its speed bounds commits/s.
 pub fn event_hash_canonical(
     seq: i64,
     run_id: Option<&str>,
