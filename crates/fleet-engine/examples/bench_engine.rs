@@ -3,8 +3,10 @@
 //!
 //!     cargo run --release -p fleet-engine --example bench_engine -- [RUNS] [CONCURRENCY] [EXAMPLE_DIR]
 //!
-//! RUNS defaults to 1000, CONCURRENCY (runs in flight at once) to 1;
-//! EXAMPLE_DIR to the `fleet init` example in this repository.
+//! RUNS defaults to 1000, CONCURRENCY (runs in flight at once) to 64, as
+//! a server or a CI fleet drives the engine (steps of different runs share
+//! the store's group commits; `1` measures one run at a time); EXAMPLE_DIR
+//! to the `fleet init` example in this repository.
 
 // The same allocator as the `fleet` binary, so the numbers are the binary's.
 #[global_allocator]
@@ -24,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .next()
         .map(|a| a.parse())
         .transpose()?
-        .unwrap_or(1)
+        .unwrap_or(64)
         .max(1);
     let example = args
         .next()
