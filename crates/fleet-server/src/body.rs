@@ -224,6 +224,17 @@ impl Cached {
         }
     }
 
+    /// The parts joined, and their gzip joined from the parts' own (see
+    /// `gzip`), so nothing is compressed again.
+    pub fn from_parts(parts: &[Part<'_>]) -> Cached {
+        let plain = concat(parts);
+        let gzip = (plain.len() >= MIN_GZIP).then(|| Bytes::from(gzip(parts)));
+        Cached {
+            plain: Bytes::from(plain),
+            gzip,
+        }
+    }
+
     /// Roughly the memory it holds.
     pub fn weight(&self) -> usize {
         64 + self.plain.len() + self.gzip.as_ref().map_or(0, Bytes::len)

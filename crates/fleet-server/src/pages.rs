@@ -8,7 +8,7 @@ use crate::views::{
 use crate::{AppState, TokenError};
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -864,22 +864,123 @@ pub fn verify_link(
     Ok(claims)
 }
 
-/// The form nonce: the browser's existing one, else a fresh one to set.
-fn nonce_for(headers: &HeaderMap) -> Result<(String, bool), Failure> {
-    if let Some(n) = auth::cookie(headers, CSRF_COOKIE)
-        && n.len() == 32
-        && n.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return Ok((n.to_owned(), false));
-    }
-    let fresh = crate::secret::random_hex(16)
-        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok((fresh, true))
+/// Where the form nonce of a decision page comes from.
+enum Nonce<'a> {
+    /// The browser's cookie from an earlier visit.
+    Cookie(&'a str),
+    /// None yet: the link's own (`Signer::form_nonce`), set as the cookie.
+    OfLink,
 }
 
-/// The decision page: the parts made for this request (the approver, the
-/// form with the token and CSRF values) around the parts cached with the
-/// view, and the flags, cached per token (their links carry it).
+impl<'a> Nonce<'a> {
+    fn of(headers: &'a HeaderMap) -> Nonce<'a> {
+        match auth::cookie(headers, CSRF_COOKIE) {
+            Some(n) if n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Nonce::Cookie(n)
+            }
+            _ => Nonce::OfLink,
+        }
+    }
+
+    fn value(&self, state: &AppState, token: &str) -> String {
+        match self {
+            Nonce::Cookie(n) => (*n).to_owned(),
+            Nonce::OfLink => state.signer.form_nonce(token),
+        }
+    }
+}
+
+fn csrf_cookie(nonce: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{CSRF_COOKIE}={nonce}; Path=/runs/; HttpOnly; SameSite=Strict; Max-Age=604800"
+    ))
+    .ok()
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+
+/// The parts of a decision page made for one link, nonce and notice; the
+/// documents and the end of the page come with the view.
+struct GateParts {
+    top: String,
+    form: String,
+    flags: Packed,
+}
+
+impl GateParts {
+    fn render(
+        state: &AppState,
+        view: &GateView,
+        claims: &crate::ApproverClaims,
+        token: &str,
+        nonce: &str,
+        notice: Option<Notice>,
+        reason: &str,
+    ) -> Result<GateParts, Failure> {
+        let run_seg = url_segment(&view.run_id);
+        let step_seg = url_segment(&view.step);
+        let top = GateTop {
+            title: format!("Decide: {}", view.step),
+            nav: false,
+            genflow: &view.genflow,
+            run_short: short(&view.run_id),
+            step: &view.step,
+            status: view.status.as_str(),
+            question: &view.question,
+            approver: &claims.approver,
+            approvers: &view.approvers,
+            required: view.required,
+            notice,
+        };
+        let form = GateForm {
+            view,
+            open: view.status == StepStatus::Waiting,
+            action: format!("/runs/{run_seg}/gates/{step_seg}"),
+            token,
+            csrf: state.signer.csrf(token, nonce),
+            nonce,
+            reason,
+        };
+        let source_base = format!(
+            "/runs/{run_seg}/gates/{step_seg}/source?t={}",
+            url_segment(token)
+        );
+        // Each piece of evidence with its link: what the flags add to the
+        // template's own text.
+        let extra: usize = view
+            .flags
+            .iter()
+            .map(|f| 256 + f.claim.len() + f.evidence.len() * (384 + source_base.len()))
+            .sum();
+        let flags = render_sized(
+            &GateFlags {
+                flags: &view.flags,
+                flag_sources: &view.flag_sources,
+                source_base,
+            },
+            extra,
+        )?
+        .0;
+        Ok(GateParts {
+            top: render_sized(&top, 0)?.0,
+            form: render_sized(&form, 2 * (token.len() + view.shown_field.len()))?.0,
+            flags: Packed::new(flags),
+        })
+    }
+
+    fn parts<'a>(&'a self, view: &'a GateView) -> [Part<'a>; 5] {
+        [
+            Part::Fresh(self.top.as_bytes()),
+            Part::Packed(&view.documents),
+            Part::Fresh(self.form.as_bytes()),
+            Part::Packed(&self.flags),
+            Part::Packed(&view.end),
+        ]
+    }
+}
+
+/// The decision page answering a post that was not recorded: its notice
+/// says why, and the form keeps the reason typed. Not cached.
 #[allow(clippy::too_many_arguments)]
 fn gate_response(
     state: &AppState,
@@ -891,109 +992,50 @@ fn gate_response(
     notice: Option<Notice>,
     reason: &str,
 ) -> Result<Response, Failure> {
-    let (nonce, set_cookie) = nonce_for(headers)?;
-    let run_seg = url_segment(&view.run_id);
-    let step_seg = url_segment(&view.step);
-    let top = GateTop {
-        title: format!("Decide: {}", view.step),
-        nav: false,
-        genflow: &view.genflow,
-        run_short: short(&view.run_id),
-        step: &view.step,
-        status: view.status.as_str(),
-        question: &view.question,
-        approver: &claims.approver,
-        approvers: &view.approvers,
-        required: view.required,
-        notice,
-    };
-    let form = GateForm {
-        view,
-        open: view.status == StepStatus::Waiting,
-        action: format!("/runs/{run_seg}/gates/{step_seg}"),
-        token,
-        csrf: state.signer.csrf(token, &nonce),
-        nonce: &nonce,
-        reason,
-    };
-    let top = render_sized(&top, 0)?.0;
-    let form = render_sized(&form, 2 * (token.len() + view.shown_field.len()))?.0;
-    let flags = gate_flags(state, view, token)?;
-    let mut r = body::response(
-        status,
-        "text/html; charset=utf-8",
-        headers,
-        &[
-            Part::Fresh(top.as_bytes()),
-            Part::Packed(&view.documents),
-            Part::Fresh(form.as_bytes()),
-            Part::Packed(&flags),
-            Part::Packed(&view.end),
-        ],
-    );
-    if set_cookie {
-        let cookie = format!(
-            "{CSRF_COOKIE}={nonce}; Path=/runs/; HttpOnly; SameSite=Strict; Max-Age=604800"
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            r.headers_mut().insert(header::SET_COOKIE, v);
-        }
+    let source = Nonce::of(headers);
+    let nonce = source.value(state, token);
+    let parts = GateParts::render(state, view, claims, token, &nonce, notice, reason)?;
+    let mut r = body::response(status, HTML, headers, &parts.parts(view));
+    if let (Nonce::OfLink, Some(cookie)) = (source, csrf_cookie(&nonce)) {
+        r.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(r)
 }
 
-/// The flags part of the decision page for `token` (already verified): a
-/// function of the view's version and the token, so it is rendered and
-/// compressed once per pair, not per request.
-fn gate_flags(state: &AppState, view: &GateView, token: &str) -> Result<Arc<Packed>, Failure> {
-    let key = format!("{}\n{}\n{}\n{token}", view.run_id, view.step, view.version);
-    if let Some(hit) = state.cache.gate_flags.get(&key) {
-        return Ok(hit);
-    }
-    let source_base = format!(
-        "/runs/{}/gates/{}/source?t={}",
-        url_segment(&view.run_id),
-        url_segment(&view.step),
-        url_segment(token)
-    );
-    // Each piece of evidence with its link: what the flags add to the
-    // template's own text.
-    let extra: usize = view
-        .flags
-        .iter()
-        .map(|f| 256 + f.claim.len() + f.evidence.len() * (384 + source_base.len()))
-        .sum();
-    let html = render_sized(
-        &GateFlags {
-            flags: &view.flags,
-            flag_sources: &view.flag_sources,
-            source_base,
-        },
-        extra,
-    )?
-    .0;
-    let packed = Arc::new(Packed::new(html));
-    state
-        .cache
-        .gate_flags
-        .insert(&key, packed.clone(), key.len() + packed.weight());
-    Ok(packed)
+/// A decision page as a GET answers it: a function of the gate's version,
+/// the link, the form nonce and whether the decision was just recorded, so
+/// it is rendered (and compressed) once per such tuple, not per request.
+pub(crate) struct GatePage {
+    version: i64,
+    body: body::Cached,
+    /// Sets the page's nonce as the cookie, for a browser that had none.
+    cookie: Option<HeaderValue>,
 }
 
-#[derive(Deserialize)]
-struct GateQuery {
-    t: Option<String>,
-    done: Option<String>,
+/// The `t` and `done` parameters of the decision page's query.
+fn gate_query(query: Option<&str>) -> (Option<String>, bool) {
+    let mut token = None;
+    let mut done = false;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "t" if token.is_none() => token = Some(v.into_owned()),
+            "done" => done = true,
+            _ => {}
+        }
+    }
+    (token, done)
 }
 
 /// GET never decides: mail scanners and link previews fetch it.
 async fn gate_page(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
-    Query(q): Query<GateQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    let claims = verify_link(&state, q.t.as_deref(), &id, &step)?;
+    let (token, done) = gate_query(query.as_deref());
+    let claims = verify_link(&state, token.as_deref(), &id, &step)?;
+    let token = token.unwrap_or_default();
     let view = views::load_gate(
         state.engine.store().as_ref(),
         &state.cache,
@@ -1001,30 +1043,65 @@ async fn gate_page(
         &step,
     )
     .await?;
-    let status = view.status;
-    let notice = if q.done.is_some() {
-        Some(Notice {
-            class: "ok",
-            text: "Your decision was recorded.".into(),
-        })
-    } else if status != StepStatus::Waiting {
-        Some(Notice {
-            class: "",
-            text: format!("This gate is {status}; there is nothing left to decide."),
-        })
-    } else {
-        None
+    let source = Nonce::of(&headers);
+    // A run id and a step name hold no newline, and the token and nonce
+    // are URL-safe: the key splits one way only.
+    let key = format!(
+        "{}\n{}\n{token}\n{}\n{}",
+        view.run_id,
+        view.step,
+        match source {
+            Nonce::Cookie(n) => n,
+            Nonce::OfLink => "",
+        },
+        u8::from(done)
+    );
+    let page = match state
+        .cache
+        .gate_pages
+        .get(&key)
+        .filter(|p| p.version == view.version)
+    {
+        Some(page) => page,
+        None => {
+            let notice = if done {
+                Some(Notice {
+                    class: "ok",
+                    text: "Your decision was recorded.".into(),
+                })
+            } else if view.status != StepStatus::Waiting {
+                Some(Notice {
+                    class: "",
+                    text: format!(
+                        "This gate is {}; there is nothing left to decide.",
+                        view.status
+                    ),
+                })
+            } else {
+                None
+            };
+            let nonce = source.value(&state, &token);
+            let parts = GateParts::render(&state, &view, &claims, &token, &nonce, notice, "")?;
+            let page = Arc::new(GatePage {
+                version: view.version,
+                body: body::Cached::from_parts(&parts.parts(&view)),
+                cookie: csrf_cookie(&nonce),
+            });
+            let version = view.version;
+            state.cache.gate_pages.insert_unless(
+                &key,
+                page.clone(),
+                key.len() + page.body.weight(),
+                |old| old.version > version,
+            );
+            page
+        }
     };
-    gate_response(
-        &state,
-        &view,
-        &claims,
-        q.t.as_deref().unwrap_or_default(),
-        &headers,
-        StatusCode::OK,
-        notice,
-        "",
-    )
+    let mut r = page.body.response(StatusCode::OK, HTML, &headers);
+    if let (Nonce::OfLink, Some(cookie)) = (source, &page.cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, cookie.clone());
+    }
+    Ok(r)
 }
 
 #[derive(Deserialize)]

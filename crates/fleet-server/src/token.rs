@@ -13,6 +13,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 const APPROVER_DOMAIN: &[u8] = b"fleet approver link v1\0";
 const CSRF_DOMAIN: &[u8] = b"fleet decision form v1\0";
+const NONCE_DOMAIN: &[u8] = b"fleet decision form nonce v1\0";
 const SESSION_DOMAIN: &[u8] = b"fleet operator session v1\0";
 const BEARER_DOMAIN: &[u8] = b"fleet operator bearer v1\0";
 const TOKEN_PREFIX: &str = "v1.";
@@ -118,6 +119,21 @@ impl Signer {
             .finalize()
             .into_bytes();
         B64.encode(tag)
+    }
+
+    /// The form nonce given to a browser that has none yet: derived from the
+    /// link, so every page for one link and version is the same bytes and
+    /// can be served from cache. It needs no more randomness than that: the
+    /// link is already the secret that lets one decide, the nonce cannot be
+    /// computed without the server secret, and the double submit's job is
+    /// to require the `SameSite=Strict` cookie, which a cross-site post
+    /// never carries.
+    pub fn form_nonce(&self, token: &str) -> String {
+        let tag = self
+            .mac(NONCE_DOMAIN, &[token.as_bytes()])
+            .finalize()
+            .into_bytes();
+        hex::encode(&tag[..16])
     }
 
     pub fn verify_csrf(&self, token: &str, nonce: &str, presented: &str) -> bool {
@@ -249,5 +265,16 @@ mod tests {
         assert!(s.bearer_matches_tag(&tag, "api"));
         assert!(!s.bearer_matches_tag(&tag, "api "));
         assert!(!signer(b"another secret of 20b").bearer_matches_tag(&tag, "api"));
+    }
+
+    #[test]
+    fn form_nonces_are_per_link_and_per_secret() {
+        let s = signer(b"0123456789abcdef0123");
+        let n = s.form_nonce("tok");
+        assert_eq!(n.len(), 32);
+        assert!(n.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(s.form_nonce("tok"), n, "the same link, the same nonce");
+        assert_ne!(s.form_nonce("tok2"), n);
+        assert_ne!(signer(b"another secret of 20b").form_nonce("tok"), n);
     }
 }

@@ -517,7 +517,7 @@ const DIFF_BUDGET: usize = 16 << 20;
 const GATE_BUDGET: usize = 16 << 20;
 const SUMMARY_BUDGET: usize = 8 << 20;
 const LISTING_BUDGET: usize = 8 << 20;
-const GATE_FLAGS_BUDGET: usize = 8 << 20;
+const GATE_PAGES_BUDGET: usize = 32 << 20;
 
 /// What the pages can reuse between requests, each keyed so that an entry
 /// cannot go stale: rendered documents and parsed flags by sha256 (artifacts
@@ -531,8 +531,9 @@ pub struct ViewCache {
     gates: Lru<Arc<GateView>>,
     /// Run summaries of the JSON API, by run id (checked against the version).
     pub(crate) summaries: Lru<Arc<crate::api::SummaryJson>>,
-    /// The decision page's flags, by run, gate, version and token.
-    pub(crate) gate_flags: Lru<Arc<Packed>>,
+    /// Decision pages as a GET answers them, by run, gate, link, form
+    /// nonce and notice (checked against the gate's version).
+    pub(crate) gate_pages: Lru<Arc<crate::pages::GatePage>>,
     /// Run listings of the JSON API, by filter (checked against the ids and
     /// versions the store lists).
     pub(crate) listings: Lru<Arc<crate::api::Listing>>,
@@ -546,7 +547,7 @@ impl Default for ViewCache {
             diffs: Lru::new(DIFF_BUDGET),
             gates: Lru::new(GATE_BUDGET),
             summaries: Lru::new(SUMMARY_BUDGET),
-            gate_flags: Lru::new(GATE_FLAGS_BUDGET),
+            gate_pages: Lru::new(GATE_PAGES_BUDGET),
             listings: Lru::new(LISTING_BUDGET),
         }
     }

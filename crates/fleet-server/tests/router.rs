@@ -1321,3 +1321,66 @@ async fn go_through_the_cli(env: &Env, run_id: &str) -> fleet_store::RunRecord {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// A browser without the CSRF cookie gets the link's own nonce, so repeated
+/// visits are the same page (served from cache); one with a cookie keeps
+/// its own nonce and is not sent another; each link has its own nonce; and
+/// a link that stopped verifying is refused even though its page is cached.
+#[tokio::test]
+async fn decision_pages_are_per_link_and_nonce_and_stay_guarded() {
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let app = env.app();
+    let owner = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let second = env.token(&run.id, "go-no-go", SECOND, 3600);
+    let (first, cookie, fields) = open_gate(&app, &run.id, &owner).await;
+    let (again, cookie_again, _) = open_gate(&app, &run.id, &owner).await;
+    assert_eq!(again.body, first.body, "the same link, the same page");
+    assert_eq!(cookie_again, cookie);
+    let nonce = |fields: &[(String, String)]| {
+        fields
+            .iter()
+            .find(|(k, _)| k == "nonce")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(cookie, format!("fleet_csrf={}", nonce(&fields)));
+    let (_, other_cookie, other_fields) = open_gate(&app, &run.id, &second).await;
+    assert_ne!(other_cookie, cookie, "each link has its own nonce");
+    assert_ne!(nonce(&other_fields), nonce(&fields));
+
+    // A browser that already holds a nonce keeps it.
+    let mine = "00112233445566778899aabbccddeeff";
+    let uri = format!("/runs/{}/gates/go-no-go?t={}", run.id, enc(&owner));
+    let with_cookie = |value: &str| {
+        Request::get(&uri)
+            .header(header::COOKIE, format!("fleet_csrf={value}"))
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("request: {e}"))
+    };
+    for _ in 0..2 {
+        let page = send(&app, with_cookie(mine)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert_eq!(page.cookie("fleet_csrf"), None, "no new cookie");
+        assert_eq!(hidden(&page.body, "nonce"), mine);
+        assert_ne!(hidden(&page.body, "csrf"), hidden(&first.body, "csrf"));
+    }
+
+    // The cached page is not served to a link that no longer verifies.
+    let forged = format!("{}A", &owner[..owner.len() - 1]);
+    let forged = if forged == owner {
+        format!("{}B", &owner[..owner.len() - 1])
+    } else {
+        forged
+    };
+    let r = send(
+        &app,
+        get(&format!(
+            "/runs/{}/gates/go-no-go?t={}",
+            run.id,
+            enc(&forged)
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}

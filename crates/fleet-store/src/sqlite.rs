@@ -28,6 +28,7 @@
 //! Schema: the files in `migrations/sqlite/`, tracked by `PRAGMA user_version`.
 
 mod checkpointer;
+mod shm_stamp;
 mod writer;
 
 use crate::audit::{self, Pending};
@@ -131,6 +132,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
+                shm: shm_stamp::ShmStamp::open(path),
             }),
             definitions: Arc::default(),
         })
@@ -324,6 +326,8 @@ struct Readers {
     /// See `change_stamp`: bumped whenever a reader sees that something was
     /// committed since it last looked.
     generation: AtomicU64,
+    /// The stamp read from SQLite's WAL index, where it can be mapped.
+    shm: Option<shm_stamp::ShmStamp>,
 }
 
 struct Reader {
@@ -364,7 +368,16 @@ impl Readers {
         out
     }
 
-    /// The store's change stamp. SQLite's `data_version` differs between
+    /// The store's change stamp: from the WAL-index header where it is
+    /// mapped (see `shm_stamp`), else from `PRAGMA data_version`.
+    fn stamp(&self) -> Result<u64, StoreError> {
+        match &self.shm {
+            Some(shm) => Ok(shm.read()),
+            None => self.data_version_stamp(),
+        }
+    }
+
+    /// SQLite's `data_version` differs between
     /// two reads on one connection exactly when another connection (this
     /// process's writer, or any other process) committed in between. Each
     /// reader compares with what it saw last and bumps the shared
@@ -372,7 +385,7 @@ impl Readers {
     /// stamp was taken is seen by whichever reader next looks, which bumps
     /// the generation after that commit, so every later stamp differs;
     /// extra bumps only cost a cache miss.
-    fn stamp(&self) -> Result<u64, StoreError> {
+    fn data_version_stamp(&self) -> Result<u64, StoreError> {
         self.with_reader(|reader| {
             let now: i64 = reader
                 .conn
@@ -1769,4 +1782,51 @@ fn lease_expiry(now: Timestamp, ttl: Duration) -> Result<Timestamp, StoreError> 
         .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))?;
     now.checked_add(ttl)
         .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of reading the stamp move exactly when another connection
+    /// commits, and only then; the WAL-index one is there on this platform.
+    #[tokio::test]
+    async fn both_change_stamps_follow_commits_of_other_connections() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = dir.path().join("fleet.db");
+        let store = SqliteStore::open(&path)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let readers = store.readers.as_ref().expect("a file database has readers");
+        let shm = readers.shm.as_ref().expect("the WAL index is mapped");
+        let stamps = || {
+            (
+                shm.read(),
+                readers
+                    .data_version_stamp()
+                    .unwrap_or_else(|e| panic!("data_version: {e}")),
+            )
+        };
+        let other = Connection::open(&path).unwrap_or_else(|e| panic!("other: {e}"));
+        let mut last = stamps();
+        for round in 0..50 {
+            assert_eq!(stamps(), last, "round {round}: nothing committed");
+            other
+                .execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS t (x); INSERT INTO t VALUES ({round});"
+                ))
+                .unwrap_or_else(|e| panic!("insert: {e}"));
+            if round % 10 == 9 {
+                // A restart of the log: the salts change, the counter need not.
+                other
+                    .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                    .unwrap_or_else(|e| panic!("checkpoint: {e}"));
+            }
+            let now = stamps();
+            assert_ne!(now.0, last.0, "round {round}: the WAL-index stamp moved");
+            assert_ne!(now.1, last.1, "round {round}: the data_version stamp moved");
+            assert_eq!(now.0 >> 63, 0, "the top bit stays clear");
+            last = now;
+        }
+    }
 }
