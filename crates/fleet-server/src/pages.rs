@@ -8,7 +8,7 @@ use crate::views::{
 use crate::{AppState, TokenError};
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, RawQuery, State};
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use fleet_core::run::{RunStatus, StepStatus, Verdict};
 use fleet_engine::{DecisionRequest, EngineError};
 use fleet_store::{ArtifactRef, RunFilter, RunRecord};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -1002,23 +1003,26 @@ fn gate_response(
     Ok(r)
 }
 
-/// A decision page as a GET answers it: a function of the gate's version,
-/// the link, the form nonce and whether the decision was just recorded, so
-/// it is rendered (and compressed) once per such tuple, not per request.
+/// A decision page as a GET answers it: a function of the gate's view (its
+/// version), the link, the form nonce and whether the decision was just
+/// recorded, so it is rendered (and compressed) once per such tuple, not
+/// per request.
 pub(crate) struct GatePage {
-    version: i64,
+    view: Arc<GateView>,
     body: body::Cached,
     /// Sets the page's nonce as the cookie, for a browser that had none.
     cookie: Option<HeaderValue>,
 }
 
-/// The `t` and `done` parameters of the decision page's query.
-fn gate_query(query: Option<&str>) -> (Option<String>, bool) {
+/// The `t` and `done` parameters of the decision page's query, decoded
+/// only where they need it (a link's token never does).
+fn gate_query(query: Option<&str>) -> (Option<Cow<'_, str>>, bool) {
     let mut token = None;
     let mut done = false;
-    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match &*k {
-            "t" if token.is_none() => token = Some(v.into_owned()),
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match &*form_decode(key) {
+            "t" if token.is_none() => token = Some(form_decode(value)),
             "done" => done = true,
             _ => {}
         }
@@ -1026,82 +1030,114 @@ fn gate_query(query: Option<&str>) -> (Option<String>, bool) {
     (token, done)
 }
 
+/// `application/x-www-form-urlencoded` decoding of one name or value.
+fn form_decode(text: &str) -> Cow<'_, str> {
+    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(text);
+    }
+    let spaced = text.replace('+', " ");
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
 /// GET never decides: mail scanners and link previews fetch it.
 async fn gate_page(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, Failure> {
-    let (token, done) = gate_query(query.as_deref());
+    let headers = request.headers();
+    let (token, done) = gate_query(request.uri().query());
+    // Checked on every request, cached page or not.
     let claims = verify_link(&state, token.as_deref(), &id, &step)?;
     let token = token.unwrap_or_default();
-    let view = views::load_gate(
-        state.engine.store().as_ref(),
-        &state.cache,
-        &claims.run,
+    let store = state.engine.store();
+    // Read before anything else: whatever is read after it is at least as new.
+    let stamp = store.change_stamp().await.map_err(Failure::from_store)?;
+    let source = Nonce::of(headers);
+    // The run id is the full one (the link's), a step name holds no
+    // newline, and the token and nonce are URL-safe: the key splits one
+    // way only.
+    let key = [
+        claims.run.as_str(),
         &step,
-    )
-    .await?;
-    let source = Nonce::of(&headers);
-    // A run id and a step name hold no newline, and the token and nonce
-    // are URL-safe: the key splits one way only.
-    let key = format!(
-        "{}\n{}\n{token}\n{}\n{}",
-        view.run_id,
-        view.step,
+        &token,
         match source {
             Nonce::Cookie(n) => n,
             Nonce::OfLink => "",
         },
-        u8::from(done)
-    );
-    let page = match state
-        .cache
-        .gate_pages
-        .get(&key)
-        .filter(|p| p.version == view.version)
-    {
-        Some(page) => page,
-        None => {
-            let notice = if done {
-                Some(Notice {
-                    class: "ok",
-                    text: "Your decision was recorded.".into(),
-                })
-            } else if view.status != StepStatus::Waiting {
-                Some(Notice {
-                    class: "",
-                    text: format!(
-                        "This gate is {}; there is nothing left to decide.",
-                        view.status
-                    ),
-                })
-            } else {
-                None
-            };
-            let nonce = source.value(&state, &token);
-            let parts = GateParts::render(&state, &view, &claims, &token, &nonce, notice, "")?;
-            let page = Arc::new(GatePage {
-                version: view.version,
-                body: body::Cached::from_parts(&parts.parts(&view)),
-                cookie: csrf_cookie(&nonce),
-            });
-            let version = view.version;
-            state.cache.gate_pages.insert_unless(
-                &key,
-                page.clone(),
-                key.len() + page.body.weight(),
-                |old| old.version > version,
-            );
-            page
+        if done { "1" } else { "0" },
+    ]
+    .join("\n");
+    let cached = state.cache.gate_pages.get(&key);
+    let page = match cached {
+        // Nothing committed since its view was confirmed current.
+        Some(page) if page.view.confirmed_at(stamp) => page,
+        cached => {
+            let view = views::load_gate_at(store.as_ref(), &state.cache, &claims.run, &step, stamp)
+                .await?;
+            match cached.filter(|p| p.view.version == view.version) {
+                Some(page) => {
+                    // The same version: its view is as current as this one.
+                    page.view.confirm(stamp);
+                    page
+                }
+                None => {
+                    let page = Arc::new(render_gate_page(
+                        &state, view, &claims, &token, &source, done,
+                    )?);
+                    state.cache.gate_pages.insert_unless(
+                        &key,
+                        page.clone(),
+                        key.len() + page.body.weight(),
+                        |old| old.view.version > page.view.version,
+                    );
+                    page
+                }
+            }
         }
     };
-    let mut r = page.body.response(StatusCode::OK, HTML, &headers);
+    let mut r = page.body.response(StatusCode::OK, HTML, headers);
     if let (Nonce::OfLink, Some(cookie)) = (source, &page.cookie) {
         r.headers_mut().insert(header::SET_COOKIE, cookie.clone());
     }
     Ok(r)
+}
+
+fn render_gate_page(
+    state: &AppState,
+    view: Arc<GateView>,
+    claims: &crate::ApproverClaims,
+    token: &str,
+    source: &Nonce<'_>,
+    done: bool,
+) -> Result<GatePage, Failure> {
+    let notice = if done {
+        Some(Notice {
+            class: "ok",
+            text: "Your decision was recorded.".into(),
+        })
+    } else if view.status != StepStatus::Waiting {
+        Some(Notice {
+            class: "",
+            text: format!(
+                "This gate is {}; there is nothing left to decide.",
+                view.status
+            ),
+        })
+    } else {
+        None
+    };
+    let nonce = source.value(state, token);
+    let parts = GateParts::render(state, &view, claims, token, &nonce, notice, "")?;
+    Ok(GatePage {
+        body: body::Cached::from_parts(&parts.parts(&view)),
+        cookie: csrf_cookie(&nonce),
+        view,
+    })
 }
 
 #[derive(Deserialize)]

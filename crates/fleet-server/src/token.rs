@@ -8,6 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -51,7 +54,24 @@ pub enum TokenError {
 pub struct Signer {
     /// Keyed once; each MAC starts from a clone of this state.
     keyed: HmacSha256,
+    /// Approver links verified before (see `Verified`), shared by clones.
+    verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
 }
+
+/// A link whose signature was checked: its claims and the tag that matched,
+/// keyed by the link's payload. Another visit with the same link costs a
+/// constant-time comparison of the presented tag with this one (the same
+/// test `verify_slice` makes) instead of a base64 decode, a MAC and a JSON
+/// parse. The key is the payload, which is public (the claims in base64),
+/// never the tag: looking it up reveals nothing about any secret.
+struct Verified {
+    tag: Box<str>,
+    claims: ApproverClaims,
+}
+
+/// Links remembered; past this the memory starts over (the cost of
+/// forgetting is one full verification per link).
+const MAX_VERIFIED: usize = 4096;
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +83,10 @@ impl Signer {
     pub fn new(secret: &Secret) -> Result<Signer, crate::ServerError> {
         let keyed = HmacSha256::new_from_slice(secret.as_bytes())
             .map_err(|e| crate::ServerError::Secret(e.to_string()))?;
-        Ok(Signer { keyed })
+        Ok(Signer {
+            keyed,
+            verified: Arc::default(),
+        })
     }
 
     fn mac(&self, domain: &[u8], parts: &[&[u8]]) -> HmacSha256 {
@@ -95,13 +118,20 @@ impl Signer {
             .strip_prefix(TOKEN_PREFIX)
             .ok_or(TokenError::Malformed)?;
         let (payload_b64, tag_b64) = rest.split_once('.').ok_or(TokenError::Malformed)?;
-        let payload = B64.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
-        let tag = B64.decode(tag_b64).map_err(|_| TokenError::Malformed)?;
-        self.mac(APPROVER_DOMAIN, &[&payload])
-            .verify_slice(&tag)
-            .map_err(|_| TokenError::BadSignature)?;
-        let claims: ApproverClaims =
-            serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        let claims = match self.remembered(payload_b64, tag_b64) {
+            Some(claims) => claims,
+            None => {
+                let payload = B64.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
+                let tag = B64.decode(tag_b64).map_err(|_| TokenError::Malformed)?;
+                self.mac(APPROVER_DOMAIN, &[&payload])
+                    .verify_slice(&tag)
+                    .map_err(|_| TokenError::BadSignature)?;
+                let claims: ApproverClaims =
+                    serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+                self.remember(payload_b64, tag_b64, &claims);
+                claims
+            }
+        };
         if claims.expires <= now {
             let expired_at = jiff::Timestamp::from_second(claims.expires)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
@@ -109,6 +139,26 @@ impl Signer {
             return Err(TokenError::Expired { expired_at });
         }
         Ok(claims)
+    }
+
+    fn remembered(&self, payload_b64: &str, tag_b64: &str) -> Option<ApproverClaims> {
+        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = verified.get(payload_b64)?;
+        bool::from(known.tag.as_bytes().ct_eq(tag_b64.as_bytes())).then(|| known.claims.clone())
+    }
+
+    fn remember(&self, payload_b64: &str, tag_b64: &str, claims: &ApproverClaims) {
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(
+            payload_b64.into(),
+            Verified {
+                tag: tag_b64.into(),
+                claims: claims.clone(),
+            },
+        );
     }
 
     /// The CSRF value a decision form carries: bound to the approver token and
@@ -246,6 +296,43 @@ mod tests {
         assert_eq!(s.verify_approver(&forged, 0), Err(TokenError::BadSignature));
         assert_eq!(s.verify_approver("v1.abc", 0), Err(TokenError::Malformed));
         assert_eq!(s.verify_approver("", 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_remembered_link_is_still_checked_in_full() {
+        let s = signer(b"0123456789abcdef0123");
+        let t = s.approver_token(&claims());
+        assert_eq!(s.verify_approver(&t, 0), Ok(claims()), "now remembered");
+        let (head, tag) = t.rsplit_once('.').unwrap_or_default();
+        for other in [
+            B64.encode([0u8; 32]),
+            tag[..tag.len() - 1].to_owned(),
+            format!("{tag}A"),
+            String::new(),
+        ] {
+            assert!(
+                s.verify_approver(&format!("{head}.{other}"), 0).is_err(),
+                "the payload with tag {other:?}"
+            );
+        }
+        assert_eq!(s.verify_approver(&t, 1_999), Ok(claims()));
+        assert!(matches!(
+            s.verify_approver(&t, 2_000),
+            Err(TokenError::Expired { .. })
+        ));
+        // Clones share what was verified; the memory stays bounded.
+        assert_eq!(s.clone().verify_approver(&t, 0), Ok(claims()));
+        for i in 0..MAX_VERIFIED + 10 {
+            let mut c = claims();
+            c.expires = 3_000 + i as i64;
+            assert_eq!(s.verify_approver(&s.approver_token(&c), 0), Ok(c));
+        }
+        let remembered = s
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        assert!((1..=MAX_VERIFIED).contains(&remembered), "{remembered}");
     }
 
     #[test]

@@ -266,11 +266,13 @@ pub struct GateView {
 }
 
 impl GateView {
-    fn confirmed_at(&self, stamp: Option<u64>) -> bool {
+    /// Whether nothing was committed since this view was last confirmed
+    /// current, by `stamp`.
+    pub(crate) fn confirmed_at(&self, stamp: Option<u64>) -> bool {
         stamp.is_some_and(|s| self.confirmed_at.load(Ordering::Relaxed) == s.wrapping_add(1))
     }
 
-    fn confirm(&self, stamp: Option<u64>) {
+    pub(crate) fn confirm(&self, stamp: Option<u64>) {
         if let Some(s) = stamp {
             self.confirmed_at
                 .store(s.wrapping_add(1), Ordering::Relaxed);
@@ -338,10 +340,22 @@ pub async fn load_gate(
     run_id: &str,
     step: &str,
 ) -> Result<Arc<GateView>, Failure> {
-    // A run id (a UUID) has no newline, so the key splits one way only.
-    let key = format!("{run_id}\n{step}");
     // Read before anything else: whatever is read after it is at least as new.
     let stamp = store.change_stamp().await.map_err(Failure::from_store)?;
+    load_gate_at(store, cache, run_id, step, stamp).await
+}
+
+/// `load_gate` with the store's change stamp already read (before anything
+/// the caller read).
+pub async fn load_gate_at(
+    store: &dyn Store,
+    cache: &ViewCache,
+    run_id: &str,
+    step: &str,
+    stamp: Option<u64>,
+) -> Result<Arc<GateView>, Failure> {
+    // A run id (a UUID) has no newline, so the key splits one way only.
+    let key = format!("{run_id}\n{step}");
     // Only under the full id: a prefix is resolved by `get_run` below.
     if let Some(view) = cache.gates.get(&key).filter(|v| v.run_id == run_id) {
         if view.confirmed_at(stamp) {
