@@ -1,7 +1,6 @@
 //! Shared helpers for pages and the API: failures mapped to HTTP statuses,
 //! formatting, URL building, and loading what a gate shows.
 
-use crate::body::Packed;
 use crate::cache::Lru;
 use crate::markdown;
 use askama::Template;
@@ -254,11 +253,11 @@ pub struct GateView {
     /// posts back (JSON, not lines: a hidden input may not keep newlines).
     pub shown_field: String,
     /// The parts of the page that are the same for whoever holds a link,
-    /// rendered and compressed once: the documents, and (after the form and
+    /// rendered once per version: the documents, and (after the form and
     /// the flags, which carry the approver's token) the decisions so far,
     /// the revisions shown and the end of the page.
-    pub documents: Packed,
-    pub end: Packed,
+    pub documents: String,
+    pub end: String,
     /// 1 + a store change stamp read before this view was last confirmed
     /// current (0: none): while the store's stamp still equals it, nothing
     /// was committed since, and the version need not be read.
@@ -294,7 +293,7 @@ impl GateView {
                         .sum::<usize>()
             })
             .sum();
-        1024 + self.documents.weight() + self.end.weight() + flags + self.shown_field.len()
+        1024 + self.documents.len() + self.end.len() + flags + self.shown_field.len()
     }
 }
 
@@ -313,7 +312,7 @@ struct GateEnd<'a> {
     decisions: &'a [DecisionView],
 }
 
-fn render_part<T: Template>(t: &T, extra: usize) -> Result<Packed, Failure> {
+fn render_part<T: Template>(t: &T, extra: usize) -> Result<String, Failure> {
     let mut html = String::with_capacity(T::SIZE_HINT + extra);
     t.render_into(&mut html).map_err(|e| {
         Failure::new(
@@ -321,7 +320,7 @@ fn render_part<T: Template>(t: &T, extra: usize) -> Result<Packed, Failure> {
             format!("page could not be rendered: {e}"),
         )
     })?;
-    Ok(Packed::new(html))
+    Ok(html)
 }
 
 /// Parses the form's `shown` field back into (path, sha256) pairs.
