@@ -45,7 +45,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use writer::Writer;
 
@@ -132,7 +132,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
-                shm: shm_stamp::ShmStamp::open(path),
+                shm: OnceLock::new(),
             }),
             definitions: Arc::default(),
         })
@@ -326,8 +326,9 @@ struct Readers {
     /// See `change_stamp`: bumped whenever a reader sees that something was
     /// committed since it last looked.
     generation: AtomicU64,
-    /// The stamp read from SQLite's WAL index, where it can be mapped.
-    shm: Option<shm_stamp::ShmStamp>,
+    /// The stamp read from SQLite's WAL index, where it can be mapped;
+    /// mapped on first use (only a server asks for stamps).
+    shm: OnceLock<Option<shm_stamp::ShmStamp>>,
 }
 
 struct Reader {
@@ -371,7 +372,10 @@ impl Readers {
     /// The store's change stamp: from the WAL-index header where it is
     /// mapped (see `shm_stamp`), else from `PRAGMA data_version`.
     fn stamp(&self) -> Result<u64, StoreError> {
-        match &self.shm {
+        match self
+            .shm
+            .get_or_init(|| shm_stamp::ShmStamp::open(&self.path))
+        {
             Some(shm) => Ok(shm.read()),
             None => self.data_version_stamp(),
         }
@@ -1798,7 +1802,14 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("open: {e}"));
         let readers = store.readers.as_ref().expect("a file database has readers");
-        let shm = readers.shm.as_ref().expect("the WAL index is mapped");
+        readers
+            .stamp()
+            .unwrap_or_else(|e| panic!("first stamp: {e}"));
+        let shm = readers
+            .shm
+            .get()
+            .and_then(Option::as_ref)
+            .expect("the WAL index is mapped");
         let stamps = || {
             (
                 shm.read(),
