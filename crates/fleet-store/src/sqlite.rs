@@ -98,10 +98,15 @@ macro_rules! select_deliveries {
 }
 
 pub struct SqliteStore {
-    // Dropped first: the writer finishes its queue before the readers close.
-    writer: Writer,
     /// `None` for an in-memory database: reads go through the writer.
+    /// Dropped first (fields drop in order): the last connection of a
+    /// process to close checkpoints the log into the database and deletes
+    /// it, unless it is read-only. Left behind, the log is replayed and
+    /// checksummed whole by the next process to open the file (SQLite's
+    /// WAL recovery), and grows: a CLI command spent most of its time so.
     readers: Option<Readers>,
+    /// Finishes its queue, then closes the write connection last.
+    writer: Writer,
     definitions: Arc<Definitions>,
 }
 

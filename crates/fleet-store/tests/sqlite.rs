@@ -536,3 +536,34 @@ async fn change_stamp_moves_exactly_when_something_commits() {
     assert_ne!(after_other, after_own, "another connection's commit");
     assert_eq!(stamp(&db.store).await, after_other);
 }
+
+/// The last connection to close checkpoints the log into the database and
+/// deletes it, unless it is read-only; so the store closes its readers
+/// (and the change stamp's connection) before its writer. A log left behind
+/// is replayed whole by the next process to open the file.
+#[tokio::test]
+async fn closing_the_store_leaves_no_log_behind() {
+    use fleet_core::run::Event;
+    let db = db().await;
+    let run = suite::new_run(&db.store, "closing", "release-gate", None).await;
+    suite::step(&db.store, &run, Event::Start).await;
+    // Every kind of connection is open: readers, the stamp's, the writer's.
+    let _ = db.store.get_run("closing").await;
+    let _ = db.store.change_stamp().await;
+    let wal = db.path.with_extension("db-wal");
+    let before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(before > 0, "the commits went to the log first");
+    let Db { _dir, path, store } = db;
+    drop(store);
+    let after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(after, 0, "the log was checkpointed and removed on close");
+    // And nothing was lost with it.
+    let again = SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|e| panic!("reopen: {e}"));
+    let back = again
+        .get_run("closing")
+        .await
+        .unwrap_or_else(|e| panic!("get: {e}"));
+    assert_eq!(back.version, run.version + 1);
+}
