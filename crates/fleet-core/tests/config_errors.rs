@@ -296,6 +296,27 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "notify template that does not compile",
+            format!(
+                "notify:\n  templates:\n    announce_subject: \"Shipped {{{{ run_short \"\n{}",
+                with_steps(BASE_STEPS)
+            ),
+            &[
+                "3:23: error: `announce_subject` is not a valid template (line 1 of the template): syntax error",
+            ],
+        ),
+        case(
+            "notify template with a misspelt variable",
+            format!(
+                "notify:\n  templates:\n    announce_subject: \"{{{{ genflow }}}} shipped {{{{ run_shrot }}}} {{% for d in decisions %}}{{{{ d.approver }}}}{{% endfor %}}{{{{ range(2) }}}}\"\n    approval_text: \"{{{{ step }}}}\"\n{}",
+                with_steps(BASE_STEPS)
+            ),
+            &[
+                "3:23: error: `announce_subject` uses `run_shrot`, which is not one of its variables",
+                "4:20: error: `approval_text` uses `step`, which is not one of its variables",
+            ],
+        ),
+        case(
             "on_flag redraft of a step it does not review",
             with_steps(
                 "\n      - {name: a, kind: report, prompt: p, corpus: [x]}\n      - {name: b, kind: report, prompt: p, corpus: [x]}\n      - {name: rv, kind: review, depends_on: [a], on_flag: {redraft: b, max: 2}}\n",

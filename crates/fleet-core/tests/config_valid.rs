@@ -94,6 +94,12 @@ models:
 notify:
   smtp: {host: 127.0.0.1, port: 2525, tls: none, from: fleet@example.com, username_env: SMTP_USER, password_env: SMTP_PASS}
   webhook: {secret_env: FLEET_WEBHOOK_SECRET, timeout: 10s}
+  templates:
+    announce_subject: "[{{ genflow }}] shipped: run {{ run_short }}"
+    approval_text: |
+      {{ question }} {% if reminder %}(reminder {{ reminder }}){% endif %}
+      {% for d in documents %}{{ d.path }} r{{ d.revision }}{% endfor %}
+      {{ link or "fleet approve " ~ run_id }}
 server: {public_url: "https://fleet.example.com", bind: "127.0.0.1:8080"}
 genflows:
   - name: release-gate

@@ -219,4 +219,23 @@ mod tests {
                 .is_err()
         );
     }
+
+    /// `fleet validate` holds user templates to `NotifyTemplates::variables`;
+    /// the built-in ones must keep to the same list, or the list is wrong.
+    #[test]
+    fn builtin_templates_use_only_the_declared_variables() {
+        let env = Environment::new();
+        for (key, _, builtin) in NAMES {
+            let template = env
+                .template_from_str(builtin)
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            let declared = NotifyTemplates::variables(key);
+            for var in template.undeclared_variables(false) {
+                assert!(
+                    declared.contains(&var.as_str()) || env.globals().any(|(g, _)| g == var),
+                    "{key} uses `{var}`, which NotifyTemplates::variables does not list"
+                );
+            }
+        }
+    }
 }

@@ -478,6 +478,38 @@ impl NotifyTemplates {
         Self::NAMES.iter().all(|n| self.get(n).is_none())
     }
 
+    /// What template `name` may use: the variables Fleet renders it with
+    /// (`fleet-notify` builds exactly these; its tests hold it to that).
+    pub fn variables(name: &str) -> &'static [&'static str] {
+        if name.starts_with("approval_") {
+            &[
+                "approver",
+                "gate",
+                "genflow",
+                "question",
+                "run_id",
+                "run_short",
+                "reminder",
+                "high",
+                "medium",
+                "low",
+                "signals",
+                "documents",
+                "link",
+            ]
+        } else {
+            &[
+                "genflow",
+                "run_id",
+                "run_short",
+                "step",
+                "definition_hash",
+                "run_url",
+                "decisions",
+            ]
+        }
+    }
+
     /// The override named `name` (one of [`NotifyTemplates::NAMES`]).
     pub fn get(&self, name: &str) -> Option<&str> {
         match name {

@@ -1455,8 +1455,10 @@ impl Checker {
             return NotifyTemplates::default();
         };
         let mut text = |name: &str| {
-            f.get(name)
-                .and_then(|n| self.nonempty_string(n, &format!("`{name}`")))
+            let node = f.get(name)?;
+            let text = self.nonempty_string(node, &format!("`{name}`"))?;
+            self.template(node, name, &text);
+            Some(text)
         };
         NotifyTemplates {
             approval_subject: text("approval_subject"),
@@ -1465,6 +1467,44 @@ impl Checker {
             announce_subject: text("announce_subject"),
             announce_text: text("announce_text"),
             announce_html: text("announce_html"),
+        }
+    }
+
+    /// Compiles notify template `name` and checks that it uses only the
+    /// variables it is rendered with, so a typo fails here and not when a
+    /// gate opens (rendering is strict about undefined variables).
+    fn template(&mut self, node: &Node, name: &str, text: &str) {
+        let env = minijinja::Environment::new();
+        let template = match env.template_from_str(text) {
+            Ok(t) => t,
+            Err(e) => {
+                let at = e
+                    .line()
+                    .map(|l| format!(" (line {l} of the template)"))
+                    .unwrap_or_default();
+                self.err(
+                    node.pos,
+                    format!("`{name}` is not a valid template{at}: {}", e.kind()),
+                    e.detail(),
+                );
+                return;
+            }
+        };
+        let known = NotifyTemplates::variables(name);
+        let mut unknown: Vec<String> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|v| !known.contains(&v.as_str()) && !env.globals().any(|(g, _)| g == v))
+            .collect();
+        unknown.sort();
+        for var in unknown {
+            let help = did_you_mean(&var, known.iter().copied())
+                .unwrap_or_else(|| format!("its variables are {}", known.join(", ")));
+            self.err_help(
+                node.pos,
+                format!("`{name}` uses `{var}`, which is not one of its variables"),
+                Some(help),
+            );
         }
     }
 
