@@ -79,11 +79,3 @@ impl Secret {
         }
     }
 }
-
-/// `n` random bytes as lower-case hex (nonces).
-pub fn random_hex(n: usize) -> Result<String, ServerError> {
-    let mut raw = vec![0u8; n];
-    getrandom::fill(&mut raw)
-        .map_err(|e| ServerError::Secret(format!("no system randomness: {e}")))?;
-    Ok(hex::encode(raw))
-}
