@@ -46,17 +46,9 @@ fn render(t: &impl Template) -> Result<Html<String>, Failure> {
     render_sized(t, 0)
 }
 
-/// Renders into one buffer sized up front for the template's own text plus
-/// `extra` bytes of content (documents), so the page is not regrown.
+/// See `views::render_part`.
 fn render_sized<T: Template>(t: &T, extra: usize) -> Result<Html<String>, Failure> {
-    let mut page = String::with_capacity(T::SIZE_HINT + extra);
-    t.render_into(&mut page).map_err(|e| {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("page could not be rendered: {e}"),
-        )
-    })?;
-    Ok(Html(page))
+    views::render_part(t, extra).map(Html)
 }
 
 fn short(id: &str) -> String {

@@ -312,7 +312,9 @@ struct GateEnd<'a> {
     decisions: &'a [DecisionView],
 }
 
-fn render_part<T: Template>(t: &T, extra: usize) -> Result<String, Failure> {
+/// Renders into one buffer sized up front for the template's own text plus
+/// `extra` bytes of content (documents), so the page is not regrown.
+pub(crate) fn render_part<T: Template>(t: &T, extra: usize) -> Result<String, Failure> {
     let mut html = String::with_capacity(T::SIZE_HINT + extra);
     t.render_into(&mut html).map_err(|e| {
         Failure::new(
