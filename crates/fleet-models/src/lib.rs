@@ -59,6 +59,10 @@ pub struct ModelRequest {
     /// What is left of the run's `budget`, if the genflow has one: a
     /// provider fails the step rather than make a call that could exceed it.
     pub budget: Option<fleet_core::config::Budget>,
+    /// The release being gated (e.g. `4.2.0`), when the config names one: the
+    /// release-notes section a report summarises. `None`: the `Unreleased`
+    /// section of a changelog if it has one, else its newest release.
+    pub release: Option<String>,
 }
 
 /// Tokens and money one completion cost.

@@ -64,6 +64,7 @@ fn request(kind: StepKind) -> ModelRequest {
         },
         feedback: None,
         budget: None,
+        release: None,
     }
 }
 

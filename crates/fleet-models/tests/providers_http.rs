@@ -81,6 +81,7 @@ fn report_request() -> ModelRequest {
         upstream: Vec::new(),
         feedback: None,
         budget: None,
+        release: None,
     }
 }
 
@@ -103,6 +104,7 @@ fn review_request() -> ModelRequest {
         }],
         feedback: None,
         budget: None,
+        release: None,
     }
 }
 

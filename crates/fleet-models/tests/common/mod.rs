@@ -88,6 +88,7 @@ pub fn report_request(corpus: Corpus) -> ModelRequest {
         upstream: vec![],
         feedback: None,
         budget: None,
+        release: None,
     }
 }
 
@@ -107,5 +108,6 @@ pub fn review_request(corpus: Corpus, report_text: &str) -> ModelRequest {
         }],
         feedback: None,
         budget: None,
+        release: None,
     }
 }
