@@ -35,7 +35,9 @@ pub fn gather(
         (files, sources)
     });
     let (files, warnings) = files?;
-    Ok(assemble(files, sources?, warnings, limits.max_total_bytes))
+    let mut corpus = assemble(files, sources?, warnings, limits.max_total_bytes);
+    corpus.manifest.gaps = crate::gaps::find(&root, &step.corpus, &corpus);
+    Ok(corpus)
 }
 
 /// Gathers the files matching `globs` under `root` (no sources).
@@ -90,12 +92,9 @@ fn gather_globs_with(
 ) -> Result<Corpus, CorpusError> {
     let root = canonical_root(root)?;
     let (files, warnings) = collect_files(&root, globs, include_ignored, limits, cached)?;
-    Ok(assemble(
-        files,
-        Vec::new(),
-        warnings,
-        limits.max_total_bytes,
-    ))
+    let mut corpus = assemble(files, Vec::new(), warnings, limits.max_total_bytes);
+    corpus.manifest.gaps = crate::gaps::find(&root, globs, &corpus);
+    Ok(corpus)
 }
 
 fn canonical_root(root: &Path) -> Result<PathBuf, CorpusError> {
@@ -314,10 +313,10 @@ fn walk(root: &Path, compiled: &CompiledGlobs, include_ignored: bool, limits: &L
 
     for ((original, _), matcher) in globs.iter().zip(matchers) {
         if !items.iter().any(|item| matcher.is_match(item.path())) {
-            let hint = if include_ignored {
-                ""
-            } else {
-                " (hidden and git-ignored files are skipped unless the step sets include_ignored: true)"
+            let hint = match crate::gaps::directory_hint(root, original) {
+                Some(directory) => format!(" ({directory})"),
+                None if include_ignored => String::new(),
+                None => " (hidden and git-ignored files are skipped unless the step sets include_ignored: true)".to_string(),
             };
             warnings.push(format!("glob `{original}` matched no file{hint}"));
         }
@@ -407,6 +406,19 @@ impl CompiledGlobs {
             pruner,
         })
     }
+}
+
+/// For each of `globs`, whether it matches one of `paths` (workspace-relative),
+/// by the very matchers the walk uses. Globs that do not compile match nothing.
+pub(crate) fn matched_globs(globs: &[String], paths: &[&str]) -> Vec<bool> {
+    let Ok(compiled) = CompiledGlobs::get(globs) else {
+        return vec![false; globs.len()];
+    };
+    compiled
+        .matchers
+        .iter()
+        .map(|m| paths.iter().any(|p| m.is_match(p)))
+        .collect()
 }
 
 /// Checks a glob stays inside the workspace and normalizes `./` and `//` away.
@@ -801,6 +813,7 @@ fn assemble(
         manifest: Manifest {
             entries: Vec::with_capacity(files.len() + sources.len()),
             warnings,
+            gaps: Vec::new(),
         },
     };
     for (entry, doc) in files.into_iter().chain(sources) {

@@ -18,6 +18,7 @@
 
 mod cache;
 mod error;
+mod gaps;
 mod gather;
 mod pack;
 mod read;
@@ -26,6 +27,7 @@ mod sources;
 mod tokens;
 
 pub use error::{CorpusError, EscapingSymlink};
+pub use gaps::CorpusGap;
 pub use gather::{gather, gather_globs};
 #[doc(hidden)]
 pub use gather::{gather_globs_is_cached, gather_globs_uncached};
@@ -90,6 +92,10 @@ pub struct Manifest {
     /// matched nothing (often a typo), a directory that could not be read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the step was asked to read and did not (a glob that matched no
+    /// file, a source that printed nothing, an empty corpus): never a clean bill.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<CorpusGap>,
 }
 
 /// A text document the model may read. `text` is what was included (the
