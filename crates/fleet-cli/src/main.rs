@@ -4,6 +4,7 @@
 
 mod cmd;
 mod context;
+mod corpus_check;
 mod workspace;
 
 use anyhow::Result;
@@ -252,7 +253,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cmd::init::run(&locator.cwd.join(target), &example, force)?;
         }
         Command::Validate => {
-            let ws = locator.load()?;
+            let mut ws = locator.load()?;
+            let unmatched =
+                corpus_check::unmatched_glob_warnings(&ws, &corpus_check::all_steps(&ws));
+            ws.warnings.extend(unmatched);
+            ws.warnings.sort_by_key(|d| d.pos);
             ws.print_warnings(&locator.cwd);
             let flows = ws.config.genflows.len();
             let steps: usize = ws.config.genflows.iter().map(|g| g.steps.len()).sum();
@@ -287,7 +292,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let ws = locator.load()?;
-            cmd::corpus::run(&ws, &genflow, &step, json)?;
+            cmd::corpus::run(&ws, &locator.cwd, &genflow, &step, json)?;
         }
         Command::Serve {
             bind,

@@ -222,6 +222,8 @@ async fn model_step(
 
     let corpus = run_corpus(engine, run, idx).await?;
     let manifest = serde_json::to_value(&corpus.manifest).ok();
+    // Only a review carries the gaps as flags (see gaps.rs).
+    let own_gaps = corpus.manifest.gaps.clone();
 
     let upstream = upstream_docs(engine, run, idx).await?;
     // A report being redrafted gets the flags of the review that sent it back.
@@ -275,14 +277,24 @@ async fn model_step(
     step_run.finished_at = Some(now());
 
     let out = step.out_path();
+    let mut text = completion.text;
+    let mut flags = completion.flags;
+    if step.kind == StepKind::Review {
+        let gaps = crate::gaps::review_gaps(engine, run, idx, &own_gaps).await;
+        let flags = flags.get_or_insert_with(|| fleet_core::flags::FlagSet {
+            step: step.name.clone(),
+            flags: Vec::new(),
+        });
+        crate::gaps::add_gap_flags(&gaps, flags, &mut text);
+    }
     let mut artifacts = vec![NewArtifact {
         step: step.name.clone(),
         path: out.clone(),
-        bytes: completion.text.into_bytes(),
+        bytes: text.into_bytes(),
     }];
     let mut high_flags = 0;
     if step.kind == StepKind::Review {
-        let flags = completion.flags.unwrap_or_default();
+        let flags = flags.unwrap_or_default();
         high_flags = flags.count(FlagSeverity::High) as u32;
         let json =
             serde_json::to_vec_pretty(&flags).map_err(|e| format!("cannot encode flags: {e}"))?;

@@ -11,10 +11,12 @@
 mod decision;
 mod exec;
 mod files;
+mod gaps;
 
 pub use decision::{DecisionRequest, render_decision, shown_revisions};
 pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};
+pub use gaps::recorded_gaps;
 
 use fleet_core::config::Config;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};

@@ -302,6 +302,9 @@ impl GateView {
 #[template(path = "gate_documents.html")]
 struct GateDocuments<'a> {
     docs: &'a [DocView],
+    /// What the upstream steps were asked to read and did not, first on the
+    /// page: findings built on nothing must not look like a clean bill.
+    gaps: &'a [String],
 }
 
 /// The decision page after the flags: decisions so far, revisions shown.
@@ -449,8 +452,15 @@ async fn gate_view(
         .map(|r| (r.path.as_str(), r.sha256.as_str()))
         .collect();
     let shown_field = serde_json::to_string(&pairs).unwrap_or_default();
+    let gaps = not_read(store, run, gate).await?;
     let html_len: usize = docs.iter().map(|d| 256 + d.html.len()).sum();
-    let documents = render_part(&GateDocuments { docs: &docs }, html_len)?;
+    let documents = render_part(
+        &GateDocuments {
+            docs: &docs,
+            gaps: &gaps,
+        },
+        html_len + gaps.iter().map(|g| 64 + g.len()).sum::<usize>(),
+    )?;
     let end = render_part(
         &GateEnd {
             docs: &docs,
@@ -474,6 +484,28 @@ async fn gate_view(
         end,
         confirmed_at: AtomicU64::new(0),
     })
+}
+
+/// One line per corpus gap of the report and review steps upstream of the
+/// gate (see `fleet_engine::recorded_gaps`).
+async fn not_read(store: &dyn Store, run: &RunRecord, gate: usize) -> Result<Vec<String>, Failure> {
+    let deps = run.definition.dependency_indices();
+    let mut upstream: Vec<usize> = fleet_core::dag::ancestors(&deps, gate)
+        .into_iter()
+        .filter(|&u| run.definition.steps[u].kind.uses_model())
+        .collect();
+    if upstream.is_empty() {
+        return Ok(Vec::new());
+    }
+    upstream.sort_unstable();
+    let records = store
+        .step_runs(&run.id)
+        .await
+        .map_err(Failure::from_store)?;
+    Ok(fleet_engine::recorded_gaps(run, &upstream, &records)
+        .into_iter()
+        .map(|(step, gap)| format!("step `{step}`: {}", gap.describe()))
+        .collect())
 }
 
 /// A line of a revision diff.

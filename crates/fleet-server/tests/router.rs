@@ -1384,3 +1384,31 @@ async fn decision_pages_are_per_link_and_nonce_and_stay_guarded() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 }
+
+#[tokio::test]
+async fn decision_page_leads_with_what_was_not_read() {
+    let gappy = env_with(false, |t| {
+        t.replacen("\"docs/runbooks/*.md\"", "\"docs/runbok/*.md\"", 1)
+    })
+    .await;
+    let run = gappy.run_to_gate().await;
+    let token = gappy.token(&run.id, "go-no-go", OWNER, 3600);
+    let (page, _, _) = open_gate(&gappy.app(), &run.id, &token).await;
+    let body = html_unescape(&page.body);
+    let banner = body.find("id=\"not-read\"").expect("the not-read banner");
+    let glob = body
+        .find("step `readiness`: corpus glob `docs/runbok/*.md` matched no file")
+        .expect("the banner names the glob and its step");
+    let first_document = body.find("class=\"card doc\"").expect("a document");
+    assert!(
+        banner < glob && glob < first_document,
+        "the banner comes before the documents"
+    );
+
+    // The example as shipped reads every glob: no banner.
+    let env = env().await;
+    let run = env.run_to_gate().await;
+    let token = env.token(&run.id, "go-no-go", OWNER, 3600);
+    let (page, _, _) = open_gate(&env.app(), &run.id, &token).await;
+    assert!(!page.body.contains("id=\"not-read\""));
+}
