@@ -66,7 +66,7 @@ fn corpus() -> Corpus {
                     note: None,
                 })
                 .collect(),
-            warnings: Vec::new(),
+            ..Manifest::default()
         },
     }
 }

@@ -213,6 +213,15 @@ fn corpus_intro(req: &ModelRequest, omitted: usize) -> String {
              reviewed.\n",
         );
     }
+    if !req.corpus.manifest.gaps.is_empty() {
+        out.push_str(
+            "Part of what this step was asked to read was not read. Open your document by saying \
+             so, naming each of these, and do not present the rest as a complete picture:\n",
+        );
+        for gap in &req.corpus.manifest.gaps {
+            let _ = writeln!(out, "- {}", gap.describe());
+        }
+    }
     out.push('\n');
     out
 }
@@ -270,5 +279,31 @@ mod tests {
             "{numbered}"
         );
         assert!(numbered.ends_with("=== c.md (empty) ===\n"));
+    }
+
+    #[test]
+    fn the_corpus_intro_names_what_was_not_read() {
+        let mut req = ModelRequest {
+            genflow: "g".into(),
+            step: "readiness".into(),
+            kind: StepKind::Report,
+            prompt: String::new(),
+            corpus: fleet_corpus::Corpus::default(),
+            upstream: vec![],
+            feedback: None,
+            budget: None,
+            release: None,
+        };
+        assert!(!corpus_intro(&req, 0).contains("not read"));
+        req.corpus.manifest.gaps = vec![fleet_corpus::CorpusGap::GlobMatchedNothing {
+            glob: "docs/runbok/*.md".into(),
+            hint: None,
+        }];
+        let intro = corpus_intro(&req, 0);
+        assert!(intro.contains("was not read"), "{intro}");
+        assert!(
+            intro.contains("- corpus glob `docs/runbok/*.md` matched no file"),
+            "{intro}"
+        );
     }
 }
