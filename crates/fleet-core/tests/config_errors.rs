@@ -361,6 +361,63 @@ fn cases() -> Vec<Case> {
                 "3:28: error: unknown key `token` in `budget`",
             ],
         ),
+        case(
+            "corpus entry with a misspelt key",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - {glob: \"db/migrate/**\", changed_snce: v4.1.0}\n",
+            ),
+            &["8:37: error: unknown key `changed_snce` in a `corpus` entry"],
+        ),
+        case(
+            "corpus entry without a glob",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - changed_since: v4.1.0\n",
+            ),
+            &["8:13: error: a `corpus` entry is missing required key `glob`"],
+        ),
+        case(
+            "empty changed_since",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - glob: \"db/**\"\n            changed_since: \"\"\n",
+            ),
+            &["9:28: error: `changed_since` must not be empty"],
+        ),
+        case(
+            "changed_since that git would read as an option, a range, a number",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - {glob: a, changed_since: \"--output=/tmp/x\"}\n          - {glob: b, changed_since: v1..v2}\n          - {glob: c, changed_since: 4.10}\n          - {glob: \"../d\", changed_since: v1}\n",
+            ),
+            &[
+                "8:38: error: `changed_since` `--output=/tmp/x` starts with `-`, which git would read as an option",
+                "9:38: error: `changed_since` `v1..v2` is a range; name one revision (the range ends at HEAD)",
+                "10:38: error: `changed_since` must be a string, found the number 4.1",
+                "11:20: error: corpus glob `../d` contains `..` and could leave the workspace",
+            ],
+        ),
+        case(
+            "changed_since on an approval step",
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [x]}\n      - name: gate\n        kind: approval\n        depends_on: [r]\n        approvers: [a@example.com]\n        corpus: [{glob: x, changed_since: v1}]\n",
+            ),
+            &[
+                "9:9: error: `corpus` does not belong on an approval step (it applies to report and review steps)",
+            ],
+        ),
+        case(
+            "corpus item that is a list",
+            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [[a, b]]}\n"),
+            &[
+                "4:53: error: each item of `corpus` must be a glob or a mapping `{glob, changed_since}`, found a list",
+            ],
+        ),
+        case(
+            "empty and unquoted-number release",
+            "genflows:\n  - name: g\n    release: \"\"\n    steps: [{name: r, kind: report, prompt: p, corpus: [a]}]\n  - name: h\n    release: 4.10\n    steps: [{name: r, kind: report, prompt: p, corpus: [a]}]\n",
+            &[
+                "3:14: error: `release` must not be empty",
+                "6:14: error: `release` must be a string, found the number 4.1",
+            ],
+        ),
     ]
 }
 
@@ -416,6 +473,12 @@ fn suggestions_are_offered() {
             "\n      - {name: readiness, kind: report, prompt: p, corpus: [a]}\n      - {name: v, kind: review, depends_on: [readines]}\n"
         )),
         vec![Some("did you mean `readiness`?".to_owned())]
+    );
+    assert_eq!(
+        help(&with_steps(
+            "\n      - {name: r, kind: report, prompt: p, corpus: [{glob: a, changed_snce: v1}]}\n"
+        )),
+        vec![Some("did you mean `changed_since`?".to_owned())]
     );
 }
 

@@ -57,3 +57,72 @@ fn plain_glob_definitions_hash_as_before() {
         ["sha256:429c68b894faa45ab3267c16721ef19edbb7088d8be4c8260f0f270718724d3b"]
     );
 }
+
+const SCOPED: &str = r#"
+genflows:
+  - name: gate
+    release: "4.2.0"
+    steps:
+      - name: readiness
+        kind: report
+        prompt: Assemble the report.
+        corpus:
+          - "docs/**/*.md"
+          - {glob: "db/migrate/**", changed_since: v4.1.0}
+          - glob: CHANGELOG.md
+"#;
+
+#[test]
+fn scoped_entries_and_release_are_stored_and_round_trip() {
+    let checked = check_str(SCOPED);
+    assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
+    let config = checked.config.expect("valid");
+    let flow = config.resolved_genflow(&config.genflows[0]);
+    assert_eq!(flow.release.as_deref(), Some("4.2.0"));
+    let readiness = flow.step("readiness").expect("step");
+    let scoped: Vec<(&str, Option<&str>)> = readiness
+        .corpus
+        .iter()
+        .map(|e| (e.glob(), e.changed_since()))
+        .collect();
+    assert_eq!(
+        scoped,
+        [
+            ("docs/**/*.md", None),
+            ("db/migrate/**", Some("v4.1.0")),
+            // A mapping with only `glob` is the plain glob.
+            ("CHANGELOG.md", None),
+        ]
+    );
+    let json: serde_json::Value = serde_json::from_str(&flow.canonical_json()).expect("json");
+    assert_eq!(json["release"], "4.2.0");
+    assert_eq!(
+        json["steps"][0]["corpus"],
+        serde_json::json!([
+            "docs/**/*.md",
+            {"glob": "db/migrate/**", "changed_since": "v4.1.0"},
+            "CHANGELOG.md"
+        ])
+    );
+    let back: fleet_core::config::Genflow =
+        serde_json::from_str(&flow.canonical_json()).expect("round trip");
+    assert_eq!(back, flow);
+
+    // The scope and the release are part of what a run is keyed by.
+    let unscoped = SCOPED.replace(
+        "{glob: \"db/migrate/**\", changed_since: v4.1.0}",
+        "\"db/migrate/**\"",
+    );
+    let unreleased = SCOPED.replace("    release: \"4.2.0\"\n", "");
+    assert_ne!(hashes(SCOPED), hashes(&unscoped));
+    assert_ne!(hashes(SCOPED), hashes(&unreleased));
+    assert_ne!(hashes(&unscoped), hashes(&unreleased));
+}
+
+#[test]
+fn the_json_schema_describes_both_entry_shapes_and_release() {
+    let schema = fleet_core::config::json_schema().to_string();
+    for needle in ["changed_since", "\"release\"", "ScopedGlob"] {
+        assert!(schema.contains(needle), "schema lacks {needle}: {schema}");
+    }
+}

@@ -25,7 +25,13 @@ pub fn gather(
     let (files, sources) = std::thread::scope(|scope| {
         let sources = (!step.sources.is_empty())
             .then(|| scope.spawn(|| run_sources(&root, &step.sources, limits)));
-        let files = collect_files(&root, &step.corpus, step.include_ignored, limits, true);
+        let files = collect_files(
+            &root,
+            &step.corpus_globs(),
+            step.include_ignored,
+            limits,
+            true,
+        );
         let sources = match sources {
             None => Ok(Vec::new()),
             Some(handle) => handle
