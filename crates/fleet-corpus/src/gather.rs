@@ -22,6 +22,8 @@ pub fn gather(
     limits: &Limits,
 ) -> Result<Corpus, CorpusError> {
     let root = canonical_root(root)?;
+    // Asked of git on every gather, never cached: HEAD moves while the files stay put.
+    let mut changed = crate::scope::Scope::resolve(&root, &step.corpus)?;
     let (files, sources) = std::thread::scope(|scope| {
         let sources = (!step.sources.is_empty())
             .then(|| scope.spawn(|| run_sources(&root, &step.sources, limits)));
@@ -40,8 +42,13 @@ pub fn gather(
         };
         (files, sources)
     });
-    let (files, warnings) = files?;
-    Ok(assemble(files, sources?, warnings, limits.max_total_bytes))
+    let (mut files, mut warnings) = files?;
+    if let Some(changed) = &mut changed {
+        changed.filter(&mut files, |f| &f.entry.path, &mut warnings);
+    }
+    let mut corpus = assemble(files, sources?, warnings, limits.max_total_bytes);
+    corpus.manifest.scopes = changed.map(|c| c.into_ranges()).unwrap_or_default();
+    Ok(corpus)
 }
 
 /// Gathers the files matching `globs` under `root` (no sources).
@@ -444,6 +451,11 @@ fn normalize_glob(glob: &str) -> Result<String, CorpusError> {
     Ok(parts.join("/"))
 }
 
+/// One glob's matcher, compiled as the walk compiles it.
+pub(crate) fn glob_matcher(glob: &str) -> Result<GlobMatcher, CorpusError> {
+    Ok(compile_glob(glob, &normalize_glob(glob)?)?.compile_matcher())
+}
+
 fn compile_glob(original: &str, normalized: &str) -> Result<globset::Glob, CorpusError> {
     GlobBuilder::new(normalized)
         // `*` stays within one directory; only `**` crosses `/`.
@@ -807,6 +819,7 @@ fn assemble(
         manifest: Manifest {
             entries: Vec::with_capacity(files.len() + sources.len()),
             warnings,
+            scopes: Vec::new(),
         },
     };
     for (entry, doc) in files.into_iter().chain(sources) {

@@ -67,6 +67,7 @@ fn corpus() -> Corpus {
                 })
                 .collect(),
             warnings: Vec::new(),
+            scopes: Vec::new(),
         },
     }
 }
