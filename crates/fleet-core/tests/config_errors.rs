@@ -512,3 +512,102 @@ fn every_problem_is_reported_at_once() {
         .count();
     assert_eq!(errors, 3);
 }
+
+/// YAML lets flow collections, quoted strings and plain scalars run on over
+/// lines, so the scanner notices many mistakes a line after they were made;
+/// the error must point at the line that caused it.
+#[test]
+fn syntax_errors_point_at_their_cause() {
+    let steps = "genflows:\n  - name: g\n    steps:\n      - name: r\n        kind: report\n";
+    let cases: Vec<(&str, String, &str, Option<&str>)> = vec![
+        (
+            "flow sequence not closed at the end of its line",
+            format!("{steps}        corpus: [\"docs/*.md\", \"migrations/**\"\n        prompt: p\n"),
+            "6:46: error: invalid YAML: expected `,` or `]` at the end of this line: the `[` at line 6, column 17 is not closed",
+            None,
+        ),
+        (
+            "flow mapping step not closed",
+            "genflows:\n  - name: g\n    steps:\n      - {name: r, kind: report, prompt: p, corpus: [a]\n      - {name: s, kind: review, depends_on: [r]}\n".into(),
+            "4:55: error: invalid YAML: expected `,` or `}` at the end of this line: the `{` at line 4, column 9 is not closed",
+            None,
+        ),
+        (
+            "comma missing in a multi-line list",
+            format!("{steps}        prompt: p\n        corpus: [\n          \"a\"\n          \"b\"\n        ]\n"),
+            "8:14: error: invalid YAML: expected `,` or `]` at the end of this line: the `[` at line 7, column 17 is not closed",
+            None,
+        ),
+        (
+            "brackets in a block scalar and an apostrophe in a plain one are text",
+            format!("{steps}        description: it's [not] a list\n        prompt: |\n          Check [the list\n          and {{more\n        corpus: [\"a\"\n        out: r.md\n"),
+            "10:21: error: invalid YAML: expected `,` or `]` at the end of this line: the `[` at line 10, column 17 is not closed",
+            None,
+        ),
+        (
+            "double quote not closed, running on to the next quote",
+            format!("{steps}        prompt: \"Assemble the report.\n        corpus: [\"docs/*.md\"]\n"),
+            "6:17: error: invalid YAML: this quoted string is not closed on its line; it runs on to line 7",
+            Some("add the closing quote"),
+        ),
+        (
+            "single quote not closed inside a flow step",
+            "genflows:\n  - name: g\n    steps:\n      - {name: r, kind: report, prompt: 'p, corpus: [a]}\n      - {name: s, kind: review, prompt: 'x', depends_on: [r]}\n".into(),
+            "4:41: error: invalid YAML: this quoted string is not closed on its line; it runs on to line 5",
+            Some("add the closing quote"),
+        ),
+        (
+            "no space after a key's colon",
+            "genflows:\n  - name:g\n    steps: []\n".into(),
+            "2:10: error: invalid YAML: `name` needs a space after the `:` to be a key and a value",
+            Some("write `name: g`"),
+        ),
+        (
+            "a tab indenting the next line",
+            "genflows:\n  - name: g\n\tsteps: []\n".into(),
+            "3:1: error: invalid YAML: while scanning a plain scalar, found a tab",
+            Some("YAML indentation must be spaces, not tabs"),
+        ),
+        (
+            "a tab in this line's indentation",
+            "genflows:\n  - name: g\n    steps:\n\t  - name: r\n".into(),
+            "4:1: error: invalid YAML: tabs disallowed within this context (block indentation)",
+            Some("YAML indentation must be spaces, not tabs"),
+        ),
+        // Already at their cause: left where the scanner put them.
+        (
+            "quote never closed",
+            format!("{steps}        prompt: \"abc\n        out: r.md\n"),
+            "6:17: error: invalid YAML: unclosed quote",
+            None,
+        ),
+        (
+            "a key indented less than its siblings",
+            format!("{steps}       prompt: p\n"),
+            "6:8: error: invalid YAML: while parsing a block collection, did not find expected '-' indicator",
+            None,
+        ),
+        (
+            "a key without a colon",
+            format!("{steps}        prompt\n        corpus: [a]\n"),
+            "6:9: error: invalid YAML: simple key expected ':'",
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, yaml, expected, help) in &cases {
+        let checked = check_str(yaml);
+        let got = headlines(&checked.diagnostics);
+        let got_help: Vec<Option<&str>> = checked
+            .diagnostics
+            .iter()
+            .map(|d| d.help.as_deref())
+            .collect();
+        if got != [*expected] || got_help != [*help] {
+            failures.push(format!(
+                "case `{name}`:\n  expected: {expected} (help {help:?})\n  got:      {got:?} (help {got_help:?})\n  yaml:\n{yaml}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

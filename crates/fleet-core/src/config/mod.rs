@@ -7,6 +7,7 @@
 pub mod diag;
 pub mod model;
 pub mod node;
+mod syntax;
 mod validate;
 
 pub use diag::{Diagnostic, Severity, render_all};
@@ -21,7 +22,10 @@ pub fn check_str(text: &str) -> Checked {
         Ok(root) => validate::check(root.as_ref()),
         Err(e) => Checked {
             config: None,
-            diagnostics: vec![Diagnostic::error(e.pos, e.message)],
+            diagnostics: vec![Diagnostic {
+                help: e.help,
+                ..Diagnostic::error(e.pos, e.message)
+            }],
         },
     }
 }
