@@ -240,6 +240,51 @@ fn a_run_scoped_to_the_first_tag_reads_only_the_second_release() {
 }
 
 #[test]
+fn a_hosted_model_is_told_the_release_and_the_range() {
+    let tmp = two_releases("v4.1.0");
+    let root = tmp.path();
+    // An agent that answers with the prompt it was given.
+    let config = config("v4.1.0")
+        .replace(
+            "        prompt: Assemble the readiness report for this release.\n",
+            "        prompt: Assemble the readiness report for this release.\n        model: echo\n",
+        )
+        .replace(
+            "genflows:\n",
+            "models:\n  echo: {provider: command, command: [\"cat\"]}\ngenflows:\n",
+        );
+    write(root, ".fleet/config.yaml", &config);
+    let base = git(root, &["rev-parse", "v4.1.0^{commit}"]);
+    let head = git(root, &["rev-parse", "HEAD"]);
+
+    let run = json_of(
+        fleet(root)
+            .args(["run", "release-gate", "--json"])
+            .assert()
+            .success(),
+    );
+    let id = run["run_id"].as_str().expect("run_id");
+    let prompt = std::fs::read_to_string(root.join(".fleet/runs").join(id).join("readiness.md"))
+        .expect("readiness.md");
+    assert!(
+        prompt.contains("This run gates release `4.2.0`."),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains(&format!(
+            "- `db/migrate/**`: changed since `v4.1.0` (commits {}..{}), 2 files",
+            &base[..7],
+            &head[..7]
+        )),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains(SECOND[1]) && !prompt.contains(FIRST[1]),
+        "{prompt}"
+    );
+}
+
+#[test]
 fn an_unknown_revision_fails_the_step_naming_it() {
     let tmp = two_releases("v9.9.9");
     let root = tmp.path();
