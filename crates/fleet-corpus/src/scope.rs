@@ -56,9 +56,11 @@ impl Scope {
         };
         let git = Git { root };
         git.check_work_tree(first.0)?;
-        let head = git.commit("HEAD").map_err(|_| CorpusError::NoHead {
-            root: root.to_path_buf(),
-            revision: first.1.to_owned(),
+        let head = git.commit("HEAD").map_err(|e| {
+            e.unwrap_or_else(|| CorpusError::NoHead {
+                root: root.to_path_buf(),
+                revision: first.1.to_owned(),
+            })
         })?;
         let mut ranges: BTreeMap<&str, (String, String, Arc<HashSet<String>>)> = BTreeMap::new();
         let mut plain = Vec::new();
@@ -70,13 +72,12 @@ impl Scope {
                 continue;
             };
             if !ranges.contains_key(revision) {
-                let since = git.commit(revision).map_err(|unknown| match unknown {
-                    Some(e) => e,
-                    None => CorpusError::UnknownRevision {
+                let since = git.commit(revision).map_err(|e| {
+                    e.unwrap_or_else(|| CorpusError::UnknownRevision {
                         revision: revision.to_owned(),
                         glob: entry.glob().to_owned(),
                         root: root.to_path_buf(),
-                    },
+                    })
                 })?;
                 let base = git.merge_base(&since, &head, revision)?;
                 let changed = git.changed_paths(&base, &head)?;
@@ -102,26 +103,31 @@ impl Scope {
 
     /// Keeps the items a plain glob matches or a scoped glob matches and its
     /// range changed; counts what each scoped glob kept and warns about one
-    /// that kept nothing.
+    /// that kept nothing of what it matched (the walk already warned about
+    /// one that matched nothing at all).
     pub(crate) fn filter<T>(
         &mut self,
         items: &mut Vec<T>,
         path: impl Fn(&T) -> &str,
         warnings: &mut Vec<String>,
     ) {
+        let mut matched = vec![false; self.scoped.len()];
         items.retain(|item| {
             let path = path(item);
             let mut keep = self.plain.iter().any(|m| m.is_match(path));
-            for s in &mut self.scoped {
-                if s.changed.contains(path) && s.matcher.is_match(path) {
-                    s.range.files += 1;
-                    keep = true;
+            for (s, matched) in self.scoped.iter_mut().zip(&mut matched) {
+                if s.matcher.is_match(path) {
+                    *matched = true;
+                    if s.changed.contains(path) {
+                        s.range.files += 1;
+                        keep = true;
+                    }
                 }
             }
             keep
         });
-        for s in &self.scoped {
-            if s.range.files == 0 {
+        for (s, matched) in self.scoped.iter().zip(matched) {
+            if matched && s.range.files == 0 {
                 warnings.push(format!(
                     "glob `{}` matched no file changed since `{}` ({})",
                     s.range.glob,

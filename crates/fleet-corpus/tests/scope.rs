@@ -192,10 +192,22 @@ fn a_plain_glob_beside_a_scoped_one_keeps_what_it_matches() {
             since("db/migrate/**", "v1"),
             "db/migrate/002_*.sql".into(),
             since("docs/*.md", "v1"),
+            since("nothing/**", "v1"),
         ]),
         &Limits::default(),
     )
     .unwrap();
+    // One warning per glob that came up empty, whichever way it did.
+    let warnings = &corpus.manifest.warnings;
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("glob `nothing/**` matched no file"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].starts_with("glob `docs/*.md` matched no file changed since `v1`"),
+        "{warnings:?}"
+    );
     assert_eq!(
         paths(&corpus),
         [
@@ -210,7 +222,10 @@ fn a_plain_glob_beside_a_scoped_one_keeps_what_it_matches() {
         .iter()
         .map(|s| (s.glob.as_str(), s.files))
         .collect();
-    assert_eq!(files, [("db/migrate/**", 3), ("docs/*.md", 0)]);
+    assert_eq!(
+        files,
+        [("db/migrate/**", 3), ("docs/*.md", 0), ("nothing/**", 0)]
+    );
 }
 
 #[test]

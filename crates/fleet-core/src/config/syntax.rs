@@ -13,15 +13,16 @@
 
 use super::node::Pos;
 
-/// A better place and message for the error `message` reported at `at`, or
-/// `None` to keep them. `help` is set when the cause is known but the
-/// position is already the best one.
+/// Where a syntax error's cause is, and what to say about it.
 pub(super) struct Cause {
     pub pos: Pos,
+    /// Replaces the scanner's message; `None` keeps it.
     pub message: Option<String>,
     pub help: Option<String>,
 }
 
+/// The cause of the error `message` the scanner reported at `at`, or `None`
+/// to leave the error as it is.
 pub(super) fn cause(text: &str, at: Pos, message: &str) -> Option<Cause> {
     if at.line == 0 || at.col == 0 {
         return None;
