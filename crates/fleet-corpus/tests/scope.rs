@@ -182,6 +182,47 @@ fn the_range_is_committed_history_asked_for_on_every_gather() {
 }
 
 #[test]
+fn a_moved_tag_changes_the_answer_while_the_walk_stays_cached() {
+    // Under the target directory, not /tmp, and left to settle past the
+    // walk cache's racy margin (see tests/cache.rs), so the walk is kept.
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-corpus-scope-moved-tag");
+    match std::fs::remove_dir_all(&root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{e}"),
+        _ => {}
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    two_releases(&root);
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+
+    let spec = step(vec![since("db/migrate/**", "v2")]);
+    let globs = spec.corpus_globs();
+    assert!(paths(&gather(&root, &spec, &Limits::default()).unwrap()).is_empty());
+    assert!(
+        fleet_corpus::gather_globs_is_cached(&root, &globs, false, &Limits::default()),
+        "the walk was not cached; nothing would be tested"
+    );
+
+    git(&root, &["tag", "-f", "v2", "v1"]);
+    let corpus = gather(&root, &spec, &Limits::default()).unwrap();
+    assert_eq!(
+        paths(&corpus),
+        [
+            "db/migrate/002_add_email.sql",
+            "db/migrate/003_orders.sql",
+            "db/migrate/004_drop_legacy.sql",
+        ]
+    );
+    // git was asked again; the files were not walked again.
+    assert!(fleet_corpus::gather_globs_is_cached(
+        &root,
+        &globs,
+        false,
+        &Limits::default()
+    ));
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
 fn a_plain_glob_beside_a_scoped_one_keeps_what_it_matches() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
