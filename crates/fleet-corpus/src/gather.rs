@@ -24,16 +24,11 @@ pub fn gather(
     let root = canonical_root(root)?;
     // Asked of git on every gather, never cached: HEAD moves while the files stay put.
     let mut changed = crate::scope::Scope::resolve(&root, &step.corpus)?;
+    let globs = step.corpus_globs();
     let (files, sources) = std::thread::scope(|scope| {
         let sources = (!step.sources.is_empty())
             .then(|| scope.spawn(|| run_sources(&root, &step.sources, limits)));
-        let files = collect_files(
-            &root,
-            &step.corpus_globs(),
-            step.include_ignored,
-            limits,
-            true,
-        );
+        let files = collect_files(&root, &globs, step.include_ignored, limits, true);
         let sources = match sources {
             None => Ok(Vec::new()),
             Some(handle) => handle
