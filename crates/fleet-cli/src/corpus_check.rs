@@ -5,7 +5,7 @@
 
 use crate::workspace::Workspace;
 use fleet_core::config::locate::{Seg, position};
-use fleet_core::config::{Diagnostic, Pos};
+use fleet_core::config::{CorpusEntry, Diagnostic, Pos};
 use fleet_corpus::{CorpusGap, Limits, gather_globs};
 
 /// A warning for every corpus glob of every step in `steps` (genflow index,
@@ -21,7 +21,7 @@ pub fn unmatched_glob_warnings(ws: &Workspace, steps: &[(usize, usize)]) -> Vec<
         }
         let Ok(corpus) = gather_globs(
             &ws.root,
-            &step.corpus,
+            &step.corpus_globs(),
             step.include_ignored,
             &Limits::default(),
         ) else {
@@ -31,8 +31,12 @@ pub fn unmatched_glob_warnings(ws: &Workspace, steps: &[(usize, usize)]) -> Vec<
             let CorpusGap::GlobMatchedNothing { glob, hint } = gap else {
                 continue;
             };
-            let index = step.corpus.iter().position(|c| c == glob).unwrap_or(0);
-            let path = [
+            let index = step
+                .corpus
+                .iter()
+                .position(|c| c.glob() == glob)
+                .unwrap_or(0);
+            let mut path = vec![
                 Seg::Key("genflows"),
                 Seg::Index(g),
                 Seg::Key("steps"),
@@ -40,6 +44,9 @@ pub fn unmatched_glob_warnings(ws: &Workspace, steps: &[(usize, usize)]) -> Vec<
                 Seg::Key("corpus"),
                 Seg::Index(index),
             ];
+            if matches!(step.corpus.get(index), Some(CorpusEntry::Scoped(_))) {
+                path.push(Seg::Key("glob"));
+            }
             let pos = position(&ws.source, &path).unwrap_or(Pos { line: 1, col: 1 });
             let help = hint.clone().unwrap_or_else(|| {
                 if step.include_ignored {

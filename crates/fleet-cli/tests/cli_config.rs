@@ -211,6 +211,8 @@ fn schema_is_json_schema_of_the_config() {
         "on_flag",
         "api_key_env",
         "public_url",
+        "changed_since",
+        "release",
     ] {
         assert!(text.contains(field), "schema lacks {field}");
     }

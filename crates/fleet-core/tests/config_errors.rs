@@ -361,6 +361,63 @@ fn cases() -> Vec<Case> {
                 "3:28: error: unknown key `token` in `budget`",
             ],
         ),
+        case(
+            "corpus entry with a misspelt key",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - {glob: \"db/migrate/**\", changed_snce: v4.1.0}\n",
+            ),
+            &["8:37: error: unknown key `changed_snce` in a `corpus` entry"],
+        ),
+        case(
+            "corpus entry without a glob",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - changed_since: v4.1.0\n",
+            ),
+            &["8:13: error: a `corpus` entry is missing required key `glob`"],
+        ),
+        case(
+            "empty changed_since",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - glob: \"db/**\"\n            changed_since: \"\"\n",
+            ),
+            &["9:28: error: `changed_since` must not be empty"],
+        ),
+        case(
+            "changed_since that git would read as an option, a range, a number",
+            with_steps(
+                "\n      - name: r\n        kind: report\n        prompt: p\n        corpus:\n          - {glob: a, changed_since: \"--output=/tmp/x\"}\n          - {glob: b, changed_since: v1..v2}\n          - {glob: c, changed_since: 4.10}\n          - {glob: \"../d\", changed_since: v1}\n",
+            ),
+            &[
+                "8:38: error: `changed_since` `--output=/tmp/x` starts with `-`, which git would read as an option",
+                "9:38: error: `changed_since` `v1..v2` is a range; name one revision (the range ends at HEAD)",
+                "10:38: error: `changed_since` must be a string, found the number 4.1",
+                "11:20: error: corpus glob `../d` contains `..` and could leave the workspace",
+            ],
+        ),
+        case(
+            "changed_since on an approval step",
+            with_steps(
+                "\n      - {name: r, kind: report, prompt: p, corpus: [x]}\n      - name: gate\n        kind: approval\n        depends_on: [r]\n        approvers: [a@example.com]\n        corpus: [{glob: x, changed_since: v1}]\n",
+            ),
+            &[
+                "9:9: error: `corpus` does not belong on an approval step (it applies to report and review steps)",
+            ],
+        ),
+        case(
+            "corpus item that is a list",
+            with_steps("\n      - {name: r, kind: report, prompt: p, corpus: [[a, b]]}\n"),
+            &[
+                "4:53: error: each item of `corpus` must be a glob or a mapping `{glob, changed_since}`, found a list",
+            ],
+        ),
+        case(
+            "empty and unquoted-number release",
+            "genflows:\n  - name: g\n    release: \"\"\n    steps: [{name: r, kind: report, prompt: p, corpus: [a]}]\n  - name: h\n    release: 4.10\n    steps: [{name: r, kind: report, prompt: p, corpus: [a]}]\n",
+            &[
+                "3:14: error: `release` must not be empty",
+                "6:14: error: `release` must be a string, found the number 4.1",
+            ],
+        ),
     ]
 }
 
@@ -417,6 +474,12 @@ fn suggestions_are_offered() {
         )),
         vec![Some("did you mean `readiness`?".to_owned())]
     );
+    assert_eq!(
+        help(&with_steps(
+            "\n      - {name: r, kind: report, prompt: p, corpus: [{glob: a, changed_snce: v1}]}\n"
+        )),
+        vec![Some("did you mean `changed_since`?".to_owned())]
+    );
 }
 
 #[test]
@@ -448,4 +511,103 @@ fn every_problem_is_reported_at_once() {
         .filter(|d| d.is_error())
         .count();
     assert_eq!(errors, 3);
+}
+
+/// YAML lets flow collections, quoted strings and plain scalars run on over
+/// lines, so the scanner notices many mistakes a line after they were made;
+/// the error must point at the line that caused it.
+#[test]
+fn syntax_errors_point_at_their_cause() {
+    let steps = "genflows:\n  - name: g\n    steps:\n      - name: r\n        kind: report\n";
+    let cases: Vec<(&str, String, &str, Option<&str>)> = vec![
+        (
+            "flow sequence not closed at the end of its line",
+            format!("{steps}        corpus: [\"docs/*.md\", \"migrations/**\"\n        prompt: p\n"),
+            "6:46: error: invalid YAML: expected `,` or `]` at the end of this line: the `[` at line 6, column 17 is not closed",
+            None,
+        ),
+        (
+            "flow mapping step not closed",
+            "genflows:\n  - name: g\n    steps:\n      - {name: r, kind: report, prompt: p, corpus: [a]\n      - {name: s, kind: review, depends_on: [r]}\n".into(),
+            "4:55: error: invalid YAML: expected `,` or `}` at the end of this line: the `{` at line 4, column 9 is not closed",
+            None,
+        ),
+        (
+            "comma missing in a multi-line list",
+            format!("{steps}        prompt: p\n        corpus: [\n          \"a\"\n          \"b\"\n        ]\n"),
+            "8:14: error: invalid YAML: expected `,` or `]` at the end of this line: the `[` at line 7, column 17 is not closed",
+            None,
+        ),
+        (
+            "brackets in a block scalar and an apostrophe in a plain one are text",
+            format!("{steps}        description: it's [not] a list\n        prompt: |\n          Check [the list\n          and {{more\n        corpus: [\"a\"\n        out: r.md\n"),
+            "10:21: error: invalid YAML: expected `,` or `]` at the end of this line: the `[` at line 10, column 17 is not closed",
+            None,
+        ),
+        (
+            "double quote not closed, running on to the next quote",
+            format!("{steps}        prompt: \"Assemble the report.\n        corpus: [\"docs/*.md\"]\n"),
+            "6:17: error: invalid YAML: this quoted string is not closed on its line; it runs on to line 7",
+            Some("add the closing quote"),
+        ),
+        (
+            "single quote not closed inside a flow step",
+            "genflows:\n  - name: g\n    steps:\n      - {name: r, kind: report, prompt: 'p, corpus: [a]}\n      - {name: s, kind: review, prompt: 'x', depends_on: [r]}\n".into(),
+            "4:41: error: invalid YAML: this quoted string is not closed on its line; it runs on to line 5",
+            Some("add the closing quote"),
+        ),
+        (
+            "no space after a key's colon",
+            "genflows:\n  - name:g\n    steps: []\n".into(),
+            "2:10: error: invalid YAML: `name` needs a space after the `:` to be a key and a value",
+            Some("write `name: g`"),
+        ),
+        (
+            "a tab indenting the next line",
+            "genflows:\n  - name: g\n\tsteps: []\n".into(),
+            "3:1: error: invalid YAML: while scanning a plain scalar, found a tab",
+            Some("YAML indentation must be spaces, not tabs"),
+        ),
+        (
+            "a tab in this line's indentation",
+            "genflows:\n  - name: g\n    steps:\n\t  - name: r\n".into(),
+            "4:1: error: invalid YAML: tabs disallowed within this context (block indentation)",
+            Some("YAML indentation must be spaces, not tabs"),
+        ),
+        // Already at their cause: left where the scanner put them.
+        (
+            "quote never closed",
+            format!("{steps}        prompt: \"abc\n        out: r.md\n"),
+            "6:17: error: invalid YAML: unclosed quote",
+            None,
+        ),
+        (
+            "a key indented less than its siblings",
+            format!("{steps}       prompt: p\n"),
+            "6:8: error: invalid YAML: while parsing a block collection, did not find expected '-' indicator",
+            None,
+        ),
+        (
+            "a key without a colon",
+            format!("{steps}        prompt\n        corpus: [a]\n"),
+            "6:9: error: invalid YAML: simple key expected ':'",
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, yaml, expected, help) in &cases {
+        let checked = check_str(yaml);
+        let got = headlines(&checked.diagnostics);
+        let got_help: Vec<Option<&str>> = checked
+            .diagnostics
+            .iter()
+            .map(|d| d.help.as_deref())
+            .collect();
+        if got != [*expected] || got_help != [*help] {
+            failures.push(format!(
+                "case `{name}`:\n  expected: {expected} (help {help:?})\n  got:      {got:?} (help {got_help:?})\n  yaml:\n{yaml}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

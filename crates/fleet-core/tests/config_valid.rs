@@ -38,7 +38,7 @@ fn the_seed_example_validates_verbatim() {
     );
     let readiness = flow.step("readiness").expect("readiness step");
     assert_eq!(
-        readiness.corpus,
+        readiness.corpus_globs(),
         vec!["docs/runbooks/*.md", "docs/releases/*.md", "migrations/**"]
     );
     assert_eq!(

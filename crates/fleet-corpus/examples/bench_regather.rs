@@ -93,12 +93,22 @@ fn main() -> ExitCode {
     };
     print_result(label, cached, n);
     let uncached = measure(n, || {
-        gather_globs_uncached(&example, &step.corpus, step.include_ignored, &limits)
-            .expect("gather")
+        gather_globs_uncached(
+            &example,
+            &step.corpus_globs(),
+            step.include_ignored,
+            &limits,
+        )
+        .expect("gather")
     });
     print_result("uncached", uncached, n);
     // The step has no sources, so both paths must give the same corpus.
-    let fresh = gather_globs_uncached(&example, &step.corpus, step.include_ignored, &limits);
+    let fresh = gather_globs_uncached(
+        &example,
+        &step.corpus_globs(),
+        step.include_ignored,
+        &limits,
+    );
     let same = gather(&example, step, &limits).ok() == fresh.ok();
     println!("  cached result equals uncached: {same}");
     if !same {

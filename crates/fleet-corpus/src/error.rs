@@ -59,6 +59,56 @@ pub enum CorpusError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(
+        "corpus glob `{glob}` has `changed_since`, which reads git history, but the workspace `{}` is not a git repository ({detail})",
+        root.display()
+    )]
+    NotAGitRepository {
+        root: PathBuf,
+        glob: String,
+        /// What git said.
+        detail: String,
+    },
+
+    #[error(
+        "unknown git revision `{revision}` in `changed_since` of corpus glob `{glob}`: no tag, branch or commit by that name in the repository at `{}`",
+        root.display()
+    )]
+    UnknownRevision {
+        revision: String,
+        glob: String,
+        root: PathBuf,
+    },
+
+    #[error(
+        "git revision `{revision}` in `changed_since` is not usable: a revision must not be empty or start with `-`"
+    )]
+    InvalidRevision { revision: String },
+
+    #[error(
+        "the git repository at `{}` has no commit yet (HEAD names none), so there are no changes since `{revision}` to read",
+        root.display()
+    )]
+    NoHead { root: PathBuf, revision: String },
+
+    #[error(
+        "git revision `{revision}` in `changed_since` shares no history with HEAD, so nothing can be compared to it"
+    )]
+    NoCommonHistory { revision: String },
+
+    #[error("`changed_since` needs the `git` program, which could not be started: {source}")]
+    GitSpawn {
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("`{command}` failed in `{}`: {message}", root.display())]
+    Git {
+        command: String,
+        root: PathBuf,
+        message: String,
+    },
 }
 
 /// A symlink matched by a corpus glob whose target lies outside the workspace.

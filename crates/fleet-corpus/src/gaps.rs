@@ -48,29 +48,28 @@ impl CorpusGap {
     }
 }
 
-/// The gaps of a gathered corpus. `globs` are the step's corpus globs as
-/// written; a glob's matches are the manifest's file entries (every file the
-/// walk matched has one, whatever became of its content).
-pub(crate) fn find(root: &Path, globs: &[String], corpus: &Corpus) -> Vec<CorpusGap> {
-    let mut gaps = Vec::new();
-    let files: Vec<&str> = corpus
-        .manifest
-        .entries
-        .iter()
-        .map(|e| e.path.as_str())
-        .filter(|p| !p.starts_with("source:"))
-        .collect();
-    if !globs.is_empty() {
-        let matched = matched_globs(globs, &files);
-        for (glob, matched) in globs.iter().zip(matched) {
-            if !matched {
-                gaps.push(CorpusGap::GlobMatchedNothing {
-                    glob: glob.clone(),
-                    hint: directory_hint(root, glob),
-                });
-            }
-        }
+/// A gap for each of `globs` (as written) that matches none of `paths`,
+/// the workspace-relative paths the walk matched (every file matched counts,
+/// whatever became of its content).
+pub(crate) fn unmatched_globs(root: &Path, globs: &[String], paths: &[&str]) -> Vec<CorpusGap> {
+    if globs.is_empty() {
+        return Vec::new();
     }
+    globs
+        .iter()
+        .zip(matched_globs(globs, paths))
+        .filter(|(_, matched)| !matched)
+        .map(|(glob, _)| CorpusGap::GlobMatchedNothing {
+            glob: glob.clone(),
+            hint: directory_hint(root, glob),
+        })
+        .collect()
+}
+
+/// `unmatched` (from [`unmatched_globs`]) plus the gaps of the gathered
+/// corpus: sources that printed nothing, and no document at all.
+pub(crate) fn find(unmatched: Vec<CorpusGap>, corpus: &Corpus) -> Vec<CorpusGap> {
+    let mut gaps = unmatched;
     for doc in &corpus.documents {
         if let Some(name) = doc.path.strip_prefix("source:")
             && doc.text.trim().is_empty()

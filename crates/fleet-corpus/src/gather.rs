@@ -22,10 +22,13 @@ pub fn gather(
     limits: &Limits,
 ) -> Result<Corpus, CorpusError> {
     let root = canonical_root(root)?;
+    // Asked of git on every gather, never cached: HEAD moves while the files stay put.
+    let mut changed = crate::scope::Scope::resolve(&root, &step.corpus)?;
+    let globs = step.corpus_globs();
     let (files, sources) = std::thread::scope(|scope| {
         let sources = (!step.sources.is_empty())
             .then(|| scope.spawn(|| run_sources(&root, &step.sources, limits)));
-        let files = collect_files(&root, &step.corpus, step.include_ignored, limits, true);
+        let files = collect_files(&root, &globs, step.include_ignored, limits, true);
         let sources = match sources {
             None => Ok(Vec::new()),
             Some(handle) => handle
@@ -34,9 +37,19 @@ pub fn gather(
         };
         (files, sources)
     });
-    let (files, warnings) = files?;
+    let (mut files, mut warnings) = files?;
+    // Judged before the changed_since filter: a scoped glob whose files did
+    // not change in the range read nothing new, which is not a gap.
+    let unmatched = {
+        let paths: Vec<&str> = files.iter().map(|f| f.entry.path.as_str()).collect();
+        crate::gaps::unmatched_globs(&root, &globs, &paths)
+    };
+    if let Some(changed) = &mut changed {
+        changed.filter(&mut files, |f| &f.entry.path, &mut warnings);
+    }
     let mut corpus = assemble(files, sources?, warnings, limits.max_total_bytes);
-    corpus.manifest.gaps = crate::gaps::find(&root, &step.corpus, &corpus);
+    corpus.manifest.scopes = changed.map(|c| c.into_ranges()).unwrap_or_default();
+    corpus.manifest.gaps = crate::gaps::find(unmatched, &corpus);
     Ok(corpus)
 }
 
@@ -92,8 +105,12 @@ fn gather_globs_with(
 ) -> Result<Corpus, CorpusError> {
     let root = canonical_root(root)?;
     let (files, warnings) = collect_files(&root, globs, include_ignored, limits, cached)?;
+    let unmatched = {
+        let paths: Vec<&str> = files.iter().map(|f| f.entry.path.as_str()).collect();
+        crate::gaps::unmatched_globs(&root, globs, &paths)
+    };
     let mut corpus = assemble(files, Vec::new(), warnings, limits.max_total_bytes);
-    corpus.manifest.gaps = crate::gaps::find(&root, globs, &corpus);
+    corpus.manifest.gaps = crate::gaps::find(unmatched, &corpus);
     Ok(corpus)
 }
 
@@ -448,6 +465,11 @@ fn normalize_glob(glob: &str) -> Result<String, CorpusError> {
         });
     }
     Ok(parts.join("/"))
+}
+
+/// One glob's matcher, compiled as the walk compiles it.
+pub(crate) fn glob_matcher(glob: &str) -> Result<GlobMatcher, CorpusError> {
+    Ok(compile_glob(glob, &normalize_glob(glob)?)?.compile_matcher())
 }
 
 fn compile_glob(original: &str, normalized: &str) -> Result<globset::Glob, CorpusError> {
@@ -814,6 +836,7 @@ fn assemble(
             entries: Vec::with_capacity(files.len() + sources.len()),
             warnings,
             gaps: Vec::new(),
+            scopes: Vec::new(),
         },
     };
     for (entry, doc) in files.into_iter().chain(sources) {

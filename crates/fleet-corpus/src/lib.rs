@@ -11,7 +11,8 @@
 //!   they depend on is unchanged (`cache.rs`).
 //! - [`run_sources`]: run `sources:` commands and snapshot their output as
 //!   `source:NAME` documents.
-//! - [`gather`]: both, for one [`fleet_core::config::Step`].
+//! - [`gather`]: both, for one [`fleet_core::config::Step`], with globs that
+//!   have `changed_since` limited to what git says changed (`scope.rs`).
 //! - [`pack`]: fit the corpus into a model's token budget, most relevant
 //!   chunks first, and say in the prompt what was left out.
 //! - [`render_manifest`] / [`CorpusReport`]: what `fleet corpus` shows.
@@ -23,6 +24,7 @@ mod gather;
 mod pack;
 mod read;
 mod render;
+mod scope;
 mod sources;
 mod tokens;
 
@@ -96,6 +98,38 @@ pub struct Manifest {
     /// file, a source that printed nothing, an empty corpus): never a clean bill.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<CorpusGap>,
+    /// For each corpus glob with `changed_since`: the git range it was
+    /// limited to, so the record shows what "this release" meant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<ScopeRange>,
+}
+
+/// A corpus glob limited to the files changed in git since a revision: the
+/// range compared is `base_commit..head_commit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeRange {
+    /// The glob, as written in the config.
+    pub glob: String,
+    /// The revision as written (`changed_since`), e.g. `v4.1.0`.
+    pub since: String,
+    /// The commit it named when the corpus was gathered.
+    pub since_commit: String,
+    /// Where the compared range starts: the merge base of `since_commit` and
+    /// HEAD (the same commit when the revision is an ancestor of HEAD).
+    pub base_commit: String,
+    /// Where it ends, as written: `HEAD`.
+    pub head: String,
+    pub head_commit: String,
+    /// Files the glob kept: matched, and added or changed in the range.
+    pub files: usize,
+}
+
+impl ScopeRange {
+    /// `abc1234..def5678`: the compared commits, abbreviated.
+    pub fn short(&self) -> String {
+        let short = |c: &str| c.get(..7).unwrap_or(c).to_owned();
+        format!("{}..{}", short(&self.base_commit), short(&self.head_commit))
+    }
 }
 
 /// A text document the model may read. `text` is what was included (the

@@ -125,6 +125,25 @@ pub fn render_manifest(corpus: &Corpus, tokens: usize) -> String {
         tokens
     );
 
+    if !report.manifest.scopes.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Limited to files committed since a revision (merge base..HEAD):"
+        );
+        for s in &report.manifest.scopes {
+            let _ = writeln!(
+                out,
+                "  {}: changed since `{}` ({}), {} file{}",
+                s.glob,
+                s.since,
+                s.short(),
+                s.files,
+                plural(s.files)
+            );
+        }
+    }
+
     let not_whole: Vec<_> = entries
         .iter()
         .filter(|e| e.inclusion != Inclusion::Whole)

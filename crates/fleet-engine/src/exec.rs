@@ -241,7 +241,7 @@ async fn model_step(
         upstream,
         feedback,
         budget: budget_left(engine, run).await?,
-        release: None,
+        release: run.definition.release.clone(),
     };
     let mut step_run = StepRun {
         step: step.name.clone(),

@@ -8,6 +8,7 @@ pub mod diag;
 pub mod locate;
 pub mod model;
 pub mod node;
+mod syntax;
 mod validate;
 
 pub use diag::{Diagnostic, Severity, render_all};
@@ -22,7 +23,10 @@ pub fn check_str(text: &str) -> Checked {
         Ok(root) => validate::check(root.as_ref()),
         Err(e) => Checked {
             config: None,
-            diagnostics: vec![Diagnostic::error(e.pos, e.message)],
+            diagnostics: vec![Diagnostic {
+                help: e.help,
+                ..Diagnostic::error(e.pos, e.message)
+            }],
         },
     }
 }

@@ -49,6 +49,10 @@ pub struct Genflow {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The release this genflow gates, e.g. `4.2.0`; models are told it (the
+    /// builtin reads that section of the release notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
     /// Cron expression (5 or 6 fields, or `@daily` style) for `fleet serve` to start runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
@@ -177,9 +181,10 @@ pub struct Step {
     /// report, review: the instruction for the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
-    /// report, review: file globs relative to the workspace root (`*` stays within a directory, `**` crosses).
+    /// report, review: file globs relative to the workspace root (`*` stays within a directory, `**` crosses),
+    /// each a string or `{glob, changed_since}` to read only files changed since a git revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub corpus: Vec<String>,
+    pub corpus: Vec<CorpusEntry>,
     /// report, review: read hidden and git-ignored files too.
     #[serde(default, skip_serializing_if = "is_false")]
     pub include_ignored: bool,
@@ -238,6 +243,11 @@ impl Step {
             .unwrap_or_else(|| format!("{}.md", self.name))
     }
 
+    /// The globs of `corpus`, as written, in order (scoped or not).
+    pub fn corpus_globs(&self) -> Vec<String> {
+        self.corpus.iter().map(|e| e.glob().to_owned()).collect()
+    }
+
     /// The model to use (`builtin` unless set).
     pub fn model_name(&self) -> &str {
         self.model.as_deref().unwrap_or(BUILTIN_MODEL)
@@ -245,6 +255,60 @@ impl Step {
 }
 
 pub const BUILTIN_MODEL: &str = "builtin";
+
+/// One `corpus` entry: a glob, or `{glob, changed_since}`.
+// Untagged: a plain glob serializes as the bare string it always was, so
+// definitions without `changed_since` keep their hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CorpusEntry {
+    /// Every file the glob matches.
+    Glob(String),
+    /// Only the files the glob matches that changed in git since a revision.
+    Scoped(ScopedGlob),
+}
+
+/// A glob limited to the files added or changed between a git revision and
+/// `HEAD` (committed changes, counted from the revision's merge base with
+/// `HEAD`); deleted files are not read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedGlob {
+    /// A file glob relative to the workspace root.
+    pub glob: String,
+    /// A git revision: a tag such as `v4.1.0`, a branch or a commit id.
+    pub changed_since: String,
+}
+
+impl CorpusEntry {
+    /// The glob, as written.
+    pub fn glob(&self) -> &str {
+        match self {
+            CorpusEntry::Glob(g) => g,
+            CorpusEntry::Scoped(s) => &s.glob,
+        }
+    }
+
+    /// The revision the entry is limited to changes since, if any.
+    pub fn changed_since(&self) -> Option<&str> {
+        match self {
+            CorpusEntry::Glob(_) => None,
+            CorpusEntry::Scoped(s) => Some(&s.changed_since),
+        }
+    }
+}
+
+impl From<&str> for CorpusEntry {
+    fn from(glob: &str) -> Self {
+        CorpusEntry::Glob(glob.to_owned())
+    }
+}
+
+impl From<String> for CorpusEntry {
+    fn from(glob: String) -> Self {
+        CorpusEntry::Glob(glob)
+    }
+}
 
 /// A command whose output is snapshotted into the corpus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

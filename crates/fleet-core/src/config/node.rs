@@ -144,6 +144,7 @@ impl<'de> Visitor<'de> for KindVisitor {
 pub struct SyntaxError {
     pub pos: Pos,
     pub message: String,
+    pub help: Option<String>,
 }
 
 /// Parses YAML text into a located tree. `Ok(None)` means the document is empty
@@ -169,9 +170,18 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
                     col: l.column() as usize,
                 })
                 .unwrap_or(Pos { line: 1, col: 1 });
-            Err(SyntaxError {
-                pos,
-                message: syntax_message(&e),
+            let message = syntax_message(&e);
+            Err(match super::syntax::cause(text, pos, &message) {
+                Some(cause) => SyntaxError {
+                    pos: cause.pos,
+                    message: cause.message.unwrap_or(message),
+                    help: cause.help,
+                },
+                None => SyntaxError {
+                    pos,
+                    message,
+                    help: None,
+                },
             })
         }
     }

@@ -7,10 +7,13 @@ use super::node::{Node, NodeKind, Pos};
 use crate::dag;
 use std::collections::{BTreeMap, HashMap};
 
+mod corpus;
+
 const TOP_KEYS: &[&str] = &["genflows", "models", "notify", "server", "approvers"];
 const GENFLOW_KEYS: &[&str] = &[
     "name",
     "description",
+    "release",
     "schedule",
     "approvers",
     "budget",
@@ -534,6 +537,7 @@ impl Checker {
         let description = f
             .get("description")
             .and_then(|n| self.string(n, "`description`"));
+        let release = f.get("release").and_then(|n| self.release(n));
         let schedule = f.get("schedule").and_then(|n| {
             let s = self.nonempty_string(n, "`schedule`")?;
             match s.parse::<croner::Cron>() {
@@ -565,6 +569,7 @@ impl Checker {
             Genflow {
                 name,
                 description,
+                release,
                 schedule,
                 approvers,
                 budget,
@@ -860,13 +865,7 @@ impl Checker {
         let prompt = f
             .get("prompt")
             .and_then(|n| self.nonempty_string(n, "`prompt`"));
-        let corpus: Vec<String> = f
-            .get("corpus")
-            .map(|n| self.string_list(n, "`corpus`"))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(g, pos)| self.corpus_glob(g, pos))
-            .collect();
+        let corpus = f.get("corpus").map(|n| self.corpus(n)).unwrap_or_default();
         let include_ignored = f
             .get("include_ignored")
             .and_then(|n| self.bool(n, "`include_ignored`"))

@@ -75,6 +75,7 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
     let count = |s: RollbackStatus| a.rollback.iter().filter(|r| r.status == s).count();
     let elevated = a.support.iter().filter(|s| s.elevated).count();
     let _ = writeln!(out, "## Summary\n");
+    scoped_to(out, req);
     let _ = writeln!(
         out,
         "- Documents read: {} ({} migration files); manifest entries: {}",
@@ -120,6 +121,34 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
         "- Lines in the sources rating the release's risk: {}\n",
         a.risk_claims.len()
     );
+}
+
+/// Which git range `changed_since` globs compared, one line per range, so
+/// the report says what "this release" meant.
+fn scoped_to(out: &mut String, req: &ModelRequest) {
+    let mut ranges: Vec<(&str, String, Vec<String>)> = Vec::new();
+    for s in &req.corpus.manifest.scopes {
+        let glob = format!(
+            "`{}` ({} file{})",
+            s.glob,
+            s.files,
+            if s.files == 1 { "" } else { "s" }
+        );
+        match ranges
+            .iter_mut()
+            .find(|r| r.0 == s.since && r.1 == s.short())
+        {
+            Some(r) => r.2.push(glob),
+            None => ranges.push((&s.since, s.short(), vec![glob])),
+        }
+    }
+    for (since, range, globs) in ranges {
+        let _ = writeln!(
+            out,
+            "- Scoped to changes since `{since}` ({range}): {}",
+            globs.join(", ")
+        );
+    }
 }
 
 fn feedback_section(out: &mut String, req: &ModelRequest, feedback: &FlagSet) {

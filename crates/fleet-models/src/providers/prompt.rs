@@ -129,6 +129,7 @@ fn head(req: &ModelRequest) -> String {
             );
         }
     }
+    out.push_str(&release_section(req));
     if let Some(feedback) = &req.feedback {
         out.push_str(&feedback_section(feedback));
     }
@@ -147,6 +148,39 @@ fn head(req: &ModelRequest) -> String {
         }
         out.push('\n');
     }
+    out
+}
+
+/// The release being gated and, for `changed_since` globs, the git range
+/// they compared: files those globs match that did not change are not in
+/// the corpus, and the model should not read their absence as news.
+fn release_section(req: &ModelRequest) -> String {
+    let scopes = &req.corpus.manifest.scopes;
+    if req.release.is_none() && scopes.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("# Release\n\n");
+    if let Some(release) = &req.release {
+        let _ = writeln!(out, "This run gates release `{release}`.");
+    }
+    if !scopes.is_empty() {
+        out.push_str(
+            "Some corpus globs are limited to the files committed since a git revision; \
+             files they match that did not change in that range are not in the corpus:\n",
+        );
+        for s in scopes {
+            let _ = writeln!(
+                out,
+                "- `{}`: changed since `{}` (commits {}), {} file{}",
+                s.glob,
+                s.since,
+                s.short(),
+                s.files,
+                if s.files == 1 { "" } else { "s" }
+            );
+        }
+    }
+    out.push('\n');
     out
 }
 
@@ -261,6 +295,45 @@ fn first_line_of_header(header: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(release: Option<&str>, scopes: Vec<fleet_corpus::ScopeRange>) -> ModelRequest {
+        let mut corpus = fleet_corpus::Corpus::default();
+        corpus.manifest.scopes = scopes;
+        ModelRequest {
+            genflow: "g".into(),
+            step: "readiness".into(),
+            kind: StepKind::Report,
+            prompt: "Assess.".into(),
+            corpus,
+            upstream: Vec::new(),
+            feedback: None,
+            budget: None,
+            release: release.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_release_and_the_git_range_are_stated() {
+        let range = fleet_corpus::ScopeRange {
+            glob: "db/migrate/**".into(),
+            since: "v4.1.0".into(),
+            since_commit: "a".repeat(40),
+            base_commit: "abc1234".repeat(5) + "12345",
+            head: "HEAD".into(),
+            head_commit: "def5678".repeat(5) + "12345",
+            files: 2,
+        };
+        let head = head(&request(Some("4.2.0"), vec![range]));
+        assert!(head.contains("This run gates release `4.2.0`."), "{head}");
+        assert!(
+            head.contains(
+                "- `db/migrate/**`: changed since `v4.1.0` (commits abc1234..def5678), 2 files"
+            ),
+            "{head}"
+        );
+        // Neither set: the prompt is what it was.
+        assert!(!super::head(&request(None, Vec::new())).contains("# Release"));
+    }
 
     #[test]
     fn numbering_follows_the_headers() {
