@@ -220,7 +220,7 @@ fn migrations(out: &mut String, a: &Analysis) {
             out,
             "| {} | {} | {} | {} |",
             m.name,
-            if m.reversible { "yes" } else { "**no**" },
+            reversible_cell(m),
             if ops.is_empty() {
                 "—".to_string()
             } else {
@@ -233,6 +233,8 @@ fn migrations(out: &mut String, a: &Analysis) {
     for m in &a.migrations {
         let verdict = if m.reversible {
             "reversible"
+        } else if m.forward_only {
+            "**forward-only**"
         } else {
             "**not reversible**"
         };
@@ -253,8 +255,22 @@ fn migrations(out: &mut String, a: &Analysis) {
         if let Some(scale) = &m.scale {
             let _ = writeln!(out, "  - size — {}", evidence(scale));
         }
+        for (_, at) in &m.hazards {
+            let _ = writeln!(out, "  - may fail on existing rows — {}", evidence(at));
+        }
     }
     out.push('\n');
+}
+
+/// The table's "reversible" cell: a forward-only migration that destroys
+/// data is as irreversible as any.
+fn reversible_cell(m: &super::analysis::Migration) -> &'static str {
+    match (m.reversible, m.forward_only) {
+        (true, _) => "yes",
+        (false, true) if m.destructive.is_empty() => "forward-only",
+        (false, true) => "**no** (forward-only)",
+        (false, false) => "**no**",
+    }
 }
 
 fn rollback(out: &mut String, a: &Analysis) {

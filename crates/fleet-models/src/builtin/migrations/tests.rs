@@ -1,0 +1,232 @@
+//! The grouping and judging of migrations, tool by tool.
+use super::*;
+use fleet_core::flags::FlagSeverity;
+
+fn doc(path: &str, text: &str) -> Document {
+    Document {
+        path: path.into(),
+        text: text.into(),
+    }
+}
+
+fn run(docs: &[Document]) -> Vec<Migration> {
+    let refs: Vec<&Document> = docs.iter().filter(|d| is_migration(&d.path)).collect();
+    analyze(&refs)
+}
+
+fn verdicts(ms: &[Migration]) -> Vec<(&str, bool)> {
+    ms.iter().map(|m| (m.name.as_str(), m.reversible)).collect()
+}
+
+#[test]
+fn recognises_migration_paths() {
+    for yes in [
+        "migrations/0041_a.up.sql",
+        "db/migrate/20240101000000_add_x.rb",
+        "alembic/versions/ab12_add.py",
+        "app/migrations/0003_auto.py",
+        "sql/V3__orders.sql",
+        "x/0001_init.down.sql",
+    ] {
+        assert!(is_migration(yes), "{yes}");
+    }
+    for no in [
+        "docs/migrations.md",
+        "db/schema.rb",
+        "app/migrations/__init__.py",
+        "src/update.sql.md",
+        "scripts/fix.sql",
+    ] {
+        assert!(!is_migration(no), "{no}");
+    }
+}
+
+#[test]
+fn up_down_pairs_and_missing_downs() {
+    let ms = run(&[
+        doc("migrations/0001_a.up.sql", "CREATE TABLE a (id int);\n"),
+        doc("migrations/0001_a.down.sql", "DROP TABLE a;\n"),
+        doc(
+            "migrations/0002_b.up.sql",
+            "-- drop it\nALTER TABLE a DROP COLUMN b;\n",
+        ),
+        doc(
+            "migrations/0003_c.up.sql",
+            "ALTER TABLE a ADD COLUMN c int;\n",
+        ),
+        doc("migrations/0003_c.down.sql", "-- nothing to do\n"),
+    ]);
+    assert_eq!(
+        verdicts(&ms),
+        vec![("0001_a", true), ("0002_b", false), ("0003_c", false)]
+    );
+    assert!(
+        ms[0].destructive.is_empty(),
+        "DROP in a down file is expected"
+    );
+    assert_eq!(ms[1].destructive[0].0, "DROP COLUMN");
+    assert_eq!(ms[1].destructive[0].1.line, 2);
+    assert_eq!(
+        ms[1].severity(),
+        Some(fleet_core::flags::FlagSeverity::High)
+    );
+    assert_eq!(ms[1].number.as_deref(), Some("0002"));
+    assert!(ms[2].reason.contains("no statements"), "{}", ms[2].reason);
+}
+
+#[test]
+fn flyway_undo_scripts_pair_with_versions() {
+    let ms = run(&[
+        doc("db/V3__orders.sql", "CREATE TABLE orders (id int);\n"),
+        doc("db/U3__orders.sql", "DROP TABLE orders;\n"),
+        doc("db/V4__drop_legacy.sql", "DROP TABLE legacy;\n"),
+    ]);
+    assert_eq!(
+        verdicts(&ms),
+        vec![("V3__orders", true), ("V4__drop_legacy", false)]
+    );
+    assert_eq!(ms[1].reason, "no undo (U) script");
+    assert_eq!(ms[1].destructive[0].0, "DROP TABLE");
+}
+
+#[test]
+fn rails_change_up_down_and_irreversible() {
+    let ms = run(&[
+        doc(
+            "db/migrate/1_add.rb",
+            "class Add < ActiveRecord::Migration[7.1]\n  def change\n    add_column :users, :x, :string\n  end\nend\n",
+        ),
+        doc(
+            "db/migrate/2_up_only.rb",
+            "class UpOnly < ActiveRecord::Migration[7.1]\n  def up\n    remove_column :users, :legacy\n  end\nend\n",
+        ),
+        doc(
+            "db/migrate/3_raise.rb",
+            "class R < ActiveRecord::Migration[7.1]\n  def up\n    drop_table :carts\n  end\n\n  def down\n    raise ActiveRecord::IrreversibleMigration\n  end\nend\n",
+        ),
+        doc(
+            "db/migrate/4_both.rb",
+            "class B < ActiveRecord::Migration[7.1]\n  def up\n    User.in_batches.update_all(active: true)\n  end\n  def down\n    remove_column :users, :active\n  end\nend\n",
+        ),
+        doc(
+            "db/migrate/5_exec.rb",
+            "class E < ActiveRecord::Migration[7.1]\n  def change\n    execute \"UPDATE users SET a = 1\"\n  end\nend\n",
+        ),
+    ]);
+    assert_eq!(
+        verdicts(&ms),
+        vec![
+            ("1_add", true),
+            ("2_up_only", false),
+            ("3_raise", false),
+            ("4_both", true),
+            ("5_exec", false)
+        ]
+    );
+    assert_eq!(ms[1].reason, "no `def down`");
+    assert_eq!(ms[2].evidence.line, 7);
+    assert!(
+        ms[3].destructive.is_empty(),
+        "remove_column in def down is not forward"
+    );
+    assert_eq!(ms[3].backfill[0].line, 3);
+    assert_eq!(ms[4].backfill[0].line, 3);
+}
+
+#[test]
+fn alembic_downgrade_pass_is_irreversible() {
+    let ms = run(&[
+        doc(
+            "alembic/versions/a1_drop.py",
+            "def upgrade():\n    op.drop_column('users', 'fax')\n\n\ndef downgrade():\n    pass\n",
+        ),
+        doc(
+            "alembic/versions/b2_add.py",
+            "def upgrade():\n    op.add_column('users', sa.Column('x', sa.Integer()))\n\n\ndef downgrade():\n    op.drop_column('users', 'x')\n",
+        ),
+    ]);
+    assert_eq!(verdicts(&ms), vec![("a1_drop", false), ("b2_add", true)]);
+    assert_eq!(ms[0].destructive[0].0, "op.drop_column");
+    assert!(ms[0].reason.contains("empty"), "{}", ms[0].reason);
+    assert!(ms[1].destructive.is_empty());
+}
+
+#[test]
+fn django_run_python_without_reverse_is_irreversible() {
+    let ms = run(&[
+        doc(
+            "shop/migrations/0007_fill.py",
+            "class Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(fill_prices),\n    ]\n",
+        ),
+        doc(
+            "shop/migrations/0008_fill2.py",
+            "class Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(\n            fill, reverse_code=unfill\n        ),\n        migrations.RemoveField(model_name='a', name='b'),\n    ]\n",
+        ),
+    ]);
+    assert_eq!(
+        verdicts(&ms),
+        vec![("0007_fill", false), ("0008_fill2", true)]
+    );
+    assert_eq!(ms[0].backfill[0].line, 3);
+    assert_eq!(ms[1].destructive[0].0, "RemoveField");
+}
+
+#[test]
+fn plain_sql_with_down_sections() {
+    let ms = run(&[
+        doc(
+            "db/migrations/20240101_a.sql",
+            "-- migrate:up\nCREATE TABLE a (id int);\n\n-- migrate:down\nDROP TABLE a;\n",
+        ),
+        doc(
+            "db/migrations/20240102_b.sql",
+            "-- +goose Up\nTRUNCATE audit_log;\n-- +goose Down\n",
+        ),
+        doc("db/migrations/20240103_c.sql", "DELETE FROM sessions;\n"),
+        doc(
+            "db/migrations/20240104_d.sql",
+            "--changeset bob:1\nCREATE TABLE d (id int);\n--rollback DROP TABLE d;\n",
+        ),
+    ]);
+    assert_eq!(
+        verdicts(&ms),
+        vec![
+            ("20240101_a", true),
+            ("20240102_b", false),
+            ("20240103_c", false),
+            ("20240104_d", true)
+        ]
+    );
+    assert!(ms[0].destructive.is_empty());
+    assert_eq!(ms[1].destructive[0].0, "TRUNCATE");
+    assert_eq!(ms[2].destructive[0].0, "DELETE FROM");
+}
+
+#[test]
+fn backfills_and_their_scale() {
+    let ms = run(&[doc(
+        "migrations/0044_fill.up.sql",
+        "-- ~38M rows, 40-60 minutes\nUPDATE invoices AS i\n   SET c = 1;\nCREATE TABLE t (a int REFERENCES x ON UPDATE CASCADE);\nINSERT INTO b SELECT * FROM a;\n",
+    )]);
+    assert_eq!(
+        ms[0].backfill.iter().map(|c| c.line).collect::<Vec<_>>(),
+        vec![2, 5]
+    );
+    assert_eq!(ms[0].scale.as_ref().map(|c| c.line), Some(1));
+}
+
+#[test]
+fn directory_pairs() {
+    let ms = run(&[
+        doc(
+            "migrations/2020-01-01_init/up.sql",
+            "CREATE TABLE a (id int);\n",
+        ),
+        doc("migrations/2020-01-01_init/down.sql", "DROP TABLE a;\n"),
+        doc("migrations/up/005_x.sql", "DROP TABLE z;\n"),
+    ]);
+    assert_eq!(
+        verdicts(&ms),
+        vec![("2020-01-01_init", true), ("005_x", false)]
+    );
+}
