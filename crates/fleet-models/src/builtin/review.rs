@@ -294,17 +294,18 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             });
         }
         if let Some(first) = m.backfill.first() {
-            let scale = m
-                .scale
-                .as_ref()
-                .map(|c| format!(": {}", quote_excerpt(c).trim_start_matches("-- ")))
-                .unwrap_or_default();
+            // "Long-running" only when the corpus gives a size or a duration.
+            let claim = match &m.scale {
+                Some(c) => format!(
+                    "migration {} is a long-running data backfill: {}",
+                    m.name,
+                    quote_excerpt(c).trim_start_matches("-- ")
+                ),
+                None => format!("migration {} is a data backfill", m.name),
+            };
             risks.push(Risk {
                 severity: FlagSeverity::Medium,
-                claim: format!(
-                    "migration {} is a long-running data backfill{scale}",
-                    m.name
-                ),
+                claim,
                 evidence: std::iter::once(first.clone())
                     .chain(m.scale.clone())
                     .collect(),

@@ -230,3 +230,213 @@ fn directory_pairs() {
         vec![("2020-01-01_init", true), ("005_x", false)]
     );
 }
+
+fn one(path: &str, text: &str) -> Migration {
+    let ms = run(&[doc(path, text)]);
+    assert_eq!(ms.len(), 1, "{path}: {ms:#?}");
+    ms.into_iter().next().unwrap_or_else(|| unreachable!())
+}
+
+#[test]
+fn rails_change_table_and_guarded_blocks() {
+    let m = one(
+        "db/migrate/1_t.rb",
+        "class T < ActiveRecord::Migration[7.1]\n  def change\n    change_table :users do |t|\n      t.remove :fax\n    end\n  end\nend\n",
+    );
+    assert!(!m.reversible, "{m:#?}");
+    assert_eq!(m.evidence.line, 4);
+    let m = one(
+        "db/migrate/2_t.rb",
+        "class T < ActiveRecord::Migration[7.1]\n  def change\n    change_table :users do |t|\n      t.remove :fax, type: :string\n    end\n  end\nend\n",
+    );
+    assert!(m.reversible, "{m:#?}");
+    assert_eq!(m.destructive[0].0, "remove");
+    // SQL inside reversible's dir.up runs forward; dir.down's does not.
+    let m = one(
+        "db/migrate/3_t.rb",
+        "class T < ActiveRecord::Migration[7.1]\n  def change\n    reversible do |dir|\n      dir.up { execute \"DELETE FROM carts\" }\n      dir.down do\n        execute \"DROP TABLE x\"\n      end\n    end\n  end\nend\n",
+    );
+    assert!(m.reversible, "{m:#?}");
+    assert_eq!(
+        m.destructive
+            .iter()
+            .map(|(op, c)| (op.as_str(), c.line))
+            .collect::<Vec<_>>(),
+        vec![("DELETE FROM", 4)]
+    );
+}
+
+#[test]
+fn js_shapes_of_up_and_down() {
+    let m = one(
+        "migrations/1_a.js",
+        "exports.up = (knex) => knex.schema.dropTable('a');\nexports.down = async () => {};\n",
+    );
+    assert!(!m.reversible);
+    assert_eq!(m.destructive[0].0, "dropTable");
+    assert_eq!(m.evidence.line, 2);
+    let m = one(
+        "migrations/2_b.js",
+        "module.exports = {\n  up: async (qi) => {\n    await qi.addColumn('u', 'x', { type: 'TEXT' });\n  },\n  down: (qi) => qi.removeColumn('u', 'x'),\n};\n",
+    );
+    assert!(m.reversible, "{m:#?}");
+    assert!(
+        m.destructive.is_empty(),
+        "removeColumn in down is not forward"
+    );
+    // A helper module beside the migrations runs nothing: no migration.
+    assert!(
+        run(&[doc(
+            "migrations/helpers.js",
+            "module.exports = { log: console.log };\n"
+        )])
+        .is_empty()
+    );
+}
+
+#[test]
+fn django_reverse_functions_are_not_forward() {
+    let m = one(
+        "shop/migrations/0002_x.py",
+        "from django.db import migrations\n\n\ndef forwards(apps, schema_editor):\n    Item = apps.get_model('shop', 'Item')\n    Item.objects.filter(price=None).update(price=0)\n\n\ndef backwards(apps, schema_editor):\n    Item = apps.get_model('shop', 'Item')\n    Item.objects.filter(price=0).delete()\n\n\nclass Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(code=forwards, reverse_code=backwards),\n    ]\n",
+    );
+    assert!(m.reversible, "{m:#?}");
+    assert!(m.destructive.is_empty(), "{m:#?}");
+    assert_eq!(m.backfill[0].line, 16);
+    assert_eq!(
+        m.evidence.line, 16,
+        "the reversible evidence is the operation, not the import"
+    );
+}
+
+#[test]
+fn flyway_without_undo_scripts_is_forward_only() {
+    let ms = run(&[
+        doc("db/migration/V1__init.sql", "CREATE TABLE a (id int);\n"),
+        doc("db/migration/V2__drop.sql", "DROP TABLE b;\n"),
+        doc(
+            "db/migration/R__view.sql",
+            "CREATE OR REPLACE VIEW v AS SELECT 1;\n",
+        ),
+    ]);
+    let severities: Vec<_> = ms.iter().map(|m| (m.name.as_str(), m.severity())).collect();
+    assert_eq!(
+        severities,
+        vec![
+            ("R__view", None),
+            ("V1__init", None),
+            ("V2__drop", Some(FlagSeverity::High))
+        ]
+    );
+}
+
+#[test]
+fn liquibase_changesets_and_rollbacks() {
+    let xml = "<databaseChangeLog>\n  <changeSet id=\"1\" author=\"a\">\n    <createTable tableName=\"t\"/>\n  </changeSet>\n  <changeSet id=\"2\" author=\"a\">\n    <dropTable tableName=\"t\"/>\n    <rollback/>\n  </changeSet>\n  <changeSet id=\"3\" author=\"a\">\n    <sql>DELETE FROM t</sql>\n    <rollback>\n      <sql>SELECT 1</sql>\n    </rollback>\n  </changeSet>\n</databaseChangeLog>\n";
+    let d = doc("db/changelog/changes.xml", xml);
+    assert!(is_migration_doc(&d));
+    let ms = analyze(&[&d]);
+    let verdicts: Vec<_> = ms
+        .iter()
+        .map(|m| (m.name.as_str(), m.reversible, m.evidence.line))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("changes changeset 1", true, 3),
+            ("changes changeset 2", false, 7),
+            ("changes changeset 3", true, 12)
+        ]
+    );
+    assert_eq!(ms[2].destructive[0].0, "DELETE FROM");
+}
+
+#[test]
+fn any_text_under_any_name_is_read_without_panicking() {
+    const PIECES: &[&str] = &[
+        "def change",
+        "def up",
+        "def down",
+        "  ",
+        "\n",
+        "end",
+        "do",
+        ", do: :ok",
+        "{",
+        "}",
+        "(",
+        ")",
+        "\"",
+        "'",
+        "\"\"\"",
+        "RunPython(",
+        "RunSQL(",
+        "reverse_sql=",
+        "noop",
+        "operations = [",
+        "state_operations=[",
+        "<changeSet id=\"1\">",
+        "</changeSet>",
+        "<rollback>",
+        "<rollback/>",
+        "- changeSet:",
+        "rollback:",
+        "--changeset a:1",
+        "--rollback DROP TABLE x;",
+        "-- migrate:down",
+        "-- +goose Up",
+        "/*",
+        "*/",
+        "Warnings:",
+        "- will fail",
+        "exports.down = function () {",
+        "async up(q) {",
+        "=>",
+        "void Up(MigrationBuilder b)",
+        "void Down(MigrationBuilder b)",
+        "remove :x",
+        "execute ",
+        "drop_table :t",
+        "DROP TABLE t;",
+        "DELETE FROM t;",
+        "UPDATE t SET a = 1;",
+        "raise",
+        "throw ",
+        "é",
+        "\u{2014}",
+        "\r\n",
+        "\t",
+    ];
+    const PATHS: &[&str] = &[
+        "db/migrate/1_x.rb",
+        "app/migrations/0001_x.py",
+        "alembic/versions/a_x.py",
+        "migrations/1_x.js",
+        "migrations/1_x.ts",
+        "priv/repo/migrations/1_x.exs",
+        "Migrations/1_X.cs",
+        "db/migration/V1__x.sql",
+        "db/migration/U1__x.sql",
+        "migrations/1_x.up.sql",
+        "migrations/1_x.down.sql",
+        "prisma/migrations/1_x/migration.sql",
+        "db/changelog/x.xml",
+        "db/changelog/x.yaml",
+        "db/changelog/x.sql",
+    ];
+    let mut rng = fastrand::Rng::with_seed(15);
+    for _ in 0..3_000 {
+        let text: String = (0..rng.usize(0..40))
+            .map(|_| PIECES[rng.usize(..PIECES.len())])
+            .collect();
+        let docs: Vec<Document> = PATHS
+            .iter()
+            .map(|p| doc(p, &format!("<databaseChangeLog>\n{text}")))
+            .chain(PATHS.iter().map(|p| doc(p, &text)))
+            .collect();
+        let refs: Vec<&Document> = docs.iter().filter(|d| is_migration_doc(d)).collect();
+        for m in analyze(&refs) {
+            let _ = m.severity();
+        }
+    }
+}
