@@ -87,6 +87,14 @@ impl Scan {
         code_op: Option<String>,
         code_backfill: bool,
     ) {
+        // SQL in a JavaScript template literal (`query(`UPDATE ...`)`) reads as if quoted.
+        let unquoted;
+        let text = if text.contains('`') {
+            unquoted = text.replace('`', " ");
+            unquoted.as_str()
+        } else {
+            text
+        };
         let h = text.as_bytes();
         let words = WORDS.scan(h);
         let at = || cite(path, n, line);
@@ -294,6 +302,17 @@ pub(super) fn indented_defs<'t>(lines: &[(u64, &'t str)]) -> Vec<Def<'t>> {
     for (i, &(n, line)) in lines.iter().enumerate() {
         let Some((_, name)) = super::rules::def_line(line) else {
             continue;
+        };
+        // Ruby's old class-method style: `def self.up`.
+        let name = match line.find("def self.") {
+            Some(at) if name == "self" => {
+                let rest = &line[at + "def self.".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            }
+            _ => name,
         };
         let at = indent(line);
         let mut body = Vec::new();

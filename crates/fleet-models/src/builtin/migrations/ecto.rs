@@ -72,11 +72,20 @@ fn blocker(t: &str) -> Option<&'static str> {
     {
         return Some("`execute/1`");
     }
-    if t.starts_with("drop table(")
-        || t.starts_with("drop(table(")
-        || t.starts_with("drop_if_exists")
+    if [
+        "drop table(",
+        "drop(table(",
+        "drop_if_exists table(",
+        "drop_if_exists(table(",
+    ]
+    .iter()
+    .any(|drop| t.starts_with(drop))
     {
         return Some("`drop table`");
+    }
+    // Ecto does not re-create a dropped constraint (it could not vouch for the data).
+    if t.starts_with("drop constraint(") || t.starts_with("drop(constraint(") {
+        return Some("`drop constraint`");
     }
     None
 }
@@ -153,6 +162,9 @@ mod tests {
             ),
             ("drop table(:carts)", true),
             ("drop index(:users, [:email])", false),
+            ("drop_if_exists index(:users, [:email])", false),
+            ("drop_if_exists table(:carts)", true),
+            ("drop constraint(:users, :age_check)", true),
             ("add :bio, :text", false),
             ("create table(:posts) do", false),
         ] {

@@ -385,7 +385,7 @@ fn read_formatted_sql(doc: &Document) -> Vec<(String, Scan)> {
         let lower = t.to_ascii_lowercase();
         if let Some(rest) = lower.strip_prefix("--changeset") {
             out.extend(current.take().and_then(|cs| cs.finish(true)));
-            let id = rest.trim().split_whitespace().next().unwrap_or("?");
+            let id = rest.split_whitespace().next().unwrap_or("?");
             let id = id.rsplit(':').next().unwrap_or(id).to_string();
             current = Some(ChangeSet::new(
                 changeset_name(stem(path), &id, count),

@@ -36,7 +36,7 @@ fn destructive_call(line: &str) -> Option<String> {
 
 /// The arguments after `name` on `line` (`remove_column :users, :fax` ->
 /// `[":users", ":fax"]`), with or without parentheses.
-fn args_after<'l>(line: &'l str, name: &str) -> Option<Vec<String>> {
+fn args_after(line: &str, name: &str) -> Option<Vec<String>> {
     let at = find_word(line, name)?;
     let rest = line[at + name.len()..].trim_start();
     let rest = rest.strip_prefix('(').unwrap_or(rest);
@@ -152,7 +152,8 @@ fn walk_forward(
                 blocks.pop();
             }
         }
-        if is_noise(Lang::Ruby, t) {
+        // The class line and its `end` frame the migration; they run nothing.
+        if is_noise(Lang::Ruby, t) || t.starts_with("class ") || t.starts_with("module ") {
             scan.note_scale(path, n, line);
             continue;
         }

@@ -440,3 +440,19 @@ fn any_text_under_any_name_is_read_without_panicking() {
         }
     }
 }
+
+#[test]
+fn old_style_rails_and_typeorm() {
+    let m = one(
+        "db/migrate/20100101000000_drop_x.rb",
+        "class DropX < ActiveRecord::Migration\n  def self.up\n    drop_table :x\n  end\n\n  def self.down\n    raise ActiveRecord::IrreversibleMigration\n  end\nend\n",
+    );
+    assert!(!m.reversible);
+    assert_eq!((m.destructive[0].1.line, m.evidence.line), (3, 7));
+    let m = one(
+        "src/migrations/1700000000000-Fill.ts",
+        "export class Fill1700000000000 implements MigrationInterface {\n    public async up(queryRunner: QueryRunner): Promise<void> {\n        await queryRunner.query(`UPDATE \"user\" SET \"plan\" = 'free'`);\n    }\n\n    public async down(queryRunner: QueryRunner): Promise<void> {\n        await queryRunner.query(`UPDATE \"user\" SET \"plan\" = NULL`);\n    }\n}\n",
+    );
+    assert!(m.reversible, "{m:#?}");
+    assert_eq!(m.backfill[0].line, 3);
+}
