@@ -170,7 +170,11 @@ fn is_no_op(lang: Lang, trimmed: &str) -> bool {
         Lang::Js => {
             matches!(
                 t,
-                "return" | "return null" | "return undefined" | "return Promise.resolve()"
+                "return"
+                    | "return null"
+                    | "return undefined"
+                    | "return Promise.resolve()"
+                    | "Promise.resolve()"
             )
         }
         Lang::CSharp => t == "return",
@@ -270,7 +274,7 @@ pub(super) fn judge_down(
     }
     match first {
         Some(at) => Reverse::Written {
-            reason: format!("a {what} that reverses it"),
+            reason: format!("a {what} to roll it back"),
             at,
         },
         None => Reverse::Broken {

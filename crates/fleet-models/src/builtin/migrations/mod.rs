@@ -150,6 +150,8 @@ struct Context {
     with_downs: BTreeSet<String>,
     /// Directories holding Flyway undo (`U`) scripts.
     with_undo: BTreeSet<String>,
+    /// Directories holding Flyway versioned (`V`) scripts.
+    flyway: BTreeSet<String>,
 }
 
 fn dir_of(path: &str) -> &str {
@@ -181,6 +183,8 @@ pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
             if flyway(file_of(&doc.path)).is_some() {
                 context.with_undo.insert(dir_of(&doc.path).to_string());
             }
+        } else if flyway(file_of(&doc.path)).is_some() {
+            context.flyway.insert(dir_of(&doc.path).to_string());
         }
         if role == Role::Single
             && doc.path.to_ascii_lowercase().ends_with(".sql")
@@ -235,6 +239,13 @@ fn first_line(doc: &Document) -> Option<fleet_core::flags::Citation> {
         .map(|(n, l)| cite(&doc.path, n, l))
 }
 
+/// Prisma Migrate's layout: `migrations/<14-digit timestamp>_<name>/migration.sql`.
+fn is_prisma(path: &str) -> bool {
+    let parent = file_of(dir_of(path));
+    let digits = parent.bytes().take_while(u8::is_ascii_digit).count();
+    path.contains("prisma/") || (digits == 14 && parent.as_bytes().get(14) == Some(&b'_'))
+}
+
 fn judge(unit: Unit<'_>, context: &Context) -> Option<Migration> {
     let number = leading_number(&unit.name)
         .map(str::to_string)
@@ -242,6 +253,16 @@ fn judge(unit: Unit<'_>, context: &Context) -> Option<Migration> {
     let paired = unit.up.is_some();
     // A down file whose up is not in the corpus: nothing to judge.
     let forward_doc = unit.up.or(unit.single)?;
+    let file = file_of(&forward_doc.path).to_ascii_lowercase();
+    // Beside Flyway's scripts, a SQL file that is neither `V`, `U` nor `R__`
+    // is a callback (`afterMigrate.sql`) or a stray file Flyway skips.
+    if !paired
+        && file.ends_with(".sql")
+        && !file.starts_with("r__")
+        && context.flyway.contains(dir_of(&forward_doc.path))
+    {
+        return None;
+    }
     let mut scan = if paired {
         sql::scan_forward(forward_doc)
     } else {
@@ -282,7 +303,7 @@ fn judge(unit: Unit<'_>, context: &Context) -> Option<Migration> {
                 "no undo (a repeatable script, re-applied when it changes)".to_string(),
                 true,
             )
-        } else if sql && lower == "migration.sql" {
+        } else if sql && lower == "migration.sql" && is_prisma(path) {
             (
                 "no down migration (Prisma Migrate is forward-only)".to_string(),
                 true,

@@ -315,8 +315,12 @@ pub(super) fn scan_django(doc: &Document) -> Scan {
                     .code
                     .as_deref()
                     .and_then(|name| defs.iter().find(|d| d.name == name));
-                let (deletes, writes) =
-                    function.map_or((Vec::new(), true), |f| function_effects(&f.body));
+                // A function defined elsewhere may write anything: counted as a backfill.
+                let noop_forward = call.code.as_deref().is_some_and(|c| c.ends_with("noop"));
+                let (deletes, writes) = match function {
+                    Some(f) => function_effects(&f.body),
+                    None => (Vec::new(), !noop_forward),
+                };
                 scan.first_statement
                     .get_or_insert_with(|| cite(path, *cn, cl));
                 for (dn, dl) in &deletes {

@@ -203,12 +203,7 @@ pub(super) fn scan(doc: &Document) -> Scan {
     let down = find("down");
     let forward = change.or(up);
     let Some(forward) = forward else {
-        // No `def change`/`def up`: read the whole file forward.
-        walk_forward(&mut scan, path, &lines, false);
-        scan.reverse = Reverse::Missing {
-            reason: "no `def down`".into(),
-            forward_only: false,
-        };
+        // No `def change`/`def up` (a helper, a concern): it migrates nothing.
         return scan;
     };
     let is_change = change.is_some() && up.is_none();

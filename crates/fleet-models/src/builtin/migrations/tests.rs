@@ -456,3 +456,21 @@ fn old_style_rails_and_typeorm() {
     assert!(m.reversible, "{m:#?}");
     assert_eq!(m.backfill[0].line, 3);
 }
+
+#[test]
+fn flyway_callbacks_and_django_noop_forward() {
+    let ms = run(&[
+        doc("db/migration/V1__a.sql", "CREATE TABLE a (id int);\n"),
+        doc("db/migration/U1__a.sql", "DROP TABLE a;\n"),
+        doc(
+            "db/migration/afterMigrate.sql",
+            "GRANT SELECT ON a TO reporting;\n",
+        ),
+    ]);
+    assert_eq!(verdicts(&ms), vec![("V1__a", true)]);
+    let m = one(
+        "shop/migrations/0003_x.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop),\n    ]\n",
+    );
+    assert!(m.reversible && m.backfill.is_empty(), "{m:#?}");
+}
