@@ -333,14 +333,28 @@ fn judge(unit: Unit<'_>, context: &Context) -> Option<Migration> {
     build(unit.name, number, files, scan)
 }
 
-/// A judged migration. A migration whose forward direction runs nothing
-/// (a helper module in a migrations directory) is no migration.
+/// A judged migration. A file whose forward direction runs nothing and
+/// that has no reverse either (a helper module in a migrations directory)
+/// is no migration; one with an empty reverse too (an Alembic merge
+/// revision: `upgrade()` and `downgrade()` both `pass`) has nothing to lose.
 fn build(
     name: String,
     number: Option<String>,
     files: Vec<String>,
-    scan: Scan,
+    mut scan: Scan,
 ) -> Option<Migration> {
+    if scan.first_statement.is_none() && scan.destructive.is_empty() {
+        match &scan.reverse {
+            Reverse::Missing { .. } => return None,
+            Reverse::Broken { at, .. } => {
+                scan.reverse = Reverse::Written {
+                    reason: "nothing to roll back (it runs no statement)".into(),
+                    at: at.clone(),
+                };
+            }
+            _ => {}
+        }
+    }
     let (reversible, forward_only, noop_reverse, reason, evidence) = match scan.reverse.clone() {
         Reverse::Written { reason, at } | Reverse::Auto { reason, at } => {
             (true, false, false, reason, at)

@@ -237,10 +237,7 @@ pub(super) fn scan_django(doc: &Document) -> Scan {
         .iter()
         .position(|(_, l)| l.trim_start().starts_with("operations"))
     else {
-        scan.reverse = Reverse::Auto {
-            reason: "no operations".into(),
-            at: cite(path, 1, lines.first().map_or("", |(_, l)| l)),
-        };
+        // No `operations`: not a migration (nothing runs).
         return scan;
     };
     let mut first_op: Option<Citation> = None;

@@ -111,6 +111,18 @@ fn blocker(line: &str) -> Option<&'static str> {
     {
         return Some("`remove_index` without its columns");
     }
+    // remove_foreign_key needs the other table (or `to_table:`) to re-add the key.
+    if let Some(args) = args_after(t, "remove_foreign_key")
+        && positional(&args) < 2
+        && !has_keyword(&args, "to_table")
+    {
+        return Some("`remove_foreign_key` without the referenced table");
+    }
+    if let Some(args) = args_after(t, "remove_check_constraint")
+        && positional(&args) < 2
+    {
+        return Some("`remove_check_constraint` without its expression");
+    }
     if t.starts_with("t.change ") || t.starts_with("t.change(") {
         return Some("`t.change` inside `change_table`");
     }
@@ -265,6 +277,18 @@ mod tests {
             ("remove_index :users, column: :email", false),
             ("add_column :users, :x, :string", false),
             ("rename_column :o, :a, :b", false),
+            ("remove_foreign_key :accounts, column: :owner_id", true),
+            ("remove_foreign_key :accounts, :branches", false),
+            ("remove_foreign_key :accounts, to_table: :branches", false),
+            (
+                "remove_check_constraint :products, name: \"price_check\"",
+                true,
+            ),
+            (
+                "remove_check_constraint :products, \"price > 0\", name: \"price_check\"",
+                false,
+            ),
+            ("remove_column(:suppliers, :qualification)", true),
         ] {
             assert_eq!(blocker(line).is_some(), blocked, "{line}");
         }

@@ -474,3 +474,14 @@ fn flyway_callbacks_and_django_noop_forward() {
     );
     assert!(m.reversible && m.backfill.is_empty(), "{m:#?}");
 }
+
+#[test]
+fn a_merge_revision_runs_nothing_and_loses_nothing() {
+    let m = one(
+        "alembic/versions/abc_merge.py",
+        "\"\"\"merge heads\"\"\"\nfrom alembic import op\n\nrevision = \"abc\"\ndown_revision = (\"a\", \"b\")\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n",
+    );
+    assert!(m.reversible, "{m:#?}");
+    assert_eq!(m.severity(), None);
+    assert_eq!(m.evidence.line, 12);
+}
