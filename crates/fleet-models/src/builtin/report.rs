@@ -60,7 +60,15 @@ pub(crate) fn render(req: &ModelRequest, a: &Analysis) -> String {
 }
 
 fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
-    let migration_files: usize = a.migrations.iter().map(|m| m.files.len()).sum();
+    // A changelog holds many changesets: each file is counted once.
+    let mut files: Vec<&str> = a
+        .migrations
+        .iter()
+        .flat_map(|m| m.files.iter().map(String::as_str))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    let migration_files = files.len();
     let irreversible = a.migrations.iter().filter(|m| !m.reversible).count();
     let destructive = a
         .migrations

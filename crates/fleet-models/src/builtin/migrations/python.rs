@@ -23,6 +23,10 @@ fn alembic_destructive(line: &str) -> Option<String> {
     if let Some(span) = WORDS.find(line.as_bytes(), Word::CodeDestructive) {
         return Some(line[span].to_string());
     }
+    // SQLAlchemy Core: `op.execute(accounts.delete().where(...))`, `sa.delete(accounts)`.
+    if line.contains(".delete()") || line.contains("sa.delete(") {
+        return Some("delete() (deletes rows)".into());
+    }
     for call in [".drop_column(", ".drop_table("] {
         if let Some(at) = line.find(call) {
             let start = line[..at]
@@ -70,7 +74,8 @@ pub(super) fn scan_alembic(doc: &Document) -> Scan {
             if t == "pass" {
                 continue;
             }
-            scan.forward(path, n, line, alembic_destructive(t), false);
+            let core_update = t.contains(".update()") || t.contains("sa.update(");
+            scan.forward(path, n, line, alembic_destructive(t), core_update);
         }
     }
     scan.reverse = match top("downgrade") {
@@ -181,13 +186,11 @@ fn run_call(lines: &[(u64, &str)], i: usize, kind: &'static str, at: usize) -> R
             .map_or(line, |(_, l)| *l);
         (v.contains("noop"), (reverse_line, text.to_string()))
     });
+    // Whole lines, for citations; the reverse argument's lines are not forward.
     let forward_lines = pieces
         .iter()
         .take_while(|(_, p)| !p.contains(reverse_key))
-        .map(|(m, _)| *m)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .filter_map(|m| lines.iter().find(|(k, _)| *k == m))
+        .filter_map(|(m, _)| lines.iter().find(|(k, _)| k == m))
         .map(|(m, l)| (*m, l.to_string()))
         .collect();
     RunCall {

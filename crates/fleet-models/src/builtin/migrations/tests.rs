@@ -485,3 +485,15 @@ fn a_merge_revision_runs_nothing_and_loses_nothing() {
     assert_eq!(m.severity(), None);
     assert_eq!(m.evidence.line, 12);
 }
+
+#[test]
+fn alembic_core_deletes_and_updates() {
+    let m = one(
+        "alembic/versions/d1_purge.py",
+        "from alembic import op\nimport sqlalchemy as sa\n\nt = sa.table(\"t\", sa.column(\"x\"))\n\n\ndef upgrade():\n    op.execute(t.delete().where(t.c.x == None))\n    op.execute(t.update().values(x=1))\n\n\ndef downgrade():\n    raise NotImplementedError()\n",
+    );
+    assert!(!m.reversible);
+    assert_eq!(m.destructive[0].1.line, 8);
+    assert_eq!(m.backfill[0].line, 9);
+    assert_eq!(m.evidence.line, 13);
+}
