@@ -155,7 +155,10 @@ pub(super) fn is_noise(lang: Lang, trimmed: &str) -> bool {
         Lang::Ruby | Lang::Elixir => trimmed.starts_with('#') || trimmed == "end",
         Lang::Python => trimmed.starts_with('#'),
         Lang::Js | Lang::CSharp => {
-            trimmed.starts_with("//") || trimmed.starts_with("/*") || trimmed.starts_with('*')
+            trimmed.starts_with("//")
+                || trimmed.starts_with("/*")
+                || trimmed.starts_with('*')
+                || trimmed.starts_with('#')
         }
     }
 }
@@ -191,6 +194,8 @@ fn raises(lang: Lang, trimmed: &str) -> bool {
     trimmed
         .strip_prefix(word)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '(', ';']))
+        // Doctrine: `$this->throwIrreversibleMigrationException();`.
+        || trimmed.contains("throwIrreversibleMigrationException")
 }
 
 /// A comment that says the migration cannot be undone.

@@ -1,8 +1,10 @@
-//! JavaScript and TypeScript migrations (Knex, Sequelize, and the like):
-//! an `up` and a `down` function, in any of the shapes they are exported
+//! JavaScript and TypeScript migrations (Knex, Sequelize, TypeORM, ...): an
+//! `up` and a `down` function, in any of the shapes they are exported
 //! (`exports.up = function`, `module.exports = { async up() {} }`,
-//! `export async function down`). Nothing reverses itself: `down` is the
-//! whole rollback.
+//! `export async function down`, `public async down(queryRunner)`). PHP's
+//! Laravel and Doctrine migrations have the same shape (`public function
+//! down(): void { ... }`). Nothing reverses itself: `down` is the whole
+//! rollback.
 
 use super::common::{Lang, Reverse, Scan, brace_body, find_word, is_noise, judge_down, numbered};
 use super::rules::{WORDS, Word, is_js_down};
@@ -52,6 +54,11 @@ fn destructive_call(line: &str) -> Option<String> {
         (".delete(", "delete() (deletes rows)"),
         (".truncate(", "truncate()"),
         (".destroy(", "destroy() (deletes rows)"),
+        // Laravel: Schema::drop('t'), Schema::dropIfExists('t'), DB::table('t')->delete().
+        ("::drop(", "Schema::drop"),
+        ("::dropIfExists(", "Schema::dropIfExists"),
+        ("->delete(", "delete() (deletes rows)"),
+        ("->truncate(", "truncate()"),
     ] {
         if line.contains(call) {
             return Some(name.to_string());
@@ -61,9 +68,15 @@ fn destructive_call(line: &str) -> Option<String> {
 }
 
 fn rewrites_rows(line: &str) -> bool {
-    [".update(", "bulkUpdate(", ".increment(", ".decrement("]
-        .iter()
-        .any(|call| line.contains(call))
+    [
+        ".update(",
+        "bulkUpdate(",
+        ".increment(",
+        ".decrement(",
+        "->update(",
+    ]
+    .iter()
+    .any(|call| line.contains(call))
 }
 
 pub(super) fn scan(doc: &Document) -> Scan {

@@ -6,8 +6,9 @@
 //! forward direction only (a down migration dropping what its up created
 //! is expected).
 //!
-//! One reader per tool family: `sql` (plain SQL, Flyway, Prisma), `rails`,
-//! `python` (Alembic, Django), `js` (Knex, Sequelize), `ecto`, `efcore`,
+//! One reader per tool family: `sql` (plain SQL, Flyway, Prisma, Sqitch),
+//! `rails`, `python` (Alembic, Django), `js` (Knex, Sequelize, TypeORM, and
+//! PHP's Laravel and Doctrine, which share the shape), `ecto`, `efcore`,
 //! `liquibase`; `common` holds what they share and `rules` the line rules
 //! that `spec.rs` holds to their regexes.
 
@@ -42,7 +43,10 @@ pub(crate) fn is_migration(path: &str) -> bool {
     let lower = crate::text::ascii_lowercase(path);
     let (dir, file) = lower.rsplit_once('/').unwrap_or(("", &lower));
     let ext = file.rsplit_once('.').map_or("", |(_, e)| e);
-    if !matches!(ext, "sql" | "rb" | "py" | "js" | "ts" | "exs" | "cs") {
+    if !matches!(
+        ext,
+        "sql" | "rb" | "py" | "js" | "ts" | "exs" | "cs" | "php"
+    ) {
         return false;
     }
     if matches!(
@@ -65,7 +69,11 @@ pub(crate) fn is_migration(path: &str) -> bool {
                 | "sql_migrations"
         )
     });
+    // Sqitch keeps its scripts in `deploy/` and `revert/` (and checks in `verify/`).
+    let parent = dir.rsplit('/').next().unwrap_or(dir);
+    let sqitch = ext == "sql" && matches!(parent, "deploy" | "revert");
     in_migration_dir
+        || sqitch
         || (ext == "sql"
             && (flyway(file).is_some() || file.ends_with(".up.sql") || file.ends_with(".down.sql")))
 }
@@ -129,7 +137,7 @@ fn role_and_key(path: &str) -> (Role, String, String) {
                 stem.to_string(),
             );
         }
-        "up" => return (Role::Up, format!("{grandparent}/{file}"), stem.to_string()),
+        "up" | "deploy" => return (Role::Up, format!("{grandparent}/{file}"), stem.to_string()),
         _ => {}
     }
     (Role::Single, path.to_string(), stem.to_string())
@@ -224,7 +232,8 @@ fn scan_single(doc: &Document) -> Scan {
         "rb" => rails::scan(doc),
         "py" if python::is_django(&doc.text) => python::scan_django(doc),
         "py" => python::scan_alembic(doc),
-        "js" | "ts" => js::scan(doc),
+        // Laravel and Doctrine migrations are PHP classes with up()/down() methods.
+        "js" | "ts" | "php" => js::scan(doc),
         "exs" => ecto::scan(doc),
         "cs" => efcore::scan(doc),
         _ => sql::scan_forward(doc),

@@ -423,6 +423,9 @@ fn any_text_under_any_name_is_read_without_panicking() {
         "db/changelog/x.xml",
         "db/changelog/x.yaml",
         "db/changelog/x.sql",
+        "database/migrations/1_x.php",
+        "sqitch/deploy/x.sql",
+        "sqitch/revert/x.sql",
     ];
     let mut rng = fastrand::Rng::with_seed(15);
     for _ in 0..3_000 {
@@ -496,4 +499,36 @@ fn alembic_core_deletes_and_updates() {
     assert_eq!(m.destructive[0].1.line, 8);
     assert_eq!(m.backfill[0].line, 9);
     assert_eq!(m.evidence.line, 13);
+}
+
+#[test]
+fn laravel_doctrine_and_sqitch() {
+    let m = one(
+        "database/migrations/2024_01_01_000000_drop_legacy.php",
+        "<?php\n\nuse Illuminate\\Database\\Migrations\\Migration;\n\nreturn new class extends Migration\n{\n    public function up(): void\n    {\n        Schema::dropIfExists('legacy');\n    }\n\n    public function down(): void\n    {\n        //\n    }\n};\n",
+    );
+    assert!(!m.reversible);
+    assert_eq!((m.destructive[0].1.line, m.evidence.line), (9, 12));
+    let m = one(
+        "migrations/Version20240101000000.php",
+        "<?php\nfinal class Version20240101000000 extends AbstractMigration\n{\n    public function up(Schema $schema): void\n    {\n        $this->addSql('ALTER TABLE user DROP COLUMN fax');\n    }\n\n    public function down(Schema $schema): void\n    {\n        $this->throwIrreversibleMigrationException();\n    }\n}\n",
+    );
+    assert!(!m.reversible);
+    assert_eq!(m.evidence.line, 11);
+    let ms = run(&[
+        doc(
+            "sqitch/deploy/users.sql",
+            "BEGIN;\nCREATE TABLE users (id int);\nCOMMIT;\n",
+        ),
+        doc(
+            "sqitch/revert/users.sql",
+            "BEGIN;\nDROP TABLE users;\nCOMMIT;\n",
+        ),
+        doc(
+            "sqitch/verify/users.sql",
+            "SELECT id FROM users WHERE false;\n",
+        ),
+    ]);
+    assert_eq!(verdicts(&ms), vec![("users", true)]);
+    assert_eq!(ms[0].evidence.line, 2);
 }
