@@ -154,7 +154,8 @@ struct Unit<'d> {
 /// What the whole corpus says about how a directory's migrations roll back.
 #[derive(Default)]
 struct Context {
-    /// Directories where some migration has a down file or a down section.
+    /// Migration roots ([`root_of`]) where some migration has a down file
+    /// or a down section.
     with_downs: BTreeSet<String>,
     /// Directories holding Flyway undo (`U`) scripts.
     with_undo: BTreeSet<String>,
@@ -168,6 +169,20 @@ fn dir_of(path: &str) -> &str {
 
 fn file_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The directory holding a project's migrations: a file's own directory,
+/// or its grandparent in the `<name>/up.sql` and `up/<name>.sql` layouts.
+fn root_of(path: &str) -> &str {
+    let dir = dir_of(path);
+    let file = file_of(path).to_ascii_lowercase();
+    let parent = file_of(dir).to_ascii_lowercase();
+    let nested = matches!(file.as_str(), "up.sql" | "down.sql")
+        || matches!(
+            parent.as_str(),
+            "up" | "down" | "rollback" | "rollbacks" | "undo" | "revert" | "deploy"
+        );
+    if nested { dir_of(dir) } else { dir }
 }
 
 /// Groups migration files into migrations and judges each.
@@ -187,7 +202,7 @@ pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
         }
         let (role, key, name) = role_and_key(&doc.path);
         if role == Role::Down {
-            context.with_downs.insert(dir_of(&doc.path).to_string());
+            context.with_downs.insert(root_of(&doc.path).to_string());
             if flyway(file_of(&doc.path)).is_some() {
                 context.with_undo.insert(dir_of(&doc.path).to_string());
             }
@@ -198,7 +213,7 @@ pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
             && doc.path.to_ascii_lowercase().ends_with(".sql")
             && crate::text::lines(&doc.text).any(|l| is_sql_down_marker(l.as_bytes()))
         {
-            context.with_downs.insert(dir_of(&doc.path).to_string());
+            context.with_downs.insert(root_of(&doc.path).to_string());
         }
         let index = *keys.entry(key).or_insert_with(|| {
             units.push(Unit::default());
@@ -302,10 +317,16 @@ fn judge(unit: Unit<'_>, context: &Context) -> Option<Migration> {
                     true,
                 )
             }
-        } else if paired {
+        } else if paired && context.with_downs.contains(root_of(path)) {
             (
                 format!("no down migration (`{}.down.sql`)", unit.name),
                 false,
+            )
+        } else if paired {
+            (
+                "no down migration (none of the migrations beside it has one: forward-only)"
+                    .to_string(),
+                true,
             )
         } else if sql && (lower.starts_with("r__") && lower.len() > 7) {
             (
@@ -317,7 +338,7 @@ fn judge(unit: Unit<'_>, context: &Context) -> Option<Migration> {
                 "no down migration (Prisma Migrate is forward-only)".to_string(),
                 true,
             )
-        } else if sql && context.with_downs.contains(dir) {
+        } else if sql && context.with_downs.contains(root_of(path)) {
             ("no down/rollback section".to_string(), false)
         } else if sql {
             (

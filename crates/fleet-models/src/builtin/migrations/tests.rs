@@ -532,3 +532,22 @@ fn laravel_doctrine_and_sqitch() {
     assert_eq!(verdicts(&ms), vec![("users", true)]);
     assert_eq!(ms[0].evidence.line, 2);
 }
+
+#[test]
+fn up_files_without_any_down_are_forward_only() {
+    let ms = run(&[
+        doc(
+            "db/migrations/000001_a.up.sql",
+            "CREATE TABLE a (id int);\n",
+        ),
+        doc(
+            "db/migrations/000002_b.up.sql",
+            "ALTER TABLE a DROP COLUMN b;\n",
+        ),
+    ]);
+    let severities: Vec<_> = ms.iter().map(|m| (m.forward_only, m.severity())).collect();
+    assert_eq!(
+        severities,
+        vec![(true, None), (true, Some(FlagSeverity::High))]
+    );
+}
