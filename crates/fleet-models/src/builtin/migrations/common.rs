@@ -136,6 +136,12 @@ pub(super) fn numbered(text: &str) -> Vec<(u64, &str)> {
         .collect()
 }
 
+/// Line `n` of [`numbered`] lines (they are numbered 1, 2, ... in order).
+pub(super) fn line_at<'t>(lines: &[(u64, &'t str)], n: u64) -> Option<&'t str> {
+    let index = usize::try_from(n).ok()?.checked_sub(1)?;
+    lines.get(index).map(|&(_, l)| l)
+}
+
 /// How a language writes comments and no-op statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Lang {
@@ -231,13 +237,8 @@ pub(super) fn judge_down(
     body: &[(u64, &str)],
     lines: &[(u64, &str)],
 ) -> Reverse {
-    let whole = |n: u64, piece: &str| -> Citation {
-        let line = lines
-            .iter()
-            .find(|(m, _)| *m == n)
-            .map_or(piece, |(_, l)| *l);
-        cite(path, n, line)
-    };
+    let whole =
+        |n: u64, piece: &str| -> Citation { cite(path, n, line_at(lines, n).unwrap_or(piece)) };
     let mut in_docstring = false;
     let mut comment = None;
     let mut first = None;
@@ -394,7 +395,7 @@ pub(super) fn brace_body<'t>(lines: &[(u64, &'t str)], start: usize) -> Vec<(u64
     }
     let mut depth = 0i32;
     // Only a few lines may pass before the body opens (C# puts `{` on its own line).
-    for (i, &(n, line)) in lines.iter().enumerate().skip(start).take(400) {
+    for (i, &(n, line)) in lines.iter().enumerate().skip(start) {
         let mut from = if depth == 0 { None } else { Some(0) };
         for (at, delta) in braces(line) {
             if depth == 0 && delta == 1 {

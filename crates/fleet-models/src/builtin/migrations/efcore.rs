@@ -3,7 +3,7 @@
 //! emptied or made to throw). Designer files and the model snapshot are
 //! not migrations (see `is_migration`).
 
-use super::common::{Lang, Reverse, Scan, brace_body, is_noise, judge_down, numbered};
+use super::common::{Lang, Reverse, Scan, brace_body, is_noise, judge_down, line_at, numbered};
 use fleet_corpus::Document;
 
 /// `void Up(` / `void Down(`: the method a line declares.
@@ -33,10 +33,7 @@ pub(super) fn scan(doc: &Document) -> Scan {
             if is_noise(Lang::CSharp, t) {
                 continue;
             }
-            let line = lines
-                .iter()
-                .find(|(m, _)| *m == n)
-                .map_or(piece, |(_, l)| *l);
+            let line = line_at(&lines, n).unwrap_or(piece);
             scan.forward(
                 path,
                 n,

@@ -6,7 +6,9 @@
 //! down(): void { ... }`). Nothing reverses itself: `down` is the whole
 //! rollback.
 
-use super::common::{Lang, Reverse, Scan, brace_body, find_word, is_noise, judge_down, numbered};
+use super::common::{
+    Lang, Reverse, Scan, brace_body, find_word, is_noise, judge_down, line_at, numbered,
+};
 use super::rules::{WORDS, Word, is_js_down};
 use fleet_corpus::Document;
 
@@ -92,10 +94,7 @@ pub(super) fn scan(doc: &Document) -> Scan {
                 continue;
             }
             // The citation quotes the whole line, not the piece inside the braces.
-            let line = lines
-                .iter()
-                .find(|(m, _)| *m == n)
-                .map_or(piece, |(_, l)| *l);
+            let line = line_at(&lines, n).unwrap_or(piece);
             scan.forward(path, n, line, destructive_call(t), rewrites_rows(t));
         }
     }

@@ -7,7 +7,7 @@
 
 use super::super::analysis::cite;
 use super::common::{
-    Lang, Reverse, Scan, call_args, indented_defs, is_keyword_arg, judge_down, numbered,
+    Lang, Reverse, Scan, call_args, indented_defs, is_keyword_arg, judge_down, line_at, numbered,
 };
 use super::rules::{WORDS, Word};
 use fleet_core::flags::Citation;
@@ -113,7 +113,7 @@ fn call_text(lines: &[(u64, &str)], start: usize, open: usize) -> Vec<(u64, Stri
     let mut pieces = Vec::new();
     let mut depth = 1i32;
     let mut quote: Option<char> = None;
-    for (i, &(n, line)) in lines.iter().enumerate().skip(start).take(200) {
+    for (i, &(n, line)) in lines.iter().enumerate().skip(start) {
         let text = if i == start { &line[open..] } else { line };
         let mut piece = String::new();
         for ch in text.chars() {
@@ -180,18 +180,14 @@ fn run_call(lines: &[(u64, &str)], i: usize, kind: &'static str, at: usize) -> R
         .or_else(|| pieces.get(1).filter(|_| positional.len() > 1))
         .map_or(n, |(m, _)| *m);
     let reverse = reverse_value.filter(|v| v != "None").map(|v| {
-        let text = lines
-            .iter()
-            .find(|(m, _)| *m == reverse_line)
-            .map_or(line, |(_, l)| *l);
+        let text = line_at(lines, reverse_line).unwrap_or(line);
         (v.contains("noop"), (reverse_line, text.to_string()))
     });
     // Whole lines, for citations; the reverse argument's lines are not forward.
     let forward_lines = pieces
         .iter()
         .take_while(|(_, p)| !p.contains(reverse_key))
-        .filter_map(|(m, _)| lines.iter().find(|(k, _)| k == m))
-        .map(|(m, l)| (*m, l.to_string()))
+        .filter_map(|&(m, _)| line_at(lines, m).map(|l| (m, l.to_string())))
         .collect();
     RunCall {
         kind,
