@@ -301,66 +301,69 @@ fn judge(unit: Unit<'_>, context: &Context) -> Option<Migration> {
             .or_else(|| first_line(down))
             .or_else(|| first_line(forward_doc))?;
         scan.reverse = sql::reverse_of_file(down, fallback);
-    } else if matches!(scan.reverse, Reverse::Missing { .. }) {
-        let path = forward_doc.path.as_str();
-        let file = file_of(path);
-        let dir = dir_of(path);
-        let lower = file.to_ascii_lowercase();
-        let sql = lower.ends_with(".sql");
-        let (reason, forward_only) = if paired && flyway(file).is_some() {
-            if context.with_undo.contains(dir) {
-                ("no undo (U) script".to_string(), false)
-            } else {
-                (
-                    "no undo (U) script (the project keeps none: it migrates forward only)"
-                        .to_string(),
-                    true,
-                )
-            }
-        } else if paired && context.with_downs.contains(root_of(path)) {
-            (
-                format!("no down migration (`{}.down.sql`)", unit.name),
-                false,
-            )
-        } else if paired {
-            (
-                "no down migration (none of the migrations beside it has one: forward-only)"
-                    .to_string(),
-                true,
-            )
-        } else if sql && (lower.starts_with("r__") && lower.len() > 7) {
-            (
-                "no undo (a repeatable script, re-applied when it changes)".to_string(),
-                true,
-            )
-        } else if sql && lower == "migration.sql" && is_prisma(path) {
-            (
-                "no down migration (Prisma Migrate is forward-only)".to_string(),
-                true,
-            )
-        } else if sql && context.with_downs.contains(root_of(path)) {
-            ("no down/rollback section".to_string(), false)
-        } else if sql {
-            (
-                "no down/rollback section (the migrations beside it have none: forward-only)"
-                    .to_string(),
-                true,
-            )
-        } else {
-            match &scan.reverse {
-                Reverse::Missing {
-                    reason,
-                    forward_only,
-                } => (reason.clone(), *forward_only),
-                _ => ("no down/rollback counterpart".to_string(), false),
-            }
-        };
-        scan.reverse = Reverse::Missing {
-            reason,
-            forward_only,
-        };
+    } else if let Reverse::Missing { reason, .. } = &scan.reverse {
+        scan.reverse = missing(reason, forward_doc, &unit.name, paired, context);
     }
     build(unit.name, number, files, scan)
+}
+
+/// What a migration without a reverse lacks, by its tool's convention, and
+/// whether that is by design (forward-only: Prisma, Flyway without undo
+/// scripts, a directory whose migrations all lack downs). `scanned` is the
+/// reader's own phrase (`no \`def down\``) for code migrations.
+fn missing(
+    scanned: &str,
+    forward_doc: &Document,
+    name: &str,
+    paired: bool,
+    context: &Context,
+) -> Reverse {
+    let path = forward_doc.path.as_str();
+    let file = file_of(path);
+    let lower = file.to_ascii_lowercase();
+    let sql = lower.ends_with(".sql");
+    let (reason, forward_only) = if paired && flyway(file).is_some() {
+        if context.with_undo.contains(dir_of(path)) {
+            ("no undo (U) script".to_string(), false)
+        } else {
+            (
+                "no undo (U) script (the project keeps none: it migrates forward only)".to_string(),
+                true,
+            )
+        }
+    } else if paired && context.with_downs.contains(root_of(path)) {
+        (format!("no down migration (`{name}.down.sql`)"), false)
+    } else if paired {
+        (
+            "no down migration (none of the migrations beside it has one: forward-only)"
+                .to_string(),
+            true,
+        )
+    } else if sql && lower.starts_with("r__") {
+        (
+            "no undo (a repeatable script, re-applied when it changes)".to_string(),
+            true,
+        )
+    } else if sql && lower == "migration.sql" && is_prisma(path) {
+        (
+            "no down migration (Prisma Migrate is forward-only)".to_string(),
+            true,
+        )
+    } else if sql && context.with_downs.contains(root_of(path)) {
+        ("no down/rollback section".to_string(), false)
+    } else if sql {
+        (
+            "no down/rollback section (the migrations beside it have none: forward-only)"
+                .to_string(),
+            true,
+        )
+    } else {
+        (scanned.to_string(), false)
+    };
+    Reverse::Missing {
+        reason,
+        forward_only,
+    }
 }
 
 /// A judged migration. A file whose forward direction runs nothing and
