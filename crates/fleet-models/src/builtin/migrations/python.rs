@@ -239,6 +239,20 @@ pub(super) fn scan_django(doc: &Document) -> Scan {
         // No `operations`: not a migration (nothing runs).
         return scan;
     };
+    // A squashed migration (`replaces = [...]`) only runs where none of the
+    // migrations it replaces has: on a deployed database it is history.
+    if let Some(&(n, line)) = lines
+        .iter()
+        .find(|(_, l)| l.trim_start().starts_with("replaces"))
+    {
+        scan.first_statement = Some(cite(path, n, line));
+        scan.reverse = Reverse::Auto {
+            reason: "a squashed migration: a deployed database has already run what it replaces"
+                .into(),
+            at: cite(path, n, line),
+        };
+        return scan;
+    }
     let mut first_op: Option<Citation> = None;
     let mut blocked: Option<(String, Citation)> = None;
     let mut noop: Option<(String, Citation)> = None;

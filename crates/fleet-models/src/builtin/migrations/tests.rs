@@ -551,3 +551,13 @@ fn up_files_without_any_down_are_forward_only() {
         vec![(true, None), (true, Some(FlagSeverity::High))]
     );
 }
+
+#[test]
+fn a_squashed_django_migration_is_history() {
+    let m = one(
+        "shop/migrations/0001_squashed_0009.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    replaces = [(\"shop\", \"0001_initial\"), (\"shop\", \"0009_x\")]\n\n    operations = [\n        migrations.RemoveField(model_name=\"a\", name=\"b\"),\n        migrations.RunPython(fill),\n    ]\n",
+    );
+    assert!(m.reversible && m.destructive.is_empty(), "{m:#?}");
+    assert_eq!((m.severity(), m.evidence.line), (None, 5));
+}
