@@ -98,9 +98,15 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
         a.open_items.len(),
         a.checked_items
     );
+    let forward_only = a.migrations.iter().filter(|m| m.forward_only).count();
+    let by_design = if forward_only > 0 {
+        format!(", {forward_only} of them forward-only by design")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "- Migrations: {} ({irreversible} without a working rollback, {destructive} destructive, {backfills} with a data backfill)",
+        "- Migrations: {} ({irreversible} without a working rollback{by_design}, {destructive} destructive, {backfills} with a data backfill)",
         a.migrations.len()
     );
     let _ = writeln!(

@@ -31,14 +31,23 @@ impl Comments {
     }
 }
 
+/// `BEGIN;`, `COMMIT;` and the like.
+fn is_transaction_control(trimmed: &str) -> bool {
+    let upper = trimmed.to_ascii_uppercase();
+    matches!(
+        upper.trim_end_matches(';').trim(),
+        "BEGIN" | "BEGIN TRANSACTION" | "COMMIT" | "START TRANSACTION" | "END"
+    )
+}
+
 /// A statement that changes nothing: goose's template `SELECT 'down SQL
 /// query';`, `SELECT 1;`, or transaction control around nothing.
 fn is_placeholder(trimmed: &str) -> bool {
-    let upper = trimmed.to_ascii_uppercase();
-    let t = upper.trim_end_matches(';').trim();
-    if matches!(t, "BEGIN" | "COMMIT" | "START TRANSACTION" | "END") {
+    if is_transaction_control(trimmed) {
         return true;
     }
+    let upper = trimmed.to_ascii_uppercase();
+    let t = upper.trim_end_matches(';').trim();
     t.strip_prefix("SELECT ")
         .map(str::trim_start)
         .is_some_and(|rest| {
@@ -154,7 +163,8 @@ pub(super) fn scan_forward(doc: &Document) -> Scan {
                 scan.note_scale(path, n, line);
                 continue;
             }
-            if t.is_empty() {
+            // Transaction control runs nothing of its own.
+            if t.is_empty() || is_transaction_control(t) {
                 continue;
             }
             scan.forward(path, n, line, None, false);
