@@ -254,7 +254,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             )),
             (true, false) if m.noop_reverse => Some((
                 format!(
-                    "migration {} runs {}; its reverse is a no-op, so a rollback restores no data",
+                    "migration {} destroys data: it runs {}, and its reverse is a no-op, so a rollback restores no data",
                     m.name,
                     ops.join(", ")
                 ),
@@ -263,7 +263,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             // The written reverse re-creates the schema; what shows the loss is the forward line.
             (true, false) => Some((
                 format!(
-                    "migration {} runs {}; its rollback cannot bring the data back",
+                    "migration {} destroys data: it runs {}, and its rollback cannot bring the data back",
                     m.name,
                     ops.join(", ")
                 ),
