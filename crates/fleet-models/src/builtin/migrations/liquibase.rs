@@ -95,11 +95,24 @@ pub(super) fn is_changelog(doc: &Document) -> bool {
     }
 }
 
+/// A formatted-SQL directive (`--changeset a:1`, `-- rollback DROP ...`,
+/// `--liquibase formatted sql`): the keyword, lowercased, and the rest of
+/// the line. Liquibase reads them with or without a space after `--`.
+fn directive(line: &str) -> Option<(String, &str)> {
+    let rest = line.trim_start().strip_prefix("--")?.trim_start();
+    let word_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+    let keyword = rest[..word_len].to_ascii_lowercase();
+    matches!(keyword.as_str(), "changeset" | "rollback" | "liquibase")
+        .then(|| (keyword, rest[word_len..].trim()))
+}
+
 /// `--liquibase formatted sql`, or a `--changeset` line.
 pub(super) fn is_formatted_sql(text: &str) -> bool {
     crate::text::lines(text).any(|l| {
-        let t = l.trim_start().to_ascii_lowercase();
-        t.starts_with("--liquibase formatted sql") || t.starts_with("--changeset ")
+        directive(l).is_some_and(|(keyword, rest)| {
+            keyword == "changeset"
+                || (keyword == "liquibase" && rest.to_ascii_lowercase().starts_with("formatted"))
+        })
     })
 }
 
@@ -204,8 +217,10 @@ fn opens(trimmed: &str) -> Option<&str> {
     Some(name.rsplit(':').next().unwrap_or(name))
 }
 
-/// The text of a line without its XML tags, for the SQL rules.
+/// The text of a line without its XML tags (a CDATA section's text stays),
+/// for the SQL rules.
 fn without_tags(line: &str) -> String {
+    let line = line.replace("<![CDATA[", " ").replace("]]>", " ");
     let mut out = String::with_capacity(line.len());
     let mut in_tag = false;
     for ch in line.chars() {
@@ -372,18 +387,14 @@ fn read_yaml(doc: &Document) -> Vec<(String, Scan)> {
 fn read_formatted_sql(doc: &Document) -> Vec<(String, Scan)> {
     let path = doc.path.as_str();
     let count = crate::text::lines(&doc.text)
-        .filter(|l| {
-            l.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("--changeset")
-        })
+        .filter(|l| directive(l).is_some_and(|(keyword, _)| keyword == "changeset"))
         .count();
     let mut out = Vec::new();
     let mut current: Option<ChangeSet> = None;
     for (n, line) in numbered(&doc.text) {
         let t = crate::text::trim(line);
-        let lower = t.to_ascii_lowercase();
-        if let Some(rest) = lower.strip_prefix("--changeset") {
+        let directive = directive(line);
+        if let Some(("changeset", rest)) = directive.as_ref().map(|(k, r)| (k.as_str(), *r)) {
             out.extend(current.take().and_then(|cs| cs.finish(true)));
             let id = rest.split_whitespace().next().unwrap_or("?");
             let id = id.rsplit(':').next().unwrap_or(id).to_string();
@@ -396,7 +407,11 @@ fn read_formatted_sql(doc: &Document) -> Vec<(String, Scan)> {
         let Some(cs) = current.as_mut() else {
             continue;
         };
-        if let Some(rest) = sql_rollback_line(line) {
+        let rollback = sql_rollback_line(line).or(match &directive {
+            Some((keyword, rest)) if keyword == "rollback" && !rest.is_empty() => Some(*rest),
+            _ => None,
+        });
+        if let Some(rest) = rollback {
             cs.rollback_at = Some(cite(path, n, line));
             if is_sql_statement(rest) {
                 if !matches!(cs.rollback, Some(Some(_))) {

@@ -181,7 +181,9 @@ fn run_call(lines: &[(u64, &str)], i: usize, kind: &'static str, at: usize) -> R
         .map_or(n, |(m, _)| *m);
     let reverse = reverse_value.filter(|v| v != "None").map(|v| {
         let text = line_at(lines, reverse_line).unwrap_or(line);
-        (v.contains("noop"), (reverse_line, text.to_string()))
+        // An empty reverse (`reverse_sql=""`) runs nothing, as `noop` does.
+        let noop = v.contains("noop") || matches!(v.as_str(), "\"\"" | "''" | "[]");
+        (noop, (reverse_line, text.to_string()))
     });
     // Whole lines, for citations; the reverse argument's lines are not forward.
     let forward_lines = pieces

@@ -561,3 +561,25 @@ fn a_squashed_django_migration_is_history() {
     assert!(m.reversible && m.destructive.is_empty(), "{m:#?}");
     assert_eq!((m.severity(), m.evidence.line), (None, 5));
 }
+
+#[test]
+fn liquibase_spaced_directives_and_cdata() {
+    let d = doc(
+        "db/changelog/x.sql",
+        "-- liquibase formatted sql\n\n-- changeset ann:1\nCREATE TABLE t (id int);\n-- rollback DROP TABLE t;\n\n-- changeset ann:2\nDELETE FROM t;\n",
+    );
+    assert!(is_migration_doc(&d));
+    let ms = analyze(&[&d]);
+    let verdicts: Vec<_> = ms.iter().map(|m| (m.name.as_str(), m.reversible)).collect();
+    assert_eq!(
+        verdicts,
+        vec![("x changeset 1", true), ("x changeset 2", false)]
+    );
+    let d = doc(
+        "db/changelog/y.xml",
+        "<databaseChangeLog>\n<changeSet id=\"1\" author=\"a\">\n<sql><![CDATA[DELETE FROM t WHERE x < 1]]></sql>\n</changeSet>\n</databaseChangeLog>\n",
+    );
+    let ms = analyze(&[&d]);
+    assert_eq!(ms[0].destructive[0].0, "DELETE FROM");
+    assert!(!ms[0].reversible);
+}
