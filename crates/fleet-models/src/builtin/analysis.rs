@@ -87,9 +87,18 @@ pub(crate) struct Migration {
     pub number: Option<String>,
     pub files: Vec<String>,
     pub reversible: bool,
-    /// Why it is (or is not) reversible, one phrase.
+    /// No rollback by design (Prisma, Flyway without undo scripts): only
+    /// what it destroys, rewrites or may fail on is worth a flag.
+    pub forward_only: bool,
+    /// Its reverse runs and does nothing (Django's `noop`): a rollback
+    /// succeeds and restores no data.
+    pub noop_reverse: bool,
+    /// Why it is (or is not) reversible: a noun phrase that also reads
+    /// after "has" ("no down migration (...)").
     pub reason: String,
-    /// The down file / down section, or where irreversibility shows.
+    /// The line that shows how it rolls back: the reverse's first
+    /// statement, the raising line, the empty down's header, the command
+    /// the tool cannot reverse, or (none at all) the first data loss.
     pub evidence: Citation,
     /// Destructive statements in the forward direction: (operation, where).
     pub destructive: Vec<(String, Citation)>,
@@ -97,14 +106,21 @@ pub(crate) struct Migration {
     pub backfill: Vec<Citation>,
     /// A line giving the size or duration of the backfill.
     pub scale: Option<Citation>,
+    /// Changes that can fail on existing rows (Prisma's warnings): what, where.
+    pub hazards: Vec<(String, Citation)>,
 }
 
 impl Migration {
     pub(crate) fn severity(&self) -> Option<FlagSeverity> {
         let destructive = !self.destructive.is_empty();
+        let irreversible = !self.reversible && !self.forward_only;
         if !self.reversible && destructive {
             Some(FlagSeverity::High)
-        } else if !self.reversible || destructive || !self.backfill.is_empty() {
+        } else if irreversible
+            || destructive
+            || !self.backfill.is_empty()
+            || !self.hazards.is_empty()
+        {
             Some(FlagSeverity::Medium)
         } else {
             None
@@ -140,7 +156,7 @@ impl Analysis {
         };
         let mut migration_docs = Vec::new();
         for doc in &corpus.documents {
-            if migrations::is_migration(&doc.path) {
+            if migrations::is_migration_doc(doc) {
                 migration_docs.push(doc);
             } else {
                 rules::scan_document(&doc.path, &doc.text, &mut analysis);

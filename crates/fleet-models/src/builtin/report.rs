@@ -60,7 +60,15 @@ pub(crate) fn render(req: &ModelRequest, a: &Analysis) -> String {
 }
 
 fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
-    let migration_files: usize = a.migrations.iter().map(|m| m.files.len()).sum();
+    // A changelog holds many changesets: each file is counted once.
+    let mut files: Vec<&str> = a
+        .migrations
+        .iter()
+        .flat_map(|m| m.files.iter().map(String::as_str))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    let migration_files = files.len();
     let irreversible = a.migrations.iter().filter(|m| !m.reversible).count();
     let destructive = a
         .migrations
@@ -91,9 +99,15 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
         a.open_items.len(),
         a.checked_items
     );
+    let forward_only = a.migrations.iter().filter(|m| m.forward_only).count();
+    let by_design = if forward_only > 0 {
+        format!(", {forward_only} of them forward-only by design")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "- Migrations: {} ({irreversible} without a working rollback, {destructive} destructive, {backfills} with a data backfill)",
+        "- Migrations: {} ({irreversible} without a working rollback{by_design}, {destructive} destructive, {backfills} with a data backfill)",
         a.migrations.len()
     );
     let _ = writeln!(
@@ -249,7 +263,7 @@ fn migrations(out: &mut String, a: &Analysis) {
             out,
             "| {} | {} | {} | {} |",
             m.name,
-            if m.reversible { "yes" } else { "**no**" },
+            reversible_cell(m),
             if ops.is_empty() {
                 "—".to_string()
             } else {
@@ -262,6 +276,8 @@ fn migrations(out: &mut String, a: &Analysis) {
     for m in &a.migrations {
         let verdict = if m.reversible {
             "reversible"
+        } else if m.forward_only {
+            "**forward-only**"
         } else {
             "**not reversible**"
         };
@@ -282,8 +298,22 @@ fn migrations(out: &mut String, a: &Analysis) {
         if let Some(scale) = &m.scale {
             let _ = writeln!(out, "  - size — {}", evidence(scale));
         }
+        for (_, at) in &m.hazards {
+            let _ = writeln!(out, "  - may fail on existing rows — {}", evidence(at));
+        }
     }
     out.push('\n');
+}
+
+/// The table's "reversible" cell: a forward-only migration that destroys
+/// data is as irreversible as any.
+fn reversible_cell(m: &super::analysis::Migration) -> &'static str {
+    match (m.reversible, m.forward_only) {
+        (true, _) => "yes",
+        (false, true) if m.destructive.is_empty() => "forward-only",
+        (false, true) => "**no** (forward-only)",
+        (false, false) => "**no**",
+    }
 }
 
 fn rollback(out: &mut String, a: &Analysis) {

@@ -227,29 +227,51 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
                 ops.push(op);
             }
         }
-        let mut evidence: Vec<Citation> = m.destructive.iter().map(|(_, c)| c.clone()).collect();
-        if !evidence.contains(&m.evidence) {
-            evidence.push(m.evidence.clone());
-        }
+        let destroys: Vec<Citation> = m.destructive.iter().map(|(_, c)| c.clone()).collect();
+        // The destructive lines, then the line that shows the rollback cannot help.
+        let with_reverse = || {
+            let mut evidence = destroys.clone();
+            if !evidence.contains(&m.evidence) {
+                evidence.push(m.evidence.clone());
+            }
+            evidence
+        };
         let claim = match (m.reversible, ops.is_empty()) {
-            (false, false) => Some(format!(
-                "migration {} is irreversible: it runs {} and has {}",
-                m.name,
-                ops.join(", "),
-                m.reason
+            (false, false) => Some((
+                format!(
+                    "migration {} is irreversible: it runs {} and has {}",
+                    m.name,
+                    ops.join(", "),
+                    m.reason
+                ),
+                with_reverse(),
             )),
-            (false, true) => Some(format!(
-                "migration {} cannot be rolled back: {}",
-                m.name, m.reason
+            // Forward-only by design: nothing lost, nothing to say.
+            (false, true) if m.forward_only => None,
+            (false, true) => Some((
+                format!("migration {} cannot be rolled back: {}", m.name, m.reason),
+                with_reverse(),
             )),
-            (true, false) => Some(format!(
-                "migration {} runs {}; its rollback cannot bring the data back",
-                m.name,
-                ops.join(", ")
+            (true, false) if m.noop_reverse => Some((
+                format!(
+                    "migration {} destroys data: it runs {}, and its reverse is a no-op, so a rollback restores no data",
+                    m.name,
+                    ops.join(", ")
+                ),
+                with_reverse(),
+            )),
+            // The written reverse re-creates the schema; what shows the loss is the forward line.
+            (true, false) => Some((
+                format!(
+                    "migration {} destroys data: it runs {}, and its rollback cannot bring the data back",
+                    m.name,
+                    ops.join(", ")
+                ),
+                destroys.clone(),
             )),
             (true, true) => None,
         };
-        if let Some(claim) = claim {
+        if let Some((claim, evidence)) = claim {
             risks.push(Risk {
                 severity,
                 claim,
@@ -258,18 +280,32 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
                 only_if_omitted: false,
             });
         }
-        if let Some(first) = m.backfill.first() {
-            let scale = m
-                .scale
-                .as_ref()
-                .map(|c| format!(": {}", quote_excerpt(c).trim_start_matches("-- ")))
-                .unwrap_or_default();
+        if let Some((what, _)) = m.hazards.first() {
             risks.push(Risk {
                 severity: FlagSeverity::Medium,
                 claim: format!(
-                    "migration {} is a long-running data backfill{scale}",
-                    m.name
+                    "migration {} can fail on existing data: {}",
+                    m.name,
+                    excerpt(what, 110)
                 ),
+                evidence: m.hazards.iter().map(|(_, c)| c.clone()).collect(),
+                mention: mention(),
+                only_if_omitted: false,
+            });
+        }
+        if let Some(first) = m.backfill.first() {
+            // "Long-running" only when the corpus gives a size or a duration.
+            let claim = match &m.scale {
+                Some(c) => format!(
+                    "migration {} is a long-running data backfill: {}",
+                    m.name,
+                    quote_excerpt(c).trim_start_matches("-- ")
+                ),
+                None => format!("migration {} is a data backfill", m.name),
+            };
+            risks.push(Risk {
+                severity: FlagSeverity::Medium,
+                claim,
                 evidence: std::iter::once(first.clone())
                     .chain(m.scale.clone())
                     .collect(),
@@ -677,7 +713,7 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
     let covered_migrations: Vec<&str> = a
         .migrations
         .iter()
-        .filter(|m| m.severity().is_none())
+        .filter(|m| m.severity().is_none() && !m.forward_only)
         .map(|m| m.name.as_str())
         .collect();
     let covered_docs: Vec<&str> = a
@@ -696,6 +732,19 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
             covered_migrations.join(", ")
         }
     );
+    let forward_only: Vec<&str> = a
+        .migrations
+        .iter()
+        .filter(|m| m.forward_only && m.severity().is_none())
+        .map(|m| m.name.as_str())
+        .collect();
+    if !forward_only.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Forward-only migrations that destroy nothing: {}",
+            forward_only.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "- Documents with a rollback section: {}",
