@@ -269,17 +269,14 @@ fn rollback(out: &mut String, a: &Analysis) {
                 RollbackStatus::Present => "present",
                 RollbackStatus::Tbd => "**TBD**",
                 RollbackStatus::Empty => "**empty**",
+                RollbackStatus::Placeholder => "**placeholder**",
                 RollbackStatus::Missing => "**missing**",
             };
             let at = r
                 .cite
                 .as_ref()
                 .map_or_else(|| "—".to_string(), |c| format!("{}:{}", c.path, c.line));
-            let kind = if r.runbook {
-                "runbook"
-            } else {
-                "release notes"
-            };
+            let kind = r.role.name();
             let _ = writeln!(out, "| {} | {kind} | {status} | {at} |", r.path);
         }
         out.push('\n');

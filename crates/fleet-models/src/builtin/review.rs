@@ -5,7 +5,7 @@
 //! or ready while high-severity risks stand is itself flagged, as is every
 //! citation in it that does not point at a real line.
 
-use super::analysis::{Analysis, RollbackStatus, cite};
+use super::analysis::{Analysis, ChangeKind, OpenIssue, RollbackStatus, cite};
 use super::report::{RULE_BASED_NOTICE, evidence};
 use super::rules::{find_risk_claim, is_risk_claim};
 use crate::citations::{CitationIndex, CitedRef, find_citations};
@@ -138,45 +138,138 @@ fn quote_excerpt(c: &Citation) -> String {
             .collect();
         return excerpt(&cells.join(" — "), 90);
     }
-    excerpt(q.trim_start_matches(['-', '*', '+', ' ', '>']), 90)
+    excerpt(&unlink(q.trim_start_matches(['-', '*', '+', ' ', '>'])), 90)
 }
 
 /// What an issue line says beyond its id and severity label:
-/// `- REG-1 (P1, open): PDFs break` -> `PDFs break`.
+/// `- REG-1 (P1, open): PDFs break` -> `PDFs break`; a tracker row's title.
 fn issue_summary(c: &Citation, id: Option<&str>) -> String {
-    let q = c.quote.trim().trim_start_matches(['-', '*', '+', ' ']);
+    let q = c.quote.trim();
+    if q.starts_with('|') {
+        // A tracker table row: its cells but the id.
+        let cells: Vec<&str> = q
+            .split('|')
+            .map(str::trim)
+            .filter(|cell| !cell.is_empty() && Some(*cell) != id)
+            .collect();
+        return excerpt(&cells.join(" — "), 90);
+    }
+    if let Some(id) = id
+        && !q.starts_with(['-', '*', '+'])
+        && q.matches(',').count() >= 2
+        && q.contains(id)
+    {
+        // A CSV row: its longest field is the summary.
+        if let Some(field) = q
+            .split(',')
+            .map(|f| f.trim().trim_matches('"'))
+            .max_by_key(|f| f.len())
+        {
+            return excerpt(field, 90);
+        }
+    }
+    let q = q.trim_start_matches(['-', '*', '+', ' ']);
     let rest = id
         .and_then(|id| q.find(id).map(|at| &q[at + id.len()..]))
         .and_then(|after| {
+            // `REG-1 (P1, open): …`, not the `:` of a link's `https:` after the id.
             after
-                .find(':')
-                .filter(|&colon| colon < 30)
+                .find(": ")
+                .filter(|&colon| colon < 30 && !after[..colon].contains("]("))
                 .map(|colon| &after[colon + 1..])
         })
         .unwrap_or(q);
-    excerpt(rest, 90)
+    excerpt(&unlink(rest), 90)
+}
+
+/// Markdown links as their text: `[#1450](https://…)` -> `#1450`.
+fn unlink(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find("](") else {
+            break;
+        };
+        let Some(end) = after[close + 2..].find(')') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(&after[..close]);
+        rest = &after[close + 2 + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A release-notes entry as a phrase: without the `by @user in https://…`
+/// credit GitHub appends, and links as their text.
+fn change_text(c: &Citation) -> String {
+    let q = c.quote.trim().trim_start_matches(['-', '*', '+', ' ']);
+    let q = q.split(" by @").next().unwrap_or(q);
+    excerpt(&unlink(q), 90)
 }
 
 fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
     let mut risks = Vec::new();
 
+    // One risk per issue: an id listed in several places (a tracker export
+    // and the release notes) is one issue, cited everywhere it appears.
+    let mut seen_ids: Vec<&str> = Vec::new();
     for issue in &a.issues {
+        let same: Vec<&OpenIssue> = match issue.id.as_deref() {
+            Some(id) if seen_ids.contains(&id) => continue,
+            Some(id) => {
+                seen_ids.push(id);
+                a.issues
+                    .iter()
+                    .filter(|i| i.id.as_deref() == Some(id))
+                    .collect()
+            }
+            None => vec![issue],
+        };
+        let severity = same
+            .iter()
+            .fold(issue.severity, |s, i| max_severity(s, i.severity));
         let what = issue.id.clone().unwrap_or_else(|| "an issue".to_string());
         let label = issue
             .label
             .as_deref()
             .map(|l| format!(" ({l})"))
             .unwrap_or_default();
+        let blocks = if same.iter().any(|i| i.blocks_signoff) {
+            " and holds up a sign-off"
+        } else {
+            ""
+        };
         risks.push(Risk {
-            severity: issue.severity,
+            severity,
             claim: format!(
-                "{what}{label} is still open: {}",
+                "{what}{label} is still open{blocks}: {}",
                 issue_summary(&issue.cite, issue.id.as_deref())
             ),
-            evidence: vec![issue.cite.clone()],
+            evidence: same.iter().map(|i| i.cite.clone()).collect(),
             mention: Mention {
-                lines: vec![&issue.cite],
+                lines: same.iter().map(|i| &i.cite).collect(),
                 ids: issue.id.iter().cloned().collect(),
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for b in &a.blocked_signoffs {
+        risks.push(Risk {
+            severity: FlagSeverity::High,
+            claim: format!(
+                "a sign-off is blocked by open issue {}: {}",
+                b.id,
+                quote_excerpt(&b.cite)
+            ),
+            evidence: vec![b.cite.clone(), b.issue.clone()],
+            mention: Mention {
+                lines: vec![&b.cite],
+                ids: vec![b.id.clone()],
                 ..Mention::default()
             },
             only_if_omitted: false,
@@ -283,14 +376,19 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
         let Some(severity) = r.severity() else {
             continue;
         };
-        let kind = if r.runbook {
-            "runbook"
-        } else {
-            "release notes"
-        };
-        let claim = match r.status {
-            RollbackStatus::Tbd => format!("the rollback plan in {kind} {} is still TBD", r.path),
-            RollbackStatus::Empty => format!("the rollback section of {kind} {} is empty", r.path),
+        let kind = r.role.name();
+        let claim = match (r.status, &r.cite) {
+            (RollbackStatus::Tbd, _) => {
+                format!("the rollback plan in {kind} {} is still TBD", r.path)
+            }
+            (RollbackStatus::Empty, _) => {
+                format!("the rollback section of {kind} {} is empty", r.path)
+            }
+            (RollbackStatus::Placeholder, Some(at)) => format!(
+                "the rollback plan in {kind} {} is only a hedge or a placeholder: {}",
+                r.path,
+                code_span_plain(&quote_excerpt(at))
+            ),
             _ => format!("no rollback section in {kind} {}", r.path),
         };
         let at = r.cite.as_ref().unwrap_or(&r.title);
@@ -301,6 +399,28 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             mention: Mention {
                 lines: vec![at],
                 all_words: vec![file_stem(&r.path), "rollback".into()],
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for c in &a.changes {
+        let rel = format!("{} ({})", c.cite.path, c.release);
+        let text = change_text(&c.cite);
+        let claim = match c.kind {
+            ChangeKind::Breaking => format!("breaking change in {rel}: {text}"),
+            ChangeKind::DropsSupport => format!("{rel} drops support: {text}"),
+            ChangeKind::Removed => format!("{rel} removes: {text}"),
+            ChangeKind::Upgrade => format!("{rel} upgrades a framework or dependency: {text}"),
+            ChangeKind::Deprecated => format!("{rel} deprecates: {text}"),
+        };
+        risks.push(Risk {
+            severity: c.kind.severity(),
+            claim,
+            evidence: vec![c.cite.clone()],
+            mention: Mention {
+                lines: vec![&c.cite],
                 ..Mention::default()
             },
             only_if_omitted: false,
@@ -373,7 +493,12 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
         });
     }
 
-    for (path, pending) in by_path(a.pending_signoffs.iter().map(|c| (c, ()))) {
+    // A sign-off an open issue holds up has its own (high) flag above.
+    let unblocked = a
+        .pending_signoffs
+        .iter()
+        .filter(|c| !a.blocked_signoffs.iter().any(|b| b.cite == **c));
+    for (path, pending) in by_path(unblocked.map(|c| (c, ()))) {
         let first = pending
             .first()
             .map(|(c, _)| quote_excerpt(c))
@@ -389,6 +514,28 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             mention: Mention {
                 lines: pending.iter().map(|(c, _)| *c).collect(),
                 all_words: vec!["sign".into(), "pending".into()],
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for (path, gaps) in by_path(a.staffing.iter().map(|c| (c, ()))) {
+        let first = gaps
+            .first()
+            .map(|(c, _)| quote_excerpt(c))
+            .unwrap_or_default();
+        let more = if gaps.len() > 1 {
+            format!(" ({} lines)", gaps.len())
+        } else {
+            String::new()
+        };
+        risks.push(Risk {
+            severity: FlagSeverity::Medium,
+            claim: format!("staffing or ownership gap in {path}{more}: {first}"),
+            evidence: gaps.iter().map(|(c, _)| (*c).clone()).collect(),
+            mention: Mention {
+                lines: gaps.iter().map(|(c, _)| *c).collect(),
                 ..Mention::default()
             },
             only_if_omitted: false,
