@@ -241,11 +241,6 @@ impl Analysis {
         analysis
     }
 
-    /// Highest-severity findings first: how many at each level.
-    pub(crate) fn high_count(&self) -> usize {
-        self.high_evidence().len()
-    }
-
     /// One citation per high-severity finding, in report order.
     pub(crate) fn high_evidence(&self) -> Vec<&Citation> {
         let mut out = Vec::new();

@@ -7,6 +7,7 @@ mod analysis;
 mod changelog;
 mod lexicon;
 mod migrations;
+mod rank;
 mod report;
 mod review;
 mod roles;

@@ -749,9 +749,8 @@ pub(crate) fn review(req: &ModelRequest, a: &Analysis) -> Review {
 
     let flags: Vec<Flag> = kept
         .into_iter()
-        .enumerate()
-        .map(|(i, (risk, omitted))| Flag {
-            id: format!("F{}", i + 1),
+        .map(|(risk, omitted)| Flag {
+            id: String::new(),
             severity: risk.severity,
             claim: if omitted {
                 format!("{}; the report does not mention it", risk.claim)
@@ -761,6 +760,10 @@ pub(crate) fn review(req: &ModelRequest, a: &Analysis) -> Review {
             evidence: risk.evidence,
         })
         .collect();
+    let mut flags = super::rank::rank(flags, a);
+    for (i, flag) in flags.iter_mut().enumerate() {
+        flag.id = format!("F{}", i + 1);
+    }
     let flags = FlagSet {
         step: req.step.clone(),
         flags,
@@ -784,6 +787,16 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
     );
     if !req.prompt.trim().is_empty() {
         let _ = writeln!(out, "**Asked:** {}\n", req.prompt.trim());
+    }
+    // The engine flags a corpus gap for every model; the review only says so.
+    if req.corpus.documents.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Nothing was read:** the corpus holds no documents; no flag below means nothing is wrong.\n"
+        );
+    }
+    for warning in &req.corpus.manifest.warnings {
+        let _ = writeln!(out, "**Corpus gap:** {warning}.\n");
     }
     if reviewed.is_empty() {
         let _ = writeln!(
@@ -852,5 +865,12 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
             covered_docs.join(", ")
         }
     );
+    for (path, older) in &a.history {
+        let _ = writeln!(
+            out,
+            "- History, not findings: {path} ({})",
+            older.join(", ")
+        );
+    }
     out
 }
