@@ -138,35 +138,57 @@ fn quote_excerpt(c: &Citation) -> String {
             .collect();
         return excerpt(&cells.join(" — "), 90);
     }
-    excerpt(&unlink(q.trim_start_matches(['-', '*', '+', ' ', '>'])), 90)
+    let q = q.trim_start_matches(['-', '*', '+', ' ', '>']);
+    let q = q
+        .strip_prefix("[ ]")
+        .or_else(|| q.strip_prefix("[x]"))
+        .unwrap_or(q)
+        .trim_start();
+    excerpt(&unlink(q), 90)
+}
+
+/// A tracker row as a phrase: its longest cell or field (the title), for
+/// Markdown table rows and CSV lines alike; any other line as [`quote_excerpt`].
+fn row_excerpt(c: &Citation) -> String {
+    let q = c.quote.trim();
+    let cells: Vec<&str> = if q.starts_with('|') {
+        q.split('|').collect()
+    } else if q.matches(',').count() >= 2 && !q.starts_with(['-', '*', '+']) {
+        q.split(',').collect()
+    } else {
+        return quote_excerpt(c);
+    };
+    cells
+        .into_iter()
+        .map(|cell| cell.trim().trim_matches('"'))
+        .max_by_key(|cell| cell.len())
+        .map_or_else(|| quote_excerpt(c), |cell| excerpt(cell, 90))
+}
+
+/// The sentence of `c`'s line around the first phrase of `rule`: a long
+/// prose line says many things, and the claim should say the one that counts.
+fn sentence_of(c: &Citation, rule: super::rules::Word) -> String {
+    let q = c.quote.trim();
+    let Some(span) = super::rules::WORDS
+        .find(q.as_bytes(), rule)
+        .filter(|_| !q.starts_with('|'))
+    else {
+        return quote_excerpt(c);
+    };
+    let start = q[..span.start].rfind(". ").map_or(0, |at| at + 2);
+    let end = q[span.end..]
+        .find(". ")
+        .map_or(q.len(), |at| span.end + at + 1);
+    excerpt(&q[start..end], 90)
 }
 
 /// What an issue line says beyond its id and severity label:
 /// `- REG-1 (P1, open): PDFs break` -> `PDFs break`; a tracker row's title.
 fn issue_summary(c: &Citation, id: Option<&str>) -> String {
     let q = c.quote.trim();
-    if q.starts_with('|') {
-        // A tracker table row: its cells but the id.
-        let cells: Vec<&str> = q
-            .split('|')
-            .map(str::trim)
-            .filter(|cell| !cell.is_empty() && Some(*cell) != id)
-            .collect();
-        return excerpt(&cells.join(" — "), 90);
-    }
-    if let Some(id) = id
-        && !q.starts_with(['-', '*', '+'])
-        && q.matches(',').count() >= 2
-        && q.contains(id)
-    {
-        // A CSV row: its longest field is the summary.
-        if let Some(field) = q
-            .split(',')
-            .map(|f| f.trim().trim_matches('"'))
-            .max_by_key(|f| f.len())
-        {
-            return excerpt(field, 90);
-        }
+    if q.starts_with('|') || (q.matches(',').count() >= 2 && !q.starts_with(['-', '*', '+'])) {
+        // A tracker row: its title.
+        return row_excerpt(c);
     }
     let q = q.trim_start_matches(['-', '*', '+', ' ']);
     let rest = id
@@ -264,7 +286,12 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             claim: format!(
                 "a sign-off is blocked by open issue {}: {}",
                 b.id,
-                quote_excerpt(&b.cite)
+                // A sign-off table row reads best whole; a CSV row by its title.
+                if b.cite.quote.trim_start().starts_with('|') {
+                    quote_excerpt(&b.cite)
+                } else {
+                    row_excerpt(&b.cite)
+                }
             ),
             evidence: vec![b.cite.clone(), b.issue.clone()],
             mention: Mention {
@@ -523,7 +550,7 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
     for (path, gaps) in by_path(a.staffing.iter().map(|c| (c, ()))) {
         let first = gaps
             .first()
-            .map(|(c, _)| quote_excerpt(c))
+            .map(|(c, _)| sentence_of(c, super::rules::Word::Unstaffed))
             .unwrap_or_default();
         let more = if gaps.len() > 1 {
             format!(" ({} lines)", gaps.len())
