@@ -227,8 +227,13 @@ fn unlink(text: &str) -> String {
 /// A release-notes entry as a phrase: without the `by @user in https://…`
 /// credit GitHub appends, and links as their text.
 fn change_text(c: &Citation) -> String {
-    let q = c.quote.trim().trim_start_matches(['-', '*', '+', ' ']);
-    let q = q.split(" by @").next().unwrap_or(q);
+    let q = c.quote.trim();
+    // The list marker, then emphasis (`* **config:** …` -> `config: …`).
+    let q = q
+        .strip_prefix(['-', '*', '+'])
+        .map_or(q, str::trim_start)
+        .replace("**", "");
+    let q = q.split(" by @").next().unwrap_or(&q);
     excerpt(&unlink(q), 90)
 }
 

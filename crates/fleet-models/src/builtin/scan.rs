@@ -188,11 +188,12 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
         let is_table_row = trimmed.starts_with('|');
         if !csv_checked {
             csv_checked = true;
-            if !notes && tracker::looks_like_csv_header(trimmed) {
-                if let Some(cols) = tracker::header(trimmed, true) {
-                    tracker = Some(cols);
-                    continue;
-                }
+            if !notes
+                && tracker::looks_like_csv_header(trimmed)
+                && let Some(cols) = tracker::header(trimmed, true)
+            {
+                tracker = Some(cols);
+                continue;
             }
         }
         if is_table_row && !in_fence {
