@@ -22,7 +22,13 @@ pub(crate) fn rank(mut flags: Vec<Flag>, a: &Analysis) -> Vec<Flag> {
     if a.migrations.len() > 1 {
         newest_migrations_first(&mut flags, a);
     }
-    if flags.len() <= TAIL {
+    // Only a kind with more than TAIL lower-severity flags is summarised.
+    if flags
+        .iter()
+        .filter(|f| f.severity != FlagSeverity::High)
+        .count()
+        <= TAIL
+    {
         return flags;
     }
     summarise_tails(flags, a)
@@ -30,26 +36,21 @@ pub(crate) fn rank(mut flags: Vec<Flag>, a: &Analysis) -> Vec<Flag> {
 
 /// A migration's place in version order: numbers compare as numbers
 /// (`0043` < `20240102030405`), names break ties.
-fn version_key(number: Option<&str>, name: &str) -> (u128, String) {
+fn version_key<'a>(number: Option<&str>, name: &'a str) -> (u128, &'a str) {
     let n = number
         .and_then(|n| n.parse::<u128>().ok())
         .unwrap_or_default();
-    (n, name.to_string())
+    (n, name)
 }
 
 fn newest_migrations_first(flags: &mut [Flag], a: &Analysis) {
-    let mut key_of: HashMap<&str, (u128, String)> = HashMap::new();
-    for m in &a.migrations {
-        let key = version_key(m.number.as_deref(), &m.name);
-        for f in &m.files {
-            key_of.insert(f.as_str(), key.clone());
-        }
-    }
+    // A handful of migrations per flag run: a linear search beats a map.
     let key = |f: &Flag| {
-        f.evidence
-            .first()
-            .and_then(|c| key_of.get(c.path.as_str()))
-            .cloned()
+        let path = f.evidence.first()?.path.as_str();
+        a.migrations
+            .iter()
+            .find(|m| m.files.iter().any(|file| file == path))
+            .map(|m| version_key(m.number.as_deref(), &m.name))
     };
     let mut start = 0;
     while start < flags.len() {
@@ -62,16 +63,10 @@ fn newest_migrations_first(flags: &mut [Flag], a: &Analysis) {
         // migration flags; only which migration sits where changes.
         let slots: Vec<usize> = (start..end).filter(|&i| key(&flags[i]).is_some()).collect();
         if slots.len() > 1 {
-            let mut moved: Vec<(Flag, (u128, String))> = slots
-                .iter()
-                .map(|&i| {
-                    let f = flags[i].clone();
-                    let k = key(&f).unwrap_or_default();
-                    (f, k)
-                })
-                .collect();
-            moved.sort_by(|x, y| y.1.cmp(&x.1));
-            for (&slot, (f, _)) in slots.iter().zip(moved) {
+            let mut order: Vec<usize> = slots.clone();
+            order.sort_by(|&x, &y| key(&flags[y]).cmp(&key(&flags[x])));
+            let moved: Vec<Flag> = order.iter().map(|&i| flags[i].clone()).collect();
+            for (&slot, f) in slots.iter().zip(moved) {
                 flags[slot] = f;
             }
         }

@@ -132,6 +132,7 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
     // The columns of the tracker table being read (a Markdown table, or the whole CSV file).
     let mut tracker: Option<Columns> = None;
     let mut csv_checked = false;
+    let mut prev_table_row = false;
     let release = gate.current.as_deref().unwrap_or("this release");
 
     for (index, line) in crate::text::lines(text).enumerate() {
@@ -171,9 +172,15 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
             }
             section = SectionKind::of(heading_hits);
             tracker = None;
+            prev_table_row = false;
             continue;
         }
         if trimmed.is_empty() {
+            // A blank line ends a Markdown table.
+            prev_table_row = false;
+            if tracker.is_some_and(|c| !c.is_csv()) {
+                tracker = None;
+            }
             continue;
         }
         if title.is_none() {
@@ -197,15 +204,19 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
             }
         }
         if is_table_row && !in_fence {
+            // Only a table's first row can be a tracker header.
             if tracker.is_none()
+                && !prev_table_row
                 && let Some(cols) = tracker::header(trimmed, false)
             {
                 tracker = Some(cols);
+                prev_table_row = true;
                 continue;
             }
         } else if tracker.is_some_and(|c| !c.is_csv()) {
             tracker = None;
         }
+        prev_table_row = is_table_row;
         let words = WORDS.scan(h);
         if let Some(cols) = tracker {
             if let Some(row) = tracker::row(trimmed, cols) {
@@ -369,7 +380,29 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
 /// `### Deprecated`) or its own words.
 fn change_kind(section: SectionKind, words: Hits, h: &[u8]) -> Option<ChangeKind> {
     let versioned = h.iter().any(u8::is_ascii_digit);
-    if section.breaking || words.has(Word::Breaking) {
+    // Only lines with the words pay for a lowercased copy.
+    let says = |phrases: &[&str]| {
+        let lower = h.to_ascii_lowercase();
+        phrases
+            .iter()
+            .any(|p| lower.windows(p.len()).any(|w| w == p.as_bytes()))
+    };
+    let breaking = words.has(Word::Breaking)
+        && !says(&[
+            "no breaking",
+            "non-breaking",
+            "not breaking",
+            "without breaking",
+        ]);
+    let upgrade = words.has(Word::Upgrade)
+        && versioned
+        && !says(&[
+            "upgrade guide",
+            "upgrading guide",
+            "upgrade notes",
+            "upgrade instructions",
+        ]);
+    if section.breaking || breaking {
         Some(ChangeKind::Breaking)
     } else if words.has(Word::DropsSupport) {
         Some(ChangeKind::DropsSupport)
@@ -377,7 +410,7 @@ fn change_kind(section: SectionKind, words: Hits, h: &[u8]) -> Option<ChangeKind
         Some(ChangeKind::Removed)
     } else if section.deprecated || words.has(Word::Deprecated) {
         Some(ChangeKind::Deprecated)
-    } else if words.has(Word::Upgrade) && versioned && !section.issues {
+    } else if upgrade && !section.issues {
         Some(ChangeKind::Upgrade)
     } else {
         None
@@ -701,7 +734,7 @@ mod tests {
             "# 7.2.0\nUpgrade today: zero-downtime, low-risk upgrades for every plan!\n\
              ## Breaking changes\n- `/v1` is removed\n## Features\n- Favicon shows unread support tickets (up to 99)\n\
              - Upgraded Django to 5.0\n## Removed\n- Support for PostgreSQL 12\n- The fax field\n\
-             ## Deprecated\n- `TALLY_AUTH`\n",
+             ## Deprecated\n- `TALLY_AUTH`\n## Changed\n- No breaking changes in 7.2\n- Upgrade guide for 7.x added\n",
         );
         let got: Vec<(ChangeKind, u64)> = a.changes.iter().map(|c| (c.kind, c.cite.line)).collect();
         assert_eq!(
