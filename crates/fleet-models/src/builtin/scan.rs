@@ -864,4 +864,90 @@ mod tests {
         assert_eq!(a.open_items[0].cite.line, 6);
         assert!(a.todos.is_empty());
     }
+
+    #[test]
+    fn odd_documents_do_not_panic() {
+        use crate::{Builtin, ModelRequest, UpstreamDoc};
+        use fleet_core::config::StepKind;
+        use fleet_corpus::{Corpus, Document};
+        let odd = [
+            "",
+            "\n\n",
+            "#",
+            "## [",
+            "## [Unreleased",
+            "## v",
+            "## 1.",
+            "## 99999999999999999999999.1",
+            "tag:",
+            "tag: v",
+            "--",
+            "|",
+            "||",
+            "| status |",
+            "| id | status |\n|",
+            ",,,",
+            "\"",
+            "\",\"",
+            "Status,Key\n\"unterminated,K-1",
+            "- [ ]",
+            "- [ ] ask",
+            "ask Tom",
+            "## Rollback\n- [ ] ask Tom",
+            "## Rollback\nN/A",
+            "## Owners\nask",
+            "## Breaking\n- ",
+            "* **",
+            "[x](",
+            "[a](b",
+            "é🚀ü\n## 🚀\n- é",
+            "## Sign-offs\n| a | b |\n| x | blocked on #1 |",
+            "title:\tv1.0\ntag:\tv1.0\n--\n## What's Changed\n* x by @",
+        ];
+        let documents: Vec<Document> = odd
+            .iter()
+            .enumerate()
+            .flat_map(|(i, text)| {
+                [
+                    "CHANGELOG.md",
+                    "docs/runbooks/x.md",
+                    "source:s",
+                    "docs/releases/1.0.md",
+                    "a.csv",
+                ]
+                .into_iter()
+                .map(move |p| Document {
+                    path: format!("{i}/{p}"),
+                    text: text.to_string(),
+                })
+            })
+            .collect();
+        let corpus = Corpus {
+            documents,
+            ..Corpus::default()
+        };
+        for release in [None, Some("1.0"), Some("v"), Some("")] {
+            let mut req = ModelRequest {
+                genflow: "g".into(),
+                step: "s".into(),
+                kind: StepKind::Report,
+                prompt: String::new(),
+                corpus: corpus.clone(),
+                upstream: vec![],
+                feedback: None,
+                budget: None,
+                release: release.map(str::to_string),
+            };
+            let report = Builtin.complete_now(&req).expect("report").text;
+            req.kind = StepKind::Review;
+            req.upstream = vec![UpstreamDoc {
+                step: "r".into(),
+                kind: StepKind::Report,
+                path: "r.md".into(),
+                text: report,
+                flags: None,
+            }];
+            Builtin.complete_now(&req).expect("review");
+        }
+    }
 }
