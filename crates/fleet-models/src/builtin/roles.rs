@@ -122,7 +122,7 @@ pub(crate) fn role_of(path: &str, text: &str) -> Role {
     if lower.contains("release") || title.contains("release notes") || title.contains("changelog") {
         return Role::ReleaseNotes;
     }
-    if title.contains("runbook") || title.contains("playbook") {
+    if RUNBOOK_WORDS.iter().any(|w| title.contains(w)) {
         return Role::Runbook;
     }
     Role::Other

@@ -37,6 +37,7 @@ pub(super) enum Word {
     Rising,
     Falling,
     Hedge,
+    OwnerLabel,
 }
 
 impl From<Word> for u8 {
@@ -168,13 +169,19 @@ pub(super) static WORDS: LazyLock<Lexicon> = LazyLock::new(|| {
             Word::Unstaffed,
             "{nobody,no one,no-one} {,is }assigned|unassigned|not {,yet }assigned|\
              no owner{,s}|without {an ,}owner|needs {an ,}owner|no dri|{nobody,no one} owns|\
-             understaffed|no on-call|{nobody,no one} {on call,on-call}",
+             understaffed|no on-call|{nobody,no one} {on call,on-call}|vacant|unstaffed|unowned",
+        ),
+        // Words that name who does a part: `Owner: TBD` is a staffing gap.
+        any(
+            Word::OwnerLabel,
+            "owner{,s}|dri|assignee{,s}|on-call|oncall|secondary|release manager|\
+             {tech,eng,engineering} lead|incident commander",
         ),
         // Support load forecast in words rather than figures.
         any(
             Word::Rising,
             "{will,to,expected to,likely to} {rise,grow,increase,climb,double,spike,go up}|\
-             more tickets|higher volume|surge",
+             more tickets|higher volume|surge|uptick|{a spike,an increase,a rise,a jump} in",
         ),
         any(
             Word::Falling,

@@ -266,8 +266,10 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
         if has_risk_claim(h, words) && is_risk_claim(&own_words(line)) && !exclaims(line) {
             out.risk_claims.push(cite(path, n, line));
         }
+        // A gap said outright, or a TBD / "ask X" where an owner is named.
         if words.has(Word::Unstaffed)
-            || (section.owners && (words.has(Word::Tbd) || asks_someone(h)))
+            || ((section.owners || words.has(Word::OwnerLabel))
+                && (words.has(Word::Tbd) || asks_someone(h)))
         {
             out.staffing.push(cite(path, n, line));
         }
