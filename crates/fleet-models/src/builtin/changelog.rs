@@ -76,7 +76,16 @@ enum Key {
 impl Key {
     fn of(text: &str) -> Option<Key> {
         let version = version_in(text).map(|(v, _)| v);
-        if crate::text::ascii_lowercase(text).contains("unreleased") {
+        let lower = crate::text::ascii_lowercase(text);
+        if [
+            "unreleased",
+            "development version",
+            "in development",
+            "upcoming",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+        {
             return Some(Key::Unreleased(version));
         }
         version.map(Key::Version)
@@ -116,9 +125,14 @@ pub(crate) struct Versions {
 
 /// Reads the versions of a release-notes document: one pass over its
 /// headings (and, for a `gh release view` snapshot, its `tag:` line).
+/// Versions are sections at the shallowest heading level that names two
+/// or more of them (`## [1.2.0]` in a changelog, `# pkg 1.2.0` in an R
+/// NEWS.md); a single versioned title is the document's own version.
 pub(crate) fn versions_of(path: &str, text: &str) -> Versions {
     let mut out = Versions::default();
-    let mut level_of_sections = None;
+    // (line, level, key) of every heading naming a version; which lines have content.
+    let mut keyed: Vec<(u64, usize, Key, String)> = Vec::new();
+    let mut content: Vec<u64> = Vec::new();
     let mut total = 0u64;
     let mut in_fence = false;
     for (index, line) in crate::text::lines(text).enumerate() {
@@ -138,45 +152,42 @@ pub(crate) fn versions_of(path: &str, text: &str) -> Versions {
             out.own = Some((v, text.to_string()));
             continue;
         }
-        let Some((level, head)) = heading(line) else {
-            if let Some(last) = out.sections.last_mut()
-                && !t.is_empty()
-                && !t.starts_with('[')
-            {
-                last.has_content = true;
-            }
-            continue;
-        };
-        let key = if level >= 2 && level_of_sections.is_none_or(|l| level <= l) {
-            Key::of(head)
-        } else {
-            None
-        };
-        match key {
-            Some(key) => {
-                level_of_sections = Some(level);
-                if let Some(last) = out.sections.last_mut() {
-                    last.lines.end = n;
+        match heading(line) {
+            Some((level, head)) => {
+                if let Some(key) = Key::of(head) {
+                    let label = match &key {
+                        Key::Unreleased(_) => "Unreleased".to_string(),
+                        Key::Version(_) => version_in(head).map_or(head, |(_, t)| t).to_string(),
+                    };
+                    keyed.push((n, level, key, label));
                 }
-                let label = match &key {
-                    Key::Unreleased(_) => "Unreleased".to_string(),
-                    Key::Version(_) => version_in(head).map_or(head, |(_, t)| t).to_string(),
-                };
-                out.sections.push(Section {
-                    lines: n..n,
-                    key,
-                    label,
-                    has_content: false,
-                });
             }
-            None if level == 1 && out.own.is_none() && out.sections.is_empty() => {
-                out.own = version_in(head).map(|(v, t)| (v, t.to_string()));
-            }
+            // Link definitions (`[1.0.0]: https://…`) are not content.
+            None if !t.is_empty() && !t.starts_with('[') => content.push(n),
             None => {}
         }
     }
-    if let Some(last) = out.sections.last_mut() {
-        last.lines.end = total + 1;
+    let level = (1..=6).find(|&l| {
+        let at_level = keyed.iter().filter(|k| k.1 == l).count();
+        at_level >= 2 || (at_level == 1 && l >= 2)
+    });
+    if let Some(level) = level {
+        let heads: Vec<&(u64, usize, Key, String)> =
+            keyed.iter().filter(|k| k.1 == level).collect();
+        for (i, (line, _, key, label)) in heads.iter().enumerate() {
+            let end = heads.get(i + 1).map_or(total + 1, |next| next.0);
+            out.sections.push(Section {
+                lines: *line..end,
+                key: key.clone(),
+                label: label.clone(),
+                has_content: content.iter().any(|c| (*line..end).contains(c)),
+            });
+        }
+    } else if out.own.is_none() {
+        out.own = keyed.first().and_then(|(_, _, key, label)| match key {
+            Key::Version(v) => Some((v.clone(), label.clone())),
+            Key::Unreleased(_) => None,
+        });
     }
     if out.own.is_none() && out.sections.is_empty() {
         let file = path.rsplit(['/', ':']).next().unwrap_or(path);
