@@ -107,7 +107,7 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
     );
     let _ = writeln!(
         out,
-        "- Rollback coverage: {} runbooks and release notes; {} TBD, {} empty, {} missing",
+        "- Rollback coverage: {} runbooks, plans and release notes; {} TBD, {} empty, {} missing",
         a.rollback.len(),
         count(RollbackStatus::Tbd),
         count(RollbackStatus::Empty),

@@ -81,6 +81,9 @@ const RUNBOOK_WORDS: &[&str] = &[
     "maintenance",
     "on-call",
     "oncall",
+    "releasing",
+    "release-process",
+    "release_process",
 ];
 
 /// The role of the document at `path` whose text is `text`.
@@ -115,7 +118,10 @@ pub(crate) fn role_of(path: &str, text: &str) -> Role {
     if RUNBOOK_WORDS.iter().any(|w| lower.contains(w)) {
         return Role::Runbook;
     }
-    let plan_dir = lower.split('/').any(|seg| seg == "plans" || seg == "plan");
+    // A checklist is a plan to work through: it should say how to back out.
+    let plan_dir = lower.split('/').any(|seg| seg == "plans" || seg == "plan")
+        || file.contains("checklist")
+        || title.contains("checklist");
     if plan_dir || file.contains("plan") || title.starts_with("plan") || title.contains(" plan") {
         return Role::Plan;
     }
@@ -196,6 +202,8 @@ mod tests {
                 Role::ReleaseNotes,
             ),
             ("rayon/RELEASES.md", "# Release 1.0", Role::ReleaseNotes),
+            ("RELEASE_CHECKLIST.md", "# Release checklist", Role::Plan),
+            ("docs/releasing.md", "# Releasing", Role::Runbook),
         ];
         for (path, text, role) in cases {
             assert_eq!(role_of(path, text), role, "{path}");
