@@ -133,12 +133,15 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
     let mut tracker: Option<Columns> = None;
     let mut csv_checked = false;
     let mut prev_table_row = false;
+    // A CSV record whose quoted field runs on: (first line number, first line, record so far).
+    let mut csv_record: Option<(u64, &str, String)> = None;
     let release = gate.current.as_deref().unwrap_or("this release");
 
     for (index, line) in crate::text::lines(text).enumerate() {
         let n = index as u64 + 1;
         let trimmed = crate::text::trim(line);
-        if markdown && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
+        let csv = tracker.is_some_and(|c| c.is_csv());
+        if markdown && !csv && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
             in_fence = !in_fence;
             if let Some(rb) = rollback.as_mut() {
                 rb.has_content = true;
@@ -146,8 +149,10 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
             }
             continue;
         }
+        // A CSV export's lines are records, never Markdown headings.
         if markdown
             && !in_fence
+            && !csv
             && let Some((level, heading_text)) = heading(line)
         {
             let heading_hits = HEADINGS.scan(heading_text.as_bytes());
@@ -217,10 +222,29 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
             tracker = None;
         }
         prev_table_row = is_table_row;
+        if let Some(cols) = tracker.filter(|c| c.is_csv()) {
+            // A quoted field can run over lines: the record is read whole
+            // and cited at its first line.
+            let (start, first, record) = match csv_record.take() {
+                Some((start, first, mut record)) => {
+                    record.push('\n');
+                    record.push_str(line);
+                    (start, first, record)
+                }
+                None => (n, line, line.to_string()),
+            };
+            if record.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
+                csv_record = Some((start, first, record));
+            } else if let Some(row) = tracker::row(&record, cols) {
+                let words = WORDS.scan(record.as_bytes());
+                tracker_row(path, start, first, &record, &row, section, words, out);
+            }
+            continue;
+        }
         let words = WORDS.scan(h);
         if let Some(cols) = tracker {
             if let Some(row) = tracker::row(trimmed, cols) {
-                tracker_row(path, n, line, &row, section, words, out);
+                tracker_row(path, n, line, line, &row, section, words, out);
             }
             continue;
         }
@@ -422,10 +446,12 @@ fn change_kind(section: SectionKind, words: Hits, h: &[u8]) -> Option<ChangeKind
 /// A row of a tracker export: an open bug (or any open high-priority row)
 /// is an open issue, with the row's own priority; an open approval task is
 /// a pending sign-off. Closed rows are history.
+#[allow(clippy::too_many_arguments)]
 fn tracker_row(
     path: &str,
     n: u64,
     line: &str,
+    record: &str,
     row: &tracker::Row,
     section: SectionKind,
     words: Hits,
@@ -437,7 +463,7 @@ fn tracker_row(
     let severity = row.severity.unwrap_or(FlagSeverity::Medium);
     if words.has(Word::Bug) || section.issues || severity == FlagSeverity::High {
         out.issues.push(OpenIssue {
-            id: row.id.clone().or_else(|| issue_id(line)),
+            id: row.id.clone().or_else(|| issue_id(record)),
             label: row.priority.clone(),
             severity,
             cite: cite(path, n, line),
