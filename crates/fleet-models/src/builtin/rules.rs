@@ -239,11 +239,11 @@ pub(super) static HEADINGS: LazyLock<Lexicon> = LazyLock::new(|| {
              outstanding {issues,bugs}|regressions|blockers",
         ),
         // (?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|
-        //   downgrad(?:e|ing))\b
+        //   downgrad(?:e|ing)|contingency|abort(?:ing)?)\b
         heading_words(
             Heading::Rollback,
             "roll{,ing,ed}{-, ,}back{,s}|revert{,s}|reverting|back{,ing}{-, ,}out|undo|fall{ ,}back|\
-             recovery|downgrad{e,ing}",
+             recovery|downgrad{e,ing}|contingency|abort{,ing}",
         ),
         // (?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b
         heading_words(

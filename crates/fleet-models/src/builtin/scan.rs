@@ -734,6 +734,8 @@ mod tests {
             "# X\n## Rollback\nSet the prefix back with `cachectl prefix set v41`. Warming later is optional.\n",
         );
         assert_eq!(real.rollback[0].status, RollbackStatus::Present);
+        let contingency = scan("plans/z.md", "# Z\n## Contingency plan\n\nWe'll see.\n");
+        assert_eq!(contingency.rollback[0].status, RollbackStatus::Placeholder);
         let label = scan("runbooks/y.md", "# Y\n- Rollback: ask Priya\n");
         assert_eq!(label.rollback[0].status, RollbackStatus::Placeholder);
     }
