@@ -171,7 +171,7 @@ fn summarise_tails(flags: Vec<Flag>, a: &Analysis) -> Vec<Flag> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builtin::analysis::{Migration, OpenIssue, cite};
+    use crate::builtin::analysis::{OpenIssue, cite};
 
     fn flag(severity: FlagSeverity, claim: &str, path: &str, line: u64) -> Flag {
         Flag {
@@ -182,33 +182,32 @@ mod tests {
         }
     }
 
-    fn migration(number: &str) -> Migration {
-        let file = format!("db/{number}_drop.sql");
-        Migration {
-            name: format!("{number}_drop"),
-            number: Some(number.to_string()),
-            files: vec![file.clone()],
-            reversible: false,
-            reason: "no down".into(),
-            evidence: cite(&file, 1, ""),
-            destructive: vec![],
-            backfill: vec![],
-            scale: None,
-        }
+    /// Migrations as the analysis reads them (not built by hand, so this
+    /// test does not depend on `Migration`'s fields).
+    fn migrations(numbers: &[&str]) -> Vec<crate::builtin::analysis::Migration> {
+        let docs: Vec<fleet_corpus::Document> = numbers
+            .iter()
+            .map(|n| fleet_corpus::Document {
+                path: format!("db/{n}_drop.up.sql"),
+                text: "DROP TABLE legacy;\n".into(),
+            })
+            .collect();
+        let refs: Vec<&fleet_corpus::Document> = docs.iter().collect();
+        crate::builtin::migrations::analyze(&refs)
     }
 
     #[test]
     fn the_newest_migration_leads_its_severity() {
         let a = Analysis {
-            migrations: vec![migration("0001"), migration("0002"), migration("0100")],
+            migrations: migrations(&["0001", "0002", "0100"]),
             ..Analysis::default()
         };
         let flags = vec![
             flag(FlagSeverity::High, "issue", "notes.md", 3),
-            flag(FlagSeverity::High, "m1", "db/0001_drop.sql", 1),
-            flag(FlagSeverity::High, "m2", "db/0002_drop.sql", 1),
+            flag(FlagSeverity::High, "m1", "db/0001_drop.up.sql", 1),
+            flag(FlagSeverity::High, "m2", "db/0002_drop.up.sql", 1),
             flag(FlagSeverity::High, "rollback", "deploy.md", 9),
-            flag(FlagSeverity::High, "m100", "db/0100_drop.sql", 1),
+            flag(FlagSeverity::High, "m100", "db/0100_drop.up.sql", 1),
             flag(FlagSeverity::Medium, "support", "notes.md", 8),
         ];
         let claims: Vec<String> = rank(flags, &a).into_iter().map(|f| f.claim).collect();
