@@ -591,7 +591,15 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
     for (path, todos) in by_path(a.todos.iter().map(|c| (c, ()))) {
         risks.push(Risk {
             severity: FlagSeverity::Low,
-            claim: format!("{} TBD/TODO left in {path}", todos.len()),
+            claim: format!(
+                "{} TBD or TODO marker{} left in {path}: {}",
+                todos.len(),
+                if todos.len() == 1 { " is" } else { "s are" },
+                todos
+                    .first()
+                    .map(|(c, _)| quote_excerpt(c))
+                    .unwrap_or_default()
+            ),
             evidence: todos.iter().map(|(c, _)| (*c).clone()).collect(),
             mention: Mention {
                 lines: todos.iter().map(|(c, _)| *c).collect(),
