@@ -74,6 +74,29 @@ fn newest_migrations_first(flags: &mut [Flag], a: &Analysis) {
     }
 }
 
+/// The report's lead list in the same order: citations of migrations,
+/// newest first, in the slots migrations hold.
+pub(crate) fn newest_migrations_first_in(cites: &mut [&Citation], a: &Analysis) {
+    if a.migrations.len() < 2 {
+        return;
+    }
+    let key = |c: &Citation| {
+        a.migrations
+            .iter()
+            .find(|m| m.files.iter().any(|file| *file == c.path))
+            .map(|m| version_key(m.number.as_deref(), &m.name))
+    };
+    let slots: Vec<usize> = (0..cites.len())
+        .filter(|&i| key(cites[i]).is_some())
+        .collect();
+    let mut order = slots.clone();
+    order.sort_by(|&x, &y| key(cites[y]).cmp(&key(cites[x])));
+    let moved: Vec<&Citation> = order.iter().map(|&i| cites[i]).collect();
+    for (&slot, c) in slots.iter().zip(moved) {
+        cites[slot] = c;
+    }
+}
+
 /// What kind of finding a flag is, from what its first citation is in the analysis.
 fn kinds(a: &Analysis) -> HashMap<(&str, u64), &'static str> {
     let mut cites: Vec<(&Citation, &'static str)> = Vec::new();

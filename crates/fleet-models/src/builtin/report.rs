@@ -84,7 +84,8 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
         migration_files,
         req.corpus.manifest.entries.len()
     );
-    let high = a.high_evidence();
+    let mut high = a.high_evidence();
+    super::rank::newest_migrations_first_in(&mut high, a);
     let _ = writeln!(out, "- High-severity findings: {}", high.len());
     // The highest findings lead: a person reads these first.
     for c in high.iter().take(LEAD) {
@@ -148,8 +149,8 @@ fn corpus_gaps(out: &mut String, req: &ModelRequest) {
     for warning in &req.corpus.manifest.warnings {
         let _ = writeln!(
             out,
-            "**Corpus gap:** {warning}. Whatever that glob was meant to cover was not read, and no finding below \
-             speaks for it.\n"
+            "**Corpus gap:** {}. What it was meant to cover was not read, and no finding below speaks for it.\n",
+            warning.trim_end_matches('.')
         );
     }
 }

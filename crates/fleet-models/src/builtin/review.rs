@@ -836,7 +836,7 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
         );
     }
     for warning in &req.corpus.manifest.warnings {
-        let _ = writeln!(out, "**Corpus gap:** {warning}.\n");
+        let _ = writeln!(out, "**Corpus gap:** {}.\n", warning.trim_end_matches('.'));
     }
     if reviewed.is_empty() {
         let _ = writeln!(
