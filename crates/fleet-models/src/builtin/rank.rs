@@ -83,7 +83,7 @@ pub(crate) fn newest_migrations_first_in(cites: &mut [&Citation], a: &Analysis) 
     let key = |c: &Citation| {
         a.migrations
             .iter()
-            .find(|m| m.files.iter().any(|file| *file == c.path))
+            .find(|m| m.files.contains(&c.path))
             .map(|m| version_key(m.number.as_deref(), &m.name))
     };
     let slots: Vec<usize> = (0..cites.len())
