@@ -6,7 +6,7 @@
 //! changelog's `Unreleased` section when it has content, else the newest
 //! version. Everything older is history: summarised, never a finding.
 
-use super::roles::Role;
+use super::roles::{Role, underline_level};
 use crate::text::heading;
 use std::ops::Range;
 
@@ -135,11 +135,16 @@ pub(crate) fn versions_of(path: &str, text: &str) -> Versions {
     let mut content: Vec<u64> = Vec::new();
     let mut total = 0u64;
     let mut in_fence = false;
-    for (index, line) in crate::text::lines(text).enumerate() {
+    let mut lines = crate::text::lines(text).enumerate().peekable();
+    let mut underline = false;
+    while let Some((index, line)) = lines.next() {
         let n = index as u64 + 1;
         total = n;
         let t = line.trim();
-        if t.starts_with("```") || t.starts_with("~~~") {
+        if std::mem::take(&mut underline) {
+            continue;
+        }
+        if t.starts_with("```") {
             in_fence = !in_fence;
         }
         if in_fence {
@@ -152,7 +157,12 @@ pub(crate) fn versions_of(path: &str, text: &str) -> Versions {
             out.own = Some((v, text.to_string()));
             continue;
         }
-        match heading(line) {
+        let setext = lines
+            .peek()
+            .and_then(|(_, next)| underline_level(line, next))
+            .map(|level| (level, t));
+        underline = setext.is_some();
+        match setext.or_else(|| heading(line)) {
             Some((level, head)) => {
                 if let Some(key) = Key::of(head) {
                     let label = match &key {
@@ -326,6 +336,16 @@ mod tests {
         let empty = "# Changelog\n## [Unreleased]\n## [2.0.0]\n- x\n## [1.0.0]\n- y\n";
         let docs = [(Role::ReleaseNotes, Some(versions_of("CHANGELOG.md", empty)))];
         assert_eq!(gate(None, &docs)[0].history_lines, vec![2..3, 5..7]);
+    }
+
+    #[test]
+    fn underlined_headings_are_versions_too() {
+        let rst = "Changes\n=======\n\nVersion 2.1.0\n-------------\n\nUnreleased\n\n- a\n\n\
+                   Version 2.0.0\n-------------\n\n- b\n";
+        let docs = [(Role::ReleaseNotes, Some(versions_of("CHANGES.rst", rst)))];
+        let g = &gate(None, &docs)[0];
+        assert_eq!(g.current.as_deref(), Some("2.1.0"));
+        assert_eq!(g.history_lines, vec![11..15]);
     }
 
     #[test]

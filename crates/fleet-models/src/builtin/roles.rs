@@ -172,8 +172,31 @@ pub(crate) fn markdownish(path: &str) -> bool {
         None => true,
         Some((_, ext)) => matches!(
             ascii_lowercase(ext).as_ref(),
-            "md" | "markdown" | "mdx" | "txt" | "text"
+            "md" | "markdown" | "mdx" | "txt" | "text" | "rst"
         ),
+    }
+}
+
+/// The level of a setext (Markdown) or reStructuredText heading whose
+/// underline is `next`: `===` 1, `---` 2, `~~~` or `^^^` 3. `line` is the
+/// heading's text: not blank, not a list item or table row.
+pub(crate) fn underline_level(line: &str, next: &str) -> Option<usize> {
+    let t = line.trim();
+    let u = next.trim();
+    let first = u.bytes().next()?;
+    if t.is_empty()
+        || u.len() < 3
+        || !u.bytes().all(|b| b == first)
+        || t.starts_with(['|', '-', '*', '+', '#', '>'])
+        || t.bytes().all(|b| b == first)
+    {
+        return None;
+    }
+    match first {
+        b'=' => Some(1),
+        b'-' => Some(2),
+        b'~' | b'^' => Some(3),
+        _ => None,
     }
 }
 

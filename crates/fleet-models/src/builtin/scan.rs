@@ -10,7 +10,7 @@ use super::analysis::{
 };
 use super::changelog::Gate;
 use super::lexicon::Hits;
-use super::roles::{Role, markdownish};
+use super::roles::{Role, markdownish, underline_level};
 use super::rules::{
     HEADINGS, Heading, WORDS, Word, asks_someone, checkbox, code_name, exclaims, has_risk_claim,
     is_hedge, is_list_item, is_nothing, is_risk_claim, is_table_separator, issue_ids, percent,
@@ -133,13 +133,21 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
     let mut tracker: Option<Columns> = None;
     let mut csv_checked = false;
     let mut prev_table_row = false;
+    // In a list entry (it may wrap), and whether it already gave a release change.
+    let (mut in_item, mut item_changed) = (false, false);
     // A CSV record whose quoted field runs on: (first line number, first line, record so far).
     let mut csv_record: Option<(u64, &str, String)> = None;
     let release = gate.current.as_deref().unwrap_or("this release");
 
-    for (index, line) in crate::text::lines(text).enumerate() {
+    let mut lines = crate::text::lines(text).enumerate().peekable();
+    let mut underline = false;
+    while let Some((index, line)) = lines.next() {
         let n = index as u64 + 1;
         let trimmed = crate::text::trim(line);
+        // The underline of a setext or reStructuredText heading is not content.
+        if std::mem::take(&mut underline) {
+            continue;
+        }
         let csv = tracker.is_some_and(|c| c.is_csv());
         if markdown && !csv && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
             in_fence = !in_fence;
@@ -150,11 +158,18 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
             continue;
         }
         // A CSV export's lines are records, never Markdown headings.
+        let setext = || {
+            lines
+                .peek()
+                .and_then(|(_, next)| underline_level(line, next))
+                .map(|level| (level, trimmed))
+        };
         if markdown
             && !in_fence
             && !csv
-            && let Some((level, heading_text)) = heading(line)
+            && let Some((level, heading_text)) = heading(line).or_else(setext)
         {
+            underline = heading(line).is_none();
             let heading_hits = HEADINGS.scan(heading_text.as_bytes());
             if title.is_none() {
                 title = Some(cite(path, n, line));
@@ -303,16 +318,27 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
         }
 
         let list_item = is_list_item(h);
-        if notes
-            && list_item
-            && !section.issues
-            && let Some(kind) = change_kind(section, words, h)
-        {
-            out.changes.push(ReleaseChange {
-                kind,
-                release: release.to_string(),
-                cite: cite(path, n, line),
-            });
+        // A wrapped entry goes on in indented lines: their words count for
+        // it (by words only: the section already spoke on its first line).
+        let continues = !list_item && in_item && line.starts_with([' ', '\t']);
+        in_item = list_item || continues;
+        if list_item {
+            item_changed = false;
+        }
+        if notes && (list_item || (continues && !item_changed)) && !section.issues {
+            let by = if list_item {
+                section
+            } else {
+                SectionKind::default()
+            };
+            if let Some(kind) = change_kind(by, words, h) {
+                item_changed = true;
+                out.changes.push(ReleaseChange {
+                    kind,
+                    release: release.to_string(),
+                    cite: cite(path, n, line),
+                });
+            }
         }
 
         if let Some((mark, rest)) = checkbox(line) {
