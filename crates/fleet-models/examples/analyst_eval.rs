@@ -21,6 +21,31 @@ fn main() {
             .collect(),
     };
     print!("{}", evaluation.table());
+    // FLEET_EVAL_SHOW=1 also prints each fixture's report and flags.
+    if std::env::var_os("FLEET_EVAL_SHOW").is_some() {
+        for name in analyst::fixture_names()
+            .iter()
+            .filter(|n| n.contains(&filter))
+        {
+            let key = analyst::load_key(name);
+            let (report, flags, _) = analyst::run_fixture(name, &key);
+            println!("\n===== {name}\n{report}");
+            for f in &flags.flags {
+                let at: Vec<String> = f
+                    .evidence
+                    .iter()
+                    .map(|c| format!("{}:{}", c.path, c.line))
+                    .collect();
+                println!(
+                    "{} {} {} [{}]",
+                    f.id,
+                    f.severity.as_str(),
+                    f.claim,
+                    at.join(", ")
+                );
+            }
+        }
+    }
     if !evaluation.meets_targets() {
         std::process::exit(1);
     }

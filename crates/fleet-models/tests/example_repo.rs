@@ -367,3 +367,45 @@ fn an_empty_corpus_is_a_report_not_an_error() {
         .expect("flags");
     assert_eq!(flags.flags, vec![]);
 }
+
+/// Nothing read is never a clean bill: a glob that matched nothing opens
+/// the report's summary, naming the glob and its hint; the review adds no
+/// flag of its own (the engine flags corpus gaps for every model).
+#[test]
+fn a_glob_that_matched_nothing_opens_the_summary() {
+    let mut corpus = example_corpus();
+    let gap = fleet_corpus::CorpusGap::GlobMatchedNothing {
+        glob: "docs/runbok/**".into(),
+        hint: None,
+    };
+    corpus.manifest.gaps.push(gap.clone());
+    corpus
+        .manifest
+        .warnings
+        .push("glob `docs/runbok/**` matched no file".to_string());
+    let text = complete(&Builtin, &report_request(corpus.clone()))
+        .expect("report")
+        .text;
+    let summary = text.split("## Summary\n\n").nth(1).expect("a summary");
+    assert!(
+        summary.starts_with(&format!("**Corpus gap:** {}", gap.describe())),
+        "{text}"
+    );
+    assert_eq!(
+        summary.matches("docs/runbok").count(),
+        1,
+        "named once: {summary}"
+    );
+    let review = complete(&Builtin, &review_request(corpus, &text)).expect("review");
+    let flags = review.flags.expect("flags");
+    assert!(
+        flags.flags.iter().all(|f| !f.claim.contains("runbok")),
+        "{flags:#?}"
+    );
+
+    let empty = complete(&Builtin, &report_request(Default::default()))
+        .expect("report")
+        .text;
+    let summary = empty.split("## Summary\n\n").nth(1).expect("a summary");
+    assert!(summary.starts_with("**Nothing was read:**"), "{empty}");
+}

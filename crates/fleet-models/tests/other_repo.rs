@@ -158,3 +158,68 @@ fn review_flags_generalise() {
         );
     }
 }
+
+/// Findings ranked for a person: the newest destructive migration leads the
+/// high flags (not the oldest), and a long tail of low-severity issues is
+/// one summary flag with a count, not thirty flags.
+#[test]
+fn the_newest_drop_leads_and_a_long_tail_is_summarised() {
+    let mut documents: Vec<Document> = (1..=12)
+        .map(|n| Document {
+            path: format!("db/migrations/{n:04}_drop_old_{n}.up.sql"),
+            text: format!("DROP TABLE old_{n};\n"),
+        })
+        .collect();
+    documents.push(Document {
+        path: "db/migrations/0480_drop_orders_archive.up.sql".into(),
+        text: "DROP TABLE orders_archive;\n".into(),
+    });
+    let mut csv = String::from("Issue key,Summary,Issue Type,Status,Priority\n");
+    csv.push_str("OPS-1,\"Checkout fails for EU cards\",Bug,Open,Critical\n");
+    for n in 2..=31 {
+        csv.push_str(&format!("OPS-{n},\"Cosmetic glitch {n}\",Bug,Open,Minor\n"));
+    }
+    documents.push(Document {
+        path: "source:jira".into(),
+        text: csv,
+    });
+    let corpus = Corpus {
+        documents,
+        ..Corpus::default()
+    };
+    let report = Builtin
+        .complete_now(&report_request(corpus.clone()))
+        .expect("report")
+        .text;
+    let flags = Builtin
+        .complete_now(&review_request(corpus, &report))
+        .expect("review")
+        .flags
+        .expect("flags");
+    let first_migration = flags
+        .flags
+        .iter()
+        .find(|f| f.claim.starts_with("migration "))
+        .expect("a migration flag");
+    assert!(
+        first_migration.claim.contains("0480_drop_orders_archive"),
+        "{flags:#?}"
+    );
+    let low: Vec<&Flag> = flags
+        .flags
+        .iter()
+        .filter(|f| f.severity == FlagSeverity::Low)
+        .collect();
+    assert_eq!(low.len(), 6, "{low:#?}");
+    assert!(
+        low[5]
+            .claim
+            .starts_with("25 more open issue findings of low severity"),
+        "{}",
+        low[5].claim
+    );
+    assert!(
+        report.contains("… and 20 more lower-severity open issues"),
+        "{report}"
+    );
+}

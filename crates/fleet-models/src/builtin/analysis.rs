@@ -2,7 +2,9 @@
 //! from one [`Analysis`]; the report renders it, the review turns it into
 //! risks and holds the upstream documents against them.
 
-use super::{migrations, rules};
+use super::changelog::{self, Gate};
+use super::roles::{self, Role};
+use super::{migrations, scan};
 use fleet_core::flags::{Citation, FlagSeverity};
 use fleet_corpus::Corpus;
 
@@ -15,6 +17,8 @@ pub(crate) struct OpenIssue {
     pub label: Option<String>,
     pub severity: FlagSeverity,
     pub cite: Citation,
+    /// It holds up a sign-off (its line says so, or a pending sign-off names it).
+    pub blocks_signoff: bool,
 }
 
 /// An unchecked checklist item.
@@ -50,6 +54,9 @@ pub(crate) enum RollbackStatus {
     Tbd,
     /// A rollback heading with nothing under it.
     Empty,
+    /// The section says only a hedge or a placeholder ("We'll see", "ask
+    /// Tom", "N/A for now", "later").
+    Placeholder,
     /// No rollback section at all.
     Missing,
 }
@@ -58,10 +65,11 @@ pub(crate) enum RollbackStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RollbackCoverage {
     pub path: String,
-    /// A runbook (deploy, cutover, upgrade procedure) rather than release notes.
-    pub runbook: bool,
+    /// Runbook, plan or release notes (the only roles held to rollback).
+    pub role: Role,
     pub status: RollbackStatus,
-    /// The heading (Present, Empty) or the TBD line (Tbd); `None` when Missing.
+    /// The heading (Present, Empty) or the TBD or hedge line (Tbd,
+    /// Placeholder); `None` when Missing.
     pub cite: Option<Citation>,
     /// The document's title line, for a Missing verdict to cite.
     pub title: Citation,
@@ -71,9 +79,12 @@ impl RollbackCoverage {
     pub(crate) fn severity(&self) -> Option<FlagSeverity> {
         match self.status {
             RollbackStatus::Present => None,
-            RollbackStatus::Tbd | RollbackStatus::Empty => Some(FlagSeverity::High),
-            RollbackStatus::Missing if self.runbook => Some(FlagSeverity::High),
-            RollbackStatus::Missing => Some(FlagSeverity::Medium),
+            RollbackStatus::Tbd | RollbackStatus::Empty | RollbackStatus::Placeholder => {
+                Some(FlagSeverity::High)
+            }
+            RollbackStatus::Missing if self.role == Role::Runbook => Some(FlagSeverity::High),
+            RollbackStatus::Missing if self.role == Role::Plan => Some(FlagSeverity::Medium),
+            RollbackStatus::Missing => None,
         }
     }
 }
@@ -128,6 +139,59 @@ impl Migration {
     }
 }
 
+/// What kind of change a release-notes entry of the gated release announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeKind {
+    Breaking,
+    /// Support for a platform, runtime or database version ends.
+    DropsSupport,
+    Removed,
+    /// A framework, runtime or dependency moves to a new version.
+    Upgrade,
+    Deprecated,
+}
+
+impl ChangeKind {
+    pub(crate) fn severity(self) -> FlagSeverity {
+        match self {
+            ChangeKind::Breaking => FlagSeverity::High,
+            ChangeKind::DropsSupport | ChangeKind::Removed | ChangeKind::Upgrade => {
+                FlagSeverity::Medium
+            }
+            ChangeKind::Deprecated => FlagSeverity::Low,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Breaking => "breaking change",
+            ChangeKind::DropsSupport => "dropped support",
+            ChangeKind::Removed => "removal",
+            ChangeKind::Upgrade => "upgrade",
+            ChangeKind::Deprecated => "deprecation",
+        }
+    }
+}
+
+/// An entry of the gated release's notes worth a release owner's look.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReleaseChange {
+    pub kind: ChangeKind,
+    /// The release as its notes name it (`Unreleased`, `2.8.0`).
+    pub release: String,
+    pub cite: Citation,
+}
+
+/// A pending sign-off held up by an open issue.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlockedSignoff {
+    pub cite: Citation,
+    /// The open issue's id.
+    pub id: String,
+    /// Where that issue is listed.
+    pub issue: Citation,
+}
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Analysis {
     pub documents: usize,
@@ -145,30 +209,52 @@ pub(crate) struct Analysis {
     pub todos: Vec<Citation>,
     /// Lines that call the release low-risk or ready.
     pub risk_claims: Vec<Citation>,
+    /// Breaking changes, dropped platforms, upgrades, removals and
+    /// deprecations in the gated release's notes.
+    pub changes: Vec<ReleaseChange>,
+    /// Lines saying part of the release has no owner or nobody assigned.
+    pub staffing: Vec<Citation>,
+    /// Pending sign-offs that an open issue holds up.
+    pub blocked_signoffs: Vec<BlockedSignoff>,
+    /// Release notes read: (path, the gated release in it).
+    pub gated: Vec<(String, String)>,
+    /// Older releases in the notes, not read as findings: (path, releases).
+    pub history: Vec<(String, Vec<String>)>,
 }
 
 impl Analysis {
-    /// Runs every rule over every document of the corpus.
-    pub(crate) fn of(corpus: &Corpus) -> Analysis {
+    /// Runs every rule over every document of the corpus; `release` is the
+    /// release being gated, when the run names one.
+    pub(crate) fn of(corpus: &Corpus, release: Option<&str>) -> Analysis {
         let mut analysis = Analysis {
             documents: corpus.documents.len(),
             ..Analysis::default()
         };
         let mut migration_docs = Vec::new();
+        let mut prose = Vec::new();
+        let mut roles = Vec::new();
         for doc in &corpus.documents {
             if migrations::is_migration_doc(doc) {
                 migration_docs.push(doc);
             } else {
-                rules::scan_document(&doc.path, &doc.text, &mut analysis);
+                let role = roles::role_of(&doc.path, &doc.text);
+                // Only release notes have versions to tell the gated release from history.
+                let versions = (role == Role::ReleaseNotes)
+                    .then(|| changelog::versions_of(&doc.path, &doc.text));
+                prose.push(doc);
+                roles.push((role, versions));
             }
         }
+        let gates = changelog::gate(release, &roles);
+        for ((doc, (role, _)), gate) in prose.iter().zip(&roles).zip(&gates) {
+            note_release(&doc.path, gate, &mut analysis);
+            if !gate.history {
+                scan::scan_document(&doc.path, &doc.text, *role, gate, &mut analysis);
+            }
+        }
+        scan::link_signoffs_to_issues(&mut analysis);
         analysis.migrations = migrations::analyze(&migration_docs);
         analysis
-    }
-
-    /// Highest-severity findings first: how many at each level.
-    pub(crate) fn high_count(&self) -> usize {
-        self.high_evidence().len()
     }
 
     /// One citation per high-severity finding, in report order.
@@ -196,7 +282,24 @@ impl Analysis {
                 out.push(r.cite.as_ref().unwrap_or(&r.title));
             }
         }
+        out.extend(self.blocked_signoffs.iter().map(|b| &b.cite));
+        out.extend(
+            self.changes
+                .iter()
+                .filter(|c| c.kind.severity() == FlagSeverity::High)
+                .map(|c| &c.cite),
+        );
         out
+    }
+}
+
+/// Records which release of a release-notes document is read and which are history.
+fn note_release(path: &str, gate: &Gate, a: &mut Analysis) {
+    if let Some(current) = &gate.current {
+        a.gated.push((path.to_string(), current.clone()));
+    }
+    if !gate.older.is_empty() {
+        a.history.push((path.to_string(), gate.older.clone()));
     }
 }
 

@@ -4,13 +4,18 @@
 //! re-derives the risks and holds the upstream documents against them.
 
 mod analysis;
+mod changelog;
 mod lexicon;
 mod migrations;
+mod rank;
 mod report;
 mod review;
+mod roles;
 mod rules;
+mod scan;
 #[cfg(test)]
 mod spec;
+mod tracker;
 
 use crate::{BoxFuture, Completion, Model, ModelError, ModelRequest, Usage};
 use analysis::Analysis;
@@ -23,7 +28,7 @@ pub struct Builtin;
 impl Builtin {
     /// The work behind [`Model::complete`], without the future.
     pub fn complete_now(&self, req: &ModelRequest) -> Result<Completion, ModelError> {
-        let analysis = Analysis::of(&req.corpus);
+        let analysis = Analysis::of(&req.corpus, req.release.as_deref());
         let (text, flags) = match req.kind {
             StepKind::Report => (report::render(req, &analysis), None),
             StepKind::Review => {

@@ -1,11 +1,11 @@
 //! The readiness report: everything the rules found, grouped the way a
 //! release owner reads it, each finding with `path:line` and the quoted line.
 
-use super::analysis::{Analysis, RollbackStatus};
+use super::analysis::{Analysis, ChangeKind, RollbackStatus};
 use crate::ModelRequest;
 use crate::citations::CitationIndex;
 use crate::text::{CodeSpan, excerpt};
-use fleet_core::flags::{Citation, FlagSet};
+use fleet_core::flags::{Citation, FlagSet, FlagSeverity};
 use std::fmt::Write;
 
 /// `path:line` followed by the quoted line as a code span, formatted
@@ -49,6 +49,7 @@ pub(crate) fn render(req: &ModelRequest, a: &Analysis) -> String {
     if let Some(feedback) = &req.feedback {
         feedback_section(&mut out, req, feedback);
     }
+    release_notes(&mut out, a);
     open_items(&mut out, a);
     migrations(&mut out, a);
     rollback(&mut out, a);
@@ -83,6 +84,7 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
     let count = |s: RollbackStatus| a.rollback.iter().filter(|r| r.status == s).count();
     let elevated = a.support.iter().filter(|s| s.elevated).count();
     let _ = writeln!(out, "## Summary\n");
+    corpus_gaps(out, req);
     scoped_to(out, req);
     let _ = writeln!(
         out,
@@ -91,7 +93,16 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
         migration_files,
         req.corpus.manifest.entries.len()
     );
-    let _ = writeln!(out, "- High-severity findings: {}", a.high_count());
+    let mut high = a.high_evidence();
+    super::rank::newest_migrations_first_in(&mut high, a);
+    let _ = writeln!(out, "- High-severity findings: {}", high.len());
+    // The highest findings lead: a person reads these first.
+    for c in high.iter().take(LEAD) {
+        let _ = writeln!(out, "  - {}", evidence(c));
+    }
+    if high.len() > LEAD {
+        let _ = writeln!(out, "  - … and {} more, listed below", high.len() - LEAD);
+    }
     let _ = writeln!(
         out,
         "- Open items: {} open regressions or bugs; {} unchecked checklist items ({} checked)",
@@ -112,7 +123,7 @@ fn summary(out: &mut String, req: &ModelRequest, a: &Analysis) {
     );
     let _ = writeln!(
         out,
-        "- Rollback coverage: {} runbooks and release notes; {} TBD, {} empty, {} missing",
+        "- Rollback coverage: {} runbooks, plans and release notes; {} TBD, {} empty, {} missing",
         a.rollback.len(),
         count(RollbackStatus::Tbd),
         count(RollbackStatus::Empty),
@@ -165,6 +176,96 @@ fn scoped_to(out: &mut String, req: &ModelRequest) {
     }
 }
 
+/// How many findings a list shows one by one before it summarises the rest.
+const LEAD: usize = 10;
+
+/// Nothing read is never a clean bill: an empty corpus, a glob that matched
+/// nothing or a source that printed nothing opens the summary, naming what
+/// was not read. Other warnings (a directory that could not be read) follow.
+fn corpus_gaps(out: &mut String, req: &ModelRequest) {
+    if req.corpus.documents.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Nothing was read:** the corpus holds no documents, so this report is not evidence that the release \
+             is ready.\n"
+        );
+    }
+    let manifest = &req.corpus.manifest;
+    for gap in &manifest.gaps {
+        if *gap == fleet_corpus::CorpusGap::NothingRead {
+            continue; // said above
+        }
+        let _ = writeln!(
+            out,
+            "**Corpus gap:** {}. What it was meant to cover was not read, and no finding below speaks for it.\n",
+            gap.describe()
+        );
+    }
+    // Globs that matched nothing are the gaps above (with their hints); a
+    // scoped glob with no change in its range is in the scope line below.
+    for warning in manifest
+        .warnings
+        .iter()
+        .filter(|w| !w.contains("matched no file"))
+    {
+        let _ = writeln!(
+            out,
+            "**Corpus warning:** {}.\n",
+            warning.trim_end_matches('.')
+        );
+    }
+}
+
+/// The gated release's notes: what changed that a release owner must see,
+/// most severe first, then which older releases were read only as history.
+fn release_notes(out: &mut String, a: &Analysis) {
+    if a.gated.is_empty() && a.history.is_empty() && a.changes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Release notes\n");
+    for (path, release) in &a.gated {
+        let _ = writeln!(out, "- Read as this release: {path} ({release})");
+    }
+    for (path, older) in &a.history {
+        let _ = writeln!(
+            out,
+            "- History, not findings: {path} ({} older release{}: {})",
+            older.len(),
+            if older.len() == 1 { "" } else { "s" },
+            older.join(", ")
+        );
+    }
+    out.push('\n');
+    for (kind, title) in [
+        (ChangeKind::Breaking, "Breaking changes"),
+        (
+            ChangeKind::DropsSupport,
+            "Dropped platform or dependency support",
+        ),
+        (ChangeKind::Removed, "Removed"),
+        (ChangeKind::Upgrade, "Framework and dependency upgrades"),
+        (ChangeKind::Deprecated, "Deprecations"),
+    ] {
+        let changes: Vec<_> = a.changes.iter().filter(|c| c.kind == kind).collect();
+        if changes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "### {title} ({}, {})\n",
+            changes.len(),
+            kind.severity().as_str()
+        );
+        for c in changes.iter().take(LEAD) {
+            let _ = writeln!(out, "- {}", evidence(&c.cite));
+        }
+        if changes.len() > LEAD {
+            let _ = writeln!(out, "- … and {} more", changes.len() - LEAD);
+        }
+        out.push('\n');
+    }
+}
+
 fn feedback_section(out: &mut String, req: &ModelRequest, feedback: &FlagSet) {
     let index = CitationIndex::new(&req.corpus, &req.upstream);
     let _ = writeln!(out, "## Response to review `{}`\n", feedback.step);
@@ -207,7 +308,16 @@ fn open_items(out: &mut String, a: &Analysis) {
     if a.issues.is_empty() {
         let _ = writeln!(out, "None found by the rules.\n");
     }
+    // High ones all, then the rest up to a count; a long tail is counted.
+    let (mut lower, mut skipped) = (0, 0);
     for issue in &a.issues {
+        if issue.severity != FlagSeverity::High {
+            if lower == LEAD {
+                skipped += 1;
+                continue;
+            }
+            lower += 1;
+        }
         let id = issue.id.as_deref().unwrap_or("open issue");
         let label = issue
             .label
@@ -219,6 +329,12 @@ fn open_items(out: &mut String, a: &Analysis) {
             "- **{id}** ({label}{}) — {}",
             issue.severity.as_str(),
             evidence(&issue.cite)
+        );
+    }
+    if skipped > 0 {
+        let _ = writeln!(
+            out,
+            "- … and {skipped} more lower-severity open issues, not listed one by one"
         );
     }
     if !a.issues.is_empty() {
@@ -319,7 +435,10 @@ fn reversible_cell(m: &super::analysis::Migration) -> &'static str {
 fn rollback(out: &mut String, a: &Analysis) {
     let _ = writeln!(out, "## Rollback coverage\n");
     if a.rollback.is_empty() {
-        let _ = writeln!(out, "No runbooks or release notes in the corpus.\n");
+        let _ = writeln!(
+            out,
+            "No runbook or plan in the corpus, and no rollback section in its release notes.\n"
+        );
     } else {
         let _ = writeln!(out, "| document | kind | rollback section | where |");
         let _ = writeln!(out, "|---|---|---|---|");
@@ -328,17 +447,14 @@ fn rollback(out: &mut String, a: &Analysis) {
                 RollbackStatus::Present => "present",
                 RollbackStatus::Tbd => "**TBD**",
                 RollbackStatus::Empty => "**empty**",
+                RollbackStatus::Placeholder => "**placeholder**",
                 RollbackStatus::Missing => "**missing**",
             };
             let at = r
                 .cite
                 .as_ref()
                 .map_or_else(|| "—".to_string(), |c| format!("{}:{}", c.path, c.line));
-            let kind = if r.runbook {
-                "runbook"
-            } else {
-                "release notes"
-            };
+            let kind = r.role.name();
             let _ = writeln!(out, "| {} | {kind} | {status} | {at} |", r.path);
         }
         out.push('\n');
@@ -386,7 +502,27 @@ fn signoffs_and_support(out: &mut String, a: &Analysis) {
         let _ = writeln!(out, "No pending sign-offs found.");
     }
     for c in &a.pending_signoffs {
-        let _ = writeln!(out, "- pending — {}", evidence(c));
+        match a.blocked_signoffs.iter().find(|b| b.cite == *c) {
+            Some(b) => {
+                let _ = writeln!(
+                    out,
+                    "- **blocked by open issue {}** ({}:{}) — {}",
+                    b.id,
+                    b.issue.path,
+                    b.issue.line,
+                    evidence(c)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "- pending — {}", evidence(c));
+            }
+        }
+    }
+    if !a.staffing.is_empty() {
+        let _ = writeln!(out, "\n## Owners and staffing gaps\n");
+        for c in &a.staffing {
+            let _ = writeln!(out, "- {}", evidence(c));
+        }
     }
     let _ = writeln!(out, "\n## Support load\n");
     if a.support.is_empty() {

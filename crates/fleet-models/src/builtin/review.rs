@@ -5,7 +5,7 @@
 //! or ready while high-severity risks stand is itself flagged, as is every
 //! citation in it that does not point at a real line.
 
-use super::analysis::{Analysis, RollbackStatus, cite};
+use super::analysis::{Analysis, ChangeKind, OpenIssue, RollbackStatus, cite};
 use super::report::{RULE_BASED_NOTICE, evidence};
 use super::rules::{find_risk_claim, is_risk_claim};
 use crate::citations::{CitationIndex, CitedRef, find_citations};
@@ -138,45 +138,170 @@ fn quote_excerpt(c: &Citation) -> String {
             .collect();
         return excerpt(&cells.join(" — "), 90);
     }
-    excerpt(q.trim_start_matches(['-', '*', '+', ' ', '>']), 90)
+    let q = q.trim_start_matches(['-', '*', '+', ' ', '>']);
+    let q = q
+        .strip_prefix("[ ]")
+        .or_else(|| q.strip_prefix("[x]"))
+        .unwrap_or(q)
+        .trim_start();
+    excerpt(&unlink(q), 90)
+}
+
+/// A tracker row as a phrase: its longest cell or field (the title), for
+/// Markdown table rows and CSV lines alike; any other line as [`quote_excerpt`].
+fn row_excerpt(c: &Citation) -> String {
+    let q = c.quote.trim();
+    let cells: Vec<&str> = if q.starts_with('|') {
+        q.split('|').collect()
+    } else if q.matches(',').count() >= 2 && !q.starts_with(['-', '*', '+']) {
+        q.split(',').collect()
+    } else {
+        return quote_excerpt(c);
+    };
+    cells
+        .into_iter()
+        .map(|cell| cell.trim().trim_matches('"'))
+        .max_by_key(|cell| cell.len())
+        .map_or_else(|| quote_excerpt(c), |cell| excerpt(cell, 90))
+}
+
+/// The sentence of `c`'s line around the first phrase of `rule`: a long
+/// prose line says many things, and the claim should say the one that counts.
+fn sentence_of(c: &Citation, rule: super::rules::Word) -> String {
+    let q = c.quote.trim();
+    let Some(span) = super::rules::WORDS
+        .find(q.as_bytes(), rule)
+        .filter(|_| !q.starts_with('|'))
+    else {
+        return quote_excerpt(c);
+    };
+    let start = q[..span.start].rfind(". ").map_or(0, |at| at + 2);
+    let end = q[span.end..]
+        .find(". ")
+        .map_or(q.len(), |at| span.end + at + 1);
+    excerpt(&q[start..end], 90)
 }
 
 /// What an issue line says beyond its id and severity label:
-/// `- REG-1 (P1, open): PDFs break` -> `PDFs break`.
+/// `- REG-1 (P1, open): PDFs break` -> `PDFs break`; a tracker row's title.
 fn issue_summary(c: &Citation, id: Option<&str>) -> String {
-    let q = c.quote.trim().trim_start_matches(['-', '*', '+', ' ']);
+    let q = c.quote.trim();
+    if q.starts_with('|') || (q.matches(',').count() >= 2 && !q.starts_with(['-', '*', '+'])) {
+        // A tracker row: its title.
+        return row_excerpt(c);
+    }
+    let q = q.trim_start_matches(['-', '*', '+', ' ']);
     let rest = id
         .and_then(|id| q.find(id).map(|at| &q[at + id.len()..]))
         .and_then(|after| {
+            // `REG-1 (P1, open): …`, not the `:` of a link's `https:` after the id.
             after
-                .find(':')
-                .filter(|&colon| colon < 30)
+                .find(": ")
+                .filter(|&colon| colon < 30 && !after[..colon].contains("]("))
                 .map(|colon| &after[colon + 1..])
         })
         .unwrap_or(q);
-    excerpt(rest, 90)
+    excerpt(&unlink(rest), 90)
+}
+
+/// Markdown links as their text: `[#1450](https://…)` -> `#1450`.
+fn unlink(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find("](") else {
+            break;
+        };
+        let Some(end) = after[close + 2..].find(')') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(&after[..close]);
+        rest = &after[close + 2 + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A release-notes entry as a phrase: without the `by @user in https://…`
+/// credit GitHub appends, and links as their text.
+fn change_text(c: &Citation) -> String {
+    let q = c.quote.trim();
+    // The list marker, then emphasis (`* **config:** …` -> `config: …`).
+    let q = q
+        .strip_prefix(['-', '*', '+'])
+        .map_or(q, str::trim_start)
+        .replace("**", "");
+    let q = q.split(" by @").next().unwrap_or(&q);
+    excerpt(&unlink(q), 90)
 }
 
 fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
     let mut risks = Vec::new();
 
+    // One risk per issue: an id listed in several places (a tracker export
+    // and the release notes) is one issue, cited everywhere it appears.
+    let mut seen_ids: Vec<&str> = Vec::new();
     for issue in &a.issues {
+        let same: Vec<&OpenIssue> = match issue.id.as_deref() {
+            Some(id) if seen_ids.contains(&id) => continue,
+            Some(id) => {
+                seen_ids.push(id);
+                a.issues
+                    .iter()
+                    .filter(|i| i.id.as_deref() == Some(id))
+                    .collect()
+            }
+            None => vec![issue],
+        };
+        let severity = same
+            .iter()
+            .fold(issue.severity, |s, i| max_severity(s, i.severity));
         let what = issue.id.clone().unwrap_or_else(|| "an issue".to_string());
         let label = issue
             .label
             .as_deref()
             .map(|l| format!(" ({l})"))
             .unwrap_or_default();
+        let blocks = if same.iter().any(|i| i.blocks_signoff) {
+            " and holds up a sign-off"
+        } else {
+            ""
+        };
         risks.push(Risk {
-            severity: issue.severity,
+            severity,
             claim: format!(
-                "{what}{label} is still open: {}",
+                "{what}{label} is still open{blocks}: {}",
                 issue_summary(&issue.cite, issue.id.as_deref())
             ),
-            evidence: vec![issue.cite.clone()],
+            evidence: same.iter().map(|i| i.cite.clone()).collect(),
             mention: Mention {
-                lines: vec![&issue.cite],
+                lines: same.iter().map(|i| &i.cite).collect(),
                 ids: issue.id.iter().cloned().collect(),
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for b in &a.blocked_signoffs {
+        risks.push(Risk {
+            severity: FlagSeverity::High,
+            claim: format!(
+                "a sign-off is blocked by open issue {}: {}",
+                b.id,
+                // A sign-off table row reads best whole; a CSV row by its title.
+                if b.cite.quote.trim_start().starts_with('|') {
+                    quote_excerpt(&b.cite)
+                } else {
+                    row_excerpt(&b.cite)
+                }
+            ),
+            evidence: vec![b.cite.clone(), b.issue.clone()],
+            mention: Mention {
+                lines: vec![&b.cite],
+                ids: vec![b.id.clone()],
                 ..Mention::default()
             },
             only_if_omitted: false,
@@ -319,14 +444,19 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
         let Some(severity) = r.severity() else {
             continue;
         };
-        let kind = if r.runbook {
-            "runbook"
-        } else {
-            "release notes"
-        };
-        let claim = match r.status {
-            RollbackStatus::Tbd => format!("the rollback plan in {kind} {} is still TBD", r.path),
-            RollbackStatus::Empty => format!("the rollback section of {kind} {} is empty", r.path),
+        let kind = r.role.name();
+        let claim = match (r.status, &r.cite) {
+            (RollbackStatus::Tbd, _) => {
+                format!("the rollback plan in {kind} {} is still TBD", r.path)
+            }
+            (RollbackStatus::Empty, _) => {
+                format!("the rollback section of {kind} {} is empty", r.path)
+            }
+            (RollbackStatus::Placeholder, Some(at)) => format!(
+                "the rollback plan in {kind} {} is only a hedge or a placeholder: {}",
+                r.path,
+                code_span_plain(&quote_excerpt(at))
+            ),
             _ => format!("no rollback section in {kind} {}", r.path),
         };
         let at = r.cite.as_ref().unwrap_or(&r.title);
@@ -337,6 +467,28 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             mention: Mention {
                 lines: vec![at],
                 all_words: vec![file_stem(&r.path), "rollback".into()],
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for c in &a.changes {
+        let rel = format!("{} ({})", c.cite.path, c.release);
+        let text = change_text(&c.cite);
+        let claim = match c.kind {
+            ChangeKind::Breaking => format!("breaking change in {rel}: {text}"),
+            ChangeKind::DropsSupport => format!("{rel} drops support: {text}"),
+            ChangeKind::Removed => format!("{rel} removes: {text}"),
+            ChangeKind::Upgrade => format!("{rel} upgrades a framework or dependency: {text}"),
+            ChangeKind::Deprecated => format!("{rel} deprecates: {text}"),
+        };
+        risks.push(Risk {
+            severity: c.kind.severity(),
+            claim,
+            evidence: vec![c.cite.clone()],
+            mention: Mention {
+                lines: vec![&c.cite],
                 ..Mention::default()
             },
             only_if_omitted: false,
@@ -409,7 +561,12 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
         });
     }
 
-    for (path, pending) in by_path(a.pending_signoffs.iter().map(|c| (c, ()))) {
+    // A sign-off an open issue holds up has its own (high) flag above.
+    let unblocked = a
+        .pending_signoffs
+        .iter()
+        .filter(|c| !a.blocked_signoffs.iter().any(|b| b.cite == **c));
+    for (path, pending) in by_path(unblocked.map(|c| (c, ()))) {
         let first = pending
             .first()
             .map(|(c, _)| quote_excerpt(c))
@@ -425,6 +582,28 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
             mention: Mention {
                 lines: pending.iter().map(|(c, _)| *c).collect(),
                 all_words: vec!["sign".into(), "pending".into()],
+                ..Mention::default()
+            },
+            only_if_omitted: false,
+        });
+    }
+
+    for (path, gaps) in by_path(a.staffing.iter().map(|c| (c, ()))) {
+        let first = gaps
+            .first()
+            .map(|(c, _)| sentence_of(c, super::rules::Word::Unstaffed))
+            .unwrap_or_default();
+        let more = if gaps.len() > 1 {
+            format!(" ({} lines)", gaps.len())
+        } else {
+            String::new()
+        };
+        risks.push(Risk {
+            severity: FlagSeverity::Medium,
+            claim: format!("staffing or ownership gap in {path}{more}: {first}"),
+            evidence: gaps.iter().map(|(c, _)| (*c).clone()).collect(),
+            mention: Mention {
+                lines: gaps.iter().map(|(c, _)| *c).collect(),
                 ..Mention::default()
             },
             only_if_omitted: false,
@@ -448,7 +627,15 @@ fn risks_from(a: &Analysis) -> Vec<Risk<'_>> {
     for (path, todos) in by_path(a.todos.iter().map(|c| (c, ()))) {
         risks.push(Risk {
             severity: FlagSeverity::Low,
-            claim: format!("{} TBD/TODO left in {path}", todos.len()),
+            claim: format!(
+                "{} TBD or TODO marker{} left in {path}: {}",
+                todos.len(),
+                if todos.len() == 1 { " is" } else { "s are" },
+                todos
+                    .first()
+                    .map(|(c, _)| quote_excerpt(c))
+                    .unwrap_or_default()
+            ),
             evidence: todos.iter().map(|(c, _)| (*c).clone()).collect(),
             mention: Mention {
                 lines: todos.iter().map(|(c, _)| *c).collect(),
@@ -638,9 +825,8 @@ pub(crate) fn review(req: &ModelRequest, a: &Analysis) -> Review {
 
     let flags: Vec<Flag> = kept
         .into_iter()
-        .enumerate()
-        .map(|(i, (risk, omitted))| Flag {
-            id: format!("F{}", i + 1),
+        .map(|(risk, omitted)| Flag {
+            id: String::new(),
             severity: risk.severity,
             claim: if omitted {
                 format!("{}; the report does not mention it", risk.claim)
@@ -650,6 +836,10 @@ pub(crate) fn review(req: &ModelRequest, a: &Analysis) -> Review {
             evidence: risk.evidence,
         })
         .collect();
+    let mut flags = super::rank::rank(flags, a);
+    for (i, flag) in flags.iter_mut().enumerate() {
+        flag.id = format!("F{}", i + 1);
+    }
     let flags = FlagSet {
         step: req.step.clone(),
         flags,
@@ -674,6 +864,8 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
     if !req.prompt.trim().is_empty() {
         let _ = writeln!(out, "**Asked:** {}\n", req.prompt.trim());
     }
+    // Corpus gaps are not repeated here: the engine puts them, as high
+    // flags and a note, at the top of every review, whatever the model.
     if reviewed.is_empty() {
         let _ = writeln!(
             out,
@@ -754,5 +946,12 @@ fn render(req: &ModelRequest, a: &Analysis, reviewed: &[&UpstreamDoc], flags: &F
             covered_docs.join(", ")
         }
     );
+    for (path, older) in &a.history {
+        let _ = writeln!(
+            out,
+            "- History, not findings: {path} ({})",
+            older.join(", ")
+        );
+    }
     out
 }

@@ -1,19 +1,14 @@
 //! Line rules for prose documents (runbooks, release notes, changelogs,
-//! command snapshots): one pass per document, tracking the markdown section
-//! each line sits in, since "Known issues" or "Rollback" headings change what
-//! a line means.
+//! command snapshots): what a line says. `scan.rs` runs them over a
+//! document, section by section.
 //!
 //! Most rules are lists of words and phrases ([`WORDS`], [`HEADINGS`]); the
 //! rest are small functions below. Each says, as a regex, what it matches:
 //! that regex is the rule's definition (ASCII `\b`, `\s` and `(?i)`), and
 //! the tests in `spec.rs` hold the code to it.
 
-use super::analysis::{
-    Analysis, OpenIssue, OpenItem, RollbackCoverage, RollbackStatus, Rollout, SupportFigure, cite,
-};
 use super::lexicon::{Case, Gap, Hits, Lexicon, Phrases};
-use crate::text::{Cursor, heading, is_boundary, is_space_byte, own_words, word_starts_with};
-use fleet_core::flags::{Citation, FlagSeverity};
+use crate::text::{Cursor, is_boundary, is_space_byte, word_starts_with};
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -33,6 +28,16 @@ pub(super) enum Word {
     Pending,
     Support,
     Elevated,
+    Breaking,
+    Deprecated,
+    DropsSupport,
+    Upgrade,
+    Blocked,
+    Unstaffed,
+    Rising,
+    Falling,
+    Hedge,
+    OwnerLabel,
 }
 
 impl From<Word> for u8 {
@@ -134,6 +139,61 @@ pub(super) static WORDS: LazyLock<Lexicon> = LazyLock::new(|| {
             Word::Elevated,
             "up|increase{,d}|increasing|rising|spike{,s,d}|doubled|tripled|above|higher",
         ),
+        // The rules below are phrases only; none was a regex before.
+        any(
+            Word::Breaking,
+            "breaking|backward{,s}{-, }incompatible|no longer backward{,s} compatible",
+        ),
+        any(
+            Word::Deprecated,
+            "deprecate{,d,s}|deprecating|deprecation{,s}",
+        ),
+        // Support for a platform or version ending.
+        any(
+            Word::DropsSupport,
+            "drop{,s,ped} support|dropping support|no longer support{,s,ed}|end of support|\
+             end{-, }of{-, }life|minimum supported|{or newer,or later,or above} is {,now }required|\
+             now requires|is now required|peer dependency|remove{,d,s} support",
+        ),
+        any(
+            Word::Upgrade,
+            "upgrade{,d,s}|upgrading|migrate{,d} to|moved to|major version",
+        ),
+        any(
+            Word::Blocked,
+            "blocked|blocks|blocking|blocker{,s}|on hold|held up|waiting on|waiting for|\
+             {won't,won’t,will not,cannot,can't} sign off",
+        ),
+        // A release part with nobody to do it.
+        any(
+            Word::Unstaffed,
+            "{nobody,no one,no-one} {,is }assigned|unassigned|not {,yet }assigned|\
+             no owner{,s}|without {an ,}owner|needs {an ,}owner|no dri|{nobody,no one} owns|\
+             understaffed|no on-call|{nobody,no one} {on call,on-call}|vacant|unstaffed|unowned",
+        ),
+        // Words that name who does a part: `Owner: TBD` is a staffing gap.
+        any(
+            Word::OwnerLabel,
+            "owner{,s}|dri|assignee{,s}|on-call|oncall|secondary|release manager|\
+             {tech,eng,engineering} lead|incident commander",
+        ),
+        // Support load forecast in words rather than figures.
+        any(
+            Word::Rising,
+            "{will,to,expected to,likely to} {rise,grow,increase,climb,double,spike,go up}|\
+             more tickets|higher volume|surge|uptick|{a spike,an increase,a rise,a jump} in",
+        ),
+        any(
+            Word::Falling,
+            "{will,to,should,expected to,likely to} {drop,fall,decrease,decline,shrink,go down}|\
+             fewer|reduce{,d,s}",
+        ),
+        // Hedges that void a plan wherever they stand in it.
+        any(
+            Word::Hedge,
+            "we'll see|we’ll see|we will see|figure {it,that} out|wing it|no plan|not sure|\
+             fingers crossed|hopefully|unclear",
+        ),
     ])
 });
 
@@ -145,6 +205,13 @@ pub(super) enum Heading {
     Flags,
     Signoff,
     Support,
+    Breaking,
+    Removed,
+    Deprecated,
+    /// Release-notes sections of changes (Added, Fixed, Features…).
+    Changes,
+    /// Who does what: owners, staffing, contacts.
+    Owners,
 }
 
 impl From<Heading> for u8 {
@@ -172,11 +239,11 @@ pub(super) static HEADINGS: LazyLock<Lexicon> = LazyLock::new(|| {
              outstanding {issues,bugs}|regressions|blockers",
         ),
         // (?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|
-        //   downgrad(?:e|ing))\b
+        //   downgrad(?:e|ing)|contingency|abort(?:ing)?)\b
         heading_words(
             Heading::Rollback,
             "roll{,ing,ed}{-, ,}back{,s}|revert{,s}|reverting|back{,ing}{-, ,}out|undo|fall{ ,}back|\
-             recovery|downgrad{e,ing}",
+             recovery|downgrad{e,ing}|contingency|abort{,ing}",
         ),
         // (?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b
         heading_words(
@@ -193,6 +260,24 @@ pub(super) static HEADINGS: LazyLock<Lexicon> = LazyLock::new(|| {
             Heading::Support,
             "support {load,volume,ticket,tickets,queue,metrics}|ticket{,s}|customer impact|\
              on{-,}call load|escalations",
+        ),
+        // The rules below are phrases only; none was a regex before.
+        heading_words(
+            Heading::Breaking,
+            "breaking|backward{,s} incompatible|incompatible changes",
+        ),
+        heading_words(Heading::Removed, "removed|removal{,s}"),
+        heading_words(Heading::Deprecated, "deprecated|deprecation{,s}"),
+        heading_words(
+            Heading::Changes,
+            "added|new|feature{,s}|fixed|fix{,es}|bug{,s}|bugfixes|changed|change{,s}|highlights|\
+             improvement{,s}|enhancement{,s}|dependencies|security|performance|documentation|\
+             contributors|internal|chore{,s}",
+        ),
+        heading_words(
+            Heading::Owners,
+            "owner{,s}|ownership|who|staffing|roles|responsibilities|contacts|assignee{,s}|\
+             dri{,s}|people",
         ),
     ])
 });
@@ -516,566 +601,77 @@ pub(super) fn rising_figure(h: &[u8]) -> bool {
     })
 }
 
-/// Which kinds of section a heading opens (several may apply).
-#[derive(Debug, Default, Clone, Copy)]
-struct SectionKind {
-    issues: bool,
-    flags: bool,
-    signoff: bool,
-    support: bool,
-}
-
-impl SectionKind {
-    fn of(hits: Hits) -> SectionKind {
-        SectionKind {
-            issues: hits.has(Heading::Issues),
-            flags: hits.has(Heading::Flags),
-            signoff: hits.has(Heading::Signoff),
-            support: hits.has(Heading::Support),
+/// The words a line starts with, past list markers, checkboxes, quote
+/// marks and emphasis: where a placeholder or a hedge stands.
+fn lead(line: &str) -> &str {
+    let mut t = line.trim_start();
+    loop {
+        let before = t.len();
+        t = t.trim_start_matches(['-', '*', '+', '>', '_', ' ', '\t']);
+        if let Some(rest) = t.strip_prefix("[ ]").or_else(|| t.strip_prefix("[x]")) {
+            t = rest;
+        }
+        if t.len() == before {
+            return t;
         }
     }
 }
 
-/// An open rollback section being read.
-struct RollbackSection {
-    level: usize,
-    heading: Citation,
-    has_content: bool,
-    tbd: Option<Citation>,
-}
-
-impl RollbackSection {
-    fn verdict(self) -> (RollbackStatus, Citation) {
-        match (self.tbd, self.has_content) {
-            (Some(tbd), _) => (RollbackStatus::Tbd, tbd),
-            (None, false) => (RollbackStatus::Empty, self.heading),
-            (None, true) => (RollbackStatus::Present, self.heading),
-        }
-    }
-}
-
-/// Is this document a plan that must say how to roll back, and is it a
-/// runbook (true) or release notes (false)? Changelogs and READMEs describe
-/// what changed, not how to ship it, so they are not held to it.
-pub(crate) fn plan_kind(path: &str) -> Option<bool> {
-    let lower = crate::text::ascii_lowercase(path);
-    let file = lower.rsplit('/').next().unwrap_or(&lower);
-    const NOT_PLANS: &[&str] = &[
-        "changelog",
-        "changes",
-        "history",
-        "news",
-        "readme",
-        "license",
-        "contributing",
-        "code_of_conduct",
-        "security",
-        "authors",
-        // A top-level RELEASES.md is a library's changelog, not a release plan.
-        "releases.",
+/// `(?i)^(?:later|n/?a|none|tbd|probably|maybe|hopefully|not sure|unclear|for now|soon|
+/// coming soon|same as (?:usual|before|last time)|depends)\b`: a section line that opens
+/// with a placeholder or a hedge.
+fn leads_with_hedge(line: &str) -> bool {
+    const LEADS: &[&str] = &[
+        "later",
+        "n/a",
+        "na",
+        "none",
+        "tbd",
+        "probably",
+        "maybe",
+        "hopefully",
+        "not sure",
+        "unclear",
+        "for now",
+        "soon",
+        "coming soon",
+        "same as usual",
+        "same as before",
+        "same as last time",
+        "depends",
     ];
-    if lower.starts_with("source:") || NOT_PLANS.iter().any(|p| file.starts_with(p)) {
-        return None;
-    }
-    const RUNBOOK: &[&str] = &[
-        "runbook",
-        "playbook",
-        "deploy",
-        "cutover",
-        "rollout",
-        "upgrad",
-        "procedure",
-        "migration-guide",
-        "migrating",
-        "failover",
-        "maintenance",
-        "on-call",
-        "oncall",
-    ];
-    if RUNBOOK.iter().any(|w| lower.contains(w)) {
-        Some(true)
-    } else if lower.contains("release") {
-        Some(false)
-    } else {
-        None
-    }
+    let t = lead(line).as_bytes();
+    LEADS.iter().any(|w| {
+        let w = w.as_bytes();
+        t.len() >= w.len()
+            && t[..w.len()].eq_ignore_ascii_case(w)
+            && crate::text::is_boundary(t, w.len())
+    })
 }
 
-fn markdownish(path: &str) -> bool {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    match file.rsplit_once('.') {
-        None => true,
-        Some((_, ext)) => matches!(
-            crate::text::ascii_lowercase(ext).as_ref(),
-            "md" | "markdown" | "mdx" | "txt" | "text"
-        ),
-    }
+/// `\b(?i:ask|check with|talk to|ping|see) (?:[A-Z]|@)`: a plan that is a
+/// person to ask rather than steps.
+pub(super) fn asks_someone(h: &[u8]) -> bool {
+    const VERBS: &[&str] = &["ask ", "check with ", "talk to ", "ping "];
+    crate::text::word_starts(h, 0).any(|at| {
+        VERBS.iter().any(|v| {
+            let mut c = Cursor::new(h, at);
+            c.lit_ci(v)
+                && c.peek()
+                    .is_some_and(|b| b.is_ascii_uppercase() || b == b'@')
+        })
+    })
 }
 
-fn severity_of(label: &str) -> FlagSeverity {
-    // Compared in place: labels are often uppercase (`P1`, `SEV-2`), and a
-    // lowercased copy cost more than the comparisons.
-    let is = |words: &[&str]| words.iter().any(|w| label.eq_ignore_ascii_case(w));
-    if is(&["critical", "blocker", "high"]) {
-        return FlagSeverity::High;
-    }
-    if is(&["major", "medium", "moderate"]) {
-        return FlagSeverity::Medium;
-    }
-    if is(&["minor", "low"]) {
-        return FlagSeverity::Low;
-    }
-    match label.bytes().rev().find(u8::is_ascii_digit) {
-        Some(b'0' | b'1') => FlagSeverity::High,
-        Some(b'2') => FlagSeverity::Medium,
-        _ => FlagSeverity::Low,
-    }
+/// A rollback or fallback line that only hedges: it opens with a
+/// placeholder (`N/A for now`, `Later.`), says a hedge anywhere (`we'll
+/// see`), or hands the plan to a person (`ask Tom`).
+pub(super) fn is_hedge(line: &str, words: Hits) -> bool {
+    words.has(Word::Hedge) || leads_with_hedge(line) || asks_someone(line.as_bytes())
 }
 
-/// The tracker id on a line, skipping severity labels that look like ids (`SEV-1`).
-fn issue_id(line: &str) -> Option<String> {
-    issue_ids(line.as_bytes())
-        .map(|span| &line[span])
-        .find(|id| !id.to_ascii_uppercase().starts_with("SEV-"))
-        .map(str::to_string)
-}
-
-fn flag_name(line: &str) -> String {
-    if let Some(name) = code_name(line) {
-        return name.to_string();
-    }
-    let trimmed = line.trim();
-    if let Some(row) = trimmed.strip_prefix('|')
-        && let Some(cell) = row.split('|').next()
-    {
-        let cell = cell
-            .trim()
-            .trim_matches(|c| c == '*' || c == '_' || c == '`');
-        if !cell.is_empty() {
-            return cell.to_string();
-        }
-    }
-    crate::text::excerpt(trimmed.trim_start_matches(['-', '*', '+', ' ']), 40)
-}
-
-/// Runs the prose rules over one document, adding to `out`.
-pub(crate) fn scan_document(path: &str, text: &str, out: &mut Analysis) {
-    let markdown = markdownish(path);
-    let plan = plan_kind(path);
-    let mut section = SectionKind::default();
-    let mut rollback: Option<RollbackSection> = None;
-    let mut verdicts: Vec<(RollbackStatus, Citation)> = Vec::new();
-    let mut title: Option<Citation> = None;
-    let mut in_fence = false;
-
-    for (index, line) in crate::text::lines(text).enumerate() {
-        let n = index as u64 + 1;
-        let trimmed = crate::text::trim(line);
-        if markdown && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
-            in_fence = !in_fence;
-            if let Some(rb) = rollback.as_mut() {
-                rb.has_content = true;
-            }
-            continue;
-        }
-        if markdown
-            && !in_fence
-            && let Some((level, heading_text)) = heading(line)
-        {
-            let heading_hits = HEADINGS.scan(heading_text.as_bytes());
-            if title.is_none() {
-                title = Some(cite(path, n, line));
-            }
-            if let Some(rb) = rollback.take_if(|rb| level <= rb.level) {
-                verdicts.push(rb.verdict());
-            }
-            if let Some(rb) = rollback.as_mut() {
-                rb.has_content = true;
-            } else if heading_hits.has(Heading::Rollback) {
-                rollback = Some(RollbackSection {
-                    level,
-                    heading: cite(path, n, line),
-                    has_content: false,
-                    tbd: None,
-                });
-            }
-            section = SectionKind::of(heading_hits);
-            continue;
-        }
-        if trimmed.is_empty() {
-            continue;
-        }
-        if title.is_none() {
-            title = Some(cite(path, n, line));
-        }
-
-        let h = line.as_bytes();
-        let words = WORDS.scan(h);
-
-        // Rollback sections and `Rollback:` lines: decide coverage, and keep
-        // their TBDs out of the generic TODO list (they are worse than that).
-        let mut tbd_handled = false;
-        if let Some(rb) = rollback.as_mut() {
-            let nothing = is_nothing(h);
-            rb.has_content = rb.has_content || !nothing;
-            if words.has(Word::Tbd) || nothing {
-                rb.tbd.get_or_insert_with(|| cite(path, n, line));
-                tbd_handled = true;
-            }
-        } else if let Some(rest) = rollback_label(line) {
-            let status = if WORDS.find(rest.as_bytes(), Word::Tbd).is_some()
-                || is_nothing(rest.as_bytes())
-            {
-                tbd_handled = true;
-                RollbackStatus::Tbd
-            } else {
-                RollbackStatus::Present
-            };
-            verdicts.push((status, cite(path, n, line)));
-        }
-        if in_fence {
-            continue;
-        }
-
-        if !tbd_handled && words.has(Word::Tbd) {
-            out.todos.push(cite(path, n, line));
-        }
-        if words.has(Word::OneWay) {
-            out.one_way.push(cite(path, n, line));
-        }
-        if has_risk_claim(h, words) && is_risk_claim(&own_words(line)) {
-            out.risk_claims.push(cite(path, n, line));
-        }
-
-        let is_table_row = trimmed.starts_with('|');
-        if is_table_row && is_table_separator(trimmed.as_bytes()) {
-            continue;
-        }
-
-        if let Some((mark, rest)) = checkbox(line) {
-            let item = rest.trim();
-            if item.starts_with('~') {
-                // Struck through: dropped, not open.
-            } else if mark == b' ' {
-                let label = WORDS
-                    .find(item.as_bytes(), Word::Severity)
-                    .map(|span| &item[span]);
-                let severity = match label {
-                    Some(label) if severity_of(label) == FlagSeverity::High => FlagSeverity::High,
-                    _ => FlagSeverity::Medium,
-                };
-                out.open_items.push(OpenItem {
-                    text: item.to_string(),
-                    severity,
-                    cite: cite(path, n, line),
-                });
-            } else {
-                out.checked_items += 1;
-            }
-        } else {
-            let kind = LineKind {
-                list_item: is_list_item(h),
-                table_row: is_table_row,
-            };
-            scan_issue(path, n, line, section, kind, words, out);
-        }
-
-        if (section.flags || words.has(Word::Flag) || share_of_audience(h))
-            && let Some(number) = percent(line)
-            && let Ok(percent) = number.parse::<f64>()
-        {
-            out.rollouts.push(Rollout {
-                flag: flag_name(line),
-                percent,
-                cite: cite(path, n, line),
-            });
-        }
-
-        if (section.signoff || words.has(Word::Signoff)) && words.has(Word::Pending) {
-            out.pending_signoffs.push(cite(path, n, line));
-        }
-
-        if (section.support || words.has(Word::Support)) && h.iter().any(u8::is_ascii_digit) {
-            out.support.push(SupportFigure {
-                elevated: words.has(Word::Elevated) || rising_figure(h),
-                cite: cite(path, n, line),
-            });
-        }
-    }
-
-    if let Some(rb) = rollback {
-        verdicts.push(rb.verdict());
-    }
-    if let Some(runbook) = plan {
-        let title = title.unwrap_or_else(|| cite(path, 1, ""));
-        // A problem anywhere (TBD, empty) outweighs a good section elsewhere.
-        let worst = verdicts
-            .iter()
-            .find(|(s, _)| *s != RollbackStatus::Present)
-            .or_else(|| verdicts.first());
-        let (status, cite) = match worst {
-            Some((status, c)) => (*status, Some(c.clone())),
-            None => (RollbackStatus::Missing, None),
-        };
-        out.rollback.push(RollbackCoverage {
-            path: path.to_string(),
-            runbook,
-            status,
-            cite,
-            title,
-        });
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct LineKind {
-    list_item: bool,
-    table_row: bool,
-}
-
-fn scan_issue(
-    path: &str,
-    n: u64,
-    line: &str,
-    section: SectionKind,
-    kind: LineKind,
-    words: Hits,
-    out: &mut Analysis,
-) {
-    let open = words.has(Word::Open);
-    let has_id = || issue_ids(line.as_bytes()).next().is_some();
-    let candidate = if section.issues {
-        kind.list_item || (kind.table_row && (open || has_id()))
-    } else {
-        open && words.has(Word::Bug) && (words.has(Word::Severity) || has_id())
-    };
-    // Fixed/resolved with no sign of still being open: history, not an open item.
-    if !candidate || (!open && words.has(Word::Closed)) {
-        return;
-    }
-    let id = issue_id(line);
-    let label = WORDS
-        .find(line.as_bytes(), Word::Severity)
-        .map(|span| line[span].to_string());
-    let is_issue = if section.issues && kind.table_row {
-        id.is_some() || open
-    } else {
-        section.issues || id.is_some() || label.is_some()
-    };
-    if !is_issue {
-        return;
-    }
-    let severity = label.as_deref().map_or(FlagSeverity::Medium, severity_of);
-    out.issues.push(OpenIssue {
-        id,
-        label,
-        severity,
-        cite: cite(path, n, line),
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scan(path: &str, text: &str) -> Analysis {
-        let mut analysis = Analysis::default();
-        scan_document(path, text, &mut analysis);
-        analysis
-    }
-
-    fn lines(cites: &[Citation]) -> Vec<u64> {
-        cites.iter().map(|c| c.line).collect()
-    }
-
-    #[test]
-    fn unchecked_checklist_items_are_open_items() {
-        let a = scan(
-            "notes.md",
-            "# Checklist\n- [x] done\n- [ ] load test\n* [ ] P1 blocker: fix login\n1. [ ] numbered\n- [X] also done\n- not a box\n",
-        );
-        let items: Vec<(&str, u64, FlagSeverity)> = a
-            .open_items
-            .iter()
-            .map(|i| (i.text.as_str(), i.cite.line, i.severity))
-            .collect();
-        assert_eq!(
-            items,
-            vec![
-                ("load test", 3, FlagSeverity::Medium),
-                ("P1 blocker: fix login", 4, FlagSeverity::High),
-                ("numbered", 5, FlagSeverity::Medium),
-            ]
-        );
-        assert_eq!(a.checked_items, 2);
-    }
-
-    #[test]
-    fn open_regressions_need_an_open_state_and_skip_fixed_ones() {
-        let a = scan(
-            "CHANGELOG.md",
-            "## 1.2.0\n\
-             - Fixed a regression in the parser (#120).\n\
-             - Regression ABC-12 (P2) is still open on Windows.\n\
-             - Open bug: crash on empty input, severity critical.\n\
-             - We opened a discussion about the bug tracker.\n\
-             - Bug JIRA-9 resolved.\n",
-        );
-        let got: Vec<(Option<&str>, Option<&str>, FlagSeverity, u64)> = a
-            .issues
-            .iter()
-            .map(|i| (i.id.as_deref(), i.label.as_deref(), i.severity, i.cite.line))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (Some("ABC-12"), Some("P2"), FlagSeverity::Medium, 3),
-                (None, Some("critical"), FlagSeverity::High, 4),
-            ]
-        );
-    }
-
-    #[test]
-    fn known_issue_sections_make_list_items_and_id_rows_issues() {
-        let a = scan(
-            "release.md",
-            "# R\n## Known issues\n\n- Safari sorts by the wrong date\n- ENG-7 (SEV-1): payments stuck\n- ENG-8 resolved last week\n\n| id | sev | state |\n|---|---|---|\n| OPS-3 | low | open |\n\n## Next\n- not an issue\n",
-        );
-        let got: Vec<(Option<&str>, FlagSeverity, u64)> = a
-            .issues
-            .iter()
-            .map(|i| (i.id.as_deref(), i.severity, i.cite.line))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (None, FlagSeverity::Medium, 4),
-                (Some("ENG-7"), FlagSeverity::High, 5),
-                (Some("OPS-3"), FlagSeverity::Low, 10),
-            ]
-        );
-    }
-
-    #[test]
-    fn rollback_sections_present_tbd_empty_missing() {
-        let present = scan("runbooks/deploy.md", "# Deploy\n## Rollback\n1. redeploy\n");
-        assert_eq!(present.rollback[0].status, RollbackStatus::Present);
-        assert_eq!(present.rollback[0].cite.as_ref().map(|c| c.line), Some(2));
-
-        let tbd = scan(
-            "runbooks/cutover.md",
-            "# Cutover\n## Steps\ngo\n## Rollback\n\nTBD - ask Sam\n",
-        );
-        assert_eq!(tbd.rollback[0].status, RollbackStatus::Tbd);
-        assert_eq!(tbd.rollback[0].cite.as_ref().map(|c| c.line), Some(6));
-        assert_eq!(tbd.todos, vec![], "a rollback TBD is not a generic TODO");
-
-        let empty = scan(
-            "runbooks/a.md",
-            "# A\n## Rolling back\n\n## Contacts\nbob\n",
-        );
-        assert_eq!(empty.rollback[0].status, RollbackStatus::Empty);
-
-        let inline = scan("releases/3.0.md", "# 3.0\nRollback: n/a\n");
-        assert_eq!(inline.rollback[0].status, RollbackStatus::Tbd);
-        assert_eq!(inline.rollback[0].cite.as_ref().map(|c| c.line), Some(2));
-
-        let missing = scan(
-            "docs/runbooks/upgrade.md",
-            "# Upgrade\n## Steps\n1. do it\n",
-        );
-        assert_eq!(missing.rollback[0].status, RollbackStatus::Missing);
-        assert_eq!(missing.rollback[0].severity(), Some(FlagSeverity::High));
-        let notes = scan("docs/releases/1.0.md", "# 1.0\nnew things\n");
-        assert_eq!(notes.rollback[0].severity(), Some(FlagSeverity::Medium));
-
-        let nested = scan(
-            "runbooks/x.md",
-            "# X\n## Rollback\n### Database\nrestore the snapshot\n## After\nTODO later\n",
-        );
-        assert_eq!(nested.rollback[0].status, RollbackStatus::Present);
-        assert_eq!(lines(&nested.todos), vec![6]);
-    }
-
-    #[test]
-    fn changelogs_and_readmes_are_not_held_to_rollback_sections() {
-        assert_eq!(plan_kind("CHANGELOG.md"), None);
-        assert_eq!(plan_kind("docs/releases/README.md"), None);
-        assert_eq!(plan_kind("docs/releases/2.4.0.md"), Some(false));
-        assert_eq!(plan_kind("ops/deploy.md"), Some(true));
-        assert_eq!(plan_kind("source:jira"), None);
-        assert_eq!(plan_kind("rayon/RELEASES.md"), None);
-        assert!(scan("CHANGELOG.md", "# Changes\n- a\n").rollback.is_empty());
-    }
-
-    #[test]
-    fn one_way_steps_todos_and_risk_claims() {
-        let a = scan(
-            "plan.md",
-            "# Plan\nThis step is one-way.\nData cannot be restored after this.\n\
-             Overall risk: low\nWe are ready to ship.\nTODO: owner\nThe toDo list\n\
-             They said `risk: low` once.\nNo kill switch.\n",
-        );
-        assert_eq!(lines(&a.one_way), vec![2, 3, 9]);
-        let b = scan(
-            "README.md",
-            "There is only one way to do it.\nThe recommended go-to tool.\nBytes to be written.\n- [ ] ~dropped idea~\n",
-        );
-        assert_eq!(
-            (b.one_way.len(), b.risk_claims.len(), b.todos.len()),
-            (0, 0, 0)
-        );
-        assert!(b.open_items.is_empty());
-        assert_eq!(lines(&a.risk_claims), vec![4, 5]);
-        assert_eq!(lines(&a.todos), vec![6]);
-    }
-
-    #[test]
-    fn flag_rollouts_need_flag_context_and_a_percentage() {
-        let a = scan(
-            "release.md",
-            "# R\nRaise `new_checkout` to 25% of users.\nCPU at 80% on db.\n\
-             The flag `dark_mode` is at 100%.\n\n## Feature flags\n| flag | state |\n|---|---|\n| search_v2 | 10% |\n",
-        );
-        let got: Vec<(&str, f64, u64)> = a
-            .rollouts
-            .iter()
-            .map(|r| (r.flag.as_str(), r.percent, r.cite.line))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("new_checkout", 25.0, 2),
-                ("dark_mode", 100.0, 4),
-                ("search_v2", 10.0, 9)
-            ]
-        );
-    }
-
-    #[test]
-    fn pending_signoffs_and_support_figures() {
-        let a = scan(
-            "release.md",
-            "# R\n## Sign-offs\n| area | who | status |\n|--|--|--|\n| QA | Jo | approved |\n| Security | Al | pending |\n\n\
-             ## Notes\nLegal sign-off: awaiting review\nSupport tickets this week: 40 (up 30%)\nPages last week: 3\n",
-        );
-        assert_eq!(lines(&a.pending_signoffs), vec![6, 9]);
-        let support: Vec<(u64, bool)> = a
-            .support
-            .iter()
-            .map(|s| (s.cite.line, s.elevated))
-            .collect();
-        assert_eq!(support, vec![(10, true), (11, false)]);
-    }
-
-    #[test]
-    fn fenced_code_is_not_read_as_findings() {
-        let a = scan(
-            "runbook.md",
-            "# R\n```\n- [ ] not a box\nTODO in code\n```\n- [ ] real\n",
-        );
-        assert_eq!(a.open_items.len(), 1);
-        assert_eq!(a.open_items[0].cite.line, 6);
-        assert!(a.todos.is_empty());
-    }
+/// A line that exclaims (`…ever!`): advertising, not a risk rating.
+pub(super) fn exclaims(line: &str) -> bool {
+    let h = line.as_bytes();
+    memchr::memchr_iter(b'!', h).any(|at| !matches!(h.get(at + 1), Some(b'[' | b'=')))
 }

@@ -39,7 +39,7 @@ const SUPPORT_WORD: &str =
     r"(?i)\b(support tickets?|tickets?|pages|escalations?|support (?:load|volume|queue)|csat)\b";
 const ELEVATED: &str = r"(?i)\b(up|increased?|increasing|rising|spike[sd]?|doubled|tripled|above|higher)\b|\+[0-9]+(?:\.[0-9]+)?\s?%|\b[0-9]+(?:\.[0-9]+)?x\b";
 const ISSUES_HEADING: &str = r"(?i)\b(known (?:issues?|bugs|problems|limitations)|open (?:issues|bugs|regressions|defects|items)|outstanding (?:issues|bugs)|regressions|blockers)\b";
-const ROLLBACK_HEADING: &str = r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing))\b";
+const ROLLBACK_HEADING: &str = r"(?i)\b(roll(?:ing|ed)?[- ]?backs?|reverts?|reverting|back(?:ing)?[- ]?out|undo|fall ?back|recovery|downgrad(?:e|ing)|contingency|abort(?:ing)?)\b";
 const FLAG_HEADING: &str =
     r"(?i)\b(feature[- ]?flags?|flags?|toggles?|rollouts?|experiments?|ramp(?:-?up)?)\b";
 const SIGNOFF_HEADING: &str = r"(?i)\b(sign[- ]?offs?|approvals?|approvers?|go/no-go)\b";
