@@ -5,9 +5,11 @@
 //!     cargo run --release -p fleet-corpus --example bench_pack -- [DIR] [ITERATIONS] [BUDGET]
 //!
 //! DIR defaults to ~/.cargo/registry/src, ITERATIONS to 5, BUDGET to 128000.
-//! Prints median, min and max per tokenizer, what was packed, and checks the
-//! packed text against the budget with the real tokenizer (outside the timing).
-//! The digest of the packed text is there to compare two builds' choices.
+//! Prints median, min and max wall time per tokenizer, and the median CPU
+//! time (all threads, from /proc; steadier than wall time on a shared
+//! machine), what was packed, and checks the packed text against the budget
+//! with the real tokenizer (outside the timing). The digest of the packed
+//! text is there to compare two builds' choices.
 
 use fleet_corpus::{Limits, Tokenizer, count_tokens, gather_globs, pack};
 use std::path::PathBuf;
@@ -66,23 +68,32 @@ fn main() -> ExitCode {
     let mut ok = true;
     for tokenizer in [Tokenizer::Estimate, Tokenizer::OpenAi] {
         let mut times = Vec::with_capacity(iterations);
+        let mut cpu_times = Vec::with_capacity(iterations);
         let mut packed = None;
         for _ in 0..iterations {
+            let cpu = cpu_time();
             let started = Instant::now();
             let result = pack(&corpus, QUERY, budget, tokenizer);
             times.push(started.elapsed());
+            if let (Some(before), Some(after)) = (cpu, cpu_time()) {
+                cpu_times.push(after.saturating_sub(before));
+            }
             packed = Some(result);
         }
         let Some(packed) = packed else {
             continue;
         };
         times.sort();
+        cpu_times.sort();
         let ms = |t: Duration| t.as_secs_f64() * 1e3;
+        let cpu = cpu_times
+            .get(cpu_times.len() / 2)
+            .map_or(String::new(), |t| format!("; cpu median {:.0} ms", ms(*t)));
         let actual = count_tokens(&packed.text, tokenizer);
         let fits = actual <= budget && packed.included_tokens <= budget;
         ok &= fits;
         println!(
-            "pack with {tokenizer:?}: median {:.0} ms (min {:.0}, max {:.0})",
+            "pack with {tokenizer:?}: median {:.0} ms (min {:.0}, max {:.0}){cpu}",
             ms(times[times.len() / 2]),
             ms(times[0]),
             ms(times[times.len() - 1]),
@@ -101,4 +112,16 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// CPU time of this process so far, all threads (Linux: the sum of each
+/// thread's run time in /proc/self/task/*/schedstat, in ns). Threads that
+/// have exited are not counted; rayon's pool threads stay.
+fn cpu_time() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }
