@@ -20,6 +20,7 @@ mod cache;
 mod error;
 mod gather;
 mod pack;
+mod parallel;
 mod rank;
 mod read;
 mod render;
