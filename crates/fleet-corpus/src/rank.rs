@@ -7,10 +7,12 @@
 //! cost. The crate tokenizes every chunk twice (once to fit the average
 //! length, once to embed), stems every word, and builds a hash set per
 //! token of the whole corpus, when only the query's terms can score. Here
-//! each chunk is split into words once; a word's tokens (the crate's own
-//! tokenizer: stop words, Snowball stem) are worked out once per distinct
-//! word and remembered; and per chunk only its length and the counts of the
-//! query's terms are kept. Tests check the scores against the crate's.
+//! each chunk is split into words once; a word is no token if it is a stop
+//! word (the crate's list) and one otherwise; only a word that could stem to
+//! a query term (same first letter) goes through the crate's tokenizer, once
+//! per distinct word; and per chunk only its length and the counts of the
+//! query's terms are kept. Tests check the scores, the tokens and those
+//! shortcuts against the crate.
 //!
 //! Splitting: the crate transliterates the text to ASCII (`deunicode`),
 //! lowercases it and splits it into Unicode words (UAX #29). On ASCII text
