@@ -2,6 +2,7 @@
 
 use crate::cache::{Cache, Key, Recorder, Stamp};
 use crate::error::{CorpusError, EscapingSymlink};
+use crate::parallel::map_files;
 use crate::read::{Content, classify_file, count_lines, read_capped, whole_lines_within};
 use crate::render::human_bytes;
 use crate::{Corpus, Document, Inclusion, Limits, Manifest, ManifestEntry, run_sources};
@@ -198,20 +199,22 @@ fn collect_files(
     // the racy margin for the result to be kept.
     let started = SystemTime::now();
     let walked = walk(root, &compiled, include_ignored, limits);
+    let text_bytes = walked
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::File { record, .. } => record.text.as_ref().map_or(0, String::len),
+            _ => 0,
+        })
+        .sum();
+    if !(cached && !walked.walk_errors && WALKS.fits(text_bytes)) {
+        // Not kept: the records move out instead of being copied.
+        return resolve_owned(root, walked.items, walked.warnings);
+    }
     let result = resolve(root, &walked.items, walked.warnings.clone());
-    if cached {
-        let text_bytes = walked
-            .items
-            .iter()
-            .map(|item| match item {
-                Item::File { record, .. } => record.text.as_ref().map_or(0, String::len),
-                _ => 0,
-            })
-            .sum();
-        if result.is_ok() && !walked.walk_errors && WALKS.fits(text_bytes) {
-            let recorder = record_dependencies(root, &walked, include_ignored, started);
-            WALKS.put(key, recorder, text_bytes, walked);
-        }
+    if result.is_ok() {
+        let recorder = record_dependencies(root, &walked, include_ignored, started);
+        WALKS.put(key, recorder, text_bytes, walked);
     }
     result
 }
@@ -260,22 +263,45 @@ fn resolve(
     items: &[Item],
     warnings: Vec<String>,
 ) -> Result<(Vec<FileRecord>, Vec<String>), CorpusError> {
+    let records = items.iter().map(|item| match item {
+        Item::File { record, .. } | Item::Other(record) => Ok(record.clone()),
+        Item::Symlink { absolute, path } => symlink_record(root, absolute, path),
+    });
+    collect_records(records, items.len(), warnings)
+}
+
+/// [`resolve`] for items that are not kept.
+fn resolve_owned(
+    root: &Path,
+    items: Vec<Item>,
+    warnings: Vec<String>,
+) -> Result<(Vec<FileRecord>, Vec<String>), CorpusError> {
+    let count = items.len();
+    let records = items.into_iter().map(|item| match item {
+        Item::File { record, .. } | Item::Other(record) => Ok(record),
+        Item::Symlink { absolute, path } => symlink_record(root, &absolute, &path),
+    });
+    collect_records(records, count, warnings)
+}
+
+fn collect_records(
+    records: impl Iterator<Item = Result<FileRecord, EscapingSymlink>>,
+    count: usize,
+    warnings: Vec<String>,
+) -> Result<(Vec<FileRecord>, Vec<String>), CorpusError> {
     let mut escapes = Vec::new();
-    let mut records = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            Item::File { record, .. } | Item::Other(record) => records.push(record.clone()),
-            Item::Symlink { absolute, path } => match symlink_record(root, absolute, path) {
-                Ok(record) => records.push(record),
-                Err(escape) => escapes.push(escape),
-            },
+    let mut kept = Vec::with_capacity(count);
+    for record in records {
+        match record {
+            Ok(record) => kept.push(record),
+            Err(escape) => escapes.push(escape),
         }
     }
     if !escapes.is_empty() {
         escapes.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(CorpusError::SymlinkEscapes { links: escapes });
     }
-    Ok((records, warnings))
+    Ok((kept, warnings))
 }
 
 /// The walk itself: finds and reads the matching files.
@@ -301,15 +327,13 @@ fn walk(root: &Path, compiled: &CompiledGlobs, include_ignored: bool, limits: &L
         walk.filter_entry(move |entry| keep_entry(&root, &pruner, entry));
     }
 
-    let context = VisitContext {
-        root,
-        set,
-        max_file_bytes: limits.max_file_bytes,
-    };
+    let context = VisitContext { root, set };
     // One thread: `ignore`'s parallel walker spawns its threads per walk and
     // they poll for work with 1 ms sleeps, which cost more than a typical
     // corpus (a few dozen files under pruned globs) takes to read; the engine
-    // gets its parallelism from running steps and runs side by side.
+    // gets its parallelism from running steps and runs side by side. The
+    // files matched are read afterwards, in parallel when there are many
+    // (`parallel.rs`): on a large tree that is most of the work.
     let mut collector = Collector {
         context: &context,
         found: Found::default(),
@@ -323,7 +347,18 @@ fn walk(root: &Path, compiled: &CompiledGlobs, include_ignored: bool, limits: &L
         mut warnings,
         dirs,
         walk_errors,
+        to_read,
     } = collector.found;
+    // Read after the walk, on several cores when there are many.
+    let max_file_bytes = limits.max_file_bytes;
+    items.extend(map_files(to_read, |(absolute, path)| {
+        let (record, stamp) = read_file(&absolute, path, max_file_bytes);
+        Item::File {
+            absolute,
+            stamp,
+            record,
+        }
+    }));
     // Directory listing order varies by filesystem; the corpus must not.
     items.sort_unstable_by(|a, b| a.path().cmp(b.path()));
     warnings.sort();
@@ -594,12 +629,14 @@ struct Found {
     dirs: Vec<PathBuf>,
     /// Part of the tree could not be read: the result is not cached.
     walk_errors: bool,
+    /// Regular files matched, (absolute, workspace-relative), read once the
+    /// walk is done.
+    to_read: Vec<(PathBuf, String)>,
 }
 
 struct VisitContext<'a> {
     root: &'a Path,
     set: &'a GlobSet,
-    max_file_bytes: u64,
 }
 
 /// Collects what the walk finds.
@@ -641,12 +678,8 @@ impl Collector<'_> {
                 path,
             }
         } else if file_type.is_file() {
-            let (record, stamp) = read_file(entry.path(), path, self.context.max_file_bytes);
-            Item::File {
-                absolute: entry.into_path(),
-                stamp,
-                record,
-            }
+            self.found.to_read.push((entry.into_path(), path));
+            return;
         } else {
             // FIFOs, sockets, devices: reading could block or never end.
             Item::Other(FileRecord {

@@ -22,6 +22,8 @@ mod error;
 mod gaps;
 mod gather;
 mod pack;
+mod parallel;
+mod rank;
 mod read;
 mod render;
 mod scope;

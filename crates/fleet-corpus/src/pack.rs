@@ -1,8 +1,9 @@
 //! Fitting a corpus into a model's context budget.
 
+use crate::rank::bm25_scores;
 use crate::read::count_lines;
+use crate::tokens::{estimate_from_chars, max_token_bytes};
 use crate::{Corpus, Document, Inclusion, Manifest, Tokenizer, count_tokens};
-use bm25::{Embedder, EmbedderBuilder, Language, Scorer};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -46,9 +47,20 @@ pub struct Packed {
 /// the budget is spent. Chunks that score nothing keep corpus order after the
 /// scored ones. The result lists explicitly what was omitted, so the model
 /// (and whoever reads the run) knows what it did not see.
+///
+/// With a real tokenizer, counting is what costs (tiktoken manages a few MB
+/// a second), so only what can be kept is counted: whether the corpus fits
+/// whole is settled by a bound (no token is longer than 128 bytes) or by
+/// counting until the budget is passed; chunks are ranked and first weighed
+/// by the estimate, and the real count is taken only for a chunk whose
+/// estimate (scaled by how the counts so far compared with estimates) could
+/// fit the room left. What goes in is always counted by the real tokenizer,
+/// so the result fits the budget exactly as before; a chunk whose estimate
+/// is far above the room left is passed over uncounted even if it would
+/// have fit.
 pub fn pack(corpus: &Corpus, query: &str, budget_tokens: usize, tokenizer: Tokenizer) -> Packed {
     let truncated_lines = truncated_line_totals(corpus);
-    let whole: Vec<String> = corpus
+    let headers: Vec<String> = corpus
         .documents
         .iter()
         .map(|doc| {
@@ -59,20 +71,78 @@ pub fn pack(corpus: &Corpus, query: &str, budget_tokens: usize, tokenizer: Token
                 None if lines == 0 => "empty".to_string(),
                 None => format!("lines 1-{lines}"),
             };
-            render_piece(&doc.path, &range, &doc.text)
+            piece_header(&doc.path, &range)
         })
         .collect();
-    let whole_tokens: usize = whole.par_iter().map(|p| count_tokens(p, tokenizer)).sum();
-    if whole_tokens <= budget_tokens {
+    if let Some(whole_tokens) = whole_tokens_within(corpus, &headers, budget_tokens, tokenizer) {
+        let mut text = String::new();
+        for (header, doc) in headers.iter().zip(&corpus.documents) {
+            push_piece(&mut text, header, &doc.text);
+        }
         return Packed {
-            text: whole.concat(),
+            text,
             included_tokens: whole_tokens,
             omitted: Vec::new(),
             manifest: corpus.manifest.clone(),
         };
     }
-    drop(whole);
+    drop(headers);
     pack_chunks(corpus, query, budget_tokens, tokenizer)
+}
+
+/// Text counted at a time, in parallel, when checking whether the whole
+/// corpus fits: counting stops at the first batch that goes over budget, so
+/// a corpus far larger than the budget costs about the budget to count.
+const WHOLE_BATCH_BYTES: usize = 256 * 1024;
+
+/// The tokens of every document whole (each piece counted alone), if they
+/// fit in `budget`; `None` as soon as they do not.
+fn whole_tokens_within(
+    corpus: &Corpus,
+    headers: &[String],
+    budget: usize,
+    tokenizer: Tokenizer,
+) -> Option<usize> {
+    let docs = &corpus.documents;
+    if tokenizer == Tokenizer::Estimate {
+        let total: usize = headers
+            .par_iter()
+            .zip(docs)
+            .map(|(header, doc)| estimate_piece(header, &doc.text))
+            .sum();
+        return (total <= budget).then_some(total);
+    }
+    // Each token is at most so many bytes: a corpus over that many bytes
+    // per token of the budget cannot fit, whatever it says.
+    if let Some(max) = max_token_bytes(tokenizer) {
+        let bytes: usize = headers
+            .iter()
+            .zip(docs)
+            .map(|(header, doc)| header.len() + doc.text.len() + ends_unended(&doc.text))
+            .sum();
+        if bytes > budget.saturating_mul(max) {
+            return None;
+        }
+    }
+    let mut total = 0usize;
+    let mut start = 0;
+    while start < docs.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < docs.len() && (end == start || bytes < WHOLE_BATCH_BYTES) {
+            bytes += docs[end].text.len();
+            end += 1;
+        }
+        total += (start..end)
+            .into_par_iter()
+            .map(|i| count_tokens(&render_piece(&headers[i], &docs[i].text), tokenizer))
+            .sum::<usize>();
+        if total > budget {
+            return None;
+        }
+        start = end;
+    }
+    Some(total)
 }
 
 struct Chunk<'a> {
@@ -82,6 +152,15 @@ struct Chunk<'a> {
     body: &'a str,
 }
 
+/// Chunk costs for the real tokenizer are counted only for chunks that can
+/// be taken: a chunk is counted when its estimate, scaled by how estimates
+/// have compared with counts so far, is within this factor of the room left.
+const COUNT_SLACK: f64 = 1.25;
+/// Chunks counted at once (in parallel) ahead of the one being decided.
+const COUNT_BATCH_MAX: usize = 1024;
+/// How far ahead in relevance order a batch looks for chunks to count.
+const COUNT_LOOKAHEAD: usize = 4096;
+
 fn pack_chunks(corpus: &Corpus, query: &str, budget: usize, tokenizer: Tokenizer) -> Packed {
     let chunks: Vec<Chunk<'_>> = corpus
         .documents
@@ -89,22 +168,15 @@ fn pack_chunks(corpus: &Corpus, query: &str, budget: usize, tokenizer: Tokenizer
         .enumerate()
         .flat_map(|(doc, d)| chunk_document(doc, &d.text))
         .collect();
-    let rendered: Vec<String> = chunks
+    let headers: Vec<String> = chunks
         .iter()
         .map(|c| {
             let path = &corpus.documents[c.doc].path;
-            render_piece(
-                path,
-                &format!("lines {}-{}", c.first_line, c.last_line),
-                c.body,
-            )
+            piece_header(path, &format!("lines {}-{}", c.first_line, c.last_line))
         })
         .collect();
-    let costs: Vec<usize> = rendered
-        .par_iter()
-        .map(|p| count_tokens(p, tokenizer))
-        .collect();
-    let order = rank(&chunks, &rendered, query);
+    let order = rank(&chunks, &headers, query);
+    let mut costs = Costs::new(&chunks, &headers, tokenizer);
 
     // Room for the omitted list: what listing every document whole would
     // take, plus one line for each chunk taken (taking a chunk from the
@@ -113,25 +185,39 @@ fn pack_chunks(corpus: &Corpus, query: &str, budget: usize, tokenizer: Tokenizer
     // Tiny budgets get a one-line header so the list can still say something.
     let short_header = count_tokens(&omitted_header(budget, false), tokenizer) > list_cap;
     let header_cost = count_tokens(&omitted_header(budget, short_header), tokenizer);
-    let doc_line_costs: Vec<usize> = corpus
-        .documents
-        .iter()
-        .map(|d| count_tokens(&omitted_line(&d.path, 1_000_000, 1_000_000), tokenizer))
-        .collect();
     // The header and the "... and N more" line always fit.
     let min_reserve = header_cost + count_tokens(&more_line(chunks.len()), tokenizer);
     let clamp = |reserve: usize| reserve.min(list_cap).max(min_reserve);
-    let mut reserve = clamp(header_cost + doc_line_costs.iter().sum::<usize>());
+    // Once listing the documents reaches the cap, every reserve below is the
+    // cap, and the rest of the documents need not be counted.
+    let mut listing = header_cost;
+    let mut doc_line_costs = Vec::with_capacity(corpus.documents.len());
+    for d in &corpus.documents {
+        if listing >= list_cap {
+            break;
+        }
+        let cost = count_tokens(&omitted_line(&d.path, 1_000_000, 1_000_000), tokenizer);
+        listing += cost;
+        doc_line_costs.push(cost);
+    }
+    let doc_line_cost = |doc: usize| doc_line_costs.get(doc).copied().unwrap_or(list_cap);
+    let mut reserve = clamp(listing);
 
     let mut taken = vec![false; chunks.len()];
     let mut taken_in_order = Vec::new();
     let mut used = 0usize;
-    for &i in &order {
-        let reserve_after = clamp(reserve + doc_line_costs[chunks[i].doc]);
-        if used + costs[i] + reserve_after <= budget {
+    for (at, &i) in order.iter().enumerate() {
+        let reserve_after = clamp(reserve + doc_line_cost(chunks[i].doc));
+        let Some(room) = budget.checked_sub(used + reserve_after) else {
+            continue;
+        };
+        let Some(cost) = costs.exact_if_it_may_fit(&order[at..], room) else {
+            continue;
+        };
+        if cost <= room {
             taken[i] = true;
             taken_in_order.push(i);
-            used += costs[i];
+            used += cost;
             reserve = reserve_after;
         }
     }
@@ -148,16 +234,16 @@ fn pack_chunks(corpus: &Corpus, query: &str, budget: usize, tokenizer: Tokenizer
         match taken_in_order.pop() {
             Some(i) => {
                 taken[i] = false;
-                used -= costs[i];
+                used -= costs.exact[i].unwrap_or(0);
             }
             None => break (omitted, list, list_tokens),
         }
     };
 
     let mut text = list;
-    for (i, piece) in rendered.iter().enumerate() {
+    for (i, chunk) in chunks.iter().enumerate() {
         if taken[i] {
-            text.push_str(piece);
+            push_piece(&mut text, &headers[i], chunk.body);
         }
     }
     let manifest = mark_manifest(corpus, &chunks, &taken, &omitted, budget);
@@ -166,6 +252,100 @@ fn pack_chunks(corpus: &Corpus, query: &str, budget: usize, tokenizer: Tokenizer
         included_tokens: used + list_tokens,
         omitted,
         manifest,
+    }
+}
+
+/// What each chunk costs in the prompt: the estimate for every chunk, and
+/// the real tokenizer's count for those that get as far as being weighed
+/// against the room left, counted in parallel batches.
+struct Costs<'c, 'a> {
+    chunks: &'c [Chunk<'a>],
+    headers: &'c [String],
+    tokenizer: Tokenizer,
+    estimates: Vec<usize>,
+    /// What the real tokenizer counts, for the chunks counted so far (all of
+    /// them, from the start, when the tokenizer is the estimate). Every
+    /// chunk taken has one.
+    exact: Vec<Option<usize>>,
+    /// Sums over the chunks counted so far, to scale estimates by.
+    counted_estimates: usize,
+    counted_exact: usize,
+}
+
+impl<'c, 'a> Costs<'c, 'a> {
+    fn new(chunks: &'c [Chunk<'a>], headers: &'c [String], tokenizer: Tokenizer) -> Self {
+        let estimates: Vec<usize> = chunks
+            .par_iter()
+            .zip(headers)
+            .map(|(chunk, header)| estimate_piece(header, chunk.body))
+            .collect();
+        let exact = if tokenizer == Tokenizer::Estimate {
+            estimates.iter().copied().map(Some).collect()
+        } else {
+            vec![None; chunks.len()]
+        };
+        Costs {
+            chunks,
+            headers,
+            tokenizer,
+            estimates,
+            exact,
+            counted_estimates: 0,
+            counted_exact: 0,
+        }
+    }
+
+    /// What the real tokenizer is likely to make of chunk `i`.
+    fn predicted(&self, i: usize) -> f64 {
+        // A prior of one 2k-token chunk counted as estimated, so the first
+        // batch is sized by the estimate itself.
+        const PRIOR: f64 = 2048.0;
+        let ratio = (self.counted_exact as f64 + PRIOR) / (self.counted_estimates as f64 + PRIOR);
+        self.estimates[i] as f64 * ratio
+    }
+
+    /// The real cost of chunk `upcoming[0]`, or `None` when it is not worth
+    /// counting because it is not expected to fit in `room`. Counting it
+    /// also counts, in parallel, the chunks after it that are expected to
+    /// be taken with it.
+    fn exact_if_it_may_fit(&mut self, upcoming: &[usize], room: usize) -> Option<usize> {
+        let i = upcoming[0];
+        if let Some(cost) = self.exact[i] {
+            return Some(cost);
+        }
+        let limit = room as f64 * COUNT_SLACK;
+        if self.predicted(i) > limit {
+            return None;
+        }
+        let mut batch = Vec::new();
+        let mut expected = 0.0;
+        for &j in upcoming.iter().take(COUNT_LOOKAHEAD) {
+            if self.exact[j].is_some() {
+                continue;
+            }
+            let predicted = self.predicted(j);
+            if predicted > limit {
+                continue;
+            }
+            batch.push(j);
+            expected += predicted;
+            if expected > room as f64 || batch.len() >= COUNT_BATCH_MAX {
+                break;
+            }
+        }
+        let counted: Vec<usize> = batch
+            .par_iter()
+            .map(|&j| {
+                let piece = render_piece(&self.headers[j], self.chunks[j].body);
+                count_tokens(&piece, self.tokenizer)
+            })
+            .collect();
+        for (&j, &cost) in batch.iter().zip(&counted) {
+            self.exact[j] = Some(cost);
+            self.counted_estimates += self.estimates[j];
+            self.counted_exact += cost;
+        }
+        self.exact[i]
     }
 }
 
@@ -205,38 +385,49 @@ fn chunk_document(doc: usize, text: &str) -> Vec<Chunk<'_>> {
 
 /// Chunk indices, most relevant to `query` first. The path is part of what
 /// is scored: `rollback.md` says something about its content.
-fn rank(chunks: &[Chunk<'_>], rendered: &[String], query: &str) -> Vec<usize> {
-    let texts: Vec<&str> = rendered.iter().map(String::as_str).collect();
-    let embedder: Embedder = EmbedderBuilder::with_fit_to_corpus(Language::English, &texts).build();
-    let embeddings: Vec<_> = texts.par_iter().map(|t| embedder.embed(t)).collect();
-    let mut scorer = Scorer::<usize>::new();
-    for (i, embedding) in embeddings.into_iter().enumerate() {
-        scorer.upsert(&i, embedding);
-    }
-    let mut scores = vec![0f32; chunks.len()];
-    for scored in scorer.matches(&embedder.embed(query)) {
-        if let Some(slot) = scores.get_mut(scored.id) {
-            *slot = scored.score;
-        }
-    }
+fn rank(chunks: &[Chunk<'_>], headers: &[String], query: &str) -> Vec<usize> {
+    let pieces: Vec<(&str, &str)> = headers
+        .iter()
+        .zip(chunks)
+        .map(|(header, chunk)| (header.as_str(), chunk.body))
+        .collect();
+    let scores = bm25_scores(&pieces, query);
     let mut order: Vec<usize> = (0..chunks.len()).collect();
     // Highest score first; ties (notably all the zero scores) in corpus order.
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     order
 }
 
-fn render_piece(path: &str, range: &str, body: &str) -> String {
-    let mut piece = String::with_capacity(path.len() + range.len() + body.len() + 16);
-    piece.push_str("=== ");
-    piece.push_str(path);
-    piece.push_str(" (");
-    piece.push_str(range);
-    piece.push_str(") ===\n");
-    piece.push_str(body);
-    if !body.is_empty() && !body.ends_with('\n') {
-        piece.push('\n');
-    }
+/// `=== PATH (RANGE) ===\n`: what precedes a document or chunk.
+fn piece_header(path: &str, range: &str) -> String {
+    format!("=== {path} ({range}) ===\n")
+}
+
+/// A document or chunk as it goes into the prompt: its header, then its
+/// lines, the last one ended.
+fn render_piece(header: &str, body: &str) -> String {
+    let mut piece = String::with_capacity(header.len() + body.len() + 1);
+    push_piece(&mut piece, header, body);
     piece
+}
+
+fn push_piece(out: &mut String, header: &str, body: &str) {
+    out.push_str(header);
+    out.push_str(body);
+    if !body.is_empty() && !body.ends_with('\n') {
+        out.push('\n');
+    }
+}
+
+/// `count_tokens(render_piece(header, body), Tokenizer::Estimate)`, without
+/// building the piece.
+fn estimate_piece(header: &str, body: &str) -> usize {
+    estimate_from_chars(header.chars().count() + body.chars().count() + ends_unended(body))
+}
+
+/// 1 if a piece adds a `\n` after `body` (its last line has none), else 0.
+fn ends_unended(body: &str) -> usize {
+    usize::from(!body.is_empty() && !body.ends_with('\n'))
 }
 
 fn omitted_header(budget: usize, short: bool) -> String {

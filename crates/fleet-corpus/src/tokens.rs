@@ -55,7 +55,24 @@ pub fn count_tokens(text: &str, tokenizer: Tokenizer) -> usize {
 /// ~4 characters per token, rounded up, which is close for English prose
 /// and code with BPE tokenizers.
 fn estimate(text: &str) -> usize {
-    text.chars().count().div_ceil(4)
+    estimate_from_chars(text.chars().count())
+}
+
+/// The estimate for a text of `chars` characters, for callers that count
+/// the characters of a text's parts without building it.
+pub(crate) fn estimate_from_chars(chars: usize) -> usize {
+    chars.div_ceil(4)
+}
+
+/// The longest token of the tokenizer's vocabulary, in bytes, when it is a
+/// real one: a text of N bytes is at least N / this many tokens, so a
+/// corpus that cannot fit is known without counting it. (128 for both
+/// encodings; a test checks it against the tables.)
+pub(crate) fn max_token_bytes(tokenizer: Tokenizer) -> Option<usize> {
+    match tokenizer {
+        Tokenizer::OpenAi | Tokenizer::OpenAiCl100k => Some(128),
+        Tokenizer::Estimate => None,
+    }
 }
 
 // Loading a BPE table takes tens of milliseconds: once per process. The
@@ -69,4 +86,24 @@ fn o200k() -> Option<&'static CoreBPE> {
 fn cl100k() -> Option<&'static CoreBPE> {
     static BPE: OnceLock<Option<CoreBPE>> = OnceLock::new();
     BPE.get_or_init(|| tiktoken_rs::cl100k_base().ok()).as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_token_is_longer_than_max_token_bytes() {
+        for (tokenizer, bpe) in [
+            (Tokenizer::OpenAi, o200k()),
+            (Tokenizer::OpenAiCl100k, cl100k()),
+        ] {
+            let bpe = bpe.expect("the table loads");
+            let longest = (0..1_000_000u32)
+                .filter_map(|rank| bpe.decode_bytes(&[rank]).ok())
+                .map(|bytes| bytes.len())
+                .max();
+            assert_eq!(longest, max_token_bytes(tokenizer), "{tokenizer:?}");
+        }
+    }
 }

@@ -282,3 +282,52 @@ fn render_manifest_shows_the_table_totals_and_what_was_not_included_whole() {
         corpus
     );
 }
+
+#[test]
+fn with_tiktoken_a_corpus_far_over_budget_fits_and_every_line_is_accounted_for() {
+    // Varied text, so estimates and real counts disagree both ways: prose,
+    // code, runs of spaces (few tokens for many characters) and hex (many).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for i in 0..60 {
+        let line = match i % 4 {
+            0 => format!("paragraph {i}: the rollback of migration {i} is described here\n"),
+            1 => format!("fn step_{i}(x: u64) -> u64 {{ x.wrapping_mul({i}) }}\n"),
+            2 => format!("{:>120}\n", i),
+            _ => format!("{:032x}{:032x}\n", i * 7919, i * 104_729),
+        };
+        write(root, &format!("docs/f{i:02}.md"), line.repeat(40 + i));
+    }
+    let corpus = gathered(root);
+    for budget in [700, 3000, 12_000] {
+        let packed = pack(&corpus, "rollback migration", budget, Tokenizer::OpenAi);
+        let counted = count_tokens(&packed.text, Tokenizer::OpenAi);
+        assert!(counted <= budget, "{counted} > {budget}");
+        assert!(packed.included_tokens <= budget);
+        assert!(!packed.omitted.is_empty());
+        for doc in &corpus.documents {
+            let total = doc.text.lines().count();
+            let mut covered = vec![0u8; total + 1];
+            for o in packed.omitted.iter().filter(|o| o.path == doc.path) {
+                let (a, b) = (o.first_line as usize, o.last_line as usize);
+                covered[a..=b].iter_mut().for_each(|c| *c += 1);
+            }
+            let prefix = format!("=== {} (lines ", doc.path);
+            for header in packed.text.lines().filter(|l| l.starts_with(&prefix)) {
+                let range = header[prefix.len()..].trim_end_matches(") ===");
+                let (a, b) = range.split_once('-').unwrap();
+                let (a, b) = (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap());
+                covered[a..=b].iter_mut().for_each(|c| *c += 1);
+            }
+            assert!(
+                covered[1..].iter().all(|c| *c == 1),
+                "{}: a line shown twice or not accounted for",
+                doc.path
+            );
+        }
+    }
+    // The chunks about rollbacks are the most relevant: they are in.
+    let packed = pack(&corpus, "rollback migration", 3000, Tokenizer::OpenAi);
+    let shown = packed.text.split("\n=== docs/").nth(1).unwrap();
+    assert!(shown.contains("rollback of migration"), "{}", packed.text);
+}
