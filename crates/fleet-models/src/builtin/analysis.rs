@@ -155,10 +155,12 @@ impl ChangeKind {
     pub(crate) fn severity(self) -> FlagSeverity {
         match self {
             ChangeKind::Breaking => FlagSeverity::High,
-            ChangeKind::DropsSupport | ChangeKind::Removed | ChangeKind::Upgrade => {
-                FlagSeverity::Medium
-            }
-            ChangeKind::Deprecated => FlagSeverity::Low,
+            // A deprecation in the release being gated asks integrators to act
+            // before the removal: as much a release owner's concern as an upgrade.
+            ChangeKind::DropsSupport
+            | ChangeKind::Removed
+            | ChangeKind::Upgrade
+            | ChangeKind::Deprecated => FlagSeverity::Medium,
         }
     }
 
