@@ -360,6 +360,13 @@ pub(super) fn rollback_label(line: &str) -> Option<&str> {
         if bullet && !(c.byte_in(b"-*+") && c.spaces1()) {
             continue;
         }
+        // A checklist item: `- [ ] Rollback plan: ...`.
+        if bullet {
+            let mut boxed = c;
+            if (boxed.lit_ci("[ ]") || boxed.lit_ci("[x]")) && boxed.spaces1() {
+                c = boxed;
+            }
+        }
         for bold in [true, false] {
             let mut c = c;
             if (bold && !c.emphasis()) || !c.first_ci(&["rollback", "roll-back", "roll back"]) {
@@ -381,6 +388,31 @@ pub(super) fn rollback_label(line: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// A rollback label's value that declines to roll back: `n/a, we roll
+/// forward`, `None`, `not needed`, `fix forward`. Said of a release that
+/// may hold a destructive change, that is no plan at all.
+pub(super) fn declines_rollback(value: &str) -> bool {
+    let v = value
+        .trim_start_matches(|c: char| c.is_whitespace() || "*_>-".contains(c))
+        .to_ascii_lowercase();
+    let leads = [
+        "n/a",
+        "na,",
+        "na ",
+        "none",
+        "no rollback",
+        "not needed",
+        "not applicable",
+        "nothing",
+    ]
+    .iter()
+    .any(|p| v.starts_with(p));
+    leads
+        || ["roll forward", "roll-forward", "fix forward", "fix-forward"]
+            .iter()
+            .any(|p| v.contains(p))
 }
 
 /// `(?i)^[\s*_>-]*(?:n/?a|none|nothing|-|—|\.\.\.|…)?[\s*_.]*$`: a line

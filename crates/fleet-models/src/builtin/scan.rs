@@ -12,9 +12,9 @@ use super::changelog::Gate;
 use super::lexicon::Hits;
 use super::roles::{Role, markdownish, underline_level};
 use super::rules::{
-    HEADINGS, Heading, WORDS, Word, asks_someone, checkbox, code_name, exclaims, has_risk_claim,
-    is_hedge, is_list_item, is_nothing, is_risk_claim, is_table_separator, issue_ids, percent,
-    rising_figure, rollback_label, share_of_audience,
+    HEADINGS, Heading, WORDS, Word, asks_someone, checkbox, code_name, declines_rollback, exclaims,
+    has_risk_claim, is_hedge, is_list_item, is_nothing, is_risk_claim, is_table_separator,
+    issue_ids, percent, rising_figure, rollback_label, share_of_audience,
 };
 use super::tracker::{self, Columns};
 use crate::text::{heading, own_words};
@@ -284,7 +284,7 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
             {
                 tbd_handled = true;
                 RollbackStatus::Tbd
-            } else if is_hedge(rest, WORDS.scan(rest.as_bytes())) {
+            } else if is_hedge(rest, WORDS.scan(rest.as_bytes())) || declines_rollback(rest) {
                 RollbackStatus::Placeholder
             } else {
                 RollbackStatus::Present

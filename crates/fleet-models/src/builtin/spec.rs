@@ -24,7 +24,7 @@ const CLOSED_WORD: &str =
 const ISSUE_ID: &str = r"\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b|#[0-9]{1,7}\b";
 const SEVERITY: &str =
     r"(?i)\b(P[0-4]|SEV-?[0-4]|S[0-4]|critical|blocker|high|major|medium|moderate|minor|low)\b";
-const ROLLBACK_LABEL: &str = r"(?i)^\s*(?:[-*+]\s+)?(?:\*\*|__)?(?:rollback|roll[- ]back)(?: plan| steps| procedure)?(?:\*\*|__)?\s*:(?:\*\*|__)?\s*(.*)$";
+const ROLLBACK_LABEL: &str = r"(?i)^\s*(?:[-*+]\s+(?:\[[ x]\]\s+)?)?(?:\*\*|__)?(?:rollback|roll[- ]back)(?: plan| steps| procedure)?(?:\*\*|__)?\s*:(?:\*\*|__)?\s*(.*)$";
 const TBD: &str =
     r"(?i:\b(?:tbd|tbc|tba)\b|\bto be (?:decided|determined|confirmed)\b)|\b(?:TODO|FIXME)\b";
 const NOTHING: &str = r"(?i)^[\s*_>-]*(?:n/?a|none|nothing|-|—|\.\.\.|…)?[\s*_.]*$";
