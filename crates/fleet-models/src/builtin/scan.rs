@@ -298,7 +298,9 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
         if !tbd_handled && words.has(Word::Tbd) {
             out.todos.push(cite(path, n, line));
         }
-        if words.has(Word::OneWay) {
+        // Operational documents only: "irreversible" in site copy or a
+        // README's prose is a turn of phrase, not a step someone will run.
+        if words.has(Word::OneWay) && role != Role::Other {
             out.one_way.push(cite(path, n, line));
         }
         // An exclamation is advertising ("low-risk upgrades for everyone!"), not a rating.
