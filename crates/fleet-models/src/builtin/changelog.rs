@@ -65,6 +65,25 @@ pub(crate) fn version_in(s: &str) -> Option<(Version, &str)> {
     None
 }
 
+/// Whether `version` (a slice of `heading`) follows a preposition: the
+/// heading is about something in, since or for that release.
+fn refers_to(heading: &str, version: &str) -> bool {
+    let offset = heading.find(version).unwrap_or(0);
+    let before = heading[..offset]
+        .trim_end()
+        .trim_end_matches(['v', 'V'])
+        .trim_end();
+    let last = before
+        .rsplit(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    [
+        "in", "since", "from", "to", "for", "until", "before", "after", "than",
+    ]
+    .contains(&last.as_str())
+}
+
 /// What a version heading names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Key {
@@ -75,7 +94,15 @@ enum Key {
 
 impl Key {
     fn of(text: &str) -> Option<Key> {
-        let version = version_in(text).map(|(v, _)| v);
+        let found = version_in(text);
+        // "What's new in 4.2", "Upgrading from 4.1": a section that refers to
+        // a version, not a version's section.
+        if let Some((_, v)) = found
+            && refers_to(text, v)
+        {
+            return None;
+        }
+        let version = found.map(|(v, _)| v);
         let lower = crate::text::ascii_lowercase(text);
         if [
             "unreleased",
@@ -302,6 +329,21 @@ fn gate_sections(sections: &[Section], want: Option<&Version>) -> Gate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_heading_that_refers_to_a_version_is_not_its_section() {
+        for (heading, versioned) in [
+            ("What's new in 4.2", false),
+            ("Backwards incompatible changes in 4.2", false),
+            ("Upgrading from v4.1", false),
+            ("Clinic 4.2 release notes", true),
+            ("[1.2.0] - 2024-01-02", true),
+            ("Version 1.2.0", true),
+            ("pkg 1.2.0", true),
+        ] {
+            assert_eq!(Key::of(heading).is_some(), versioned, "{heading}");
+        }
+    }
+
     use super::*;
 
     #[test]

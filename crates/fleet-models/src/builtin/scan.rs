@@ -190,6 +190,19 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
                     substantive: false,
                 });
             }
+            // A heading that is itself the announcement ("Dropped support for
+            // PostgreSQL 13"), not a section title ("Dropped support").
+            if notes
+                && !gate.is_history(n)
+                && heading_text.bytes().any(|b| b.is_ascii_digit())
+                && WORDS.scan(heading_text.as_bytes()).has(Word::DropsSupport)
+            {
+                out.changes.push(ReleaseChange {
+                    kind: ChangeKind::DropsSupport,
+                    release: release.to_string(),
+                    cite: cite(path, n, line),
+                });
+            }
             section = SectionKind::of(heading_hits);
             tracker = None;
             prev_table_row = false;
