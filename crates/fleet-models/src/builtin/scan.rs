@@ -135,6 +135,9 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
     let mut prev_table_row = false;
     // In a list entry (it may wrap), and whether it already gave a release change.
     let (mut in_item, mut item_changed) = (false, false);
+    // The previous line named support load and its sentence runs on (a
+    // soft-wrapped "we expect ticket / volume to climb").
+    let mut support_said = false;
     // A CSV record whose quoted field runs on: (first line number, first line, record so far).
     let mut csv_record: Option<(u64, &str, String)> = None;
     let release = gate.current.as_deref().unwrap_or("this release");
@@ -204,11 +207,13 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
                 });
             }
             section = SectionKind::of(heading_hits);
+            support_said = false;
             tracker = None;
             prev_table_row = false;
             continue;
         }
         if trimmed.is_empty() {
+            support_said = false;
             // A blank line ends a Markdown table.
             prev_table_row = false;
             if tracker.is_some_and(|c| !c.is_csv()) {
@@ -404,8 +409,13 @@ pub(crate) fn scan_document(path: &str, text: &str, role: Role, gate: &Gate, out
         // Entries of a release's change list describe features ("a badge
         // with your unread support tickets"), not support load.
         let forecast = words.has(Word::Rising) || words.has(Word::Falling);
+        let names_support = words.has(Word::Support);
+        let runs_on = std::mem::replace(
+            &mut support_said,
+            names_support && !trimmed.ends_with(['.', '!', '?']),
+        ) && forecast;
         if !(notes && section.changes)
-            && (section.support || words.has(Word::Support))
+            && (section.support || names_support || runs_on)
             && (forecast || h.iter().any(u8::is_ascii_digit))
         {
             let rising = words.has(Word::Elevated) || rising_figure(h);
@@ -796,6 +806,22 @@ mod tests {
             .map(|s| (s.cite.line, s.elevated))
             .collect();
         assert_eq!(support, vec![(7, true), (8, false)]);
+    }
+
+    #[test]
+    fn a_support_forecast_wrapped_over_two_lines() {
+        // The noun ends one line, the rising verb starts the next; a full
+        // stop ends the sentence, so the third line's verb is not about tickets.
+        let a = scan(
+            "docs/plan.md",
+            "# Plan\nWe expect ticket\nvolume to climb in week one.\nSignups to grow too.\n",
+        );
+        let support: Vec<(u64, bool)> = a
+            .support
+            .iter()
+            .map(|s| (s.cite.line, s.elevated))
+            .collect();
+        assert_eq!(support, vec![(3, true)]);
     }
 
     #[test]
