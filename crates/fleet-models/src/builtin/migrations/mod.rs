@@ -157,10 +157,20 @@ struct Context {
     /// Migration roots ([`root_of`]) where some migration has a down file
     /// or a down section.
     with_downs: BTreeSet<String>,
-    /// Directories holding Flyway undo (`U`) scripts.
-    with_undo: BTreeSet<String>,
+    /// Directories holding Flyway undo (`U`) scripts, with the lowest
+    /// version that has one: undo scripts are kept from then on, so an older
+    /// `V` without one predates the convention rather than missing its undo.
+    with_undo: BTreeMap<String, Vec<u64>>,
     /// Directories holding Flyway versioned (`V`) scripts.
     flyway: BTreeSet<String>,
+}
+
+/// A Flyway version (`2.1`, `2_1`, `20240101`) as numbers, for ordering.
+fn flyway_version(text: &str) -> Vec<u64> {
+    text.split(['.', '_'])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or(u64::MAX))
+        .collect()
 }
 
 fn dir_of(path: &str) -> &str {
@@ -203,8 +213,17 @@ pub(crate) fn analyze(docs: &[&Document]) -> Vec<Migration> {
         let (role, key, name) = role_and_key(&doc.path);
         if role == Role::Down {
             context.with_downs.insert(root_of(&doc.path).to_string());
-            if flyway(file_of(&doc.path)).is_some() {
-                context.with_undo.insert(dir_of(&doc.path).to_string());
+            if let Some((_, version)) = flyway(file_of(&doc.path)) {
+                let version = flyway_version(version);
+                context
+                    .with_undo
+                    .entry(dir_of(&doc.path).to_string())
+                    .and_modify(|first| {
+                        if version < *first {
+                            *first = version.clone();
+                        }
+                    })
+                    .or_insert(version);
             }
         } else if flyway(file_of(&doc.path)).is_some() {
             context.flyway.insert(dir_of(&doc.path).to_string());
@@ -322,9 +341,15 @@ fn missing(
     let file = file_of(path);
     let lower = file.to_ascii_lowercase();
     let sql = lower.ends_with(".sql");
-    let (reason, forward_only) = if paired && flyway(file).is_some() {
-        if context.with_undo.contains(dir_of(path)) {
+    let (reason, forward_only) = if let Some((_, version)) = flyway(file).filter(|_| paired) {
+        let first_undo = context.with_undo.get(dir_of(path));
+        if first_undo.is_some_and(|first| flyway_version(version) >= *first) {
             ("no undo (U) script".to_string(), false)
+        } else if first_undo.is_some() {
+            (
+                "no undo (U) script (it predates the project's first undo script)".to_string(),
+                true,
+            )
         } else {
             (
                 "no undo (U) script (the project keeps none: it migrates forward only)".to_string(),

@@ -90,6 +90,49 @@ fn flyway_undo_scripts_pair_with_versions() {
 }
 
 #[test]
+fn flyway_versions_before_the_first_undo_script_predate_the_convention() {
+    let ms = run(&[
+        doc(
+            "db/V1__init.sql",
+            "CREATE TABLE items (id int);
+",
+        ),
+        doc(
+            "db/V2_1__purge.sql",
+            "DELETE FROM items;
+",
+        ),
+        doc(
+            "db/V3__orders.sql",
+            "CREATE TABLE orders (id int);
+",
+        ),
+        doc(
+            "db/U3__orders.sql",
+            "DROP TABLE orders;
+",
+        ),
+        doc(
+            "db/V10__audit.sql",
+            "CREATE TABLE audit (id int);
+",
+        ),
+    ]);
+    let by_name = |n: &str| ms.iter().find(|m| m.name == n).expect(n);
+    // Forward-only by the project's convention at the time: not flagged
+    // unless it loses data (V2.1 deletes rows: still a finding).
+    assert!(
+        by_name("V1__init").severity().is_none(),
+        "{:?}",
+        by_name("V1__init")
+    );
+    assert!(by_name("V2_1__purge").severity().is_some());
+    // From V3 on undo scripts are kept: V10 (compared as a number) misses one.
+    assert_eq!(by_name("V10__audit").reason, "no undo (U) script");
+    assert!(by_name("V10__audit").severity().is_some());
+}
+
+#[test]
 fn rails_change_up_down_and_irreversible() {
     let ms = run(&[
         doc(
