@@ -115,6 +115,14 @@ pub(crate) fn role_of(path: &str, text: &str) -> Role {
     {
         return Role::Roster;
     }
+    // Told apart by content too: an on-call page that is only who is on
+    // when (a rotation table, no steps to run) is a roster, whatever its name.
+    let on_call = ["on-call", "oncall", "on call", "pager", "rotation"]
+        .iter()
+        .any(|w| file.contains(w) || title.contains(w));
+    if on_call && is_rotation_only(text) {
+        return Role::Roster;
+    }
     if RUNBOOK_WORDS.iter().any(|w| lower.contains(w)) {
         return Role::Runbook;
     }
@@ -132,6 +140,28 @@ pub(crate) fn role_of(path: &str, text: &str) -> Role {
         return Role::Runbook;
     }
     Role::Other
+}
+
+/// A rotation (a table whose header names weeks, shifts or primary and
+/// secondary) and nothing to run: no numbered steps, no code, no commands.
+fn is_rotation_only(text: &str) -> bool {
+    let mut rotation = false;
+    for line in crate::text::lines(text) {
+        let t = line.trim_start();
+        let numbered = t
+            .split_once(". ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if numbered || t.starts_with("```") || t.starts_with("~~~") || t.starts_with('$') {
+            return false;
+        }
+        if t.starts_with('|') {
+            let lower = t.to_ascii_lowercase();
+            rotation |= ["week", "shift", "primary", "secondary"]
+                .iter()
+                .any(|w| lower.contains(w));
+        }
+    }
+    rotation
 }
 
 /// `gh release view` output (`tag:` and `--` before the body) or a body with
@@ -203,6 +233,18 @@ pub(crate) fn underline_level(line: &str, next: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_on_call_page_that_is_only_a_rotation_is_a_roster() {
+        let rotation = "# On-call\n\n| Week of | Primary | Secondary |\n|---|---|---|\n| 2026-11-30 | Amara | Jonas |\n";
+        assert_eq!(role_of("docs/ops/on-call.md", rotation), Role::Roster);
+        // Steps to run make it a runbook, whatever the table beside them.
+        let guide = format!("{rotation}\n## First five minutes\n\n1. Acknowledge the page.\n");
+        assert_eq!(role_of("docs/ops/on-call.md", &guide), Role::Runbook);
+        // A rotation table in a deploy runbook does not make it a roster.
+        let deploy = rotation.replace("# On-call", "# Deploy");
+        assert_eq!(role_of("docs/runbooks/deploy.md", &deploy), Role::Runbook);
+    }
 
     #[test]
     fn roles_come_from_names_then_titles() {
