@@ -245,6 +245,7 @@ impl RunsQuery {
             genflow: self.genflow.clone().filter(|g| !g.is_empty()),
             status,
             limit: Some(self.limit.unwrap_or(100).min(1000)),
+            before: None,
         })
     }
 }
@@ -376,6 +377,7 @@ async fn genflow_page(
             genflow: Some(name.clone()),
             status: None,
             limit: Some(200),
+            before: None,
         })
         .await
         .map_err(Failure::from_store)?;

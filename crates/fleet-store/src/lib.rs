@@ -410,6 +410,60 @@ pub struct RunFilter {
     pub genflow: Option<String>,
     pub status: Option<RunStatus>,
     pub limit: Option<u32>,
+    /// Keyset pagination: only runs listed after this one (older in the
+    /// listing's order, `created_at DESC, id DESC`). The next page's cursor is
+    /// the last run of this page, so a page costs what it lists however many
+    /// runs are stored.
+    #[serde(default)]
+    pub before: Option<RunCursor>,
+}
+
+/// A position in a run listing: the (created_at, id) of the last run seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCursor {
+    pub created_at: Timestamp,
+    pub id: String,
+}
+
+impl RunCursor {
+    pub fn after(run: &RunRecord) -> RunCursor {
+        RunCursor {
+            created_at: run.created_at,
+            id: run.id.clone(),
+        }
+    }
+}
+
+/// A step a worker claimed with [`Store::claim_steps`]: its lease is the
+/// worker's until it lapses, and the worker now executes it (a Ready step is
+/// started by the worker's StepStarted commit; a Running one was left by a
+/// worker whose lease lapsed and is taken over).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepClaim {
+    pub run_id: String,
+    pub step: String,
+}
+
+/// Why a [`Subscription`] woke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// A transition of this run was committed.
+    Run(String),
+    /// A step became claimable (it became Ready, or its lease was released).
+    Work,
+    /// Something was committed, by a process this backend cannot hear
+    /// directly (SQLite: another process; seen by the change stamp).
+    Any,
+}
+
+/// A feed of commits, by any process on the same database. Notices are a
+/// hint to look again, never the state itself: they may be coalesced,
+/// repeated or (after a lost connection) missed, so callers re-read what
+/// they care about and also look again after a bounded timeout.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next notice, or `None` when `timeout` passed without one.
+    async fn next(&mut self, timeout: std::time::Duration) -> Result<Option<Notice>, StoreError>;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -536,6 +590,23 @@ pub trait Store: Send + Sync {
     }
     /// Ids of runs whose status is `running` (not waiting, not terminal), oldest first.
     async fn unfinished_runs(&self) -> Result<Vec<String>, StoreError>;
+    /// Claims up to `limit` claimable steps (of run `run_id` only, if
+    /// given), oldest first, leasing each to `owner` for `ttl`. A step is
+    /// claimable while it is Ready or Running in its run's committed state
+    /// and no live lease of another owner covers it (a Ready step nobody
+    /// started yet, or a Running one whose worker's lease lapsed). Work is
+    /// proportional to what is claimed, not to what is stored: the store
+    /// keeps a queue of runnable steps up to date with every commit.
+    /// Concurrent claimers never get the same step while its lease is live.
+    async fn claim_steps(
+        &self,
+        owner: &str,
+        ttl: std::time::Duration,
+        limit: u32,
+        run_id: Option<&str>,
+    ) -> Result<Vec<StepClaim>, StoreError>;
+    /// Subscribes to commits by any process (see [`Subscription`]).
+    async fn subscribe(&self) -> Result<Box<dyn Subscription>, StoreError>;
     /// Commits `t` atomically, or returns `Conflict` having written nothing.
     /// Returns the new record and refs of the artifacts written.
     async fn commit(&self, t: Transition) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError>;
@@ -588,7 +659,8 @@ pub trait Store: Send + Sync {
         next_due: Timestamp,
         run_id: &str,
     ) -> Result<bool, StoreError>;
-    /// Run counts by status and per-step totals.
+    /// Run counts by status and per-step totals, read from aggregates kept
+    /// up to date by every commit (never recounted from all runs).
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Queues deliveries outside a run transition (reminders), with
     /// `delivery.queued` events; same idempotence as `Transition::outbox`.

@@ -28,6 +28,8 @@
 //! Schema: the files in `migrations/sqlite/`, tracked by `PRAGMA user_version`.
 
 mod checkpointer;
+mod notices;
+mod queue;
 mod shm_stamp;
 mod writer;
 
@@ -35,7 +37,8 @@ use crate::audit::{self, Pending};
 use crate::{
     ArtifactRef, AuditEvent, AuditReport, DecisionRecord, Delivery, DeliveryOutcome,
     DeliveryPurpose, DeliveryScope, DeliveryStatus, LeaseChange, NewDelivery, NewRun, RunFilter,
-    RunRecord, ScheduleRecord, StepRun, StepStats, Store, StoreError, StoreStats, Transition,
+    RunRecord, ScheduleRecord, StepClaim, StepRun, StepStats, Store, StoreError, StoreStats,
+    Subscription, Transition,
 };
 use async_trait::async_trait;
 use fleet_core::config::{Genflow, StepKind};
@@ -61,7 +64,7 @@ const MAX_DEFINITIONS: usize = 256;
 const STATEMENT_CACHE: usize = 64;
 
 /// Schema migrations in order; migration `i` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: [(&str, &str); 4] = [
+const MIGRATIONS: [(&str, &str); 5] = [
     ("init", include_str!("../migrations/sqlite/0001_init.sql")),
     (
         "schedules",
@@ -74,6 +77,10 @@ const MIGRATIONS: [(&str, &str); 4] = [
     (
         "lean writes",
         include_str!("../migrations/sqlite/0004_lean_writes.sql"),
+    ),
+    (
+        "step queue",
+        include_str!("../migrations/sqlite/0005_step_queue.sql"),
     ),
 ];
 
@@ -108,6 +115,8 @@ pub struct SqliteStore {
     /// Finishes its queue, then closes the write connection last.
     writer: Writer,
     definitions: Arc<Definitions>,
+    /// Tells this process's subscribers about its commits.
+    notices: notices::Notices,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -140,6 +149,7 @@ impl SqliteStore {
                 shm: OnceLock::new(),
             }),
             definitions: Arc::default(),
+            notices: notices::Notices::new(),
         })
     }
 
@@ -157,6 +167,7 @@ impl SqliteStore {
             writer,
             readers: None,
             definitions: Arc::default(),
+            notices: notices::Notices::new(),
         })
     }
 
@@ -706,6 +717,8 @@ struct Committed {
     triggered_by: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
+    /// The commit made a step claimable (workers should look).
+    work: bool,
 }
 
 impl Committed {
@@ -952,11 +965,24 @@ fn commit_in(
                 .execute(params![t.run_id, step, owner, expires])?;
             }
             LeaseChange::Release { step, owner } => {
-                release_in(conn, &t.run_id, step, owner)?;
+                // The queue row is brought up to date below.
+                conn.prepare_cached(
+                    "DELETE FROM leases WHERE run_id = ?1 AND step = ?2 AND owner = ?3",
+                )?
+                .execute(params![t.run_id, step, owner])?;
             }
         }
     }
 
+    let work = queue::sync(
+        conn,
+        &genflow,
+        &t.run_id,
+        Some(&before),
+        &t.state,
+        &t.leases,
+        now,
+    )?;
     events.extend(audit::state_changes(&genflow, &before, &t.state));
     events.extend(t.events.iter().map(|e| Pending {
         kind: e.kind.clone(),
@@ -974,14 +1000,26 @@ fn commit_in(
         triggered_by,
         created_at: time(&created_at)?,
         updated_at: now,
+        work,
     };
     Ok((record, written))
 }
 
-fn release_in(conn: &Connection, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM leases WHERE run_id = ?1 AND step = ?2 AND owner = ?3")?
+/// Gives the lease back; true when we held it and the step is queued
+/// (claimable again at once).
+fn release_in(
+    conn: &Connection,
+    run_id: &str,
+    step: &str,
+    owner: &str,
+) -> Result<bool, StoreError> {
+    let released = conn
+        .prepare_cached("DELETE FROM leases WHERE run_id = ?1 AND step = ?2 AND owner = ?3")?
         .execute(params![run_id, step, owner])?;
-    Ok(())
+    if released == 0 {
+        return Ok(false);
+    }
+    queue::set_claimable(conn, run_id, step, &audit::format_time(audit::now()))
 }
 
 fn create_in(
@@ -1013,6 +1051,7 @@ fn create_in(
         Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(run.id.clone())),
         Err(e) => return Err(e.into()),
     }
+    queue::sync(conn, &run.genflow, &run.id, None, &run.state, &[], now)?;
     let event = audit::run_created(&run.id, &run.genflow, definition_hash, &run.state);
     append_events(conn, Some(&run.id), &[event])?;
     Ok(now)
@@ -1026,6 +1065,7 @@ macro_rules! listing {
         concat!(
             $select,
             "WHERE (?1 IS NULL OR genflow_name = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?4 IS NULL OR (created_at, id) < (?4, ?5))
              ORDER BY created_at DESC, id DESC LIMIT ?3"
         )
     };
@@ -1040,10 +1080,20 @@ fn query_listing<T>(
 ) -> Result<Vec<T>, StoreError> {
     // SQLite treats a negative LIMIT as "no limit".
     let limit = filter.limit.map_or(-1, i64::from);
+    let (after_time, after_id) = match &filter.before {
+        Some(c) => (Some(audit::format_time(c.created_at)), Some(c.id.as_str())),
+        None => (None, None),
+    };
     Ok(conn
         .prepare_cached(sql)?
         .query_map(
-            params![filter.genflow, filter.status.map(|s| s.as_str()), limit],
+            params![
+                filter.genflow,
+                filter.status.map(|s| s.as_str()),
+                limit,
+                after_time,
+                after_id
+            ],
             map,
         )?
         .collect::<Result<Vec<_>, _>>()?)
@@ -1102,6 +1152,7 @@ impl Store for SqliteStore {
                 commit_in(conn, defs, first, &state_json)
             })
             .await?;
+        self.notices.committed(&committed.id, committed.work);
         Ok((committed.into_record(), written))
     }
 
@@ -1197,6 +1248,7 @@ impl Store for SqliteStore {
                 commit_in(conn, defs, t, &state_json)
             })
             .await?;
+        self.notices.committed(&committed.id, committed.work);
         Ok((committed.into_record(), written))
     }
 
@@ -1295,6 +1347,9 @@ impl Store for SqliteStore {
                      WHERE leases.owner = excluded.owner OR leases.expires_at <= ?5",
                 )?
                 .execute(params![run_id, step, owner, expires, now])?;
+            if taken == 1 {
+                queue::set_claimable(conn, &run_id, &step, &expires)?;
+            }
             Ok(taken == 1)
         })
         .await
@@ -1315,6 +1370,9 @@ impl Store for SqliteStore {
                     "UPDATE leases SET expires_at = ?1 WHERE run_id = ?2 AND step = ?3 AND owner = ?4",
                 )?
                 .execute(params![expires, run_id, step, owner])?;
+            if renewed == 1 {
+                queue::set_claimable(conn, &run_id, &step, &expires)?;
+            }
             Ok(renewed == 1)
         })
         .await
@@ -1322,10 +1380,38 @@ impl Store for SqliteStore {
 
     async fn release_lease(&self, run_id: &str, step: &str, owner: &str) -> Result<(), StoreError> {
         let (run_id, step, owner) = (run_id.to_string(), step.to_string(), owner.to_string());
-        self.write("releasing a lease", false, move |conn, _| {
-            release_in(conn, &run_id, &step, &owner)
+        let released = self
+            .write("releasing a lease", false, move |conn, _| {
+                release_in(conn, &run_id, &step, &owner)
+            })
+            .await?;
+        if released {
+            self.notices.work();
+        }
+        Ok(())
+    }
+
+    async fn claim_steps(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: u32,
+        run_id: Option<&str>,
+    ) -> Result<Vec<StepClaim>, StoreError> {
+        let (owner, run_id) = (owner.to_string(), run_id.map(str::to_string));
+        self.write("claiming steps", false, move |conn, _| {
+            queue::claim(conn, &owner, ttl, limit, run_id.as_deref())
         })
         .await
+    }
+
+    async fn subscribe(&self) -> Result<Box<dyn Subscription>, StoreError> {
+        let file = self.readers.as_ref().map(|r| r.path.as_path());
+        Ok(Box::new(
+            self.notices
+                .subscribe(file)
+                .map_err(doing("subscribing to commits"))?,
+        ))
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {

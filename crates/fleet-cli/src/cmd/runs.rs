@@ -310,6 +310,7 @@ pub async fn runs(
             genflow: flow,
             status,
             limit: Some(limit),
+            before: None,
         })
         .await?;
     if json {

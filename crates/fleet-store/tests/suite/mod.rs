@@ -252,6 +252,7 @@ pub async fn list_filters_and_unfinished(store: &dyn Store) {
                 genflow: Some("release-gate".into()),
                 status: Some(RunStatus::Running),
                 limit: Some(1),
+                before: None,
             })
             .await,
         "list limited",
@@ -293,6 +294,7 @@ pub async fn run_versions_match_list_runs(store: &dyn Store) {
             genflow: Some("release-gate".into()),
             status: Some(RunStatus::Running),
             limit: Some(1),
+            before: None,
         },
         RunFilter {
             limit: Some(2),
