@@ -8,7 +8,13 @@ use std::sync::Arc;
 
 pub struct App {
     pub ws: Workspace,
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
+    /// Where the store is, for messages (a URL's password redacted).
+    pub database: String,
+    /// The embedded SQLite database: no `fleet worker` is assumed, so CLI
+    /// commands execute the steps they cause (and pick up runs a crashed
+    /// process left behind).
+    pub embedded: bool,
 }
 
 impl App {
@@ -22,12 +28,7 @@ impl App {
         let state_dir = ws.root.join(".fleet");
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("cannot create {}", state_dir.display()))?;
-        let db = state_dir.join("fleet.db");
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&db)
-                .await
-                .with_context(|| format!("cannot open the store at {}", db.display()))?,
-        );
+        let (store, database, embedded) = open_store(locator, &state_dir).await?;
         let mut settings = Settings::new(ws.root.clone());
         if let Some(ttl) = std::env::var("FLEET_LEASE_TTL")
             .ok()
@@ -37,13 +38,33 @@ impl App {
         }
         settings.approver_links = approver_links(&ws, &state_dir)?;
         adjust(&mut settings);
-        let engine = Engine::new(store, Arc::new(ws.config.clone()), settings);
-        Ok(App { ws, engine })
+        let engine = Arc::new(Engine::new(store, Arc::new(ws.config.clone()), settings));
+        Ok(App {
+            ws,
+            engine,
+            database,
+            embedded,
+        })
     }
 
     pub fn store(&self) -> &dyn Store {
         self.engine.store().as_ref()
     }
+}
+
+/// The store `--database-url` names, else `.fleet/fleet.db`: (store, its
+/// name for messages, embedded?).
+async fn open_store(
+    _locator: &Locator,
+    state_dir: &std::path::Path,
+) -> Result<(Arc<dyn Store>, String, bool)> {
+    let db = state_dir.join("fleet.db");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db)
+            .await
+            .with_context(|| format!("cannot open the store at {}", db.display()))?,
+    );
+    Ok((store, db.display().to_string(), true))
 }
 
 /// How long an emailed decision link stays valid; `fleet gate link` re-issues one.

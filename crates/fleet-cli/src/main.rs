@@ -40,6 +40,17 @@ struct Cli {
     /// Use this config file instead of searching for .fleet/config.yaml.
     #[arg(long, value_name = "PATH", global = true, env = "FLEET_CONFIG")]
     config: Option<PathBuf>,
+    /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (several
+    /// servers and workers share it) or sqlite://PATH. Default: the embedded
+    /// SQLite database .fleet/fleet.db.
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        env = "FLEET_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +104,23 @@ enum Command {
         /// Call the models even when a cached answer exists (new answers are still cached).
         #[arg(long)]
         no_cache: bool,
+        /// Print the run id and return at once; `fleet worker` processes execute the run.
+        #[arg(long, conflicts_with_all = ["wait", "on_workers"])]
+        detach: bool,
+        /// Leave the steps to `fleet worker` processes and only follow the run.
+        #[arg(long)]
+        on_workers: bool,
+    },
+    /// Execute steps of every run in the database until stopped (SIGTERM or
+    /// Ctrl-C finishes the steps in progress first).
+    Worker {
+        /// Steps executed at once.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        concurrency: usize,
+        /// How often to look for work when no notification came (e.g. a
+        /// step whose worker died, once its lease lapses).
+        #[arg(long, default_value = "2s", value_name = "DURATION")]
+        poll: String,
     },
     /// List runs, newest first.
     Runs {
@@ -243,7 +271,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let locator = Locator::new(cli.dir.as_deref(), cli.config.as_deref())?;
+    let mut locator = Locator::new(cli.dir.as_deref(), cli.config.as_deref())?;
+    locator.database_url = cli.database_url.filter(|u| !u.trim().is_empty());
     match cli.command {
         Command::Init {
             target,
@@ -298,6 +327,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bind,
             insecure_local,
         } => return cmd::serve::run(&locator, bind, insecure_local),
+        Command::Worker { concurrency, poll } => {
+            return cmd::worker::run(&locator, cmd::worker::WorkerArgs { concurrency, poll });
+        }
         other => {
             // One thread is enough for a CLI invocation and starts fastest;
             // blocking work (corpus reads) goes to tokio's blocking pool.
@@ -324,7 +356,18 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             wait,
             json,
             no_cache: _,
-        } => runs::run(&app, &genflow, user, wait, json).await?,
+            detach,
+            on_workers,
+        } => {
+            let mode = if detach {
+                runs::Follow::Detach
+            } else if on_workers {
+                runs::Follow::Watch
+            } else {
+                runs::Follow::Execute
+            };
+            runs::run(&app, &genflow, user, wait, json, mode).await?
+        }
         Command::Runs {
             flow,
             status,
@@ -408,6 +451,7 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
         },
         Command::Init { .. }
         | Command::Serve { .. }
+        | Command::Worker { .. }
         | Command::Validate
         | Command::Flows { .. }
         | Command::Schema

@@ -47,6 +47,9 @@ impl std::error::Error for UsageError {}
 pub struct Locator {
     pub cwd: PathBuf,
     pub config: Option<PathBuf>,
+    /// `--database-url` / `FLEET_DATABASE_URL`; `None` = the embedded
+    /// SQLite database at `.fleet/fleet.db`.
+    pub database_url: Option<String>,
 }
 
 impl Locator {
@@ -65,6 +68,7 @@ impl Locator {
         Ok(Locator {
             config: config.map(|c| cwd.join(c)),
             cwd,
+            database_url: None,
         })
     }
 

@@ -11,12 +11,16 @@
 mod decision;
 mod exec;
 mod files;
+mod follow;
 mod gaps;
+mod worker;
 
 pub use decision::{DecisionRequest, render_decision, shown_revisions};
 pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};
+pub use follow::{FOLLOW_POLL, Until};
 pub use gaps::recorded_gaps;
+pub use worker::{WorkerOptions, WorkerReport, run_worker};
 
 use fleet_core::config::Config;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};
@@ -86,6 +90,10 @@ pub struct Settings {
     pub approver_links: Option<Arc<dyn fleet_notify::ApproverLinks>>,
     /// Retries, backoff and leases of notification deliveries.
     pub delivery: fleet_notify::DeliveryPolicy,
+    /// Bounds the steps executing at once across every run this engine
+    /// drives (`fleet worker --concurrency`); `None` = only `concurrency`
+    /// per run.
+    pub step_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Settings {
@@ -108,6 +116,7 @@ impl Settings {
             no_cache: false,
             approver_links: None,
             delivery: fleet_notify::DeliveryPolicy::default(),
+            step_slots: None,
         }
     }
 }
@@ -152,6 +161,26 @@ pub struct Engine {
     /// dropped when `drive` returns.
     corpus_cache:
         std::sync::Mutex<std::collections::HashMap<(String, String), Arc<fleet_corpus::Corpus>>>,
+    /// Set by [`Engine::drain`]: finish the steps executing, start no more.
+    draining: std::sync::atomic::AtomicBool,
+    /// Steps this process is executing, by (run id, step index): two tasks
+    /// of one process share its lease owner, so the lease alone cannot keep
+    /// them from executing the same step.
+    executing: std::sync::Mutex<std::collections::HashSet<(String, usize)>>,
+}
+
+/// Removes a step from `Engine::executing` when its execution ends.
+struct Executing<'a> {
+    engine: &'a Engine,
+    key: (String, usize),
+}
+
+impl Drop for Executing<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.engine.executing.lock() {
+            set.remove(&self.key);
+        }
+    }
 }
 
 /// What went into a transition besides the event.
@@ -192,6 +221,8 @@ impl Engine {
             models: exec::Models::new(&config, &settings),
             notifier,
             corpus_cache: Default::default(),
+            draining: Default::default(),
+            executing: Default::default(),
             store,
             config,
             settings,
@@ -209,6 +240,30 @@ impl Engine {
     /// The config runs are started from.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// From now on, `drive` finishes the steps it is executing and starts
+    /// no others (a worker shutting down gracefully).
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Step indexes of run `run_id` that this process is executing.
+    fn executing_steps(&self, run_id: &str) -> Vec<usize> {
+        self.executing
+            .lock()
+            .map(|set| {
+                set.iter()
+                    .filter(|(r, _)| r == run_id)
+                    .map(|(_, i)| *i)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Creates a run of `flow` with the genflow as configured now (approvers
@@ -302,7 +357,12 @@ impl Engine {
                 observer.run_finished(&run);
                 return Ok(run);
             }
+            if self.is_draining() {
+                return Ok(run);
+            }
             // Ready steps, plus Running ones whose worker died (lease free or expired).
+            // Not those another task of this process is executing.
+            let busy = self.executing_steps(&run.id);
             let candidates: Vec<usize> = run
                 .state
                 .steps
@@ -310,6 +370,7 @@ impl Engine {
                 .enumerate()
                 .filter(|(_, s)| matches!(s.status, StepStatus::Ready | StepStatus::Running))
                 .map(|(i, _)| i)
+                .filter(|i| !busy.contains(i))
                 .collect();
             let mut claimed = Vec::new();
             for i in candidates {
@@ -367,6 +428,32 @@ impl Engine {
         idx: usize,
         observer: &dyn Observer,
     ) -> Result<Option<RunRecord>, EngineError> {
+        let key = (snapshot.id.clone(), idx);
+        let fresh = self
+            .executing
+            .lock()
+            .map(|mut set| set.insert(key.clone()))
+            .unwrap_or(false);
+        if !fresh {
+            // Another task of this process executes it (under our lease).
+            return Ok(None);
+        }
+        let _executing = Executing { engine: self, key };
+        let _slot = match &self.settings.step_slots {
+            Some(slots) => {
+                Some(
+                    slots
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| EngineError::Usage {
+                            run: snapshot.id.clone(),
+                            message: "the engine is shutting down".into(),
+                        })?,
+                )
+            }
+            None => None,
+        };
         let result = self.run_step_inner(snapshot, idx, observer).await;
         // The step's final commit releases the lease; when there was none
         // (an error, a cancelled run, another worker won), release it here.

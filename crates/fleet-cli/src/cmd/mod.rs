@@ -5,3 +5,4 @@ pub mod gate;
 pub mod init;
 pub mod runs;
 pub mod serve;
+pub mod worker;

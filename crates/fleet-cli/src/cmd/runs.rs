@@ -4,7 +4,7 @@ use crate::context::{App, current_user};
 use crate::workspace::{UsageError, display_path};
 use anyhow::{Result, bail};
 use fleet_core::run::{RunStatus, StepStatus, Verdict};
-use fleet_engine::{DecisionRequest, Observer, StepInfo, run_dir};
+use fleet_engine::{DecisionRequest, Observer, StepInfo, Until, run_dir};
 use fleet_store::{ArtifactRef, RunFilter, RunRecord};
 use serde_json::json;
 use std::io::Write as _;
@@ -165,16 +165,48 @@ fn exit_for(run: &RunRecord, wait: bool) -> ExitCode {
     }
 }
 
-/// Resumes runs a crashed process left behind, saying so.
+/// Executes what a crashed process left behind, saying so. Embedded
+/// database only: with a database URL, `fleet worker` processes do this.
+/// Bounded: only steps whose lease lapsed (or that nobody started) are
+/// claimed, a few at a time, never every unfinished run.
 async fn resume_others(app: &App, quiet: bool) -> Result<()> {
-    let ids = app.store().unfinished_runs().await?;
-    for id in ids {
-        if !quiet {
-            eprintln!("Resuming run {id} (left unfinished by an earlier process)");
+    if !app.embedded {
+        return Ok(());
+    }
+    let settings = app.engine.settings();
+    let claims = app
+        .store()
+        .claim_steps(&settings.worker_id, settings.lease_ttl, 8, None)
+        .await?;
+    let mut driven: Vec<&str> = Vec::new();
+    for claim in &claims {
+        if driven.contains(&claim.run_id.as_str()) {
+            continue;
         }
-        app.engine.drive(&id, observer(quiet).as_ref()).await?;
+        driven.push(&claim.run_id);
+        if !quiet {
+            eprintln!(
+                "Resuming run {} (left unfinished by an earlier process)",
+                claim.run_id
+            );
+        }
+        app.engine
+            .execute_claim(claim, observer(quiet).as_ref())
+            .await?;
     }
     Ok(())
+}
+
+/// Who executes a run `fleet run` started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// This process executes the steps (racing any worker; each step runs
+    /// once) and follows the run to its gate or end.
+    Execute,
+    /// Workers execute; this process follows and reports.
+    Watch,
+    /// Print the id and return.
+    Detach,
 }
 
 pub async fn run(
@@ -183,25 +215,43 @@ pub async fn run(
     user: Option<String>,
     wait: bool,
     json: bool,
+    mode: Follow,
 ) -> Result<ExitCode> {
-    resume_others(app, json).await?;
+    if mode == Follow::Execute {
+        resume_others(app, json).await?;
+    }
     let triggered_by = current_user(user);
     let run = app.engine.start_run(flow, triggered_by).await?;
+    if mode == Follow::Detach {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&run_json(app, &run).await?)?
+            );
+        } else {
+            println!("{}", run.id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if !json {
         eprintln!("Run {} of {} started", run.id, run.genflow_name);
     }
     let observer = observer(json);
-    let mut run = app.engine.drive(&run.id, observer.as_ref()).await?;
+    let execute = mode == Follow::Execute;
+    let mut run = app
+        .engine
+        .follow(&run.id, observer.as_ref(), execute, Until::GateOrEnd)
+        .await?;
     deliver(app, &run.id, json).await?;
-    if wait {
-        if !json && run.state.status == RunStatus::Waiting {
+    if wait && !run.state.is_terminal() {
+        if !json {
             print_gate_help(app, &run);
         }
-        // Someone decides from another process; poll, and drive what follows.
-        while !run.state.is_terminal() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            run = app.engine.drive(&run.id, observer.as_ref()).await?;
-        }
+        // Someone decides, from this host or another; follow what comes after.
+        run = app
+            .engine
+            .follow(&run.id, observer.as_ref(), execute, Until::End)
+            .await?;
     }
     if json {
         println!(

@@ -6,7 +6,6 @@ use anyhow::{Context, Result, bail};
 use fleet_server::{OperatorAuth, Secret, ServeOptions, Signer};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -68,7 +67,7 @@ pub fn run(locator: &Locator, bind: Option<String>, insecure_local: bool) -> Res
         }
         let signer = signer(&app)?;
         let App { engine, .. } = app;
-        fleet_server::serve(Arc::new(engine), signer, opts, |local| {
+        fleet_server::serve(engine, signer, opts, |local| {
             println!("fleet serve: listening on http://{local}");
             if insecure_local {
                 println!("  operator authentication is OFF (--insecure-local)");

@@ -95,7 +95,11 @@ impl Subscription for SqliteSubscription {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let wait = if self.watch.is_some() { left.min(POLL) } else { left };
+            let wait = if self.watch.is_some() {
+                left.min(POLL)
+            } else {
+                left
+            };
             match tokio::time::timeout(wait, self.rx.recv()).await {
                 Ok(Ok(notice)) => return Ok(Some(notice)),
                 // Fell behind: something happened, look again.

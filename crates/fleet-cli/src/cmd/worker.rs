@@ -1,0 +1,167 @@
+//! `fleet worker`: a long-running process that only executes steps. It
+//! claims runnable steps from the database (any run, started by any
+//! process), drives their runs, sends the notifications that are due, and
+//! on SIGTERM or Ctrl-C finishes the steps it is executing and exits (a
+//! second signal exits at once; what it held is taken over by another
+//! worker once the leases lapse).
+
+use crate::context::App;
+use crate::workspace::{Locator, UsageError};
+use anyhow::{Result, bail};
+use fleet_core::run::StepStatus;
+use fleet_engine::{EngineError, Observer, StepInfo, WorkerOptions};
+use fleet_store::{RunRecord, StepClaim};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct WorkerArgs {
+    pub concurrency: usize,
+    pub poll: String,
+}
+
+/// One line per step event, naming the run (a worker serves many).
+struct WorkerLines;
+
+fn short(id: &str) -> &str {
+    id.get(..13).unwrap_or(id)
+}
+
+impl Observer for WorkerLines {
+    fn step_started(&self, run: &RunRecord, step: &str, attempt: u32) {
+        eprintln!("run {} {step}: started (attempt {attempt})", short(&run.id));
+    }
+
+    fn step_finished(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        status: StepStatus,
+        elapsed: Duration,
+        info: &StepInfo,
+    ) {
+        let error = info
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        eprintln!(
+            "run {} {step}: {status} in {} ms{error}",
+            short(&run.id),
+            elapsed.as_millis()
+        );
+    }
+
+    fn gate_opened(&self, run: &RunRecord, step: &str, approvers: &[String]) {
+        eprintln!(
+            "run {} {step}: waiting for a decision from {}",
+            short(&run.id),
+            approvers.join(", ")
+        );
+    }
+
+    fn run_finished(&self, run: &RunRecord) {
+        eprintln!("run {} {}", short(&run.id), run.state.status);
+    }
+}
+
+pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
+    if args.concurrency == 0 {
+        bail!(UsageError("--concurrency must be at least 1".into()));
+    }
+    let poll = match fleet_core::config::Duration::parse(&args.poll) {
+        Ok(d) if !d.as_std().is_zero() => d.as_std(),
+        _ => bail!(UsageError(format!(
+            "--poll `{}` is not a duration like 2s or 500ms",
+            args.poll
+        ))),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+        let app = App::open_with(locator, |s| {
+            s.step_slots = Some(slots.clone());
+            // A run's parallel branches may use every slot.
+            s.concurrency = s.concurrency.max(args.concurrency);
+        })
+        .await?;
+        app.ws.print_warnings(&locator.cwd);
+        let engine = app.engine.clone();
+        eprintln!(
+            "fleet worker {}: executing steps from {} ({} at once)",
+            engine.settings().worker_id,
+            app.database,
+            args.concurrency
+        );
+        let deliveries = tokio::spawn(deliver_loop(engine.clone(), poll));
+        let on_error: Arc<dyn Fn(&StepClaim, &EngineError) + Send + Sync> =
+            Arc::new(|claim: &StepClaim, e: &EngineError| {
+                eprintln!("run {} {}: error: {e}", short(&claim.run_id), claim.step);
+            });
+        let report = fleet_engine::run_worker(
+            engine.clone(),
+            WorkerOptions {
+                concurrency: args.concurrency,
+                poll,
+            },
+            Arc::new(WorkerLines),
+            on_error,
+            shutdown_signal(),
+        )
+        .await?;
+        deliveries.abort();
+        eprintln!(
+            "fleet worker: stopped after {} claims ({} errors)",
+            report.claimed, report.errors
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Sends the notifications that are due (gate emails of runs this worker or
+/// anyone else advanced; retries), like `fleet serve` does.
+async fn deliver_loop(engine: Arc<fleet_engine::Engine>, every: Duration) {
+    loop {
+        if let Err(e) = engine.deliver_pending(None).await {
+            eprintln!("fleet worker: delivering notifications: {e}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C; a second one exits at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    eprintln!("fleet worker: draining (finishing the steps in progress; signal again to stop now)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!(
+            "fleet worker: stopped; leases of unfinished steps lapse and other workers take over"
+        );
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
