@@ -111,8 +111,11 @@ enum Command {
         #[arg(long)]
         on_workers: bool,
     },
-    /// Execute steps of every run in the database until stopped (SIGTERM or
-    /// Ctrl-C finishes the steps in progress first).
+    /// Execute the steps of every run in the database until stopped.
+    ///
+    /// Claims runnable steps (of runs any process started), drives their
+    /// runs and sends due notifications. SIGTERM or Ctrl-C finishes the steps
+    /// in progress, then exits; a second signal exits at once.
     Worker {
         /// Steps executed at once.
         #[arg(long, default_value_t = 4, value_name = "N")]
