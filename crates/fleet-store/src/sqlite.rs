@@ -27,6 +27,7 @@
 //!
 //! Schema: the files in `migrations/sqlite/`, tracked by `PRAGMA user_version`.
 
+mod aggregates;
 mod checkpointer;
 mod notices;
 mod queue;
@@ -37,7 +38,7 @@ use crate::audit::{self, Pending};
 use crate::{
     ArtifactRef, AuditEvent, AuditReport, DecisionRecord, Delivery, DeliveryOutcome,
     DeliveryPurpose, DeliveryScope, DeliveryStatus, LeaseChange, NewDelivery, NewRun, RunFilter,
-    RunRecord, ScheduleRecord, StepClaim, StepRun, StepStats, Store, StoreError, StoreStats,
+    RunRecord, ScheduleRecord, StepClaim, StepRun, Store, StoreError, StoreStats,
     Subscription, Transition,
 };
 use async_trait::async_trait;
@@ -64,7 +65,7 @@ const MAX_DEFINITIONS: usize = 256;
 const STATEMENT_CACHE: usize = 64;
 
 /// Schema migrations in order; migration `i` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: [(&str, &str); 5] = [
+const MIGRATIONS: [(&str, &str); 6] = [
     ("init", include_str!("../migrations/sqlite/0001_init.sql")),
     (
         "schedules",
@@ -81,6 +82,10 @@ const MIGRATIONS: [(&str, &str); 5] = [
     (
         "step queue",
         include_str!("../migrations/sqlite/0005_step_queue.sql"),
+    ),
+    (
+        "aggregates",
+        include_str!("../migrations/sqlite/0006_aggregates.sql"),
     ),
 ];
 
@@ -837,6 +842,7 @@ fn commit_in(
         written.push(r);
     }
 
+    aggregates::run_status(conn, Some(before.status.as_str()), t.state.status.as_str())?;
     if let Some(r) = &t.step_run {
         if genflow.step_index(&r.step).is_none() {
             return Err(StoreError::Invalid(format!(
@@ -844,6 +850,7 @@ fn commit_in(
                 r.step, t.run_id
             )));
         }
+        aggregates::step_run(conn, &genflow_name, &t.run_id, r)?;
         conn.prepare_cached(
             "INSERT INTO step_runs (run_id, step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
@@ -1052,6 +1059,7 @@ fn create_in(
         Err(e) => return Err(e.into()),
     }
     queue::sync(conn, &run.genflow, &run.id, None, &run.state, &[], now)?;
+    aggregates::run_status(conn, None, run.state.status.as_str())?;
     let event = audit::run_created(&run.id, &run.genflow, definition_hash, &run.state);
     append_events(conn, Some(&run.id), &[event])?;
     Ok(now)
@@ -1474,45 +1482,8 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.read("reading statistics", |conn, _| {
-            let runs_by_status = conn
-                .prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")?
-                .query_and_then([], |r| {
-                    Ok::<_, StoreError>((r.get::<_, String>(0)?, to_u64(r.get(1)?, "run count")?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let steps = conn
-                .prepare_cached(
-                    "SELECT r.genflow_name, s.step, COUNT(*),
-                            COALESCE(SUM(s.finished_at IS NOT NULL), 0),
-                            COALESCE(SUM((julianday(s.finished_at) - julianday(s.started_at)) * 86400.0), 0.0),
-                            COALESCE(SUM(s.input_tokens), 0),
-                            COALESCE(SUM(s.output_tokens), 0),
-                            COALESCE(SUM(s.cost_usd), 0.0),
-                            COALESCE(SUM(s.cached), 0)
-                     FROM step_runs s JOIN runs r ON r.id = s.run_id
-                     GROUP BY r.genflow_name, s.step ORDER BY r.genflow_name, s.step",
-                )?
-                .query_and_then([], |row| {
-                    Ok::<_, StoreError>(StepStats {
-                        genflow: row.get(0)?,
-                        step: row.get(1)?,
-                        attempts: to_u64(row.get(2)?, "attempts")?,
-                        finished: to_u64(row.get(3)?, "finished")?,
-                        seconds: row.get(4)?,
-                        input_tokens: to_u64(row.get(5)?, "input tokens")?,
-                        output_tokens: to_u64(row.get(6)?, "output tokens")?,
-                        cost_usd: row.get(7)?,
-                        cached: to_u64(row.get(8)?, "cached")?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(StoreStats {
-                runs_by_status,
-                steps,
-            })
-        })
-        .await
+        self.read("reading statistics", |conn, _| aggregates::read(conn))
+            .await
     }
 
     async fn enqueue_deliveries(&self, deliveries: Vec<NewDelivery>) -> Result<u64, StoreError> {

@@ -959,6 +959,39 @@ pub async fn stats_aggregate_runs_and_steps(store: &dyn Store) {
     assert!((s.seconds - 2.5).abs() < 0.01, "duration {}", s.seconds);
     assert_eq!((s.input_tokens, s.output_tokens), (1200, 300));
     assert!((s.cost_usd - 0.0125).abs() < 1e-9);
+
+    // The same attempt recorded again replaces its contribution (the
+    // engine records an attempt when it starts and when it ends), and a
+    // status change moves the run between counts.
+    let run = ok(store.get_run("stats-run-a").await, "get");
+    let (state, _) = advance(
+        &run.definition,
+        &run.state,
+        &Event::StepFailed {
+            step: 0,
+            error: "boom".into(),
+        },
+    )
+    .unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&run, state);
+    let mut sr = step_run("readiness", 1, None);
+    sr.started_at = at("2030-01-01T09:00:00Z");
+    sr.finished_at = Some(at("2030-01-01T09:00:04Z"));
+    sr.input_tokens = 100;
+    sr.cost_usd = Some(0.5);
+    t.step_run = Some(sr);
+    let run = ok(store.commit(t).await, "commit").0;
+    let stats = ok(store.stats().await, "stats");
+    let s = &stats.steps[0];
+    assert_eq!((s.attempts, s.finished), (1, 1), "replaced, not added");
+    assert!((s.seconds - 4.0).abs() < 1e-6, "duration {}", s.seconds);
+    assert_eq!(s.input_tokens, 100);
+    assert!((s.cost_usd - 0.5).abs() < 1e-9);
+    assert_eq!(run.state.status, RunStatus::Failed, "no retries configured");
+    assert_eq!(
+        stats.runs_by_status,
+        vec![("failed".to_string(), 1), ("running".to_string(), 1)]
+    );
 }
 
 fn approval_email(run_id: &str, to: &str, round: u32) -> fleet_store::NewDelivery {
