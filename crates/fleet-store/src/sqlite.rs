@@ -31,7 +31,6 @@ mod aggregates;
 mod checkpointer;
 mod notices;
 mod queue;
-mod shm_stamp;
 mod writer;
 
 use crate::audit::{self, Pending};
@@ -49,7 +48,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use writer::Writer;
 
@@ -151,7 +150,6 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
-                shm: OnceLock::new(),
             }),
             definitions: Arc::default(),
             notices: notices::Notices::new(),
@@ -347,9 +345,6 @@ struct Readers {
     /// See `change_stamp`: bumped whenever a reader sees that something was
     /// committed since it last looked.
     generation: AtomicU64,
-    /// The stamp read from SQLite's WAL index, where it can be mapped;
-    /// mapped on first use (only a server asks for stamps).
-    shm: OnceLock<Option<shm_stamp::ShmStamp>>,
 }
 
 struct Reader {
@@ -390,19 +385,7 @@ impl Readers {
         out
     }
 
-    /// The store's change stamp: from the WAL-index header where it is
-    /// mapped (see `shm_stamp`), else from `PRAGMA data_version`.
-    fn stamp(&self) -> Result<u64, StoreError> {
-        match self
-            .shm
-            .get_or_init(|| shm_stamp::ShmStamp::open(&self.path))
-        {
-            Some(shm) => Ok(shm.read()),
-            None => self.data_version_stamp(),
-        }
-    }
-
-    /// SQLite's `data_version` differs between
+    /// The store's change stamp. SQLite's `data_version` differs between
     /// two reads on one connection exactly when another connection (this
     /// process's writer, or any other process) committed in between. Each
     /// reader compares with what it saw last and bumps the shared
@@ -410,7 +393,7 @@ impl Readers {
     /// stamp was taken is seen by whichever reader next looks, which bumps
     /// the generation after that commit, so every later stamp differs;
     /// extra bumps only cost a cache miss.
-    fn data_version_stamp(&self) -> Result<u64, StoreError> {
+    fn stamp(&self) -> Result<u64, StoreError> {
         self.with_reader(|reader| {
             let now: i64 = reader
                 .conn
@@ -1854,51 +1837,37 @@ fn lease_expiry(now: Timestamp, ttl: Duration) -> Result<Timestamp, StoreError> 
 mod tests {
     use super::*;
 
-    /// Both ways of reading the stamp move exactly when another connection
-    /// commits, and only then; the WAL-index one is there on this platform.
+    /// The stamp moves exactly when another connection commits (a log
+    /// restart included), and only then.
     #[tokio::test]
-    async fn both_change_stamps_follow_commits_of_other_connections() {
+    async fn change_stamp_follows_commits_of_other_connections() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("fleet.db");
         let store = SqliteStore::open(&path)
             .await
             .unwrap_or_else(|e| panic!("open: {e}"));
         let readers = store.readers.as_ref().expect("a file database has readers");
-        readers
-            .stamp()
-            .unwrap_or_else(|e| panic!("first stamp: {e}"));
-        let shm = readers
-            .shm
-            .get()
-            .and_then(Option::as_ref)
-            .expect("the WAL index is mapped");
-        let stamps = || {
-            (
-                shm.read(),
-                readers
-                    .data_version_stamp()
-                    .unwrap_or_else(|e| panic!("data_version: {e}")),
-            )
+        let stamp = || {
+            readers
+                .stamp()
+                .unwrap_or_else(|e| panic!("data_version: {e}"))
         };
         let other = Connection::open(&path).unwrap_or_else(|e| panic!("other: {e}"));
-        let mut last = stamps();
+        let mut last = stamp();
         for round in 0..50 {
-            assert_eq!(stamps(), last, "round {round}: nothing committed");
+            assert_eq!(stamp(), last, "round {round}: nothing committed");
             other
                 .execute_batch(&format!(
                     "CREATE TABLE IF NOT EXISTS t (x); INSERT INTO t VALUES ({round});"
                 ))
                 .unwrap_or_else(|e| panic!("insert: {e}"));
             if round % 10 == 9 {
-                // A restart of the log: the salts change, the counter need not.
                 other
                     .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
                     .unwrap_or_else(|e| panic!("checkpoint: {e}"));
             }
-            let now = stamps();
-            assert_ne!(now.0, last.0, "round {round}: the WAL-index stamp moved");
-            assert_ne!(now.1, last.1, "round {round}: the data_version stamp moved");
-            assert_eq!(now.0 >> 63, 0, "the top bit stays clear");
+            let now = stamp();
+            assert_ne!(now, last, "round {round}: the stamp moved");
             last = now;
         }
     }
