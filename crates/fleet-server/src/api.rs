@@ -385,11 +385,26 @@ async fn genflow_runs(
 #[derive(Deserialize, Default)]
 struct StartBody {
     triggered_by: Option<String>,
+    /// Answer only once the run waits at a gate or ends (whichever process
+    /// executes it), at most `MAX_WAIT`; also `?wait=true`.
+    #[serde(default)]
+    wait: bool,
 }
+
+#[derive(Deserialize, Default)]
+struct StartQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+/// How long a run start with `wait` follows the run before answering with
+/// the run as it is (still running).
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 async fn start_run(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<StartQuery>,
     body: Option<Json<StartBody>>,
 ) -> ApiResult<Response> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
@@ -403,6 +418,21 @@ async fn start_run(
         .await
         .map_err(|e| Failure::from_engine(e).json())?;
     state.kick(&run.id);
+    let run = if query.wait || body.wait {
+        // The worker (this server's, or a `fleet worker`) executes it.
+        let follow = state.engine.follow(
+            &run.id,
+            &fleet_engine::Quiet,
+            false,
+            fleet_engine::Until::GateOrEnd,
+        );
+        match tokio::time::timeout(MAX_WAIT, follow).await {
+            Ok(followed) => followed.map_err(|e| Failure::from_engine(e).json())?,
+            Err(_) => load(&state, &run.id).await?,
+        }
+    } else {
+        run
+    };
     let location = format!("/api/v1/runs/{}", views::url_segment(&run.id));
     Ok((
         [(header::LOCATION, location)],

@@ -1,8 +1,9 @@
 //! Drives runs in the background: the ones the server started or decided
-//! (kicked through the [`WorkQueue`]), plus any run left `running` in the
-//! database (another process's CLI run, a crash, an expired lease), found by
-//! polling. One drive per run at a time in this process: the engine's leases
-//! are per worker id, so two drives here would both believe they own a step.
+//! (kicked through the [`WorkQueue`]), plus steps any process left
+//! runnable (a run started with `--detach`, a crash, an expired lease),
+//! claimed from the store's queue when a commit notice says work appeared
+//! or every poll. A claim is bounded and costs what it claims, however many
+//! runs are stored. One drive per run at a time in this process.
 
 use crate::WorkQueue;
 use fleet_core::run::StepStatus;
@@ -15,6 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 const POLL: Duration = Duration::from_secs(2);
+/// Runs this process drives at once; claims stop while it is full.
+const MAX_DRIVES: usize = 16;
 
 /// Logs progress to stderr, one line per event.
 pub struct LogObserver;
@@ -68,6 +71,13 @@ pub async fn run(
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut queue_open = true;
+    let mut notices = match engine.store().subscribe().await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            eprintln!("worker: cannot subscribe to commits ({e}); polling every {POLL:?}");
+            None
+        }
+    };
     // Approver emails, reminders and other queued deliveries go out from a
     // task of their own, so a slow mail server never holds up runs.
     let deliverer = tokio::spawn(deliver_loop(engine.clone(), stop.clone()));
@@ -108,17 +118,10 @@ pub async fn run(
                     spawn(&mut tasks, id);
                 }
             }
-            _ = poll.tick() => {
-                match engine.store().unfinished_runs().await {
-                    Ok(ids) => {
-                        for id in ids {
-                            if !in_flight.contains_key(&id) {
-                                in_flight.insert(id.clone(), false);
-                                spawn(&mut tasks, id);
-                            }
-                        }
-                    }
-                    Err(e) => eprintln!("worker: cannot list unfinished runs: {e}"),
+            _ = poll.tick() => claim(&engine, &mut in_flight, &mut tasks, &spawn).await,
+            notice = next_notice(&mut notices) => {
+                if !matches!(notice, Some(fleet_store::Notice::Run(_))) {
+                    claim(&engine, &mut in_flight, &mut tasks, &spawn).await;
                 }
             }
         }
@@ -133,6 +136,64 @@ pub async fn run(
             drain
         );
         tasks.abort_all();
+    }
+}
+
+/// The next commit notice; never resolves without a subscription (the
+/// poll then does the looking).
+async fn next_notice(
+    notices: &mut Option<Box<dyn fleet_store::Subscription>>,
+) -> Option<fleet_store::Notice> {
+    match notices {
+        Some(sub) => match sub.next(POLL).await {
+            Ok(notice) => notice,
+            Err(e) => {
+                eprintln!("worker: commit notices failed ({e}); polling every {POLL:?}");
+                *notices = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Claims runnable steps (of any run) while there is room, and drives
+/// their runs; a run already being driven is driven once more after.
+async fn claim(
+    engine: &Arc<Engine>,
+    in_flight: &mut HashMap<String, bool>,
+    tasks: &mut JoinSet<String>,
+    spawn: &impl Fn(&mut JoinSet<String>, String),
+) {
+    let room = MAX_DRIVES.saturating_sub(in_flight.len());
+    if room == 0 {
+        return;
+    }
+    let settings = engine.settings();
+    let claims = match engine
+        .store()
+        .claim_steps(
+            &settings.worker_id,
+            settings.lease_ttl,
+            u32::try_from(room).unwrap_or(u32::MAX),
+            None,
+        )
+        .await
+    {
+        Ok(claims) => claims,
+        Err(e) => {
+            eprintln!("worker: cannot claim steps: {e}");
+            return;
+        }
+    };
+    for c in claims {
+        match in_flight.get_mut(&c.run_id) {
+            Some(again) => *again = true,
+            None => {
+                in_flight.insert(c.run_id.clone(), false);
+                spawn(tasks, c.run_id);
+            }
+        }
     }
 }
 

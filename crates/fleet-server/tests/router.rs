@@ -679,6 +679,19 @@ async fn json_api_lists_starts_and_decides() {
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     let started_id = started.json()["id"].as_str().unwrap_or_default().to_owned();
     assert!(started.header("location").ends_with(&started_id));
+    // With `wait`, the answer comes once the worker brought the run to its gate.
+    let waited = send(
+        &app,
+        post_json(
+            "/api/v1/genflows/release-gate/runs?wait=true",
+            Some(API_TOKEN),
+            json!({"triggered_by": "ci-pipeline"}),
+        ),
+    )
+    .await;
+    assert_eq!(waited.status, StatusCode::CREATED, "{}", waited.body);
+    assert_eq!(waited.json()["status"], "waiting", "{}", waited.body);
+    assert_eq!(waited.json()["waiting_gates"][0], "go-no-go");
     assert_eq!(
         send(
             &app,

@@ -37,8 +37,8 @@ use crate::audit::{self, Pending};
 use crate::{
     ArtifactRef, AuditEvent, AuditReport, DecisionRecord, Delivery, DeliveryOutcome,
     DeliveryPurpose, DeliveryScope, DeliveryStatus, LeaseChange, NewDelivery, NewRun, RunFilter,
-    RunRecord, ScheduleRecord, StepClaim, StepRun, Store, StoreError, StoreStats,
-    Subscription, Transition,
+    RunRecord, ScheduleRecord, StepClaim, StepRun, Store, StoreError, StoreStats, Subscription,
+    Transition,
 };
 use async_trait::async_trait;
 use fleet_core::config::{Genflow, StepKind};

@@ -6,7 +6,11 @@ use super::{Connection, OptionalExtension, audit, params};
 use crate::{StepRun, StepStats, StoreError, StoreStats};
 
 /// A run moved from status `from` (`None`: it was just created) to `to`.
-pub(crate) fn run_status(conn: &Connection, from: Option<&str>, to: &str) -> Result<(), StoreError> {
+pub(crate) fn run_status(
+    conn: &Connection,
+    from: Option<&str>,
+    to: &str,
+) -> Result<(), StoreError> {
     if from == Some(to) {
         return Ok(());
     }
