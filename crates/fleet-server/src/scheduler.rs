@@ -22,6 +22,13 @@ use tokio::sync::watch;
 const TICK: Duration = Duration::from_secs(1);
 pub const TRIGGERED_BY: &str = "schedule";
 
+/// Who started a scheduled run: the schedule and the occurrence it is for
+/// (`schedule 2030-01-01T09:05:00Z`), so every run names the due time it
+/// fired for, and two runs for one occurrence would be visible.
+pub fn triggered_by(due: Timestamp) -> String {
+    format!("{TRIGGERED_BY} {due}")
+}
+
 /// The first occurrence of `cron` strictly after `after`.
 pub fn next_after(cron: &str, after: Timestamp) -> Result<Timestamp, ServerError> {
     let pattern = croner::Cron::from_str(cron)
@@ -46,8 +53,8 @@ pub async fn tick(engine: &Engine, now: Timestamp) -> Result<Vec<String>, Server
         let first_due = next_after(cron, now)?;
         let rec = store.ensure_schedule(&flow.name, cron, first_due).await?;
         // Finish a claim whose run was never created (the claimer died).
-        if let Some(id) = &rec.last_run_id
-            && let Some(id) = create_if_missing(engine, &flow.name, id).await?
+        if let (Some(id), Some(due)) = (&rec.last_run_id, rec.last_due)
+            && let Some(id) = create_if_missing(engine, &flow.name, id, due).await?
         {
             started.push(id);
         }
@@ -59,7 +66,7 @@ pub async fn tick(engine: &Engine, now: Timestamp) -> Result<Vec<String>, Server
         if store
             .claim_schedule(&flow.name, rec.next_due, next, &id)
             .await?
-            && let Some(id) = create_if_missing(engine, &flow.name, &id).await?
+            && let Some(id) = create_if_missing(engine, &flow.name, &id, rec.next_due).await?
         {
             started.push(id);
         }
@@ -71,6 +78,7 @@ async fn create_if_missing(
     engine: &Engine,
     flow: &str,
     id: &str,
+    due: Timestamp,
 ) -> Result<Option<String>, ServerError> {
     match engine.store().get_run(id).await {
         Ok(_) => return Ok(None),
@@ -78,7 +86,7 @@ async fn create_if_missing(
         Err(e) => return Err(e.into()),
     }
     match engine
-        .start_run_with_id(flow, Some(TRIGGERED_BY.into()), id.to_owned())
+        .start_run_with_id(flow, Some(triggered_by(due)), id.to_owned())
         .await
     {
         Ok(run) => Ok(Some(run.id)),

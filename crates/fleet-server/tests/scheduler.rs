@@ -5,7 +5,7 @@ mod common;
 
 use common::env_with;
 use fleet_engine::{Engine, Settings};
-use fleet_server::scheduler::{TRIGGERED_BY, next_after, tick};
+use fleet_server::scheduler::{next_after, tick, triggered_by};
 use fleet_store::{RunFilter, SqliteStore, Store};
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -73,7 +73,15 @@ async fn due_runs_start_once_and_a_restart_catches_up_without_doubling() {
         .get_run(&started[0])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(run.triggered_by.as_deref(), Some(TRIGGERED_BY));
+    assert_eq!(
+        run.triggered_by,
+        Some(triggered_by(at("2030-01-01T09:05:00Z"))),
+        "the run names the occurrence it fired for"
+    );
+    assert_eq!(
+        run.triggered_by.as_deref(),
+        Some("schedule 2030-01-01T09:05:00Z")
+    );
     // The same instant again (a second tick, a second server): nothing more.
     assert!(
         tick(engine, at("2030-01-01T09:05:00Z"))
