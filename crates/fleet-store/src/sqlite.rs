@@ -1048,24 +1048,38 @@ fn create_in(
     Ok(now)
 }
 
-/// The WHERE, ORDER BY and LIMIT of a run listing after `$select` (which
-/// ends in `FROM runs `), bound by `query_listing`: `list_runs` and
-/// `run_versions` share them so both list exactly the same runs.
-macro_rules! listing {
-    ($select:expr) => {
-        concat!(
-            $select,
-            "WHERE (?1 IS NULL OR genflow_name = ?1) AND (?2 IS NULL OR status = ?2)
-               AND (?4 IS NULL OR (created_at, id) < (?4, ?5))
-             ORDER BY created_at DESC, id DESC LIMIT ?3"
-        )
-    };
+/// A run listing: `select` (columns, ending in `FROM runs `) with the WHERE,
+/// ORDER BY and LIMIT for `filter`. `list_runs` and `run_versions` share it,
+/// so both list exactly the same runs. Only the filters that are set appear
+/// in the SQL (an `?1 IS NULL OR` condition keeps SQLite from using an
+/// index), so each shape is served by its index in `created_at DESC, id
+/// DESC` order (`runs_created`, `runs_status_created`,
+/// `runs_genflow_created`, `runs_genflow_status_created`) and a page reads
+/// the rows it lists, however many runs are stored.
+fn listing_sql(select: &str, filter: &RunFilter) -> String {
+    let mut conditions = Vec::new();
+    if filter.genflow.is_some() {
+        conditions.push("genflow_name = ?1");
+    }
+    if filter.status.is_some() {
+        conditions.push("status = ?2");
+    }
+    if filter.before.is_some() {
+        conditions.push("(created_at, id) < (?4, ?5)");
+    }
+    let mut sql = select.to_owned();
+    if !conditions.is_empty() {
+        sql.push_str("WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?3");
+    sql
 }
 
-/// Runs `sql` (a `listing!`) for `filter`, each row mapped by `map`.
+/// Runs the listing of `filter` with columns `select`, each row mapped by `map`.
 fn query_listing<T>(
     conn: &Connection,
-    sql: &str,
+    select: &str,
     filter: &RunFilter,
     map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
@@ -1075,19 +1089,27 @@ fn query_listing<T>(
         Some(c) => (Some(audit::format_time(c.created_at)), Some(c.id.as_str())),
         None => (None, None),
     };
-    Ok(conn
-        .prepare_cached(sql)?
-        .query_map(
-            params![
-                filter.genflow,
-                filter.status.map(|s| s.as_str()),
-                limit,
-                after_time,
-                after_id
-            ],
-            map,
-        )?
-        .collect::<Result<Vec<_>, _>>()?)
+    let sql = listing_sql(select, filter);
+    let mut statement = conn.prepare_cached(&sql)?;
+    // Parameters are numbered as in `listing_sql`; bind each up to the
+    // highest one this shape uses (SQLite counts parameters up to it).
+    let status = filter.status.map(|s| s.as_str());
+    for i in 1..=statement.parameter_count() {
+        match i {
+            1 => statement.raw_bind_parameter(i, &filter.genflow)?,
+            2 => statement.raw_bind_parameter(i, status)?,
+            3 => statement.raw_bind_parameter(i, limit)?,
+            4 => statement.raw_bind_parameter(i, &after_time)?,
+            _ => statement.raw_bind_parameter(i, after_id)?,
+        }
+    }
+    let mut rows = statement.raw_query();
+    let mut map = map;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -1177,7 +1199,7 @@ impl Store for SqliteStore {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let filter = filter.clone();
         self.read("listing runs", move |conn, defs| {
-            let rows = query_listing(conn, listing!(select_runs!("")), &filter, run_row)?;
+            let rows = query_listing(conn, select_runs!(""), &filter, run_row)?;
             rows.into_iter()
                 .map(|r| run_record(conn, defs, r))
                 .collect()
@@ -1188,12 +1210,9 @@ impl Store for SqliteStore {
     async fn run_versions(&self, filter: &RunFilter) -> Result<Vec<(String, i64)>, StoreError> {
         let filter = filter.clone();
         self.read("listing run versions", move |conn, _| {
-            query_listing(
-                conn,
-                listing!("SELECT id, version FROM runs "),
-                &filter,
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            query_listing(conn, "SELECT id, version FROM runs ", &filter, |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
         })
         .await
     }

@@ -32,3 +32,12 @@ SELECT r.genflow_name, s.step, COUNT(*),
        COALESCE(SUM(s.cached), 0)
 FROM step_runs s JOIN runs r ON r.id = s.run_id
 GROUP BY r.genflow_name, s.step;
+
+-- Run listings filtered by status and/or genflow read their page from an
+-- index in listing order instead of scanning every run for the few that
+-- match (the dashboard's "waiting" list over 100,000 finished runs).
+DROP INDEX runs_status;
+DROP INDEX runs_genflow;
+CREATE INDEX runs_status_created ON runs (status, created_at DESC, id DESC);
+CREATE INDEX runs_genflow_created ON runs (genflow_name, created_at DESC, id DESC);
+CREATE INDEX runs_genflow_status_created ON runs (genflow_name, status, created_at DESC, id DESC);
