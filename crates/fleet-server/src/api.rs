@@ -314,10 +314,11 @@ async fn runs_matching(
 ) -> ApiResult<Response> {
     let store = state.engine.store();
     let key = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         filter.genflow.as_deref().unwrap_or_default(),
         filter.status.map_or("", |s| s.as_str()),
-        filter.limit.map_or(-1, i64::from)
+        filter.limit.map_or(-1, i64::from),
+        filter.before.as_ref().map_or("", |c| c.id.as_str())
     );
     // Read before anything else: a listing made after it is at least as new.
     let stamp = store
@@ -364,7 +365,7 @@ async fn list_runs(
     Query(q): Query<RunsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let filter = api(q.filter())?;
+    let filter = api(q.filter_in(state.engine.store().as_ref()).await)?;
     runs_matching(&state, filter, &headers).await
 }
 
@@ -377,7 +378,7 @@ async fn genflow_runs(
     if state.engine.config().genflow(&name).is_none() {
         return Err(Failure::not_found(format!("genflow `{name}`")).json());
     }
-    let mut filter = api(q.filter())?;
+    let mut filter = api(q.filter_in(state.engine.store().as_ref()).await)?;
     filter.genflow = Some(name);
     runs_matching(&state, filter, &headers).await
 }

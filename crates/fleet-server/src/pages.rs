@@ -225,9 +225,22 @@ pub struct RunsQuery {
     pub genflow: Option<String>,
     pub status: Option<String>,
     pub limit: Option<u32>,
+    /// Keyset pagination: runs listed after this run id (the last of the
+    /// previous page).
+    pub before: Option<String>,
 }
 
 impl RunsQuery {
+    /// [`RunsQuery::filter`] with `before` resolved to its run's position.
+    pub async fn filter_in(&self, store: &dyn fleet_store::Store) -> Result<RunFilter, Failure> {
+        let mut filter = self.filter()?;
+        if let Some(id) = self.before.as_deref().filter(|b| !b.is_empty()) {
+            let run = store.get_run(id).await.map_err(Failure::from_store)?;
+            filter.before = Some(fleet_store::RunCursor::after(&run));
+        }
+        Ok(filter)
+    }
+
     pub fn filter(&self) -> Result<RunFilter, Failure> {
         let status = match self.status.as_deref().filter(|s| !s.is_empty()) {
             None => None,
@@ -275,8 +288,8 @@ async fn dashboard(
     State(state): State<AppState>,
     Query(q): Query<RunsQuery>,
 ) -> Result<Html<String>, Failure> {
-    let filter = q.filter()?;
     let store = state.engine.store();
+    let filter = q.filter_in(store.as_ref()).await?;
     let runs = store
         .list_runs(&filter)
         .await

@@ -692,6 +692,33 @@ async fn json_api_lists_starts_and_decides() {
     assert_eq!(waited.status, StatusCode::CREATED, "{}", waited.body);
     assert_eq!(waited.json()["status"], "waiting", "{}", waited.body);
     assert_eq!(waited.json()["waiting_gates"][0], "go-no-go");
+    // Keyset pages: newest first, each run once, page 2 after page 1's last.
+    let all = send(&app, get_as_operator("/api/v1/runs")).await.json();
+    let all: Vec<String> = all
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let first = send(&app, get_as_operator("/api/v1/runs?limit=2"))
+        .await
+        .json();
+    let last = first[1]["id"].as_str().unwrap_or_default().to_owned();
+    let second = send(
+        &app,
+        get_as_operator(&format!("/api/v1/runs?limit=2&before={last}")),
+    )
+    .await
+    .json();
+    assert_eq!(
+        [&first[0]["id"], &first[1]["id"], &second[0]["id"]]
+            .map(|v| v.as_str().unwrap_or_default().to_owned()),
+        [all[0].clone(), all[1].clone(), all[2].clone()]
+    );
+    assert_eq!(second.as_array().map(Vec::len), Some(1));
     assert_eq!(
         send(
             &app,
