@@ -47,8 +47,8 @@ async fn main() -> Result<(), Error> {
         .split(',')
         .map(str::to_owned)
         .collect();
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fleet-cli/example/release-gate");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-cli/example/release-gate");
     let text = std::fs::read_to_string(example.join(".fleet/config.yaml"))?;
     let config = Arc::new(
         fleet_core::config::check_str(&text)
@@ -70,7 +70,10 @@ async fn main() -> Result<(), Error> {
             let t = Instant::now();
             fill(&engine, size.saturating_sub(stored)).await?;
             stored = size.max(stored);
-            eprintln!("{backend}: {stored} runs stored (filled in {:.1} s)", t.elapsed().as_secs_f64());
+            eprintln!(
+                "{backend}: {stored} runs stored (filled in {:.1} s)",
+                t.elapsed().as_secs_f64()
+            );
             // A run deep in history, for a keyset page there.
             let deep = store
                 .list_runs(&fleet_store::RunFilter {
@@ -92,8 +95,14 @@ async fn main() -> Result<(), Error> {
             let targets = [
                 ("dashboard /", "/".to_owned()),
                 ("/api/v1/runs", "/api/v1/runs".to_owned()),
-                ("/api/v1/runs?before=", format!("/api/v1/runs?before={cursor}")),
-                ("/api/v1/runs?status=", "/api/v1/runs?status=waiting".to_owned()),
+                (
+                    "/api/v1/runs?before=",
+                    format!("/api/v1/runs?before={cursor}"),
+                ),
+                (
+                    "/api/v1/runs?status=",
+                    "/api/v1/runs?status=waiting".to_owned(),
+                ),
                 ("/metrics", "/metrics".to_owned()),
             ];
             for (name, uri) in targets {
@@ -206,7 +215,9 @@ mod bench_support {
 
         pub async fn store(&self) -> Result<Arc<dyn Store>, Error> {
             match self.backend.as_str() {
-                _ => Ok(Arc::new(SqliteStore::open(&self.dir.path().join("fleet.db")).await?)),
+                _ => Ok(Arc::new(
+                    SqliteStore::open(&self.dir.path().join("fleet.db")).await?,
+                )),
             }
         }
 
