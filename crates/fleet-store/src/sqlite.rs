@@ -825,7 +825,6 @@ fn commit_in(
         written.push(r);
     }
 
-    aggregates::run_status(conn, Some(before.status.as_str()), t.state.status.as_str())?;
     if let Some(r) = &t.step_run {
         if genflow.step_index(&r.step).is_none() {
             return Err(StoreError::Invalid(format!(
@@ -833,7 +832,6 @@ fn commit_in(
                 r.step, t.run_id
             )));
         }
-        aggregates::step_run(conn, &genflow_name, &t.run_id, r)?;
         conn.prepare_cached(
             "INSERT INTO step_runs (run_id, step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
@@ -1042,7 +1040,6 @@ fn create_in(
         Err(e) => return Err(e.into()),
     }
     queue::sync(conn, &run.genflow, &run.id, None, &run.state, &[], now)?;
-    aggregates::run_status(conn, None, run.state.status.as_str())?;
     let event = audit::run_created(&run.id, &run.genflow, definition_hash, &run.state);
     append_events(conn, Some(&run.id), &[event])?;
     Ok(now)

@@ -57,14 +57,11 @@ pub(crate) fn sync(
             == 1;
     }
     for change in leases {
-        match change {
-            LeaseChange::Take { step, ttl, .. } => {
-                let until = audit::format_time(lease_expiry(now, *ttl)?);
-                set_claimable(conn, run_id, step, &until)?;
-            }
-            LeaseChange::Release { step, .. } => {
-                work |= set_claimable(conn, run_id, step, &now_text)?;
-            }
+        // A lease taken here is not written to the queue row: a claimer
+        // that reaches the row finds the live lease and re-times the row
+        // then (`claim`), which saves a write on every step start.
+        if let LeaseChange::Release { step, .. } = change {
+            work |= set_claimable(conn, run_id, step, &now_text)?;
         }
     }
     Ok(work)

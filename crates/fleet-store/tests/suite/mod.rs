@@ -984,7 +984,7 @@ pub async fn stats_aggregate_runs_and_steps(store: &dyn Store) {
     let stats = ok(store.stats().await, "stats");
     let s = &stats.steps[0];
     assert_eq!((s.attempts, s.finished), (1, 1), "replaced, not added");
-    assert!((s.seconds - 4.0).abs() < 1e-6, "duration {}", s.seconds);
+    assert!((s.seconds - 4.0).abs() < 1e-3, "duration {}", s.seconds);
     assert_eq!(s.input_tokens, 100);
     assert!((s.cost_usd - 0.5).abs() < 1e-9);
     assert_eq!(run.state.status, RunStatus::Failed, "no retries configured");
