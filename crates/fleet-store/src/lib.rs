@@ -15,9 +15,24 @@
 //! database errors as text so no driver's types leak into the API.
 
 pub mod audit;
+mod postgres;
 mod sqlite;
+mod url;
 
+pub use postgres::{Migrate, PostgresStore, schema_version_known};
+#[cfg(feature = "testing")]
+pub mod testing;
 pub use sqlite::SqliteStore;
+pub use url::{DatabaseUrl, redact};
+
+/// Opens the store `url` names: SQLite (migrated as needed, as always) or
+/// PostgreSQL (checked, or migrated with `Migrate::Apply`).
+pub async fn open(url: &DatabaseUrl, migrate: Migrate) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+        DatabaseUrl::Postgres(text) => Arc::new(PostgresStore::connect(text, migrate).await?),
+    })
+}
 
 use async_trait::async_trait;
 use fleet_core::config::Genflow;
@@ -66,6 +81,41 @@ pub fn upstream_documents(run: &RunRecord, idx: usize, refs: &[ArtifactRef]) -> 
         )
     });
     out
+}
+
+/// The steps of `state` a worker may run (or take over): Ready, or Running
+/// (under a lease that may lapse), while the run has not ended. What the
+/// store's queue of runnable steps holds, on every backend.
+pub(crate) fn runnable<'g>(genflow: &'g Genflow, state: &RunState) -> Vec<&'g str> {
+    if state.is_terminal() {
+        return Vec::new();
+    }
+    state
+        .steps
+        .iter()
+        .zip(&genflow.steps)
+        .filter(|(s, _)| {
+            matches!(
+                s.status,
+                fleet_core::run::StepStatus::Ready | fleet_core::run::StepStatus::Running
+            )
+        })
+        .map(|(_, step)| step.name.as_str())
+        .collect()
+}
+
+/// A state must have one entry per step of its genflow.
+pub(crate) fn check_shape(genflow: &Genflow, state: &RunState) -> Result<(), StoreError> {
+    if genflow.steps.len() == state.steps.len() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "run state has {} steps but genflow `{}` has {}",
+            state.steps.len(),
+            genflow.name,
+            genflow.steps.len()
+        )))
+    }
 }
 
 /// A new run id: a UUID v7 (time-ordered, so ids sort by creation).

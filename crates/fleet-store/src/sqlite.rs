@@ -34,6 +34,7 @@ mod queue;
 mod writer;
 
 use crate::audit::{self, Pending};
+use crate::check_shape;
 use crate::{
     ArtifactRef, AuditEvent, AuditReport, DecisionRecord, Delivery, DeliveryOutcome,
     DeliveryPurpose, DeliveryScope, DeliveryStatus, LeaseChange, NewDelivery, NewRun, RunFilter,
@@ -491,19 +492,6 @@ fn to_u64(n: i64, what: &str) -> Result<u64, StoreError> {
 
 fn time(text: &str) -> Result<Timestamp, StoreError> {
     audit::parse_time(text)
-}
-
-fn check_shape(genflow: &Genflow, state: &RunState) -> Result<(), StoreError> {
-    if genflow.steps.len() == state.steps.len() {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "run state has {} steps but genflow `{}` has {}",
-            state.steps.len(),
-            genflow.name,
-            genflow.steps.len()
-        )))
-    }
 }
 
 /// A run row as selected by `select_runs!`, before decoding.

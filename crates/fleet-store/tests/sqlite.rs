@@ -277,6 +277,21 @@ async fn processes_share_one_database_file() {
 }
 
 #[tokio::test]
+async fn claims_take_each_runnable_step_once() {
+    suite::claims_take_each_runnable_step_once(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn keyset_pages_list_each_run_once() {
+    suite::keyset_pages_list_each_run_once(&db().await.store).await;
+}
+
+#[tokio::test]
+async fn subscribers_hear_commits() {
+    suite::subscribers_hear_commits(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn outbox_delivers_each_key_once() {
     suite::outbox_delivers_each_key_once(&db().await.store).await;
 }

@@ -7,24 +7,10 @@
 //! its cost follows what it claims, not how many runs are stored.
 
 use super::{Connection, OptionalExtension, audit, lease_expiry, params};
-use crate::{LeaseChange, StepClaim, StoreError};
+use crate::{LeaseChange, StepClaim, StoreError, runnable};
 use fleet_core::config::Genflow;
-use fleet_core::run::{RunState, StepStatus};
+use fleet_core::run::RunState;
 use std::time::Duration;
-
-/// The steps of `state` a worker may run (or take over).
-pub(crate) fn runnable<'g>(genflow: &'g Genflow, state: &RunState) -> Vec<&'g str> {
-    if state.is_terminal() {
-        return Vec::new();
-    }
-    state
-        .steps
-        .iter()
-        .zip(&genflow.steps)
-        .filter(|(s, _)| matches!(s.status, StepStatus::Ready | StepStatus::Running))
-        .map(|(_, step)| step.name.as_str())
-        .collect()
-}
 
 /// Brings run `run_id`'s queue rows from `before` to `after`, then applies
 /// the transition's lease changes to them. True when a step became
@@ -57,11 +43,22 @@ pub(crate) fn sync(
             == 1;
     }
     for change in leases {
-        // A lease taken here is not written to the queue row: a claimer
-        // that reaches the row finds the live lease and re-times the row
-        // then (`claim`), which saves a write on every step start.
-        if let LeaseChange::Release { step, .. } = change {
-            work |= set_claimable(conn, run_id, step, &now_text)?;
+        match change {
+            // A lease taken here only ever moves the row's time earlier (to
+            // when the lease lapses); a later time reaches the row lazily
+            // (the next claimer finds the live lease and re-times the row),
+            // which saves a write on nearly every step start.
+            LeaseChange::Take { step, ttl, .. } => {
+                let until = audit::format_time(lease_expiry(now, *ttl)?);
+                conn.prepare_cached(
+                    "UPDATE step_queue SET claimable_at = ?3
+                     WHERE run_id = ?1 AND step = ?2 AND claimable_at > ?3",
+                )?
+                .execute(params![run_id, step, until])?;
+            }
+            LeaseChange::Release { step, .. } => {
+                work |= set_claimable(conn, run_id, step, &now_text)?;
+            }
         }
     }
     Ok(work)

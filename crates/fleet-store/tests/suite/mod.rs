@@ -1605,3 +1605,156 @@ pub async fn create_with_first_transition_is_atomic(store: &dyn Store) {
     assert_eq!(ok(store.events(None).await, "events").len(), events_before);
     assert!(ok(store.verify_audit().await, "verify").is_ok());
 }
+
+/// The queue of runnable steps: a Ready step is claimed once; a live lease
+/// (taken by the step's start) blocks claims until it lapses; claims can be
+/// limited to one run; a run that ended leaves the queue.
+pub async fn claims_take_each_runnable_step_once(store: &dyn Store) {
+    let ttl = Duration::from_secs(60);
+    assert!(ok(store.claim_steps("w1", ttl, 10, None).await, "claim").is_empty());
+    let a = new_run(store, "queue-a", "release-gate", None).await;
+    let a = step(store, &a, Event::Start).await;
+    let b = new_run(store, "queue-b", "release-gate", None).await;
+    let b = step(store, &b, Event::Start).await;
+
+    let only_b = ok(
+        store.claim_steps("w1", ttl, 10, Some("queue-b")).await,
+        "claim b",
+    );
+    assert_eq!(
+        only_b,
+        vec![fleet_store::StepClaim {
+            run_id: "queue-b".into(),
+            step: "readiness".into()
+        }]
+    );
+    let rest = ok(store.claim_steps("w2", ttl, 10, None).await, "claim rest");
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_eq!(rest[0].run_id, "queue-a");
+    assert!(
+        ok(store.claim_steps("w3", ttl, 10, None).await, "claim again").is_empty(),
+        "claimed steps are not claimed twice while their leases live"
+    );
+
+    // A step started under a short lease by a worker that then died.
+    let (state, _) = advance(&a.definition, &a.state, &Event::StepStarted { step: 0 })
+        .unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&a, state);
+    t.leases = vec![LeaseChange::Take {
+        step: "readiness".into(),
+        owner: "w2".into(),
+        ttl: Duration::from_millis(50),
+    }];
+    let a = ok(store.commit(t).await, "start a").0;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let taken_over = ok(store.claim_steps("w4", ttl, 10, None).await, "take over");
+    assert_eq!(taken_over.len(), 1, "{taken_over:?}");
+    assert_eq!(
+        (taken_over[0].run_id.as_str(), taken_over[0].step.as_str()),
+        ("queue-a", "readiness")
+    );
+
+    // Ended runs leave the queue: nothing of them is ever claimed again.
+    step(store, &a, Event::Cancel).await;
+    step(store, &b, Event::Cancel).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let short = Duration::from_millis(1);
+    assert!(ok(store.claim_steps("w5", short, 10, None).await, "claim").is_empty());
+}
+
+/// Keyset pages: each run once, in listing order, with and without a filter.
+pub async fn keyset_pages_list_each_run_once(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = format!("page-{i}");
+        let run = new_run(store, &id, "release-gate", None).await;
+        if i % 2 == 0 {
+            step(store, &run, Event::Start).await;
+        } else {
+            step(store, &run, Event::Cancel).await;
+        }
+        ids.push(id);
+        // Distinct creation times, so the order is the creation order.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for status in [None, Some(RunStatus::Cancelled)] {
+        let all = ok(
+            store
+                .list_runs(&RunFilter {
+                    status,
+                    ..RunFilter::default()
+                })
+                .await,
+            "list",
+        );
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = ok(
+                store
+                    .list_runs(&RunFilter {
+                        status,
+                        limit: Some(2),
+                        before: before.clone(),
+                        ..RunFilter::default()
+                    })
+                    .await,
+                "page",
+            );
+            let versions = ok(
+                store
+                    .run_versions(&RunFilter {
+                        status,
+                        limit: Some(2),
+                        before: before.clone(),
+                        ..RunFilter::default()
+                    })
+                    .await,
+                "versions",
+            );
+            assert_eq!(
+                versions.iter().map(|v| v.0.clone()).collect::<Vec<_>>(),
+                page.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+            );
+            let Some(last) = page.last() else { break };
+            before = Some(fleet_store::RunCursor::after(last));
+            paged.extend(page.iter().map(|r| r.id.clone()));
+        }
+        let all: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(paged, all, "status {status:?}");
+        let expected = if status.is_some() { 2 } else { 5 };
+        assert_eq!(all.len(), expected, "{all:?}");
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let listed: Vec<String> = ok(store.list_runs(&RunFilter::default()).await, "list")
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(listed, newest_first);
+}
+
+/// A commit is announced to subscribers; with nothing committed, `next`
+/// returns None after its timeout.
+pub async fn subscribers_hear_commits(store: &dyn Store) {
+    let mut sub = ok(store.subscribe().await, "subscribe");
+    let quiet = std::time::Instant::now();
+    loop {
+        match ok(sub.next(Duration::from_millis(300)).await, "next") {
+            None => break,
+            // Notices of earlier commits may still arrive; then silence.
+            Some(_) => assert!(quiet.elapsed() < Duration::from_secs(5)),
+        }
+    }
+    let run = new_run(store, "heard-here", "release-gate", None).await;
+    step(store, &run, Event::Start).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut heard = false;
+    while std::time::Instant::now() < deadline && !heard {
+        if let Some(fleet_store::Notice::Run(id)) =
+            ok(sub.next(Duration::from_secs(1)).await, "next")
+        {
+            heard |= id == "heard-here";
+        }
+    }
+    assert!(heard, "the commit of run heard-here was announced");
+}

@@ -1,0 +1,377 @@
+//! The audit chain on PostgreSQL: appending under the `chain_head` lock
+//! (with the `/metrics` aggregates), reading, verifying; and `stats()`.
+
+use super::{PostgresStore, pg, to_u64};
+use crate::audit::{self, Pending};
+use crate::{AuditEvent, AuditReport, StepRun, StepStats, StoreError, StoreStats};
+use deadpool_postgres::Transaction;
+
+/// One attempt's contribution to its step's totals. Computed the same way
+/// for the record written and the one it replaces, so replacing subtracts
+/// exactly what was added.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Contribution {
+    pub attempts: i64,
+    pub finished: i64,
+    pub duration_us: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nusd: i64,
+    pub cached: i64,
+}
+
+impl Contribution {
+    pub fn of(r: &StepRun) -> Contribution {
+        let started = r.started_at.as_microsecond();
+        Contribution {
+            attempts: 1,
+            finished: i64::from(r.finished_at.is_some()),
+            duration_us: r
+                .finished_at
+                .map_or(0, |f| (f.as_microsecond() - started).max(0)),
+            input_tokens: i64::try_from(r.input_tokens).unwrap_or(i64::MAX),
+            output_tokens: i64::try_from(r.output_tokens).unwrap_or(i64::MAX),
+            // Saturating float-to-int conversion; cost is never negative.
+            cost_nusd: (r.cost_usd.unwrap_or(0.0).max(0.0) * 1e9).round() as i64,
+            cached: i64::from(r.cached),
+        }
+    }
+
+    /// `self - old`: what replacing `old` by `self` changes.
+    pub fn minus(self, old: Contribution) -> Contribution {
+        Contribution {
+            attempts: self.attempts - old.attempts,
+            finished: self.finished - old.finished,
+            duration_us: self.duration_us - old.duration_us,
+            input_tokens: self.input_tokens - old.input_tokens,
+            output_tokens: self.output_tokens - old.output_tokens,
+            cost_nusd: self.cost_nusd - old.cost_nusd,
+            cached: self.cached - old.cached,
+        }
+    }
+}
+
+/// How a transaction changes the aggregates `stats()` reads.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    /// A run left status `.0` (None: it is new) for `.1`.
+    pub run_status: Option<(Option<String>, String)>,
+    /// (genflow, step, change) of a step-run record written.
+    pub step: Option<(String, String, Contribution)>,
+}
+
+/// Appends `events` to the chain and applies `tally`, holding the
+/// `chain_head` row lock from here until the transaction commits: call it
+/// last, after every other write of the transaction.
+pub(super) async fn append(
+    tx: &Transaction<'_>,
+    run_id: Option<&str>,
+    events: &[Pending],
+    tally: &Tally,
+) -> Result<(), StoreError> {
+    if events.is_empty() && tally.run_status.is_none() && tally.step.is_none() {
+        return Ok(());
+    }
+    let head = tx
+        .query_one(
+            "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(pg("locking the audit chain"))?;
+    let (mut seq, mut prev): (i64, String) = (head.get(0), head.get(1));
+    if let Some((from, to)) = &tally.run_status
+        && from.as_ref() != Some(to)
+    {
+        if let Some(from) = from {
+            tx.execute(
+                "UPDATE run_counts SET runs = runs - 1 WHERE status = $1",
+                &[from],
+            )
+            .await
+            .map_err(pg("counting runs"))?;
+        }
+        tx.execute(
+            "INSERT INTO run_counts (status, runs) VALUES ($1, 1)
+             ON CONFLICT (status) DO UPDATE SET runs = run_counts.runs + 1",
+            &[to],
+        )
+        .await
+        .map_err(pg("counting runs"))?;
+    }
+    if let Some((genflow, step, c)) = &tally.step {
+        tx.execute(
+            "INSERT INTO step_totals (genflow, step, attempts, finished, duration_us, input_tokens, output_tokens, cost_nusd, cached)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (genflow, step) DO UPDATE SET
+               attempts = step_totals.attempts + excluded.attempts,
+               finished = step_totals.finished + excluded.finished,
+               duration_us = step_totals.duration_us + excluded.duration_us,
+               input_tokens = step_totals.input_tokens + excluded.input_tokens,
+               output_tokens = step_totals.output_tokens + excluded.output_tokens,
+               cost_nusd = step_totals.cost_nusd + excluded.cost_nusd,
+               cached = step_totals.cached + excluded.cached",
+            &[
+                genflow,
+                step,
+                &c.attempts,
+                &c.finished,
+                &c.duration_us,
+                &c.input_tokens,
+                &c.output_tokens,
+                &c.cost_nusd,
+                &c.cached,
+            ],
+        )
+        .await
+        .map_err(pg("adding up step totals"))?;
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    // One transaction, one time: its events happen together.
+    let at = audit::format_time(audit::now());
+    let n = events.len();
+    let (mut seqs, mut runs, mut ats, mut kinds, mut payloads, mut prevs, mut hashes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for e in events {
+        seq += 1;
+        let payload = audit::canonical_payload(seq, &e.payload)?;
+        let hash = audit::event_hash_canonical(seq, run_id, &at, &e.kind, &payload, &prev);
+        seqs.push(seq);
+        runs.push(run_id.map(str::to_owned));
+        ats.push(at.clone());
+        kinds.push(e.kind.clone());
+        payloads.push(payload);
+        prevs.push(std::mem::replace(&mut prev, hash.clone()));
+        hashes.push(hash);
+    }
+    tx.execute(
+        "INSERT INTO events (seq, run_id, at, kind, payload_json, prev_hash, hash)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
+        &[&seqs, &runs, &ats, &kinds, &payloads, &prevs, &hashes],
+    )
+    .await
+    .map_err(pg("appending audit events"))?;
+    tx.execute(
+        "UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1",
+        &[&seq, &prev],
+    )
+    .await
+    .map_err(pg("advancing the audit chain"))?;
+    Ok(())
+}
+
+pub(super) async fn events(
+    store: &PostgresStore,
+    run_id: Option<&str>,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let client = store.client().await?;
+    let rows = match run_id {
+        Some(id) => client
+            .query(
+                "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events WHERE run_id = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await,
+        None => client
+            .query(
+                "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events ORDER BY seq",
+                &[],
+            )
+            .await,
+    }
+    .map_err(pg("reading audit events"))?;
+    rows.iter()
+        .map(|r| {
+            let seq: i64 = r.get(0);
+            let payload: String = r.get(4);
+            Ok(AuditEvent {
+                seq,
+                run_id: r.get(1),
+                at: audit::parse_time(r.get(2))?,
+                kind: r.get(3),
+                payload: serde_json::from_str(&payload)
+                    .map_err(|e| StoreError::Corrupt(format!("event {seq} payload: {e}")))?,
+                prev_hash: r.get(5),
+                hash: r.get(6),
+            })
+        })
+        .collect()
+}
+
+fn problem(report: &mut AuditReport, text: String) {
+    report.first_problem.get_or_insert(text);
+}
+
+/// Events and artifacts are read a page at a time, so verifying a long
+/// history never holds it all in memory.
+const PAGE: i64 = 5000;
+
+pub(super) async fn verify(store: &PostgresStore) -> Result<AuditReport, StoreError> {
+    let client = store.client().await?;
+    let mut report = AuditReport::default();
+    let mut prev = audit::GENESIS_HASH.to_string();
+    let mut expected_seq = 1;
+    let mut after = 0i64;
+    loop {
+        let rows = client
+            .query(
+                "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&after, &PAGE],
+            )
+            .await
+            .map_err(pg("verifying the audit log"))?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            report.events_checked += 1;
+            let seq: i64 = row.get(0);
+            after = seq;
+            let kind: String = row.get(3);
+            let name = format!("event {seq} ({kind})");
+            if seq != expected_seq {
+                problem(
+                    &mut report,
+                    format!("{name}: expected event {expected_seq} here; events are missing"),
+                );
+            }
+            expected_seq = seq + 1;
+            let prev_hash: String = row.get(5);
+            let hash: String = row.get(6);
+            if prev_hash != prev {
+                problem(
+                    &mut report,
+                    format!("{name}: does not link to the event before it"),
+                );
+            }
+            let text: String = row.get(4);
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(payload) => {
+                    let run_id: Option<String> = row.get(1);
+                    let at: String = row.get(2);
+                    let recomputed = audit::event_hash(
+                        seq,
+                        run_id.as_deref(),
+                        &at,
+                        &kind,
+                        &payload,
+                        &prev_hash,
+                    )?;
+                    if recomputed != hash {
+                        problem(&mut report, format!("{name}: hash mismatch"));
+                    }
+                }
+                Err(e) => problem(&mut report, format!("{name}: payload is not JSON ({e})")),
+            }
+            prev = hash;
+        }
+    }
+    let head = client
+        .query_one("SELECT seq, hash FROM chain_head WHERE id = 1", &[])
+        .await
+        .map_err(pg("reading the chain head"))?;
+    let (head_seq, head_hash): (i64, String) = (head.get(0), head.get(1));
+    if head_seq != expected_seq - 1 || head_hash != prev {
+        problem(
+            &mut report,
+            format!(
+                "the chain head (event {head_seq}) does not match the last event ({})",
+                expected_seq - 1
+            ),
+        );
+    }
+    let mut after = String::new();
+    loop {
+        let rows = client
+            .query(
+                "SELECT sha256, bytes, size FROM artifacts WHERE sha256 > $1 ORDER BY sha256 LIMIT $2",
+                &[&after, &PAGE],
+            )
+            .await
+            .map_err(pg("verifying artifacts"))?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            report.artifacts_checked += 1;
+            let sha: String = row.get(0);
+            let bytes: &[u8] = row.get(1);
+            let size: i64 = row.get(2);
+            if audit::sha256_hex(bytes) != sha || i64::try_from(bytes.len()).ok() != Some(size) {
+                let used = client
+                    .query_opt(
+                        "SELECT run_id, path, revision FROM artifact_revisions WHERE sha256 = $1 ORDER BY created_at, run_id LIMIT 1",
+                        &[&sha],
+                    )
+                    .await
+                    .map_err(pg("verifying artifacts"))?;
+                let place = used
+                    .map(|u| {
+                        format!(
+                            " (run {}, {} rev {})",
+                            u.get::<_, String>(0),
+                            u.get::<_, String>(1),
+                            u.get::<_, i64>(2)
+                        )
+                    })
+                    .unwrap_or_default();
+                problem(
+                    &mut report,
+                    format!("artifact {sha}{place}: content does not match its sha256"),
+                );
+            }
+            after = sha;
+        }
+    }
+    Ok(report)
+}
+
+pub(super) async fn stats(store: &PostgresStore) -> Result<StoreStats, StoreError> {
+    let client = store.client().await?;
+    let runs_by_status = client
+        .query(
+            "SELECT status, runs FROM run_counts WHERE runs > 0 ORDER BY status",
+            &[],
+        )
+        .await
+        .map_err(pg("reading statistics"))?
+        .iter()
+        .map(|r| Ok((r.get::<_, String>(0), to_u64(r.get(1), "run count")?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let steps = client
+        .query(
+            "SELECT genflow, step, attempts, finished, duration_us, input_tokens, output_tokens, cost_nusd, cached
+             FROM step_totals ORDER BY genflow, step",
+            &[],
+        )
+        .await
+        .map_err(pg("reading statistics"))?
+        .iter()
+        .map(|r| {
+            Ok(StepStats {
+                genflow: r.get(0),
+                step: r.get(1),
+                attempts: to_u64(r.get(2), "attempts")?,
+                finished: to_u64(r.get(3), "finished")?,
+                seconds: r.get::<_, i64>(4) as f64 / 1e6,
+                input_tokens: to_u64(r.get(5), "input tokens")?,
+                output_tokens: to_u64(r.get(6), "output tokens")?,
+                cost_usd: r.get::<_, i64>(7) as f64 / 1e9,
+                cached: to_u64(r.get(8), "cached")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(StoreStats {
+        runs_by_status,
+        steps,
+    })
+}

@@ -1,0 +1,120 @@
+//! Commit notices on PostgreSQL: a dedicated connection (not from the
+//! pool) `LISTEN`s on `fleet_run` (payload: the run id) and `fleet_work`;
+//! commits `pg_notify` inside their transaction, so a notice arrives only
+//! for what was committed. A lost connection is re-established with
+//! backoff, and `Notice::Any` tells the subscriber to look again (a notice
+//! missed meanwhile then costs latency, never correctness).
+
+use crate::{Notice, StoreError, Subscription};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Socket, tls::NoTlsStream};
+
+type Conn = Connection<Socket, NoTlsStream>;
+
+pub(super) struct PgSubscription {
+    rx: mpsc::UnboundedReceiver<Notice>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgSubscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn connect(
+    config: &tokio_postgres::Config,
+    name: &str,
+) -> Result<(Client, Conn), StoreError> {
+    config.connect(NoTls).await.map_err(|e| {
+        StoreError::Database(format!(
+            "cannot connect to {name} to listen for commits: {e}"
+        ))
+    })
+}
+
+impl PgSubscription {
+    pub(super) async fn start(
+        config: tokio_postgres::Config,
+        name: String,
+    ) -> Result<PgSubscription, StoreError> {
+        // The first connection is made here, so a subscriber learns at once
+        // that the database cannot be reached.
+        let first = connect(&config, &name).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut next = Some(first);
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let (client, connection) = match next.take() {
+                    Some(c) => c,
+                    None => match connect(&config, &name).await {
+                        Ok(c) => c,
+                        Err(_) => {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            continue;
+                        }
+                    },
+                };
+                listen(client, connection, &tx).await;
+                if tx.is_closed() {
+                    return;
+                }
+                // Lost: whatever was notified meanwhile is unknown.
+                let _ = tx.send(Notice::Any);
+                tokio::time::sleep(backoff).await;
+            }
+        });
+        Ok(PgSubscription { rx, task })
+    }
+}
+
+/// Forwards notifications until the connection ends.
+async fn listen(client: Client, mut connection: Conn, tx: &mpsc::UnboundedSender<Notice>) {
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let keep = async {
+        if client
+            .batch_execute("LISTEN fleet_run; LISTEN fleet_work")
+            .await
+            .is_ok()
+        {
+            // Holding the client keeps the connection open.
+            std::future::pending::<()>().await;
+        }
+    };
+    let forward = async {
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let notice = match n.channel() {
+                        "fleet_work" => Notice::Work,
+                        _ => Notice::Run(n.payload().to_owned()),
+                    };
+                    if tx.send(notice).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    };
+    tokio::select! {
+        () = keep => {}
+        () = forward => {}
+    }
+}
+
+#[async_trait]
+impl Subscription for PgSubscription {
+    async fn next(&mut self, timeout: Duration) -> Result<Option<Notice>, StoreError> {
+        match tokio::time::timeout(timeout, self.rx.recv()).await {
+            Ok(Some(notice)) => Ok(Some(notice)),
+            Ok(None) | Err(_) => Ok(None),
+        }
+    }
+}

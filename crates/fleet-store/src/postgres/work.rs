@@ -1,0 +1,265 @@
+//! Who does what on PostgreSQL: the step queue and its claims, leases, and
+//! schedules.
+
+use super::{PostgresStore, pg};
+use crate::audit;
+use crate::{ScheduleRecord, StepClaim, StoreError};
+use jiff::Timestamp;
+use std::time::Duration;
+
+pub(super) fn lease_expiry(now: Timestamp, ttl: Duration) -> Result<Timestamp, StoreError> {
+    let ttl = jiff::SignedDuration::try_from(ttl)
+        .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))?;
+    now.checked_add(ttl)
+        .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))
+}
+
+/// `FOR UPDATE SKIP LOCKED`: concurrent claimers each get different rows
+/// and never wait for one another; a row whose step another owner holds a
+/// live lease on is re-timed to that lease's expiry and skipped.
+pub(super) async fn claim_steps(
+    store: &PostgresStore,
+    owner: &str,
+    ttl: Duration,
+    limit: u32,
+    run_id: Option<&str>,
+) -> Result<Vec<StepClaim>, StoreError> {
+    let now = audit::now();
+    let now_text = audit::format_time(now);
+    let until = audit::format_time(lease_expiry(now, ttl)?);
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(pg("claiming steps"))?;
+    let due = tx
+        .query(
+            "SELECT q.run_id, q.step, l.owner, l.expires_at
+             FROM step_queue q
+             LEFT JOIN leases l ON l.run_id = q.run_id AND l.step = q.step
+             WHERE q.claimable_at <= $1 AND ($2::text IS NULL OR q.run_id = $2)
+             ORDER BY q.claimable_at
+             LIMIT $3
+             FOR UPDATE OF q SKIP LOCKED",
+            &[&now_text, &run_id, &i64::from(limit)],
+        )
+        .await
+        .map_err(pg("claiming steps"))?;
+    let mut claims = Vec::with_capacity(due.len());
+    for row in &due {
+        let (run, step): (String, String) = (row.get(0), row.get(1));
+        let holder: Option<String> = row.get(2);
+        let expires: Option<String> = row.get(3);
+        if let (Some(holder), Some(expires)) = (holder, expires)
+            && holder != owner
+            && expires > now_text
+        {
+            tx.execute(
+                "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
+                &[&run, &step, &expires],
+            )
+            .await
+            .map_err(pg("claiming steps"))?;
+            continue;
+        }
+        // The queue row's lock is held, so no other claimer is here; the
+        // upsert still refuses a lease another owner took meanwhile (a
+        // StepStarted commit).
+        let taken = tx
+            .execute(
+                "INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE leases.owner = excluded.owner OR leases.expires_at <= $5",
+                &[&run, &step, &owner, &until, &now_text],
+            )
+            .await
+            .map_err(pg("claiming steps"))?;
+        tx.execute(
+            "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
+            &[&run, &step, &until],
+        )
+        .await
+        .map_err(pg("claiming steps"))?;
+        if taken == 1 {
+            claims.push(StepClaim { run_id: run, step });
+        }
+    }
+    tx.commit().await.map_err(pg("claiming steps"))?;
+    Ok(claims)
+}
+
+pub(super) async fn claim_lease(
+    store: &PostgresStore,
+    run_id: &str,
+    step: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let now = audit::now();
+    let expires = audit::format_time(lease_expiry(now, ttl)?);
+    let now = audit::format_time(now);
+    let client = store.client().await?;
+    let taken = client
+        .execute(
+            "WITH taken AS (
+               INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+               WHERE leases.owner = excluded.owner OR leases.expires_at <= $5
+               RETURNING run_id, step)
+             UPDATE step_queue q SET claimable_at = $4 FROM taken
+             WHERE q.run_id = taken.run_id AND q.step = taken.step",
+            &[&run_id, &step, &owner, &expires, &now],
+        )
+        .await
+        .map_err(pg("claiming a lease"))?;
+    if taken == 1 {
+        return Ok(true);
+    }
+    // Taken, but the step is not queued (the UPDATE counted nothing).
+    let ours = client
+        .query_opt(
+            "SELECT 1 FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3 AND expires_at = $4",
+            &[&run_id, &step, &owner, &expires],
+        )
+        .await
+        .map_err(pg("claiming a lease"))?;
+    Ok(ours.is_some())
+}
+
+pub(super) async fn renew_lease(
+    store: &PostgresStore,
+    run_id: &str,
+    step: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let expires = audit::format_time(lease_expiry(audit::now(), ttl)?);
+    let client = store.client().await?;
+    let renewed = client
+        .execute(
+            "UPDATE leases SET expires_at = $1 WHERE run_id = $2 AND step = $3 AND owner = $4",
+            &[&expires, &run_id, &step, &owner],
+        )
+        .await
+        .map_err(pg("renewing a lease"))?;
+    if renewed == 1 {
+        client
+            .execute(
+                "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
+                &[&run_id, &step, &expires],
+            )
+            .await
+            .map_err(pg("renewing a lease"))?;
+    }
+    Ok(renewed == 1)
+}
+
+pub(super) async fn release_lease(
+    store: &PostgresStore,
+    run_id: &str,
+    step: &str,
+    owner: &str,
+) -> Result<(), StoreError> {
+    let now = audit::format_time(audit::now());
+    let mut client = store.client().await?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(pg("releasing a lease"))?;
+    let released = tx
+        .execute(
+            "DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3",
+            &[&run_id, &step, &owner],
+        )
+        .await
+        .map_err(pg("releasing a lease"))?;
+    if released == 1 {
+        let queued = tx
+            .execute(
+                "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
+                &[&run_id, &step, &now],
+            )
+            .await
+            .map_err(pg("releasing a lease"))?;
+        if queued == 1 {
+            tx.execute("SELECT pg_notify('fleet_work', '')", &[])
+                .await
+                .map_err(pg("releasing a lease"))?;
+        }
+    }
+    tx.commit().await.map_err(pg("releasing a lease"))?;
+    Ok(())
+}
+
+fn schedule_from_row(row: &tokio_postgres::Row) -> Result<ScheduleRecord, StoreError> {
+    let last_due: Option<String> = row.get(3);
+    Ok(ScheduleRecord {
+        genflow: row.get(0),
+        cron: row.get(1),
+        next_due: audit::parse_time(row.get(2))?,
+        last_due: last_due.as_deref().map(audit::parse_time).transpose()?,
+        last_run_id: row.get(4),
+    })
+}
+
+pub(super) async fn schedules(store: &PostgresStore) -> Result<Vec<ScheduleRecord>, StoreError> {
+    let client = store.client().await?;
+    client
+        .query(
+            "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules ORDER BY genflow",
+            &[],
+        )
+        .await
+        .map_err(pg("listing schedules"))?
+        .iter()
+        .map(schedule_from_row)
+        .collect()
+}
+
+pub(super) async fn ensure_schedule(
+    store: &PostgresStore,
+    genflow: &str,
+    cron: &str,
+    next_due: Timestamp,
+) -> Result<ScheduleRecord, StoreError> {
+    let next_due = audit::format_time(next_due);
+    let client = store.client().await?;
+    // A changed expression restarts the schedule; the same one keeps its
+    // stored due time, which is what lets a restart catch up.
+    client
+        .execute(
+            "INSERT INTO schedules (genflow, cron, next_due) VALUES ($1, $2, $3)
+             ON CONFLICT (genflow) DO UPDATE SET cron = excluded.cron, next_due = excluded.next_due
+             WHERE schedules.cron <> excluded.cron",
+            &[&genflow, &cron, &next_due],
+        )
+        .await
+        .map_err(pg("storing a schedule"))?;
+    let row = client
+        .query_one(
+            "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules WHERE genflow = $1",
+            &[&genflow],
+        )
+        .await
+        .map_err(pg("storing a schedule"))?;
+    schedule_from_row(&row)
+}
+
+/// A compare-and-swap on the stored due time: of several servers, the one
+/// whose UPDATE matches claims the occurrence.
+pub(super) async fn claim_schedule(
+    store: &PostgresStore,
+    genflow: &str,
+    due: Timestamp,
+    next_due: Timestamp,
+    run_id: &str,
+) -> Result<bool, StoreError> {
+    let (due, next_due) = (audit::format_time(due), audit::format_time(next_due));
+    let client = store.client().await?;
+    let claimed = client
+        .execute(
+            "UPDATE schedules SET next_due = $1, last_due = $2, last_run_id = $3
+             WHERE genflow = $4 AND next_due = $2",
+            &[&next_due, &due, &run_id, &genflow],
+        )
+        .await
+        .map_err(pg("claiming a schedule"))?;
+    Ok(claimed == 1)
+}
