@@ -1,9 +1,9 @@
 //! Opening the store and the engine for a workspace.
 
-use crate::workspace::{Locator, Workspace};
+use crate::workspace::{Locator, UsageError, Workspace};
 use anyhow::{Context, Result};
 use fleet_engine::{Engine, Settings};
-use fleet_store::{SqliteStore, Store};
+use fleet_store::{DatabaseUrl, Migrate, Store};
 use std::sync::Arc;
 
 pub struct App {
@@ -55,16 +55,31 @@ impl App {
 /// The store `--database-url` names, else `.fleet/fleet.db`: (store, its
 /// name for messages, embedded?).
 async fn open_store(
-    _locator: &Locator,
+    locator: &Locator,
     state_dir: &std::path::Path,
 ) -> Result<(Arc<dyn Store>, String, bool)> {
-    let db = state_dir.join("fleet.db");
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db)
-            .await
-            .with_context(|| format!("cannot open the store at {}", db.display()))?,
-    );
-    Ok((store, db.display().to_string(), true))
+    let url = match &locator.database_url {
+        Some(text) => database_url(locator, text)?,
+        None => DatabaseUrl::Sqlite(state_dir.join("fleet.db")),
+    };
+    let embedded = matches!(url, DatabaseUrl::Sqlite(_));
+    let store = fleet_store::open(&url, Migrate::Refuse)
+        .await
+        .with_context(|| format!("cannot open the store at {url}"))?;
+    Ok((store, url.to_string(), embedded))
+}
+
+/// A database URL from the command line, a relative `sqlite://` path taken
+/// from `-C DIR` like every other path.
+pub fn database_url(locator: &Locator, text: &str) -> Result<DatabaseUrl> {
+    Ok(
+        match DatabaseUrl::parse(text).map_err(|e| UsageError(format!("database URL: {e}")))? {
+            DatabaseUrl::Sqlite(path) if path.is_relative() => {
+                DatabaseUrl::Sqlite(locator.cwd.join(path))
+            }
+            url => url,
+        },
+    )
 }
 
 /// How long an emailed decision link stays valid; `fleet gate link` re-issues one.

@@ -111,6 +111,13 @@ enum Command {
         #[arg(long)]
         on_workers: bool,
     },
+    /// Create or upgrade the database schema (PostgreSQL needs this first).
+    Migrate,
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Execute the steps of every run in the database until stopped.
     ///
     /// Claims runnable steps (of runs any process started), drives their
@@ -235,6 +242,19 @@ enum GateCommand {
 }
 
 #[derive(Subcommand)]
+enum DbCommand {
+    /// Copy the embedded database into an empty PostgreSQL database, audit chain intact.
+    Copy {
+        /// The embedded database, e.g. sqlite://.fleet/fleet.db.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The PostgreSQL database (migrated first; must hold no runs).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the event hash chain and every artifact's sha256; exit 1 naming the first problem.
     Verify,
@@ -330,6 +350,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bind,
             insecure_local,
         } => return cmd::serve::run(&locator, bind, insecure_local),
+        Command::Migrate => return cmd::db::migrate(&locator),
+        Command::Db {
+            command: DbCommand::Copy { from, to },
+        } => return cmd::db::copy(&locator, &from, &to),
         Command::Worker { concurrency, poll } => {
             return cmd::worker::run(&locator, cmd::worker::WorkerArgs { concurrency, poll });
         }
@@ -455,6 +479,8 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
         Command::Init { .. }
         | Command::Serve { .. }
         | Command::Worker { .. }
+        | Command::Migrate
+        | Command::Db { .. }
         | Command::Validate
         | Command::Flows { .. }
         | Command::Schema

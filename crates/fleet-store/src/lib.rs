@@ -15,10 +15,12 @@
 //! database errors as text so no driver's types leak into the API.
 
 pub mod audit;
+mod copy;
 mod postgres;
 mod sqlite;
 mod url;
 
+pub use copy::{CopyReport, copy_sqlite_to_postgres};
 pub use postgres::{Migrate, PostgresStore, schema_version_known};
 #[cfg(feature = "testing")]
 pub mod testing;

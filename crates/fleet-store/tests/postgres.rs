@@ -314,3 +314,67 @@ async fn connection_errors_never_show_the_password() {
         Ok(_) => panic!("connected to nothing"),
     }
 }
+
+/// An embedded installation copied over: the same runs, events (the chain
+/// verifies), decisions and artifacts; a second copy into the now
+/// non-empty database is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_copies_to_postgres_with_its_chain() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("fleet.db");
+    let sqlite = fleet_store::SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    suite::run_to_gate(&sqlite, "copied-1", Some("a@example.com")).await;
+    suite::run_to_gate(&sqlite, "copied-2", None).await;
+    suite::outbox_delivers_each_key_once(&sqlite).await;
+    drop(sqlite);
+    let target = ScratchDb::create();
+    let report = fleet_store::copy_sqlite_to_postgres(&path, target.url())
+        .await
+        .unwrap_or_else(|e| panic!("copy: {e}"));
+    assert!(report.audit.is_ok(), "{:?}", report.audit);
+    assert!(report.tables.iter().any(|(t, n)| t == "events" && *n > 10));
+
+    let sqlite = fleet_store::SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|e| panic!("reopen: {e}"));
+    let pg = PostgresStore::connect(target.url(), Migrate::Refuse)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let (a, b) = (
+        sqlite.events(None).await.unwrap_or_else(|e| panic!("{e}")),
+        pg.events(None).await.unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(a, b, "the same audit log, event for event");
+    for id in ["copied-1", "copied-2"] {
+        let (x, y) = (
+            sqlite.get_run(id).await.unwrap_or_else(|e| panic!("{e}")),
+            pg.get_run(id).await.unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert_eq!(x, y);
+        assert_eq!(
+            sqlite.artifacts(id).await.unwrap_or_else(|e| panic!("{e}")),
+            pg.artifacts(id).await.unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(
+            sqlite.deliveries(id).await.unwrap_or_else(|e| panic!("{e}")),
+            pg.deliveries(id).await.unwrap_or_else(|e| panic!("{e}"))
+        );
+    }
+    assert_eq!(
+        sqlite.stats().await.unwrap_or_else(|e| panic!("{e}")),
+        pg.stats().await.unwrap_or_else(|e| panic!("{e}"))
+    );
+    // The copy keeps working: a new commit continues the chain.
+    let run = pg.get_run("copied-2").await.unwrap_or_else(|e| panic!("{e}"));
+    suite::step(&pg, &run, Event::Cancel).await;
+    let report = pg.verify_audit().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.is_ok(), "{report:?}");
+
+    match fleet_store::copy_sqlite_to_postgres(&path, target.url()).await {
+        Err(StoreError::Invalid(m)) => assert!(m.contains("empty database"), "{m}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("copied into a database that holds runs"),
+    }
+}

@@ -6,3 +6,4 @@ pub mod init;
 pub mod runs;
 pub mod serve;
 pub mod worker;
+pub mod db;

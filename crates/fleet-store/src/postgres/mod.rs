@@ -172,6 +172,10 @@ impl PostgresStore {
         &self.name
     }
 
+    pub(crate) async fn pool_client(&self) -> Result<Client, StoreError> {
+        self.client().await
+    }
+
     async fn client(&self) -> Result<Client, StoreError> {
         self.pool.get().await.map_err(|e| {
             // deadpool wraps the driver's error; neither includes the password.
