@@ -2,6 +2,8 @@
 //! a warning at its config line from `fleet validate` and `fleet corpus`, and
 //! the run's review carries a high flag naming it, through the real binary.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
@@ -12,6 +14,7 @@ fn fleet(dir: &Path) -> Command {
         .env("FLEET_USER", "dev@example.com")
         .arg("-C")
         .arg(dir);
+    common::use_database(&mut cmd, dir);
     cmd
 }
 

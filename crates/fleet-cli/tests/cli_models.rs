@@ -3,6 +3,8 @@
 //! wiremock servers on loopback), through the real binary to the gate, with
 //! tokens and cost recorded, a rerun served from the cache, and `--no-cache`.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -32,6 +34,7 @@ fn fleet(dir: &Path) -> Command {
         .env("FLEET_E2E_ANTHROPIC_KEY", ANTHROPIC_KEY)
         .arg("-C")
         .arg(dir);
+    common::use_database(&mut cmd, dir);
     cmd
 }
 

@@ -1,6 +1,8 @@
 //! Runs through the real binary on the `fleet init` example: reaching the
 //! gate, Go, No-go, concurrent approvals, crashes, and tampering.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -18,6 +20,7 @@ fn fleet(dir: &Path) -> Command {
         .env("FLEET_USER", "dev@example.com")
         .arg("-C")
         .arg(dir);
+    common::use_database(&mut cmd, dir);
     cmd
 }
 
@@ -189,7 +192,9 @@ fn wait_exits_nonzero_when_rejected() {
     let tmp = project();
     let bin = assert_cmd::cargo::cargo_bin("fleet");
     let stderr = std::fs::File::create(tmp.path().join("wait.stderr")).expect("stderr file");
-    let mut child = std::process::Command::new(&bin)
+    let mut waiting = std::process::Command::new(&bin);
+    common::use_database_std(&mut waiting, tmp.path());
+    let mut child = waiting
         .args(["-C"])
         .arg(tmp.path())
         .args(["run", "release-gate", "--wait", "--json"])
@@ -256,7 +261,9 @@ fn twenty_concurrent_approvals_record_exactly_one_decision() {
     let bin = assert_cmd::cargo::cargo_bin("fleet");
     let children: Vec<_> = (0..20)
         .map(|_| {
-            std::process::Command::new(&bin)
+            let mut approve = std::process::Command::new(&bin);
+            common::use_database_std(&mut approve, tmp.path());
+            approve
                 .arg("-C")
                 .arg(tmp.path())
                 .args(["approve", &id, "--as", OWNER])
@@ -316,6 +323,7 @@ fn kill_when(dir: &Path, args: &[&str], env: &[(&str, &str)], marker: &str) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    common::use_database_std(&mut cmd, dir);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -419,6 +427,11 @@ fn sql(db: &Path, statement: &str) {
 
 #[test]
 fn tampering_with_an_artifact_or_an_event_is_detected_and_named() {
+    // Edits the SQLite file itself; the PostgreSQL store's tamper checks
+    // are in fleet-store's suite (tests/postgres.rs).
+    if common::postgres_pass() {
+        return;
+    }
     let tmp = project();
     let dir = tmp.path();
     let id = start(dir)["run_id"].as_str().expect("id").to_owned();

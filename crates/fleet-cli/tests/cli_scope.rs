@@ -3,6 +3,8 @@
 //! first tag reads only the second release's, and says which revisions it
 //! compared.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -50,6 +52,7 @@ fn fleet(dir: &Path) -> Command {
         )
         .arg("-C")
         .arg(dir);
+    common::use_database(&mut cmd, dir);
     cmd
 }
 

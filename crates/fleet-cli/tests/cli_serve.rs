@@ -2,6 +2,8 @@
 //! would expose the dashboard are refused, the server answers on loopback,
 //! a printed link opens the decision page, and SIGTERM stops it cleanly.
 
+mod common;
+
 use assert_cmd::Command;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -19,6 +21,7 @@ fn fleet(dir: &Path) -> Command {
         .env("FLEET_USER", "dev@example.com")
         .arg("-C")
         .arg(dir);
+    common::use_database(&mut cmd, dir);
     cmd
 }
 
@@ -137,7 +140,9 @@ fn serve_answers_and_stops_on_sigterm() {
         .to_owned();
 
     let bin = assert_cmd::cargo::cargo_bin("fleet");
-    let mut child = std::process::Command::new(bin)
+    let mut serve = std::process::Command::new(bin);
+    common::use_database_std(&mut serve, tmp.path());
+    let mut child = serve
         .env_remove("FLEET_CONFIG")
         .env_remove("FLEET_SECRET")
         .env("FLEET_API_TOKEN", "op-token")

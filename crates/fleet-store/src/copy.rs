@@ -38,7 +38,10 @@ const TABLES: [(&str, &str); 13] = [
     ),
     ("leases", "run_id, step, owner, expires_at"),
     ("step_queue", "run_id, step, claimable_at"),
-    ("schedules", "genflow, cron, next_due, last_due, last_run_id"),
+    (
+        "schedules",
+        "genflow, cron, next_due, last_due, last_run_id",
+    ),
     (
         "outbox",
         "id, run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, lease_owner, lease_expires_at, last_error, message_id, response, summary, created_at, finished_at",

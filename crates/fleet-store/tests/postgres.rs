@@ -358,7 +358,10 @@ async fn sqlite_copies_to_postgres_with_its_chain() {
             pg.artifacts(id).await.unwrap_or_else(|e| panic!("{e}"))
         );
         assert_eq!(
-            sqlite.deliveries(id).await.unwrap_or_else(|e| panic!("{e}")),
+            sqlite
+                .deliveries(id)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
             pg.deliveries(id).await.unwrap_or_else(|e| panic!("{e}"))
         );
     }
@@ -367,7 +370,10 @@ async fn sqlite_copies_to_postgres_with_its_chain() {
         pg.stats().await.unwrap_or_else(|e| panic!("{e}"))
     );
     // The copy keeps working: a new commit continues the chain.
-    let run = pg.get_run("copied-2").await.unwrap_or_else(|e| panic!("{e}"));
+    let run = pg
+        .get_run("copied-2")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     suite::step(&pg, &run, Event::Cancel).await;
     let report = pg.verify_audit().await.unwrap_or_else(|e| panic!("{e}"));
     assert!(report.is_ok(), "{report:?}");

@@ -1,9 +1,9 @@
 pub mod audit;
 pub mod corpus;
+pub mod db;
 pub mod flows;
 pub mod gate;
 pub mod init;
 pub mod runs;
 pub mod serve;
 pub mod worker;
-pub mod db;

@@ -1,21 +1,60 @@
 //! Which database the end-to-end tests run the binary against.
+//!
+//! `Backend` is for tests that name their backend (the workers and servers
+//! tests run on both). `database_for` serves the PostgreSQL pass of the
+//! other end-to-end tests: with `FLEET_TEST_BACKEND=postgres` (what
+//! `.ci/run` sets for its second pass) every workspace a test creates gets
+//! a scratch PostgreSQL database of its own, and every `fleet` command the
+//! test runs there uses it.
 
 #![allow(dead_code)]
 
 use assert_cmd::Command;
-use fleet_store::{SqliteStore, Store};
-use std::path::Path;
-use std::sync::Arc;
+use fleet_store::testing::ScratchDb;
+use fleet_store::{Migrate, PostgresStore, SqliteStore, Store};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The database a test's `fleet` commands share.
 pub enum Backend {
     /// The embedded default: `.fleet/fleet.db` in the workspace.
     Sqlite,
+    /// A scratch PostgreSQL database, migrated, dropped with the backend.
+    Postgres(ScratchDb),
+}
+
+/// Runs `fleet migrate` against `url`.
+fn migrate(url: &str) {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("fleet"))
+        .args(["--database-url", url, "migrate"])
+        .env_remove("FLEET_DATABASE_URL")
+        .output()
+        .expect("fleet migrate");
+    assert!(
+        out.status.success(),
+        "fleet migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Backend {
     pub fn sqlite() -> Backend {
         Backend::Sqlite
+    }
+
+    /// A fresh, migrated PostgreSQL database (`FLEET_TEST_POSTGRES_URL`).
+    pub fn postgres() -> Backend {
+        let scratch = ScratchDb::create();
+        migrate(scratch.url());
+        Backend::Postgres(scratch)
+    }
+
+    fn url(&self) -> Option<&str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres(db) => Some(db.url()),
+        }
     }
 
     /// A clean `fleet` command: no inherited Fleet settings, this backend's database.
@@ -25,7 +64,11 @@ impl Backend {
             .env_remove("FLEET_API_TOKEN")
             .env_remove("FLEET_SECRET")
             .env_remove("FLEET_DATABASE_URL")
+            .env_remove("FLEET_FAULT")
             .env("FLEET_USER", "dev@example.com");
+        if let Some(url) = self.url() {
+            cmd.env("FLEET_DATABASE_URL", url);
+        }
         cmd
     }
 
@@ -42,7 +85,11 @@ impl Backend {
             .env_remove("FLEET_API_TOKEN")
             .env_remove("FLEET_SECRET")
             .env_remove("FLEET_DATABASE_URL")
+            .env_remove("FLEET_FAULT")
             .env("FLEET_USER", "dev@example.com");
+        if let Some(url) = self.url() {
+            cmd.env("FLEET_DATABASE_URL", url);
+        }
     }
 
     /// The store the workspace at `dir` uses, opened directly.
@@ -56,6 +103,53 @@ impl Backend {
                         .unwrap_or_else(|e| panic!("open {}: {e}", path.display())),
                 )
             }
+            Backend::Postgres(db) => Arc::new(
+                PostgresStore::connect(db.url(), Migrate::Refuse)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect: {e}")),
+            ),
         }
+    }
+}
+
+/// True in the PostgreSQL pass of the end-to-end tests.
+pub fn postgres_pass() -> bool {
+    std::env::var("FLEET_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+/// In the PostgreSQL pass: the database of the workspace at `dir` (created
+/// and migrated on first use). Kept for the life of the test process;
+/// `.ci/run` drops what is left (`fleet_t_*`) after the pass.
+pub fn database_for(dir: &Path) -> Option<String> {
+    if !postgres_pass() {
+        return None;
+    }
+    static DATABASES: OnceLock<Mutex<HashMap<PathBuf, ScratchDb>>> = OnceLock::new();
+    let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let map = DATABASES.get_or_init(Mutex::default);
+    let mut map = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let db = map.entry(key).or_insert_with(|| {
+        let db = ScratchDb::create();
+        migrate(db.url());
+        db
+    });
+    Some(db.url().to_owned())
+}
+
+/// Points `cmd` (run in workspace `dir`) at the pass's database.
+pub fn use_database(cmd: &mut Command, dir: &Path) {
+    cmd.env_remove("FLEET_DATABASE_URL");
+    if let Some(url) = database_for(dir) {
+        cmd.env("FLEET_DATABASE_URL", url);
+    }
+}
+
+/// [`use_database`] for a `std::process::Command`.
+pub fn use_database_std(cmd: &mut std::process::Command, dir: &Path) {
+    cmd.env_remove("FLEET_DATABASE_URL");
+    if let Some(url) = database_for(dir) {
+        cmd.env("FLEET_DATABASE_URL", url);
     }
 }
