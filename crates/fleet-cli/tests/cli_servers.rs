@@ -113,3 +113,8 @@ fn every_occurrence_starts_one_run(backend: Backend) {
 fn two_servers_fire_each_occurrence_once_sqlite() {
     every_occurrence_starts_one_run(Backend::sqlite());
 }
+
+#[test]
+fn two_servers_fire_each_occurrence_once_postgres() {
+    every_occurrence_starts_one_run(Backend::postgres());
+}

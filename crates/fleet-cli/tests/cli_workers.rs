@@ -225,3 +225,13 @@ fn three_workers_sqlite() {
 fn three_workers_one_killed_sqlite() {
     three_workers_run_every_step_once(Backend::sqlite(), true);
 }
+
+#[test]
+fn three_workers_postgres() {
+    three_workers_run_every_step_once(Backend::postgres(), false);
+}
+
+#[test]
+fn three_workers_one_killed_postgres() {
+    three_workers_run_every_step_once(Backend::postgres(), true);
+}

@@ -420,6 +420,8 @@ async fn apply(
         }
     }
 
+    // Lock order, queue row before lease row, as every claimer takes
+    // them (see `work.rs`): the other order deadlocks against a claim.
     for change in &t.leases {
         let step = match change {
             LeaseChange::Take { step, .. } | LeaseChange::Release { step, .. } => step,
@@ -430,6 +432,18 @@ async fn apply(
                 t.run_id
             )));
         }
+    }
+    let work = sync_queue(
+        tx,
+        genflow,
+        &t.run_id,
+        Some(&current.state),
+        &t.state,
+        &t.leases,
+        now,
+    )
+    .await?;
+    for change in &t.leases {
         match change {
             LeaseChange::Take { step, owner, ttl } => {
                 let expires = audit::format_time(super::work::lease_expiry(now, *ttl)?);
@@ -451,16 +465,6 @@ async fn apply(
             }
         }
     }
-    let work = sync_queue(
-        tx,
-        genflow,
-        &t.run_id,
-        Some(&current.state),
-        &t.state,
-        &t.leases,
-        now,
-    )
-    .await?;
 
     events.extend(audit::state_changes(genflow, &current.state, &t.state));
     events.extend(t.events.iter().map(|e| Pending {

@@ -85,6 +85,23 @@ pub(super) async fn claim_steps(
     Ok(claims)
 }
 
+/// Every transaction that touches both a step's queue row and its lease
+/// locks the queue row first, as `claim_steps` does; the other order
+/// deadlocks against a concurrent claim.
+async fn lock_queue_row(
+    tx: &tokio_postgres::Transaction<'_>,
+    run_id: &str,
+    step: &str,
+) -> Result<(), StoreError> {
+    tx.query(
+        "SELECT 1 FROM step_queue WHERE run_id = $1 AND step = $2 FOR UPDATE",
+        &[&run_id, &step],
+    )
+    .await
+    .map_err(pg("locking a queued step"))?;
+    Ok(())
+}
+
 pub(super) async fn claim_lease(
     store: &PostgresStore,
     run_id: &str,
@@ -95,8 +112,13 @@ pub(super) async fn claim_lease(
     let now = audit::now();
     let expires = audit::format_time(lease_expiry(now, ttl)?);
     let now = audit::format_time(now);
-    let client = store.client().await?;
-    let taken = client
+    let mut client = store.client().await?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(pg("claiming a lease"))?;
+    lock_queue_row(&tx, run_id, step).await?;
+    let taken = tx
         .execute(
             "WITH taken AS (
                INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
@@ -109,18 +131,18 @@ pub(super) async fn claim_lease(
         )
         .await
         .map_err(pg("claiming a lease"))?;
-    if taken == 1 {
-        return Ok(true);
-    }
-    // Taken, but the step is not queued (the UPDATE counted nothing).
-    let ours = client
-        .query_opt(
-            "SELECT 1 FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3 AND expires_at = $4",
-            &[&run_id, &step, &owner, &expires],
-        )
-        .await
-        .map_err(pg("claiming a lease"))?;
-    Ok(ours.is_some())
+    let ours = taken == 1
+        // Taken, but the step is not queued (the UPDATE counted nothing).
+        || tx
+            .query_opt(
+                "SELECT 1 FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3 AND expires_at = $4",
+                &[&run_id, &step, &owner, &expires],
+            )
+            .await
+            .map_err(pg("claiming a lease"))?
+            .is_some();
+    tx.commit().await.map_err(pg("claiming a lease"))?;
+    Ok(ours)
 }
 
 pub(super) async fn renew_lease(
@@ -163,6 +185,7 @@ pub(super) async fn release_lease(
         .transaction()
         .await
         .map_err(pg("releasing a lease"))?;
+    lock_queue_row(&tx, run_id, step).await?;
     let released = tx
         .execute(
             "DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3",
