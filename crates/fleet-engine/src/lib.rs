@@ -20,7 +20,7 @@ pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};
 pub use follow::{FOLLOW_POLL, Until};
 pub use gaps::recorded_gaps;
-pub use worker::{WorkerOptions, WorkerReport, run_worker};
+pub use worker::{OnStepError, WorkerOptions, WorkerReport, run_worker};
 
 use fleet_core::config::Config;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};

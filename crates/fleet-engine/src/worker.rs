@@ -48,6 +48,9 @@ struct Counters {
     errors: AtomicU64,
 }
 
+/// Told about an error of one claimed step (the worker carries on).
+pub type OnStepError = Arc<dyn Fn(&StepClaim, &EngineError) + Send + Sync>;
+
 /// Runs until `shutdown` resolves, then stops claiming and finishes what it
 /// holds (each task ends after its current step: see [`Engine::drain`]).
 /// Errors of single runs are reported through `on_error` and do not stop
@@ -56,7 +59,7 @@ pub async fn run_worker(
     engine: Arc<Engine>,
     options: WorkerOptions,
     observer: Arc<dyn Observer>,
-    on_error: Arc<dyn Fn(&StepClaim, &EngineError) + Send + Sync>,
+    on_error: OnStepError,
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerReport, EngineError> {
     let concurrency = options.concurrency.max(1);

@@ -189,24 +189,21 @@ async fn measure(engine: &Arc<Engine>, signer: &Signer, uri: &str) -> Result<(f6
 mod bench_support {
     //! A scratch database per backend, removed afterwards.
     use super::Error;
-    use fleet_store::{SqliteStore, Store};
+    use fleet_store::Store;
+    use fleet_store::testing::ScratchStore;
     use std::path::Path;
     use std::sync::Arc;
 
     pub struct Scratch {
         dir: tempfile::TempDir,
-        backend: String,
+        store: ScratchStore,
     }
 
     impl Scratch {
         pub async fn new(backend: &str) -> Result<Scratch, Error> {
-            match backend {
-                "sqlite" => Ok(Scratch {
-                    dir: tempfile::tempdir()?,
-                    backend: backend.to_owned(),
-                }),
-                other => Err(format!("unknown backend `{other}` (sqlite, postgres)").into()),
-            }
+            let dir = tempfile::tempdir()?;
+            let store = ScratchStore::new(backend, dir.path())?;
+            Ok(Scratch { dir, store })
         }
 
         pub fn dir(&self) -> &Path {
@@ -214,11 +211,7 @@ mod bench_support {
         }
 
         pub async fn store(&self) -> Result<Arc<dyn Store>, Error> {
-            match self.backend.as_str() {
-                _ => Ok(Arc::new(
-                    SqliteStore::open(&self.dir.path().join("fleet.db")).await?,
-                )),
-            }
+            Ok(self.store.open().await?)
         }
 
         pub async fn finish(self) -> Result<(), Error> {

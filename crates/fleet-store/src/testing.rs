@@ -103,3 +103,35 @@ fn run_admin(admin: &str, sql: &str) {
         Err(_) => panic!("scratch database: the admin thread panicked"),
     }
 }
+
+/// A store on a backend named at run time, for benchmarks and tests that
+/// measure both: `sqlite` (a file in a directory the caller owns) or
+/// `postgres` (a scratch database, migrated, dropped with this).
+pub struct ScratchStore {
+    sqlite: std::path::PathBuf,
+    postgres: Option<ScratchDb>,
+}
+
+impl ScratchStore {
+    pub fn new(backend: &str, dir: &std::path::Path) -> Result<ScratchStore, String> {
+        let postgres = match backend {
+            "sqlite" => None,
+            "postgres" => Some(ScratchDb::create()),
+            other => return Err(format!("unknown backend `{other}` (sqlite, postgres)")),
+        };
+        Ok(ScratchStore {
+            sqlite: dir.join("fleet.db"),
+            postgres,
+        })
+    }
+
+    /// Opens (a new handle on) the store; each call shares the same data.
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn crate::Store>, crate::StoreError> {
+        Ok(match &self.postgres {
+            None => std::sync::Arc::new(crate::SqliteStore::open(&self.sqlite).await?),
+            Some(db) => std::sync::Arc::new(
+                crate::PostgresStore::connect(db.url(), crate::Migrate::Apply).await?,
+            ),
+        })
+    }
+}

@@ -96,10 +96,9 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
             args.concurrency
         );
         let deliveries = tokio::spawn(deliver_loop(engine.clone(), poll));
-        let on_error: Arc<dyn Fn(&StepClaim, &EngineError) + Send + Sync> =
-            Arc::new(|claim: &StepClaim, e: &EngineError| {
-                eprintln!("run {} {}: error: {e}", short(&claim.run_id), claim.step);
-            });
+        let on_error: fleet_engine::OnStepError = Arc::new(|claim: &StepClaim, e: &EngineError| {
+            eprintln!("run {} {}: error: {e}", short(&claim.run_id), claim.step);
+        });
         let report = fleet_engine::run_worker(
             engine.clone(),
             WorkerOptions {

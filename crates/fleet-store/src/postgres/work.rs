@@ -113,10 +113,7 @@ pub(super) async fn claim_lease(
     let expires = audit::format_time(lease_expiry(now, ttl)?);
     let now = audit::format_time(now);
     let mut client = store.client().await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(pg("claiming a lease"))?;
+    let tx = client.transaction().await.map_err(pg("claiming a lease"))?;
     lock_queue_row(&tx, run_id, step).await?;
     let taken = tx
         .execute(
