@@ -1,6 +1,7 @@
 //! The audit chain on PostgreSQL: appending under the `chain_head` lock
 //! (with the `/metrics` aggregates), reading, verifying; and `stats()`.
 
+use super::cached::Cached;
 use super::{PostgresStore, pg, to_u64};
 use crate::audit::{self, Pending};
 use crate::{AuditEvent, AuditReport, StepRun, StepStats, StoreError, StoreStats};
@@ -73,7 +74,7 @@ pub(super) async fn append(
         return Ok(());
     }
     let head = tx
-        .query_one(
+        .row(
             "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE",
             &[],
         )
@@ -84,14 +85,14 @@ pub(super) async fn append(
         && from.as_ref() != Some(to)
     {
         if let Some(from) = from {
-            tx.execute(
+            tx.exec(
                 "UPDATE run_counts SET runs = runs - 1 WHERE status = $1",
                 &[from],
             )
             .await
             .map_err(pg("counting runs"))?;
         }
-        tx.execute(
+        tx.exec(
             "INSERT INTO run_counts (status, runs) VALUES ($1, 1)
              ON CONFLICT (status) DO UPDATE SET runs = run_counts.runs + 1",
             &[to],
@@ -100,7 +101,7 @@ pub(super) async fn append(
         .map_err(pg("counting runs"))?;
     }
     if let Some((genflow, step, c)) = &tally.step {
-        tx.execute(
+        tx.exec(
             "INSERT INTO step_totals (genflow, step, attempts, finished, duration_us, input_tokens, output_tokens, cost_nusd, cached)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (genflow, step) DO UPDATE SET
@@ -153,14 +154,14 @@ pub(super) async fn append(
         prevs.push(std::mem::replace(&mut prev, hash.clone()));
         hashes.push(hash);
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO events (seq, run_id, at, kind, payload_json, prev_hash, hash)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
         &[&seqs, &runs, &ats, &kinds, &payloads, &prevs, &hashes],
     )
     .await
     .map_err(pg("appending audit events"))?;
-    tx.execute(
+    tx.exec(
         "UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1",
         &[&seq, &prev],
     )
@@ -176,13 +177,13 @@ pub(super) async fn events(
     let client = store.client().await?;
     let rows = match run_id {
         Some(id) => client
-            .query(
+            .rows(
                 "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events WHERE run_id = $1 ORDER BY seq",
                 &[&id],
             )
             .await,
         None => client
-            .query(
+            .rows(
                 "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events ORDER BY seq",
                 &[],
             )
@@ -223,7 +224,7 @@ pub(super) async fn verify(store: &PostgresStore) -> Result<AuditReport, StoreEr
     let mut after = 0i64;
     loop {
         let rows = client
-            .query(
+            .rows(
                 "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&after, &PAGE],
             )
@@ -276,7 +277,7 @@ pub(super) async fn verify(store: &PostgresStore) -> Result<AuditReport, StoreEr
         }
     }
     let head = client
-        .query_one("SELECT seq, hash FROM chain_head WHERE id = 1", &[])
+        .row("SELECT seq, hash FROM chain_head WHERE id = 1", &[])
         .await
         .map_err(pg("reading the chain head"))?;
     let (head_seq, head_hash): (i64, String) = (head.get(0), head.get(1));
@@ -292,7 +293,7 @@ pub(super) async fn verify(store: &PostgresStore) -> Result<AuditReport, StoreEr
     let mut after = String::new();
     loop {
         let rows = client
-            .query(
+            .rows(
                 "SELECT sha256, bytes, size FROM artifacts WHERE sha256 > $1 ORDER BY sha256 LIMIT $2",
                 &[&after, &PAGE],
             )
@@ -308,7 +309,7 @@ pub(super) async fn verify(store: &PostgresStore) -> Result<AuditReport, StoreEr
             let size: i64 = row.get(2);
             if audit::sha256_hex(bytes) != sha || i64::try_from(bytes.len()).ok() != Some(size) {
                 let used = client
-                    .query_opt(
+                    .row_opt(
                         "SELECT run_id, path, revision FROM artifact_revisions WHERE sha256 = $1 ORDER BY created_at, run_id LIMIT 1",
                         &[&sha],
                     )
@@ -338,7 +339,7 @@ pub(super) async fn verify(store: &PostgresStore) -> Result<AuditReport, StoreEr
 pub(super) async fn stats(store: &PostgresStore) -> Result<StoreStats, StoreError> {
     let client = store.client().await?;
     let runs_by_status = client
-        .query(
+        .rows(
             "SELECT status, runs FROM run_counts WHERE runs > 0 ORDER BY status",
             &[],
         )
@@ -348,7 +349,7 @@ pub(super) async fn stats(store: &PostgresStore) -> Result<StoreStats, StoreErro
         .map(|r| Ok((r.get::<_, String>(0), to_u64(r.get(1), "run count")?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     let steps = client
-        .query(
+        .rows(
             "SELECT genflow, step, attempts, finished, duration_us, input_tokens, output_tokens, cost_nusd, cached
              FROM step_totals ORDER BY genflow, step",
             &[],

@@ -19,6 +19,7 @@
 //!
 //! Timestamps are the same RFC 3339 text as on SQLite (the hash covers it).
 
+mod cached;
 mod chain;
 mod notices;
 mod outbox;
@@ -32,6 +33,7 @@ use crate::{
     StoreError, StoreStats, Subscription, Transition,
 };
 use async_trait::async_trait;
+use cached::Cached;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod};
 use fleet_core::config::Genflow;
 use std::collections::HashMap;
@@ -257,7 +259,7 @@ impl Store for PostgresStore {
     async fn run_version(&self, id: &str) -> Result<i64, StoreError> {
         let client = self.client().await?;
         client
-            .query_opt("SELECT version FROM runs WHERE id = $1", &[&id])
+            .row_opt("SELECT version FROM runs WHERE id = $1", &[&id])
             .await
             .map_err(pg("reading a run's version"))?
             .map(|r| r.get(0))
@@ -267,7 +269,7 @@ impl Store for PostgresStore {
     async fn change_stamp(&self) -> Result<Option<u64>, StoreError> {
         let client = self.client().await?;
         let seq: i64 = client
-            .query_one("SELECT seq FROM chain_head WHERE id = 1", &[])
+            .row("SELECT seq FROM chain_head WHERE id = 1", &[])
             .await
             .map_err(pg("reading the change stamp"))?
             .get(0);
@@ -277,7 +279,7 @@ impl Store for PostgresStore {
     async fn unfinished_runs(&self) -> Result<Vec<String>, StoreError> {
         let client = self.client().await?;
         Ok(client
-            .query(
+            .rows(
                 "SELECT id FROM runs WHERE status = 'running' ORDER BY created_at, id",
                 &[],
             )
@@ -315,7 +317,7 @@ impl Store for PostgresStore {
     async fn artifact_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
         Ok(client
-            .query_opt("SELECT bytes FROM artifacts WHERE sha256 = $1", &[&sha256])
+            .row_opt("SELECT bytes FROM artifacts WHERE sha256 = $1", &[&sha256])
             .await
             .map_err(pg("reading an artifact"))?
             .map(|r| r.get(0)))

@@ -1,6 +1,7 @@
 //! The outbox on PostgreSQL: queueing (idempotent per delivery key),
 //! claiming with `SKIP LOCKED`, recording outcomes.
 
+use super::cached::Cached;
 use super::chain::{self, Tally};
 use super::{PostgresStore, pg, to_u32};
 use crate::audit::{self, Pending};
@@ -54,7 +55,7 @@ pub(super) async fn enqueue(
     let payload = serde_json::to_string(&d.payload)
         .map_err(|e| StoreError::Invalid(format!("delivery payload: {e}")))?;
     let changed = tx
-        .execute(
+        .exec(
             "INSERT INTO outbox (run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)
              ON CONFLICT (run_id, step, round, purpose, channel, recipient) DO UPDATE SET
@@ -98,7 +99,7 @@ pub(super) async fn enqueue_many(
     let mut events: Vec<(String, Pending)> = Vec::new();
     for d in &deliveries {
         let hash: Option<String> = tx
-            .query_opt(
+            .row_opt(
                 "SELECT definition_hash FROM runs WHERE id = $1",
                 &[&d.run_id],
             )
@@ -144,7 +145,7 @@ pub(super) async fn claim(
     let expires = audit::format_time(super::work::lease_expiry(now, lease)?);
     let client = store.client().await?;
     let rows = client
-        .query(
+        .rows(
             &format!(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_owner = $1, lease_expires_at = $2
                  WHERE id IN (
@@ -184,7 +185,7 @@ pub(super) async fn finish(
         .await
         .map_err(pg("recording a delivery"))?;
     let row = tx
-        .query_opt(
+        .row_opt(
             &format!("SELECT {COLUMNS} FROM outbox WHERE id = $1 FOR UPDATE"),
             &[&id],
         )
@@ -209,7 +210,7 @@ pub(super) async fn finish(
             response,
             summary,
         } => (
-            tx.execute(
+            tx.exec(
                 "UPDATE outbox SET status = 'sent', message_id = $1, response = $2, summary = $3, last_error = NULL,
                    finished_at = $4, lease_owner = NULL, lease_expires_at = NULL
                  WHERE id = $5 AND status <> 'sent'",
@@ -224,7 +225,7 @@ pub(super) async fn finish(
         DeliveryOutcome::Retry { error, at } => {
             let at = audit::format_time(*at);
             (
-                tx.execute(
+                tx.exec(
                     "UPDATE outbox SET status = 'pending', last_error = $1, next_attempt_at = $2,
                        lease_owner = NULL, lease_expires_at = NULL
                      WHERE id = $3 AND status = 'sending' AND lease_owner = $4",
@@ -236,7 +237,7 @@ pub(super) async fn finish(
             )
         }
         DeliveryOutcome::GaveUp { error } => (
-            tx.execute(
+            tx.exec(
                 "UPDATE outbox SET status = 'failed', last_error = $1, finished_at = $2,
                    lease_owner = NULL, lease_expires_at = NULL
                  WHERE id = $3 AND status = 'sending' AND lease_owner = $4",
@@ -247,7 +248,7 @@ pub(super) async fn finish(
             with(serde_json::json!({ "error": error, "final": true })),
         ),
         DeliveryOutcome::Skipped { reason } => (
-            tx.execute(
+            tx.exec(
                 "UPDATE outbox SET status = 'skipped', last_error = $1, finished_at = $2,
                    lease_owner = NULL, lease_expires_at = NULL
                  WHERE id = $3 AND status = 'sending' AND lease_owner = $4",
@@ -273,7 +274,7 @@ pub(super) async fn finish(
 pub(super) async fn list(store: &PostgresStore, run_id: &str) -> Result<Vec<Delivery>, StoreError> {
     let client = store.client().await?;
     client
-        .query(
+        .rows(
             &format!("SELECT {COLUMNS} FROM outbox WHERE run_id = $1 ORDER BY id"),
             &[&run_id],
         )

@@ -1,5 +1,6 @@
 //! Runs on PostgreSQL: creating, committing transitions, reading.
 
+use super::cached::Cached;
 use super::chain::{self, Contribution, Tally};
 use super::{PostgresStore, is_unique_violation, pg, to_i64, to_u32, to_u64};
 use crate::audit::{self, Pending};
@@ -67,9 +68,10 @@ pub(super) async fn create(
     let definition = store.remember_definition(&definition_hash, run.genflow.clone());
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(pg("creating a run"))?;
+    relax_unless_durable(&tx, first.as_ref().is_some_and(|f| f.durable)).await?;
     let now = audit::now();
     let now_text = audit::format_time(now);
-    tx.execute(
+    tx.exec(
         "INSERT INTO definitions (hash, json) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
         &[&definition_hash, &definition_json],
     )
@@ -77,7 +79,7 @@ pub(super) async fn create(
     .map_err(pg("storing a run's definition"))?;
     let state_json = json("run state", &run.state)?;
     let inserted = tx
-        .execute(
+        .exec(
             "INSERT INTO runs (id, genflow_name, definition_hash, state_json, status, version, triggered_by, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7)",
             &[
@@ -153,10 +155,11 @@ pub(super) async fn commit(
         .transaction()
         .await
         .map_err(pg("committing a transition"))?;
+    relax_unless_durable(&tx, t.durable).await?;
     // Locked until COMMIT: a second committer from the same version waits,
     // then sees the new version.
     let row = tx
-        .query_opt(
+        .row_opt(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE"),
             &[&t.run_id],
         )
@@ -182,16 +185,32 @@ pub(super) async fn commit(
     Ok((applied.record, applied.written))
 }
 
+/// The durability SQLite gives the same commit: a transition that is not
+/// `durable` (a step's progress, not a decision or a delivery) commits
+/// without waiting for its WAL flush (`synchronous_commit = off`). A crash
+/// of the database host can lose the last such commits, never corrupt or
+/// reorder them (a durable commit flushes every earlier one), and a lost
+/// step commit is redone by whoever takes the step over. Without it every
+/// commit held the chain-head lock across its own fsync.
+async fn relax_unless_durable(tx: &Transaction<'_>, durable: bool) -> Result<(), StoreError> {
+    if !durable {
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(pg("committing a transition"))?;
+    }
+    Ok(())
+}
+
 /// Tells listeners about the commit (delivered when it commits).
 async fn notify(tx: &Transaction<'_>, run_id: &str, work: bool) -> Result<(), StoreError> {
     if work {
-        tx.execute(
+        tx.exec(
             "SELECT pg_notify('fleet_run', $1), pg_notify('fleet_work', '')",
             &[&run_id],
         )
         .await
     } else {
-        tx.execute("SELECT pg_notify('fleet_run', $1)", &[&run_id])
+        tx.exec("SELECT pg_notify('fleet_run', $1)", &[&run_id])
             .await
     }
     .map_err(pg("announcing a commit"))?;
@@ -212,7 +231,7 @@ async fn apply(
     let now_text = audit::format_time(now);
     let version = current.version + 1;
     let state_json = json("run state", &t.state)?;
-    tx.execute(
+    tx.exec(
         "UPDATE runs SET state_json = $1, status = $2, version = $3, updated_at = $4 WHERE id = $5",
         &[
             &state_json,
@@ -236,14 +255,14 @@ async fn apply(
         };
         let sha = audit::sha256_hex(&a.bytes);
         let size = a.bytes.len() as u64;
-        tx.execute(
+        tx.exec(
             "INSERT INTO artifacts (sha256, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
             &[&sha, &a.bytes, &to_i64(size)],
         )
         .await
         .map_err(pg("storing an artifact"))?;
         let revision: i64 = tx
-            .query_one(
+            .row(
                 "INSERT INTO artifact_revisions (run_id, step, step_index, path, revision, sha256, created_at)
                  SELECT $1, $2, $3, $4, COALESCE(MAX(revision), 0) + 1, $5, $6
                  FROM artifact_revisions WHERE run_id = $1 AND path = $4
@@ -288,7 +307,7 @@ async fn apply(
             )));
         }
         let old = tx
-            .query_opt(
+            .row_opt(
                 "SELECT started_at, finished_at, input_tokens, output_tokens, cost_usd, cached
                  FROM step_runs WHERE run_id = $1 AND step = $2 AND attempt = $3",
                 &[&t.run_id, &r.step, &i64::from(r.attempt)],
@@ -316,7 +335,7 @@ async fn apply(
             .transpose()?;
         let change = Contribution::of(r).minus(old.unwrap_or_default());
         tally.step = Some((current.genflow_name.clone(), r.step.clone(), change));
-        tx.execute(
+        tx.exec(
             "INSERT INTO step_runs (run_id, step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (run_id, step, attempt) DO UPDATE SET
@@ -374,7 +393,7 @@ async fn apply(
             is_final: d.is_final,
         };
         let inserted = tx
-            .execute(
+            .exec(
                 "INSERT INTO decisions (run_id, step, gate_round, approver, approver_key, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 &[
@@ -447,7 +466,7 @@ async fn apply(
         match change {
             LeaseChange::Take { step, owner, ttl } => {
                 let expires = audit::format_time(super::work::lease_expiry(now, *ttl)?);
-                tx.execute(
+                tx.exec(
                     "INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
                     &[&t.run_id, step, owner, &expires],
@@ -456,7 +475,7 @@ async fn apply(
                 .map_err(pg("taking a lease"))?;
             }
             LeaseChange::Release { step, owner } => {
-                tx.execute(
+                tx.exec(
                     "DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3",
                     &[&t.run_id, step, owner],
                 )
@@ -510,7 +529,7 @@ async fn sync_queue(
     let now_text = audit::format_time(now);
     let mut work = false;
     for step in old.iter().filter(|s| !new.contains(s)) {
-        tx.execute(
+        tx.exec(
             "DELETE FROM step_queue WHERE run_id = $1 AND step = $2",
             &[&run_id, step],
         )
@@ -519,7 +538,7 @@ async fn sync_queue(
     }
     for step in new.iter().filter(|s| !old.contains(s)) {
         work |= tx
-            .execute(
+            .exec(
                 "INSERT INTO step_queue (run_id, step, claimable_at) VALUES ($1, $2, $3)
                  ON CONFLICT (run_id, step) DO NOTHING",
                 &[&run_id, step, &now_text],
@@ -533,7 +552,7 @@ async fn sync_queue(
             // Only ever earlier (see `sqlite/queue.rs`).
             LeaseChange::Take { step, ttl, .. } => {
                 let until = audit::format_time(super::work::lease_expiry(now, *ttl)?);
-                tx.execute(
+                tx.exec(
                     "UPDATE step_queue SET claimable_at = $3
                      WHERE run_id = $1 AND step = $2 AND claimable_at > $3",
                     &[&run_id, step, &until],
@@ -543,7 +562,7 @@ async fn sync_queue(
             }
             LeaseChange::Release { step, .. } => {
                 work |= tx
-                    .execute(
+                    .exec(
                         "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
                         &[&run_id, step, &now_text],
                     )
@@ -559,7 +578,7 @@ async fn sync_queue(
 pub(super) async fn get(store: &PostgresStore, id: &str) -> Result<RunRecord, StoreError> {
     let client = store.client().await?;
     if let Some(row) = client
-        .query_opt(
+        .row_opt(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"),
             &[&id],
         )
@@ -582,7 +601,7 @@ pub(super) async fn get(store: &PostgresStore, id: &str) -> Result<RunRecord, St
     }
     pattern.push('%');
     let rows = client
-        .query(
+        .rows(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE $1 ORDER BY id LIMIT 2"),
             &[&pattern],
         )
@@ -652,7 +671,7 @@ async fn query_listing(
         .await
         .map_err(pg("listing runs"))?;
     let rows = client
-        .query(&statement, &refs)
+        .all(&statement, &refs)
         .await
         .map_err(pg("listing runs"))?;
     Ok((client, rows))
@@ -684,7 +703,7 @@ pub(super) async fn artifacts(
 ) -> Result<Vec<ArtifactRef>, StoreError> {
     let client = store.client().await?;
     client
-        .query(
+        .rows(
             "SELECT r.run_id, r.step, r.path, r.revision, r.sha256, a.size, r.created_at
              FROM artifact_revisions r JOIN artifacts a ON a.sha256 = r.sha256
              WHERE r.run_id = $1 ORDER BY r.step_index, r.path, r.revision",
@@ -713,7 +732,7 @@ pub(super) async fn step_runs(
 ) -> Result<Vec<StepRun>, StoreError> {
     let client = store.client().await?;
     client
-        .query(
+        .rows(
             "SELECT step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error
              FROM step_runs WHERE run_id = $1 ORDER BY started_at, step, attempt",
             &[&run_id],
@@ -751,7 +770,7 @@ pub(super) async fn decisions(
 ) -> Result<Vec<DecisionRecord>, StoreError> {
     let client = store.client().await?;
     client
-        .query(
+        .rows(
             "SELECT run_id, step, gate_round, approver, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final
              FROM decisions WHERE run_id = $1 ORDER BY id",
             &[&run_id],

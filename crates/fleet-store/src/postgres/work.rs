@@ -1,6 +1,7 @@
 //! Who does what on PostgreSQL: the step queue and its claims, leases, and
 //! schedules.
 
+use super::cached::Cached;
 use super::{PostgresStore, pg};
 use crate::audit;
 use crate::{ScheduleRecord, StepClaim, StoreError};
@@ -30,7 +31,7 @@ pub(super) async fn claim_steps(
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(pg("claiming steps"))?;
     let due = tx
-        .query(
+        .rows(
             "SELECT q.run_id, q.step, l.owner, l.expires_at
              FROM step_queue q
              LEFT JOIN leases l ON l.run_id = q.run_id AND l.step = q.step
@@ -51,7 +52,7 @@ pub(super) async fn claim_steps(
             && holder != owner
             && expires > now_text
         {
-            tx.execute(
+            tx.exec(
                 "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
                 &[&run, &step, &expires],
             )
@@ -63,7 +64,7 @@ pub(super) async fn claim_steps(
         // upsert still refuses a lease another owner took meanwhile (a
         // StepStarted commit).
         let taken = tx
-            .execute(
+            .exec(
                 "INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
                  WHERE leases.owner = excluded.owner OR leases.expires_at <= $5",
@@ -71,7 +72,7 @@ pub(super) async fn claim_steps(
             )
             .await
             .map_err(pg("claiming steps"))?;
-        tx.execute(
+        tx.exec(
             "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
             &[&run, &step, &until],
         )
@@ -89,11 +90,11 @@ pub(super) async fn claim_steps(
 /// locks the queue row first, as `claim_steps` does; the other order
 /// deadlocks against a concurrent claim.
 async fn lock_queue_row(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     run_id: &str,
     step: &str,
 ) -> Result<(), StoreError> {
-    tx.query(
+    tx.rows(
         "SELECT 1 FROM step_queue WHERE run_id = $1 AND step = $2 FOR UPDATE",
         &[&run_id, &step],
     )
@@ -116,7 +117,7 @@ pub(super) async fn claim_lease(
     let tx = client.transaction().await.map_err(pg("claiming a lease"))?;
     lock_queue_row(&tx, run_id, step).await?;
     let taken = tx
-        .execute(
+        .exec(
             "WITH taken AS (
                INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
                ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
@@ -131,7 +132,7 @@ pub(super) async fn claim_lease(
     let ours = taken == 1
         // Taken, but the step is not queued (the UPDATE counted nothing).
         || tx
-            .query_opt(
+            .row_opt(
                 "SELECT 1 FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3 AND expires_at = $4",
                 &[&run_id, &step, &owner, &expires],
             )
@@ -152,7 +153,7 @@ pub(super) async fn renew_lease(
     let expires = audit::format_time(lease_expiry(audit::now(), ttl)?);
     let client = store.client().await?;
     let renewed = client
-        .execute(
+        .exec(
             "UPDATE leases SET expires_at = $1 WHERE run_id = $2 AND step = $3 AND owner = $4",
             &[&expires, &run_id, &step, &owner],
         )
@@ -160,7 +161,7 @@ pub(super) async fn renew_lease(
         .map_err(pg("renewing a lease"))?;
     if renewed == 1 {
         client
-            .execute(
+            .exec(
                 "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
                 &[&run_id, &step, &expires],
             )
@@ -184,7 +185,7 @@ pub(super) async fn release_lease(
         .map_err(pg("releasing a lease"))?;
     lock_queue_row(&tx, run_id, step).await?;
     let released = tx
-        .execute(
+        .exec(
             "DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3",
             &[&run_id, &step, &owner],
         )
@@ -192,14 +193,14 @@ pub(super) async fn release_lease(
         .map_err(pg("releasing a lease"))?;
     if released == 1 {
         let queued = tx
-            .execute(
+            .exec(
                 "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
                 &[&run_id, &step, &now],
             )
             .await
             .map_err(pg("releasing a lease"))?;
         if queued == 1 {
-            tx.execute("SELECT pg_notify('fleet_work', '')", &[])
+            tx.exec("SELECT pg_notify('fleet_work', '')", &[])
                 .await
                 .map_err(pg("releasing a lease"))?;
         }
@@ -222,7 +223,7 @@ fn schedule_from_row(row: &tokio_postgres::Row) -> Result<ScheduleRecord, StoreE
 pub(super) async fn schedules(store: &PostgresStore) -> Result<Vec<ScheduleRecord>, StoreError> {
     let client = store.client().await?;
     client
-        .query(
+        .rows(
             "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules ORDER BY genflow",
             &[],
         )
@@ -244,7 +245,7 @@ pub(super) async fn ensure_schedule(
     // A changed expression restarts the schedule; the same one keeps its
     // stored due time, which is what lets a restart catch up.
     client
-        .execute(
+        .exec(
             "INSERT INTO schedules (genflow, cron, next_due) VALUES ($1, $2, $3)
              ON CONFLICT (genflow) DO UPDATE SET cron = excluded.cron, next_due = excluded.next_due
              WHERE schedules.cron <> excluded.cron",
@@ -253,7 +254,7 @@ pub(super) async fn ensure_schedule(
         .await
         .map_err(pg("storing a schedule"))?;
     let row = client
-        .query_one(
+        .row(
             "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules WHERE genflow = $1",
             &[&genflow],
         )
@@ -274,7 +275,7 @@ pub(super) async fn claim_schedule(
     let (due, next_due) = (audit::format_time(due), audit::format_time(next_due));
     let client = store.client().await?;
     let claimed = client
-        .execute(
+        .exec(
             "UPDATE schedules SET next_due = $1, last_due = $2, last_run_id = $3
              WHERE genflow = $4 AND next_due = $2",
             &[&next_due, &due, &run_id, &genflow],
