@@ -59,17 +59,9 @@ impl Backend {
 
     /// A clean `fleet` command: no inherited Fleet settings, this backend's database.
     pub fn fleet_plain(&self) -> Command {
-        let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-        cmd.env_remove("FLEET_CONFIG")
-            .env_remove("FLEET_API_TOKEN")
-            .env_remove("FLEET_SECRET")
-            .env_remove("FLEET_DATABASE_URL")
-            .env_remove("FLEET_FAULT")
-            .env("FLEET_USER", "dev@example.com");
-        if let Some(url) = self.url() {
-            cmd.env("FLEET_DATABASE_URL", url);
-        }
-        cmd
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("fleet"));
+        self.apply_std(&mut cmd);
+        Command::from_std(cmd)
     }
 
     /// `fleet -C DIR` on this backend.

@@ -4,7 +4,7 @@
 //! dozen statements per run) was most of PostgreSQL's CPU.
 
 use async_trait::async_trait;
-use deadpool_postgres::{ClientWrapper, Transaction};
+use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error, Row, Statement};
 
@@ -38,27 +38,9 @@ pub(super) trait Cached: Sync {
     }
 }
 
+/// One implementation for pooled clients and their transactions alike.
 #[async_trait]
-impl Cached for ClientWrapper {
-    async fn statement(&self, sql: &str) -> Result<Statement, Error> {
-        self.prepare_cached(sql).await
-    }
-    async fn run(&self, s: &Statement, params: Params<'_>) -> Result<u64, Error> {
-        self.execute(s, params).await
-    }
-    async fn all(&self, s: &Statement, params: Params<'_>) -> Result<Vec<Row>, Error> {
-        self.query(s, params).await
-    }
-    async fn opt(&self, s: &Statement, params: Params<'_>) -> Result<Option<Row>, Error> {
-        self.query_opt(s, params).await
-    }
-    async fn one(&self, s: &Statement, params: Params<'_>) -> Result<Row, Error> {
-        self.query_one(s, params).await
-    }
-}
-
-#[async_trait]
-impl Cached for Transaction<'_> {
+impl<C: GenericClient + Sync> Cached for C {
     async fn statement(&self, sql: &str) -> Result<Statement, Error> {
         self.prepare_cached(sql).await
     }
