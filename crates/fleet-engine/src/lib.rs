@@ -340,6 +340,18 @@ impl Engine {
         run_id: &str,
         observer: &dyn Observer,
     ) -> Result<RunRecord, EngineError> {
+        Ok(self.drive_steps(run_id, observer).await?.0)
+    }
+
+    /// [`Engine::drive`], also saying which steps this call executed (or
+    /// tried to): their leases are settled, each released by the step's
+    /// last commit or by `run_step` when it stopped early.
+    pub(crate) async fn drive_steps(
+        &self,
+        run_id: &str,
+        observer: &dyn Observer,
+    ) -> Result<(RunRecord, Vec<usize>), EngineError> {
+        let mut executed = Vec::new();
         let mut run = self.store.get_run(run_id).await?;
         if self.settings.write_files {
             files::materialize(self.store.as_ref(), &run, &self.settings.state_dir).await?;
@@ -355,10 +367,10 @@ impl Engine {
             }
             if run.state.is_terminal() {
                 observer.run_finished(&run);
-                return Ok(run);
+                return Ok((run, executed));
             }
             if self.is_draining() {
-                return Ok(run);
+                return Ok((run, executed));
             }
             // Ready steps, plus Running ones whose worker died (lease free or expired).
             // Not those another task of this process is executing.
@@ -398,9 +410,10 @@ impl Engine {
             }
             if claimed.is_empty() {
                 // Waiting at a gate, or the remaining steps run elsewhere.
-                return Ok(run);
+                return Ok((run, executed));
             }
             let single = claimed.len() == 1;
+            executed.extend(&claimed);
             let mut tasks = Vec::new();
             for i in claimed {
                 tasks.push(self.run_step(&run, i, observer));

@@ -64,7 +64,7 @@ pub async fn run_worker(
 ) -> Result<WorkerReport, EngineError> {
     let concurrency = options.concurrency.max(1);
     let counters = Arc::new(Counters::default());
-    let mut notices = engine.store().subscribe().await?;
+    let mut notices = engine.store().subscribe_work().await?;
     let mut tasks: JoinSet<()> = JoinSet::new();
     let driving = Arc::new(Driving::default());
     let mut look = true;
@@ -148,7 +148,7 @@ pub async fn run_worker(
                     counters.errors.fetch_add(1, Ordering::Relaxed);
                     on_error(&StepClaim { run_id: "(notices)".into(), step: "(notices)".into() }, &e.into());
                     tokio::time::sleep(options.poll).await;
-                    notices = engine.store().subscribe().await?;
+                    notices = engine.store().subscribe_work().await?;
                     look = true;
                 }
             },
@@ -215,13 +215,21 @@ impl Engine {
         observer: &dyn Observer,
     ) -> Result<(), EngineError> {
         if !self.is_draining() {
-            let result = self.drive(&claim.run_id, observer).await;
+            let result = self.drive_steps(&claim.run_id, observer).await;
             // The step's own commits released the lease if it ran; when
             // drive returned without running it, give it back.
-            let _ = self
-                .store()
-                .release_lease(&claim.run_id, &claim.step, &self.settings().worker_id)
-                .await;
+            let settled = match &result {
+                Ok((run, executed)) => executed
+                    .iter()
+                    .any(|&i| run.definition.steps[i].name == claim.step),
+                Err(_) => false,
+            };
+            if !settled {
+                let _ = self
+                    .store()
+                    .release_lease(&claim.run_id, &claim.step, &self.settings().worker_id)
+                    .await;
+            }
             return result.map(|_| ());
         }
         self.store()

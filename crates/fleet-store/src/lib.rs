@@ -659,6 +659,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<StepClaim>, StoreError>;
     /// Subscribes to commits by any process (see [`Subscription`]).
     async fn subscribe(&self) -> Result<Box<dyn Subscription>, StoreError>;
+    /// Subscribes to what a worker needs: `Notice::Work` (and `Any`). A
+    /// backend may also deliver `Run` notices; one that can leave them out
+    /// spares every worker a wake-up per commit.
+    async fn subscribe_work(&self) -> Result<Box<dyn Subscription>, StoreError> {
+        self.subscribe().await
+    }
     /// Commits `t` atomically, or returns `Conflict` having written nothing.
     /// Returns the new record and refs of the artifacts written.
     async fn commit(&self, t: Transition) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError>;

@@ -135,6 +135,7 @@ suite_test!(failing_requests_keep_neighbours, arc, hold);
 suite_test!(claims_take_each_runnable_step_once);
 suite_test!(keyset_pages_list_each_run_once);
 suite_test!(subscribers_hear_commits);
+suite_test!(awkward_strings_chain_alike);
 
 /// Two stores (two pools: what two processes have) commit to their own runs
 /// at once: every commit lands and the chain has no gap and no fork.

@@ -69,6 +69,11 @@ impl Backdoor for RawSql {
 }
 
 #[tokio::test]
+async fn awkward_strings_chain_alike() {
+    suite::awkward_strings_chain_alike(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn create_get_and_prefix() {
     suite::create_get_and_prefix(&db().await.store).await;
 }

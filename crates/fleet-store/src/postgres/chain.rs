@@ -2,10 +2,11 @@
 //! (with the `/metrics` aggregates), reading, verifying; and `stats()`.
 
 use super::cached::Cached;
+use super::pipeline::{Pipeline, params};
 use super::{PostgresStore, pg, to_u64};
 use crate::audit::{self, Pending};
 use crate::{AuditEvent, AuditReport, StepRun, StepStats, StoreError, StoreStats};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 
 /// One attempt's contribution to its step's totals. Computed the same way
 /// for the record written and the one it replaces, so replacing subtracts
@@ -61,47 +62,74 @@ pub(super) struct Tally {
     pub step: Option<(String, String, Contribution)>,
 }
 
-/// Appends `events` to the chain and applies `tally`, holding the
-/// `chain_head` row lock from here until the transaction commits: call it
-/// last, after every other write of the transaction.
+/// Whether a transaction with these events and aggregates touches the chain
+/// head at all.
+pub(super) fn needed(events: &[Pending], tally: &Tally) -> bool {
+    !events.is_empty() || tally.run_status.is_some() || tally.step.is_some()
+}
+
+/// Appends `events` to the chain and applies `tally` in `tx`: call it last,
+/// after every other write of the transaction (see [`queue_append`]).
 pub(super) async fn append(
     tx: &Transaction<'_>,
     run_id: Option<&str>,
     events: &[Pending],
     tally: &Tally,
 ) -> Result<(), StoreError> {
-    if events.is_empty() && tally.run_status.is_none() && tally.step.is_none() {
+    let mut p = Pipeline::new(tx);
+    queue_append(&mut p, run_id, events, tally).await?;
+    p.send().await.check()
+}
+
+/// Queues on `p` the append of `events` (`fleet_append`, migration 0002)
+/// and the writes that apply `tally`. The append locks the `chain_head` row
+/// until the transaction ends, serializing every writer of the database:
+/// queue it after every other write of the transaction, and the COMMIT in
+/// the same pipeline, so the lock is never held across a round trip.
+pub(super) async fn queue_append<C: GenericClient + Sync>(
+    p: &mut Pipeline<'_, C>,
+    run_id: Option<&str>,
+    events: &[Pending],
+    tally: &Tally,
+) -> Result<(), StoreError> {
+    if !needed(events, tally) {
         return Ok(());
     }
-    let head = tx
-        .row(
-            "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(pg("locking the audit chain"))?;
-    let (mut seq, mut prev): (i64, String) = (head.get(0), head.get(1));
+    // One transaction, one time: its events happen together.
+    let at = audit::format_time(audit::now());
+    let mut kinds = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        kinds.push(e.kind.clone());
+        payloads.push(audit::canonical_payload(i as i64 + 1, &e.payload)?);
+    }
+    p.exec(
+        "SELECT fleet_append($1, $2, $3, $4)",
+        params![run_id.map(str::to_owned), at, kinds, payloads],
+        "appending audit events",
+    )
+    .await?;
     if let Some((from, to)) = &tally.run_status
         && from.as_ref() != Some(to)
     {
         if let Some(from) = from {
-            tx.exec(
+            p.exec(
                 "UPDATE run_counts SET runs = runs - 1 WHERE status = $1",
-                &[from],
+                params![from.clone()],
+                "counting runs",
             )
-            .await
-            .map_err(pg("counting runs"))?;
+            .await?;
         }
-        tx.exec(
+        p.exec(
             "INSERT INTO run_counts (status, runs) VALUES ($1, 1)
              ON CONFLICT (status) DO UPDATE SET runs = run_counts.runs + 1",
-            &[to],
+            params![to.clone()],
+            "counting runs",
         )
-        .await
-        .map_err(pg("counting runs"))?;
+        .await?;
     }
     if let Some((genflow, step, c)) = &tally.step {
-        tx.exec(
+        p.exec(
             "INSERT INTO step_totals (genflow, step, attempts, finished, duration_us, input_tokens, output_tokens, cost_nusd, cached)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (genflow, step) DO UPDATE SET
@@ -112,61 +140,21 @@ pub(super) async fn append(
                output_tokens = step_totals.output_tokens + excluded.output_tokens,
                cost_nusd = step_totals.cost_nusd + excluded.cost_nusd,
                cached = step_totals.cached + excluded.cached",
-            &[
-                genflow,
-                step,
-                &c.attempts,
-                &c.finished,
-                &c.duration_us,
-                &c.input_tokens,
-                &c.output_tokens,
-                &c.cost_nusd,
-                &c.cached,
+            params![
+                genflow.clone(),
+                step.clone(),
+                c.attempts,
+                c.finished,
+                c.duration_us,
+                c.input_tokens,
+                c.output_tokens,
+                c.cost_nusd,
+                c.cached,
             ],
+            "adding up step totals",
         )
-        .await
-        .map_err(pg("adding up step totals"))?;
+        .await?;
     }
-    if events.is_empty() {
-        return Ok(());
-    }
-    // One transaction, one time: its events happen together.
-    let at = audit::format_time(audit::now());
-    let n = events.len();
-    let (mut seqs, mut runs, mut ats, mut kinds, mut payloads, mut prevs, mut hashes) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for e in events {
-        seq += 1;
-        let payload = audit::canonical_payload(seq, &e.payload)?;
-        let hash = audit::event_hash_canonical(seq, run_id, &at, &e.kind, &payload, &prev);
-        seqs.push(seq);
-        runs.push(run_id.map(str::to_owned));
-        ats.push(at.clone());
-        kinds.push(e.kind.clone());
-        payloads.push(payload);
-        prevs.push(std::mem::replace(&mut prev, hash.clone()));
-        hashes.push(hash);
-    }
-    tx.exec(
-        "INSERT INTO events (seq, run_id, at, kind, payload_json, prev_hash, hash)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
-        &[&seqs, &runs, &ats, &kinds, &payloads, &prevs, &hashes],
-    )
-    .await
-    .map_err(pg("appending audit events"))?;
-    tx.exec(
-        "UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1",
-        &[&seq, &prev],
-    )
-    .await
-    .map_err(pg("advancing the audit chain"))?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ mod cached;
 mod chain;
 mod notices;
 mod outbox;
+mod pipeline;
 mod runs;
 mod schema;
 mod work;
@@ -302,7 +303,23 @@ impl Store for PostgresStore {
 
     async fn subscribe(&self) -> Result<Box<dyn Subscription>, StoreError> {
         Ok(Box::new(
-            notices::PgSubscription::start(self.config.clone(), self.name.clone()).await?,
+            notices::PgSubscription::start(
+                self.config.clone(),
+                self.name.clone(),
+                notices::Channels::All,
+            )
+            .await?,
+        ))
+    }
+
+    async fn subscribe_work(&self) -> Result<Box<dyn Subscription>, StoreError> {
+        Ok(Box::new(
+            notices::PgSubscription::start(
+                self.config.clone(),
+                self.name.clone(),
+                notices::Channels::Work,
+            )
+            .await?,
         ))
     }
 

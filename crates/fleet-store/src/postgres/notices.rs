@@ -14,6 +14,24 @@ use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Socket, tls::NoTls
 
 type Conn = Connection<Socket, NoTlsStream>;
 
+/// What a subscription listens to.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Channels {
+    /// Every commit (`fleet_run`) and claimable work (`fleet_work`).
+    All,
+    /// Claimable work only: a worker, which every commit would otherwise wake.
+    Work,
+}
+
+impl Channels {
+    fn listen(self) -> &'static str {
+        match self {
+            Channels::All => "LISTEN fleet_run; LISTEN fleet_work",
+            Channels::Work => "LISTEN fleet_work",
+        }
+    }
+}
+
 pub(super) struct PgSubscription {
     rx: mpsc::UnboundedReceiver<Notice>,
     task: tokio::task::JoinHandle<()>,
@@ -40,6 +58,7 @@ impl PgSubscription {
     pub(super) async fn start(
         config: tokio_postgres::Config,
         name: String,
+        channels: Channels,
     ) -> Result<PgSubscription, StoreError> {
         // The first connection is made here, so a subscriber learns at once
         // that the database cannot be reached.
@@ -60,7 +79,7 @@ impl PgSubscription {
                         }
                     },
                 };
-                listen(client, connection, &tx).await;
+                listen(client, connection, channels, &tx).await;
                 if tx.is_closed() {
                     return;
                 }
@@ -74,14 +93,15 @@ impl PgSubscription {
 }
 
 /// Forwards notifications until the connection ends.
-async fn listen(client: Client, mut connection: Conn, tx: &mpsc::UnboundedSender<Notice>) {
+async fn listen(
+    client: Client,
+    mut connection: Conn,
+    channels: Channels,
+    tx: &mpsc::UnboundedSender<Notice>,
+) {
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let keep = async {
-        if client
-            .batch_execute("LISTEN fleet_run; LISTEN fleet_work")
-            .await
-            .is_ok()
-        {
+        if client.batch_execute(channels.listen()).await.is_ok() {
             // Holding the client keeps the connection open.
             std::future::pending::<()>().await;
         }

@@ -3,13 +3,14 @@
 
 use super::cached::Cached;
 use super::chain::{self, Tally};
+use super::pipeline::{Pipeline, Slot, params};
 use super::{PostgresStore, pg, to_u32};
 use crate::audit::{self, Pending};
 use crate::{
     Delivery, DeliveryOutcome, DeliveryPurpose, DeliveryScope, DeliveryStatus, NewDelivery,
     StoreError,
 };
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use std::time::Duration;
 use tokio_postgres::Row;
 
@@ -47,42 +48,88 @@ fn from_row(row: &Row) -> Result<Delivery, StoreError> {
 
 /// Queues `d` in `tx` unless its key is queued already (a delivery that gave
 /// up is revived); the `delivery.queued` event when it was.
-pub(super) async fn enqueue(
-    tx: &Transaction<'_>,
+/// Queues `d`'s insert on `p`: counts 1 when the delivery was queued
+/// (anew, or again after it gave up), 0 when it already was.
+pub(super) async fn queue_enqueue<C: GenericClient + Sync>(
+    p: &mut Pipeline<'_, C>,
     d: &NewDelivery,
     now_text: &str,
-) -> Result<Option<Pending>, StoreError> {
+) -> Result<Slot, StoreError> {
     let payload = serde_json::to_string(&d.payload)
         .map_err(|e| StoreError::Invalid(format!("delivery payload: {e}")))?;
-    let changed = tx
-        .exec(
-            "INSERT INTO outbox (run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)
-             ON CONFLICT (run_id, step, round, purpose, channel, recipient) DO UPDATE SET
-               status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
-               lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
-             WHERE outbox.status = 'failed'",
-            &[
-                &d.run_id,
-                &d.step,
-                &i64::from(d.round),
-                &d.purpose.as_key(),
-                &d.channel,
-                &d.recipient,
-                &d.label,
-                &payload,
-                &now_text,
-            ],
-        )
-        .await
-        .map_err(pg("queueing a delivery"))?;
-    Ok((changed == 1).then(|| Pending {
+    p.exec(
+        "INSERT INTO outbox (run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)
+         ON CONFLICT (run_id, step, round, purpose, channel, recipient) DO UPDATE SET
+           status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
+           lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
+         WHERE outbox.status = 'failed'",
+        params![
+            d.run_id.clone(),
+            d.step.clone(),
+            i64::from(d.round),
+            d.purpose.as_key(),
+            d.channel.clone(),
+            d.recipient.clone(),
+            d.label.clone(),
+            payload,
+            now_text.to_owned(),
+        ],
+        "queueing a delivery",
+    )
+    .await
+}
+
+/// Whether writing a delivery whose row has `status` queues it again (the
+/// `WHERE` of [`queue_enqueue`]'s upsert).
+pub(super) fn requeues(status: &str) -> bool {
+    status == "failed"
+}
+
+/// Queues the read of `d`'s row status (none: not queued yet), locking the
+/// row so it does not change before the transaction writes it.
+pub(super) async fn queue_status(
+    p: &mut Pipeline<'_, deadpool_postgres::Object>,
+    d: &NewDelivery,
+) -> Result<Slot, StoreError> {
+    p.query(
+        "SELECT status FROM outbox
+         WHERE run_id = $1 AND step = $2 AND round = $3 AND purpose = $4 AND channel = $5 AND recipient = $6
+         FOR UPDATE",
+        params![
+            d.run_id.clone(),
+            d.step.clone(),
+            i64::from(d.round),
+            d.purpose.as_key(),
+            d.channel.clone(),
+            d.recipient.clone(),
+        ],
+        "reading a delivery",
+    )
+    .await
+}
+
+/// The event of a delivery queued.
+pub(super) fn queued_event(d: &NewDelivery) -> Pending {
+    Pending {
         kind: "delivery.queued".into(),
         payload: serde_json::json!({
             "step": d.step, "round": d.round, "purpose": d.purpose.as_key(),
             "channel": d.channel, "recipient": d.label,
         }),
-    }))
+    }
+}
+
+/// Queues `d` in `tx`; its event if it was queued.
+async fn enqueue(
+    tx: &Transaction<'_>,
+    d: &NewDelivery,
+    now_text: &str,
+) -> Result<Option<Pending>, StoreError> {
+    let mut p = Pipeline::new(tx);
+    let slot = queue_enqueue(&mut p, d, now_text).await?;
+    let changed = p.send().await.count(slot)?;
+    Ok((changed == 1).then(|| queued_event(d)))
 }
 
 pub(super) async fn enqueue_many(

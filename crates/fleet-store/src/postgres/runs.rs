@@ -2,16 +2,18 @@
 
 use super::cached::Cached;
 use super::chain::{self, Contribution, Tally};
+use super::pipeline::{Answers, Pipeline, Slot, Tx, params};
 use super::{PostgresStore, is_unique_violation, pg, to_i64, to_u32, to_u64};
 use crate::audit::{self, Pending};
 use crate::{
     ArtifactRef, DecisionRecord, LeaseChange, NewRun, RunFilter, RunRecord, StepRun, StoreError,
     Transition, check_shape,
 };
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 use fleet_core::config::{Genflow, StepKind};
 use fleet_core::run::{RunState, Verdict};
 use jiff::Timestamp;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_postgres::Row;
 
@@ -48,7 +50,8 @@ async fn run_from_row(
     })
 }
 
-/// Creates `run`, and commits `first` in the same transaction if given.
+/// Creates `run`, and commits `first` in the same transaction if given:
+/// one round trip (a new run has no earlier rows to read).
 pub(super) async fn create(
     store: &PostgresStore,
     run: NewRun,
@@ -63,81 +66,96 @@ pub(super) async fn create(
             run.id
         )));
     }
+    let durable = first.as_ref().is_some_and(|f| f.durable);
+    let tx = Tx::new(store.client().await?, durable);
+    let result = create_in(store, &tx, run, first).await;
+    if result.is_err() {
+        tx.rollback().await;
+    }
+    result
+}
+
+async fn create_in(
+    store: &PostgresStore,
+    tx: &Tx,
+    run: NewRun,
+    first: Option<Transition>,
+) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError> {
     let definition_json = run.genflow.canonical_json();
     let definition_hash = run.genflow.definition_hash();
-    let definition = store.remember_definition(&definition_hash, run.genflow.clone());
-    let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(pg("creating a run"))?;
-    relax_unless_durable(&tx, first.as_ref().is_some_and(|f| f.durable)).await?;
     let now = audit::now();
     let now_text = audit::format_time(now);
-    tx.exec(
-        "INSERT INTO definitions (hash, json) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
-        &[&definition_hash, &definition_json],
-    )
-    .await
-    .map_err(pg("storing a run's definition"))?;
     let state_json = json("run state", &run.state)?;
-    let inserted = tx
+    let mut p = tx.pipeline();
+    p.exec(
+        "INSERT INTO definitions (hash, json) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+        params![definition_hash.clone(), definition_json],
+        "storing a run's definition",
+    )
+    .await?;
+    let inserted = p
         .exec(
             "INSERT INTO runs (id, genflow_name, definition_hash, state_json, status, version, triggered_by, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7)",
-            &[
-                &run.id,
-                &run.genflow.name,
-                &definition_hash,
-                &state_json,
-                &run.state.status.as_str(),
-                &run.triggered_by,
-                &now_text,
+            params![
+                run.id.clone(),
+                run.genflow.name.clone(),
+                definition_hash.clone(),
+                state_json,
+                run.state.status.as_str(),
+                run.triggered_by.clone(),
+                now_text,
             ],
+            "creating a run",
         )
-        .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(run.id)),
-        Err(e) => return Err(pg("creating a run")(e)),
-    }
-    let mut work = sync_queue(&tx, &run.genflow, &run.id, None, &run.state, &[], now).await?;
+        .await?;
+    let mut work = queue_sync(&mut p, &run.genflow, &run.id, None, &run.state, &[], now).await?;
     let created = audit::run_created(&run.id, &run.genflow, &definition_hash, &run.state);
-    let mut record = RunRecord {
+    let definition = store.remember_definition(&definition_hash, run.genflow);
+    let record = RunRecord {
         id: run.id.clone(),
-        genflow_name: run.genflow.name.clone(),
+        genflow_name: definition.name.clone(),
         definition,
         definition_hash,
-        state: run.state.clone(),
+        state: run.state,
         version: 1,
-        triggered_by: run.triggered_by.clone(),
+        triggered_by: run.triggered_by,
         created_at: now,
         updated_at: now,
     };
     let mut tally = Tally {
-        run_status: Some((None, run.state.status.as_str().to_owned())),
+        run_status: Some((None, record.state.status.as_str().to_owned())),
         step: None,
     };
     let mut events = vec![created];
-    let mut written = Vec::new();
-    if let Some(first) = first {
-        // The run row was written by this transaction, so the transition
-        // applies to it directly.
-        let applied = apply(store, &tx, &record, first, now).await?;
-        work |= applied.work;
-        written = applied.written;
-        events.extend(applied.events);
-        if let Some((from, to)) = applied.tally.run_status {
-            let _ = from;
-            tally.run_status = Some((None, to));
+    // The run row is written by this transaction, so the first transition
+    // applies to it directly.
+    let (record, written) = match first {
+        Some(first) => {
+            let prior = Prior::new_run(&first);
+            let (applied, _) = plan(&mut p, &record, first, now, &prior).await?;
+            work |= applied.work;
+            events.extend(applied.events);
+            tally.run_status = applied.tally.run_status.map(|(_, to)| (None, to));
+            tally.step = applied.tally.step;
+            (applied.record, applied.written)
         }
-        tally.step = applied.tally.step;
-        record = applied.record;
+        None => (record, Vec::new()),
+    };
+    chain::queue_append(&mut p, Some(&record.id), &events, &tally).await?;
+    queue_notify(&mut p, &record.id, work).await?;
+    let answers = tx.commit_with(p).await;
+    if let Some((slot, e)) = answers.first_error()
+        && answers.is(slot, inserted)
+        && is_unique_violation(e)
+    {
+        return Err(StoreError::AlreadyExists(record.id));
     }
-    chain::append(&tx, Some(&record.id), &events, &tally).await?;
-    notify(&tx, &record.id, work).await?;
-    tx.commit().await.map_err(pg("committing a new run"))?;
+    answers.check()?;
     Ok((record, written))
 }
 
-/// What applying a transition to a locked run wrote.
+/// What applying a transition to a locked run writes.
 struct Applied {
     record: RunRecord,
     written: Vec<ArtifactRef>,
@@ -146,106 +164,226 @@ struct Applied {
     work: bool,
 }
 
+/// Commits transition `t` in two round trips: BEGIN, the run row's lock
+/// and the earlier rows the transition replaces; then every write, the
+/// audit append and COMMIT (so the chain head is locked only while the
+/// server executes the end of that second pipeline).
 pub(super) async fn commit(
     store: &PostgresStore,
     t: Transition,
 ) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError> {
-    let mut client = store.client().await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(pg("committing a transition"))?;
-    relax_unless_durable(&tx, t.durable).await?;
+    let tx = Tx::new(store.client().await?, t.durable);
+    let result = commit_in(store, &tx, t).await;
+    if result.is_err() {
+        tx.rollback().await;
+    }
+    result
+}
+
+async fn commit_in(
+    store: &PostgresStore,
+    tx: &Tx,
+    t: Transition,
+) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError> {
     // Locked until COMMIT: a second committer from the same version waits,
-    // then sees the new version.
-    let row = tx
-        .row_opt(
+    // then sees the new version; and no other transaction writes this
+    // run's artifacts, step runs or deliveries meanwhile, so what is read
+    // here stays true until then.
+    let mut p = tx.pipeline();
+    let locked = p
+        .query(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE"),
-            &[&t.run_id],
+            params![t.run_id.clone()],
+            "committing a transition",
         )
-        .await
-        .map_err(pg("committing a transition"))?
+        .await?;
+    let reads = Prior::queue_reads(&mut p, &t).await?;
+    let answers = p.send().await;
+    answers.check()?;
+    let row = answers
+        .rows(locked)?
+        .first()
         .ok_or_else(|| StoreError::NotFound(format!("run {}", t.run_id)))?;
     let version: i64 = row.get(4);
     if version != t.expected_version {
         return Err(StoreError::Conflict { run_id: t.run_id });
     }
-    let current = run_from_row(store, &tx, &row).await?;
+    let current = run_from_row(store, tx.client(), row).await?;
+    let prior = reads.read(&answers, &t)?;
     let now = audit::now();
-    let applied = apply(store, &tx, &current, t, now).await?;
-    chain::append(
-        &tx,
+    let mut p = tx.pipeline();
+    let (decision, run_id) = (t.decision.clone(), t.run_id.clone());
+    let (applied, decision_slot) = plan(&mut p, &current, t, now, &prior).await?;
+    chain::queue_append(
+        &mut p,
         Some(&applied.record.id),
         &applied.events,
         &applied.tally,
     )
     .await?;
-    notify(&tx, &applied.record.id, applied.work).await?;
-    tx.commit().await.map_err(pg("committing a transition"))?;
+    queue_notify(&mut p, &applied.record.id, applied.work).await?;
+    let answers = tx.commit_with(p).await;
+    if let (Some(slot), Some(d)) = (decision_slot, decision)
+        && let Some((failed, e)) = answers.first_error()
+        && answers.is(failed, slot)
+        && is_unique_violation(e)
+    {
+        return Err(StoreError::DuplicateDecision {
+            run_id,
+            step: d.step,
+            approver: d.approver,
+        });
+    }
+    answers.check()?;
     Ok((applied.record, applied.written))
 }
 
-/// The durability SQLite gives the same commit: a transition that is not
-/// `durable` (a step's progress, not a decision or a delivery) commits
-/// without waiting for its WAL flush (`synchronous_commit = off`). A crash
-/// of the database host can lose the last such commits, never corrupt or
-/// reorder them (a durable commit flushes every earlier one), and a lost
-/// step commit is redone by whoever takes the step over. Without it every
-/// commit held the chain-head lock across its own fsync.
-async fn relax_unless_durable(tx: &Transaction<'_>, durable: bool) -> Result<(), StoreError> {
-    if !durable {
-        tx.batch_execute("SET LOCAL synchronous_commit = off")
-            .await
-            .map_err(pg("committing a transition"))?;
-    }
-    Ok(())
-}
-
 /// Tells listeners about the commit (delivered when it commits).
-async fn notify(tx: &Transaction<'_>, run_id: &str, work: bool) -> Result<(), StoreError> {
-    if work {
-        tx.exec(
-            "SELECT pg_notify('fleet_run', $1), pg_notify('fleet_work', '')",
-            &[&run_id],
-        )
-        .await
+async fn queue_notify(
+    p: &mut Pipeline<'_, Object>,
+    run_id: &str,
+    work: bool,
+) -> Result<(), StoreError> {
+    let sql = if work {
+        "SELECT pg_notify('fleet_run', $1), pg_notify('fleet_work', '')"
     } else {
-        tx.exec("SELECT pg_notify('fleet_run', $1)", &[&run_id])
-            .await
-    }
-    .map_err(pg("announcing a commit"))?;
+        "SELECT pg_notify('fleet_run', $1)"
+    };
+    p.exec(sql, params![run_id.to_owned()], "announcing a commit")
+        .await?;
     Ok(())
 }
 
-/// Writes transition `t` of `current` (locked by the caller); returns the
-/// events to append and the aggregates to adjust.
-async fn apply(
-    store: &PostgresStore,
-    tx: &Transaction<'_>,
+/// What a transition replaces: read under the run row's lock before its
+/// writes, so the writes, their audit events and the totals are computed
+/// here and sent in one pipeline.
+#[derive(Default)]
+struct Prior {
+    /// The newest revision of each artifact path the transition writes.
+    revisions: HashMap<String, u32>,
+    /// What the step-run record the transition replaces contributed.
+    old_step_run: Option<Contribution>,
+    /// Per delivery of `t.outbox`: whether writing it queues it (it is new,
+    /// or gave up before).
+    requeued: Vec<bool>,
+}
+
+/// Where [`Prior`]'s reads will be answered.
+struct PriorReads {
+    revisions: Option<Slot>,
+    old_step_run: Option<Slot>,
+    deliveries: Vec<Slot>,
+}
+
+impl Prior {
+    /// Nothing of a run that is being created exists yet.
+    fn new_run(t: &Transition) -> Prior {
+        Prior {
+            requeued: vec![true; t.outbox.len()],
+            ..Prior::default()
+        }
+    }
+
+    async fn queue_reads(
+        p: &mut Pipeline<'_, Object>,
+        t: &Transition,
+    ) -> Result<PriorReads, StoreError> {
+        let revisions = if t.artifacts.is_empty() {
+            None
+        } else {
+            let paths: Vec<String> = t.artifacts.iter().map(|a| a.path.clone()).collect();
+            Some(
+                p.query(
+                    "SELECT path, MAX(revision) FROM artifact_revisions
+                     WHERE run_id = $1 AND path = ANY($2) GROUP BY path",
+                    params![t.run_id.clone(), paths],
+                    "reading artifact revisions",
+                )
+                .await?,
+            )
+        };
+        let old_step_run = match &t.step_run {
+            Some(r) => Some(
+                p.query(
+                    "SELECT started_at, finished_at, input_tokens, output_tokens, cost_usd, cached
+                     FROM step_runs WHERE run_id = $1 AND step = $2 AND attempt = $3",
+                    params![t.run_id.clone(), r.step.clone(), i64::from(r.attempt)],
+                    "reading a step run",
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let mut deliveries = Vec::with_capacity(t.outbox.len());
+        for d in &t.outbox {
+            deliveries.push(super::outbox::queue_status(p, d).await?);
+        }
+        Ok(PriorReads {
+            revisions,
+            old_step_run,
+            deliveries,
+        })
+    }
+}
+
+impl PriorReads {
+    fn read(self, answers: &Answers, t: &Transition) -> Result<Prior, StoreError> {
+        let mut prior = Prior::default();
+        if let Some(slot) = self.revisions {
+            for row in answers.rows(slot)? {
+                let revision: i64 = row.get(1);
+                prior
+                    .revisions
+                    .insert(row.get(0), to_u32(revision, "artifact revision")?);
+            }
+        }
+        if let (Some(slot), Some(r)) = (self.old_step_run, &t.step_run) {
+            prior.old_step_run = answers
+                .rows(slot)?
+                .first()
+                .map(|row| old_contribution(r, row))
+                .transpose()?;
+        }
+        for slot in self.deliveries {
+            let status: Option<String> = answers.rows(slot)?.first().map(|row| row.get(0));
+            prior
+                .requeued
+                .push(status.is_none_or(|s| super::outbox::requeues(&s)));
+        }
+        Ok(prior)
+    }
+}
+
+/// Queues the writes of transition `t` of `current` (locked by the
+/// caller, or written earlier in the same transaction), given what they
+/// replace; returns what they write and the decision's slot, if any.
+async fn plan(
+    p: &mut Pipeline<'_, Object>,
     current: &RunRecord,
     t: Transition,
     now: Timestamp,
-) -> Result<Applied, StoreError> {
+    prior: &Prior,
+) -> Result<(Applied, Option<Slot>), StoreError> {
     let genflow: &Arc<Genflow> = &current.definition;
     check_shape(genflow, &t.state)?;
     let now_text = audit::format_time(now);
     let version = current.version + 1;
-    let state_json = json("run state", &t.state)?;
-    tx.exec(
+    p.exec(
         "UPDATE runs SET state_json = $1, status = $2, version = $3, updated_at = $4 WHERE id = $5",
-        &[
-            &state_json,
-            &t.state.status.as_str(),
-            &version,
-            &now_text,
-            &t.run_id,
+        params![
+            json("run state", &t.state)?,
+            t.state.status.as_str(),
+            version,
+            now_text.clone(),
+            t.run_id.clone(),
         ],
+        "updating a run",
     )
-    .await
-    .map_err(pg("updating a run"))?;
+    .await?;
 
     let mut events = Vec::new();
     let mut written = Vec::with_capacity(t.artifacts.len());
+    let mut revisions = prior.revisions.clone();
     for a in &t.artifacts {
         let Some(step_index) = genflow.step_index(&a.step) else {
             return Err(StoreError::Invalid(format!(
@@ -253,41 +391,37 @@ async fn apply(
                 a.step, t.run_id
             )));
         };
-        let sha = audit::sha256_hex(&a.bytes);
-        let size = a.bytes.len() as u64;
-        tx.exec(
-            "INSERT INTO artifacts (sha256, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
-            &[&sha, &a.bytes, &to_i64(size)],
-        )
-        .await
-        .map_err(pg("storing an artifact"))?;
-        let revision: i64 = tx
-            .row(
-                "INSERT INTO artifact_revisions (run_id, step, step_index, path, revision, sha256, created_at)
-                 SELECT $1, $2, $3, $4, COALESCE(MAX(revision), 0) + 1, $5, $6
-                 FROM artifact_revisions WHERE run_id = $1 AND path = $4
-                 RETURNING revision",
-                &[
-                    &t.run_id,
-                    &a.step,
-                    &to_i64(step_index as u64),
-                    &a.path,
-                    &sha,
-                    &now_text,
-                ],
-            )
-            .await
-            .map_err(pg("storing an artifact revision"))?
-            .get(0);
+        let revision = revisions.entry(a.path.clone()).or_insert(0);
+        *revision += 1;
         let r = ArtifactRef {
             run_id: t.run_id.clone(),
             step: a.step.clone(),
             path: a.path.clone(),
-            revision: to_u32(revision, "artifact revision")?,
-            sha256: sha,
-            size,
+            revision: *revision,
+            sha256: audit::sha256_hex(&a.bytes),
+            size: a.bytes.len() as u64,
             created_at: now,
         };
+        // The content first (an FK of the revision), in the same statement.
+        p.exec(
+            "WITH content AS (
+               INSERT INTO artifacts (sha256, bytes, size) VALUES ($6, $8, $9) ON CONFLICT (sha256) DO NOTHING)
+             INSERT INTO artifact_revisions (run_id, step, step_index, path, revision, sha256, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            params![
+                r.run_id.clone(),
+                r.step.clone(),
+                to_i64(step_index as u64),
+                r.path.clone(),
+                i64::from(r.revision),
+                r.sha256.clone(),
+                now_text.clone(),
+                a.bytes.clone(),
+                to_i64(r.size),
+            ],
+            "storing an artifact",
+        )
+        .await?;
         events.push(audit::artifact_stored(&r));
         written.push(r);
     }
@@ -306,36 +440,9 @@ async fn apply(
                 r.step, t.run_id
             )));
         }
-        let old = tx
-            .row_opt(
-                "SELECT started_at, finished_at, input_tokens, output_tokens, cost_usd, cached
-                 FROM step_runs WHERE run_id = $1 AND step = $2 AND attempt = $3",
-                &[&t.run_id, &r.step, &i64::from(r.attempt)],
-            )
-            .await
-            .map_err(pg("reading a step run"))?
-            .map(|row| -> Result<Contribution, StoreError> {
-                let finished: Option<String> = row.get(1);
-                Ok(Contribution::of(&StepRun {
-                    step: r.step.clone(),
-                    attempt: r.attempt,
-                    model: None,
-                    prompt: None,
-                    settings: serde_json::Value::Null,
-                    manifest: None,
-                    input_tokens: to_u64(row.get(2), "input tokens")?,
-                    output_tokens: to_u64(row.get(3), "output tokens")?,
-                    cost_usd: row.get(4),
-                    cached: row.get(5),
-                    started_at: audit::parse_time(row.get(0))?,
-                    finished_at: finished.as_deref().map(audit::parse_time).transpose()?,
-                    error: None,
-                }))
-            })
-            .transpose()?;
-        let change = Contribution::of(r).minus(old.unwrap_or_default());
+        let change = Contribution::of(r).minus(prior.old_step_run.unwrap_or_default());
         tally.step = Some((current.genflow_name.clone(), r.step.clone(), change));
-        tx.exec(
+        p.exec(
             "INSERT INTO step_runs (run_id, step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (run_id, step, attempt) DO UPDATE SET
@@ -343,31 +450,32 @@ async fn apply(
                manifest_json = excluded.manifest_json, input_tokens = excluded.input_tokens,
                output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, cached = excluded.cached,
                started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error",
-            &[
-                &t.run_id,
-                &r.step,
-                &i64::from(r.attempt),
-                &r.model,
-                &r.prompt,
-                &json("step run settings", &r.settings)?,
-                &r.manifest
+            params![
+                t.run_id.clone(),
+                r.step.clone(),
+                i64::from(r.attempt),
+                r.model.clone(),
+                r.prompt.clone(),
+                json("step run settings", &r.settings)?,
+                r.manifest
                     .as_ref()
                     .map(|m| json("step run manifest", m))
                     .transpose()?,
-                &to_i64(r.input_tokens),
-                &to_i64(r.output_tokens),
-                &r.cost_usd,
-                &r.cached,
-                &audit::format_time(r.started_at),
-                &r.finished_at.map(audit::format_time),
-                &r.error,
+                to_i64(r.input_tokens),
+                to_i64(r.output_tokens),
+                r.cost_usd,
+                r.cached,
+                audit::format_time(r.started_at),
+                r.finished_at.map(audit::format_time),
+                r.error.clone(),
             ],
+            "recording a step run",
         )
-        .await
-        .map_err(pg("recording a step run"))?;
+        .await?;
         events.push(audit::step_run_recorded(r));
     }
 
+    let mut decision = None;
     if let Some(d) = &t.decision {
         let gate = genflow
             .step_index(&d.step)
@@ -392,50 +500,42 @@ async fn apply(
             shown: d.shown.clone(),
             is_final: d.is_final,
         };
-        let inserted = tx
-            .exec(
+        decision = Some(
+            p.exec(
                 "INSERT INTO decisions (run_id, step, gate_round, approver, approver_key, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                &[
-                    &record.run_id,
-                    &record.step,
-                    &i64::from(record.gate_round),
-                    &record.approver,
-                    &record.approver.trim().to_lowercase(),
-                    &record.verdict.as_str(),
-                    &record.reason,
-                    &record.channel,
-                    &now_text,
-                    &record.genflow_name,
-                    &record.definition_hash,
-                    &json("decision shown", &record.shown)?,
-                    &record.is_final,
+                params![
+                    record.run_id.clone(),
+                    record.step.clone(),
+                    i64::from(record.gate_round),
+                    record.approver.clone(),
+                    record.approver.trim().to_lowercase(),
+                    record.verdict.as_str(),
+                    record.reason.clone(),
+                    record.channel.clone(),
+                    now_text.clone(),
+                    record.genflow_name.clone(),
+                    record.definition_hash.clone(),
+                    json("decision shown", &record.shown)?,
+                    record.is_final,
                 ],
+                "recording a decision",
             )
-            .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::DuplicateDecision {
-                    run_id: record.run_id,
-                    step: record.step,
-                    approver: record.approver,
-                });
-            }
-            Err(e) => return Err(pg("recording a decision")(e)),
-        }
+            .await?,
+        );
         events.push(audit::decision_recorded(&record)?);
     }
 
-    for d in &t.outbox {
+    for (i, d) in t.outbox.iter().enumerate() {
         if d.run_id != t.run_id || genflow.step_index(&d.step).is_none() {
             return Err(StoreError::Invalid(format!(
                 "delivery for step `{}` of run {} does not belong to run {}",
                 d.step, d.run_id, t.run_id
             )));
         }
-        if let Some(e) = super::outbox::enqueue(tx, d, &now_text).await? {
-            events.push(e);
+        super::outbox::queue_enqueue(p, d, &now_text).await?;
+        if prior.requeued.get(i).copied().unwrap_or(true) {
+            events.push(super::outbox::queued_event(d));
         }
     }
 
@@ -452,8 +552,8 @@ async fn apply(
             )));
         }
     }
-    let work = sync_queue(
-        tx,
+    let work = queue_sync(
+        p,
         genflow,
         &t.run_id,
         Some(&current.state),
@@ -466,21 +566,21 @@ async fn apply(
         match change {
             LeaseChange::Take { step, owner, ttl } => {
                 let expires = audit::format_time(super::work::lease_expiry(now, *ttl)?);
-                tx.exec(
+                p.exec(
                     "INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-                    &[&t.run_id, step, owner, &expires],
+                    params![t.run_id.clone(), step.clone(), owner.clone(), expires],
+                    "taking a lease",
                 )
-                .await
-                .map_err(pg("taking a lease"))?;
+                .await?;
             }
             LeaseChange::Release { step, owner } => {
-                tx.exec(
+                p.exec(
                     "DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3",
-                    &[&t.run_id, step, owner],
+                    params![t.run_id.clone(), step.clone(), owner.clone()],
+                    "releasing a lease",
                 )
-                .await
-                .map_err(pg("releasing a lease"))?;
+                .await?;
             }
         }
     }
@@ -490,7 +590,6 @@ async fn apply(
         kind: e.kind.clone(),
         payload: e.payload.clone(),
     }));
-    let _ = store;
     let record = RunRecord {
         id: t.run_id,
         genflow_name: current.genflow_name.clone(),
@@ -502,19 +601,43 @@ async fn apply(
         created_at: current.created_at,
         updated_at: now,
     };
-    Ok(Applied {
-        record,
-        written,
-        events,
-        tally,
-        work,
-    })
+    Ok((
+        Applied {
+            record,
+            written,
+            events,
+            tally,
+            work,
+        },
+        decision,
+    ))
 }
 
-/// Brings the run's rows of the step queue from `before` to `after` (see
-/// `sqlite/queue.rs`); true when a step became claimable.
-async fn sync_queue(
-    tx: &Transaction<'_>,
+/// What the step-run record `r` replaces contributed to its step's totals.
+fn old_contribution(r: &StepRun, row: &Row) -> Result<Contribution, StoreError> {
+    let finished: Option<String> = row.get(1);
+    Ok(Contribution::of(&StepRun {
+        step: r.step.clone(),
+        attempt: r.attempt,
+        model: None,
+        prompt: None,
+        settings: serde_json::Value::Null,
+        manifest: None,
+        input_tokens: to_u64(row.get(2), "input tokens")?,
+        output_tokens: to_u64(row.get(3), "output tokens")?,
+        cost_usd: row.get(4),
+        cached: row.get(5),
+        started_at: audit::parse_time(row.get(0))?,
+        finished_at: finished.as_deref().map(audit::parse_time).transpose()?,
+        error: None,
+    }))
+}
+
+/// Queues what brings the run's rows of the step queue from `before` to
+/// `after` (see `sqlite/queue.rs`); true when a step may have become
+/// claimable (a notice too many is harmless: notices are hints).
+async fn queue_sync(
+    p: &mut Pipeline<'_, Object>,
     genflow: &Genflow,
     run_id: &str,
     before: Option<&RunState>,
@@ -529,46 +652,44 @@ async fn sync_queue(
     let now_text = audit::format_time(now);
     let mut work = false;
     for step in old.iter().filter(|s| !new.contains(s)) {
-        tx.exec(
+        p.exec(
             "DELETE FROM step_queue WHERE run_id = $1 AND step = $2",
-            &[&run_id, step],
+            params![run_id.to_owned(), step.to_string()],
+            "updating the step queue",
         )
-        .await
-        .map_err(pg("updating the step queue"))?;
+        .await?;
     }
     for step in new.iter().filter(|s| !old.contains(s)) {
-        work |= tx
-            .exec(
-                "INSERT INTO step_queue (run_id, step, claimable_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (run_id, step) DO NOTHING",
-                &[&run_id, step, &now_text],
-            )
-            .await
-            .map_err(pg("updating the step queue"))?
-            == 1;
+        work = true;
+        p.exec(
+            "INSERT INTO step_queue (run_id, step, claimable_at) VALUES ($1, $2, $3)
+             ON CONFLICT (run_id, step) DO NOTHING",
+            params![run_id.to_owned(), step.to_string(), now_text.clone()],
+            "updating the step queue",
+        )
+        .await?;
     }
     for change in leases {
         match change {
             // Only ever earlier (see `sqlite/queue.rs`).
             LeaseChange::Take { step, ttl, .. } => {
                 let until = audit::format_time(super::work::lease_expiry(now, *ttl)?);
-                tx.exec(
+                p.exec(
                     "UPDATE step_queue SET claimable_at = $3
                      WHERE run_id = $1 AND step = $2 AND claimable_at > $3",
-                    &[&run_id, step, &until],
+                    params![run_id.to_owned(), step.clone(), until],
+                    "updating the step queue",
                 )
-                .await
-                .map_err(pg("updating the step queue"))?;
+                .await?;
             }
             LeaseChange::Release { step, .. } => {
-                work |= tx
-                    .exec(
-                        "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
-                        &[&run_id, step, &now_text],
-                    )
-                    .await
-                    .map_err(pg("updating the step queue"))?
-                    == 1;
+                work |= new.contains(&step.as_str());
+                p.exec(
+                    "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
+                    params![run_id.to_owned(), step.clone(), now_text.clone()],
+                    "updating the step queue",
+                )
+                .await?;
             }
         }
     }

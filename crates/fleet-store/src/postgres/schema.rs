@@ -8,10 +8,16 @@ use crate::StoreError;
 use deadpool_postgres::Client;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-pub const MIGRATIONS: [(&str, &str); 1] = [(
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS: [(&str, &str); 2] = [
+    (
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "append function",
+        include_str!("../../migrations/postgres/0002_append_function.sql"),
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn known() -> i32 {

@@ -1758,3 +1758,28 @@ pub async fn subscribers_hear_commits(store: &dyn Store) {
     }
     assert!(heard, "the commit of run heard-here was announced");
 }
+
+/// Ids, names, kinds and payload strings with the characters JSON escapes
+/// (and some it does not): every stored hash is the one verification
+/// computes. On PostgreSQL the database computes them (`fleet_append`), so
+/// this holds its escaping equal to serde_json's.
+pub async fn awkward_strings_chain_alike(store: &dyn Store) {
+    let awkward = "q\"uote \\ back/slash\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} é 日本 🚀";
+    let id = format!("run {awkward}");
+    let run = new_run(store, &id, "release-gate", Some(awkward)).await;
+    let (state, _) =
+        advance(&run.definition, &run.state, &Event::Start).unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&run, state);
+    t.events.push(NewEvent {
+        kind: format!("note.{awkward}"),
+        payload: json!({ awkward: awkward, "n": [1, 2.5, -0.0, 1e21], "nested": { "z": null, "a": true } }),
+    });
+    ok(store.commit(t).await, "commit");
+    let events = ok(store.events(Some(&id)).await, "events");
+    assert!(
+        events.iter().any(|e| e.kind == format!("note.{awkward}")),
+        "the awkward event is stored as given"
+    );
+    let report = ok(store.verify_audit().await, "verify");
+    assert!(report.is_ok(), "{report:?}");
+}
