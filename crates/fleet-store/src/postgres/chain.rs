@@ -62,12 +62,6 @@ pub(super) struct Tally {
     pub step: Option<(String, String, Contribution)>,
 }
 
-/// Whether a transaction with these events and aggregates touches the chain
-/// head at all.
-pub(super) fn needed(events: &[Pending], tally: &Tally) -> bool {
-    !events.is_empty() || tally.run_status.is_some() || tally.step.is_some()
-}
-
 /// Appends `events` to the chain and applies `tally` in `tx`: call it last,
 /// after every other write of the transaction (see [`queue_append`]).
 pub(super) async fn append(
@@ -77,22 +71,37 @@ pub(super) async fn append(
     tally: &Tally,
 ) -> Result<(), StoreError> {
     let mut p = Pipeline::new(tx);
-    queue_append(&mut p, run_id, events, tally).await?;
+    queue_append(&mut p, run_id, events, tally, Announce::Nothing).await?;
     p.send().await.check()
 }
 
-/// Queues on `p` the append of `events` (`fleet_append`, migration 0002)
-/// and the writes that apply `tally`. The append locks the `chain_head` row
-/// until the transaction ends, serializing every writer of the database:
-/// queue it after every other write of the transaction, and the COMMIT in
-/// the same pipeline, so the lock is never held across a round trip.
+/// What a commit tells subscribers (delivered when it commits).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Announce<'a> {
+    Nothing,
+    /// `fleet_run` with the run id, and `fleet_work` if `work` (a step
+    /// may have become claimable; one notice too many is harmless).
+    Run {
+        id: &'a str,
+        work: bool,
+    },
+}
+
+/// Queues on `p` the call of `fleet_append` (migration 0002): the append
+/// of `events`, the aggregates of `tally` and the notices of `announce`.
+/// It locks the `chain_head` row until the transaction ends, serializing
+/// every writer of the database: queue it after every other write of the
+/// transaction, and the COMMIT in the same pipeline, so the lock is never
+/// held across a round trip.
 pub(super) async fn queue_append<C: GenericClient + Sync>(
     p: &mut Pipeline<'_, C>,
     run_id: Option<&str>,
     events: &[Pending],
     tally: &Tally,
+    announce: Announce<'_>,
 ) -> Result<(), StoreError> {
-    if !needed(events, tally) {
+    let aggregates = tally.run_status.is_some() || tally.step.is_some();
+    if events.is_empty() && !aggregates && matches!(announce, Announce::Nothing) {
         return Ok(());
     }
     // One transaction, one time: its events happen together.
@@ -103,46 +112,15 @@ pub(super) async fn queue_append<C: GenericClient + Sync>(
         kinds.push(e.kind.clone());
         payloads.push(audit::canonical_payload(i as i64 + 1, &e.payload)?);
     }
-    p.exec(
-        "SELECT fleet_append($1, $2, $3, $4)",
-        params![run_id.map(str::to_owned), at, kinds, payloads],
-        "appending audit events",
-    )
-    .await?;
-    if let Some((from, to)) = &tally.run_status
-        && from.as_ref() != Some(to)
-    {
-        if let Some(from) = from {
-            p.exec(
-                "UPDATE run_counts SET runs = runs - 1 WHERE status = $1",
-                params![from.clone()],
-                "counting runs",
-            )
-            .await?;
-        }
-        p.exec(
-            "INSERT INTO run_counts (status, runs) VALUES ($1, 1)
-             ON CONFLICT (status) DO UPDATE SET runs = run_counts.runs + 1",
-            params![to.clone()],
-            "counting runs",
-        )
-        .await?;
-    }
-    if let Some((genflow, step, c)) = &tally.step {
-        p.exec(
-            "INSERT INTO step_totals (genflow, step, attempts, finished, duration_us, input_tokens, output_tokens, cost_nusd, cached)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (genflow, step) DO UPDATE SET
-               attempts = step_totals.attempts + excluded.attempts,
-               finished = step_totals.finished + excluded.finished,
-               duration_us = step_totals.duration_us + excluded.duration_us,
-               input_tokens = step_totals.input_tokens + excluded.input_tokens,
-               output_tokens = step_totals.output_tokens + excluded.output_tokens,
-               cost_nusd = step_totals.cost_nusd + excluded.cost_nusd,
-               cached = step_totals.cached + excluded.cached",
-            params![
-                genflow.clone(),
-                step.clone(),
+    let (from, to) = match &tally.run_status {
+        Some((from, to)) => (from.clone(), Some(to.clone())),
+        None => (None, None),
+    };
+    let (genflow, step, totals) = match &tally.step {
+        Some((genflow, step, c)) => (
+            Some(genflow.clone()),
+            Some(step.clone()),
+            Some(vec![
                 c.attempts,
                 c.finished,
                 c.duration_us,
@@ -150,11 +128,32 @@ pub(super) async fn queue_append<C: GenericClient + Sync>(
                 c.output_tokens,
                 c.cost_nusd,
                 c.cached,
-            ],
-            "adding up step totals",
-        )
-        .await?;
-    }
+            ]),
+        ),
+        None => (None, None, None),
+    };
+    let (notify_run, notify_work) = match announce {
+        Announce::Nothing => (None, false),
+        Announce::Run { id, work } => (Some(id.to_owned()), work),
+    };
+    p.exec(
+        "SELECT fleet_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        params![
+            run_id.map(str::to_owned),
+            at,
+            kinds,
+            payloads,
+            from,
+            to,
+            genflow,
+            step,
+            totals,
+            notify_run,
+            notify_work,
+        ],
+        "appending audit events",
+    )
+    .await?;
     Ok(())
 }
 

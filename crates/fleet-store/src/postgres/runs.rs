@@ -1,7 +1,7 @@
 //! Runs on PostgreSQL: creating, committing transitions, reading.
 
 use super::cached::Cached;
-use super::chain::{self, Contribution, Tally};
+use super::chain::{self, Announce, Contribution, Tally};
 use super::pipeline::{Answers, Pipeline, Slot, Tx, params};
 use super::{PostgresStore, is_unique_violation, pg, to_i64, to_u32, to_u64};
 use crate::audit::{self, Pending};
@@ -142,8 +142,11 @@ async fn create_in(
         }
         None => (record, Vec::new()),
     };
-    chain::queue_append(&mut p, Some(&record.id), &events, &tally).await?;
-    queue_notify(&mut p, &record.id, work).await?;
+    let announce = Announce::Run {
+        id: &record.id,
+        work,
+    };
+    chain::queue_append(&mut p, Some(&record.id), &events, &tally, announce).await?;
     let answers = tx.commit_with(p).await;
     if let Some((slot, e)) = answers.first_error()
         && answers.is(slot, inserted)
@@ -214,14 +217,18 @@ async fn commit_in(
     let mut p = tx.pipeline();
     let (decision, run_id) = (t.decision.clone(), t.run_id.clone());
     let (applied, decision_slot) = plan(&mut p, &current, t, now, &prior).await?;
+    let announce = Announce::Run {
+        id: &applied.record.id,
+        work: applied.work,
+    };
     chain::queue_append(
         &mut p,
         Some(&applied.record.id),
         &applied.events,
         &applied.tally,
+        announce,
     )
     .await?;
-    queue_notify(&mut p, &applied.record.id, applied.work).await?;
     let answers = tx.commit_with(p).await;
     if let (Some(slot), Some(d)) = (decision_slot, decision)
         && let Some((failed, e)) = answers.first_error()
@@ -236,22 +243,6 @@ async fn commit_in(
     }
     answers.check()?;
     Ok((applied.record, applied.written))
-}
-
-/// Tells listeners about the commit (delivered when it commits).
-async fn queue_notify(
-    p: &mut Pipeline<'_, Object>,
-    run_id: &str,
-    work: bool,
-) -> Result<(), StoreError> {
-    let sql = if work {
-        "SELECT pg_notify('fleet_run', $1), pg_notify('fleet_work', '')"
-    } else {
-        "SELECT pg_notify('fleet_run', $1)"
-    };
-    p.exec(sql, params![run_id.to_owned()], "announcing a commit")
-        .await?;
-    Ok(())
 }
 
 /// What a transition replaces: read under the run row's lock before its
