@@ -87,6 +87,7 @@ fn run_source(
     };
     command
         .current_dir(root)
+        .envs(&source.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

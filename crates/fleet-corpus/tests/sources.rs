@@ -9,6 +9,7 @@ fn shell(name: &str, script: &str) -> Source {
     Source {
         name: name.into(),
         command: SourceCommand::Shell(script.into()),
+        env: Default::default(),
     }
 }
 
@@ -16,6 +17,7 @@ fn argv(name: &str, args: &[&str]) -> Source {
     Source {
         name: name.into(),
         command: SourceCommand::Argv(args.iter().map(|a| a.to_string()).collect()),
+        env: Default::default(),
     }
 }
 
@@ -209,4 +211,19 @@ fn sources_run_concurrently() {
     .unwrap();
     assert_eq!(out[0].0.text, "wrote\n");
     assert_eq!(out[1].0.text, "hello\n");
+}
+
+#[test]
+fn a_shell_command_reads_param_values_from_its_environment() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut source = shell("version", "printf '%s' \"$FLEET_PARAM_VERSION\"");
+    // A value a shell would run if it were spliced into the script.
+    let value = "4.2.0; touch pwned";
+    source
+        .env
+        .insert("FLEET_PARAM_VERSION".into(), value.into());
+    let docs =
+        run_sources(dir.path(), &[source], &Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(docs[0].0.text, value);
+    assert!(!dir.path().join("pwned").exists());
 }

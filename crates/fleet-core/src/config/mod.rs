@@ -8,12 +8,14 @@ pub mod diag;
 pub mod locate;
 pub mod model;
 pub mod node;
+pub mod params;
 mod syntax;
 mod validate;
 
 pub use diag::{Diagnostic, Severity, render_all};
 pub use model::*;
 pub use node::Pos;
+pub use params::ParamError;
 pub use validate::Checked;
 
 /// Parses and validates config text. `config` is `Some` only when there are

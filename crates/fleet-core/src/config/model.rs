@@ -49,6 +49,13 @@ pub struct Genflow {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Values each run is started with (`fleet run FLOW --param NAME=VALUE`,
+    /// the API, `schedule_params`); prompts, questions, corpus globs,
+    /// `changed_since`, `out`, `release`, argv sources and notify templates
+    /// use them as `{{ params.NAME }}`, source commands also as the
+    /// environment variable `FLEET_PARAM_<NAME>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
     /// The release this genflow gates, e.g. `4.2.0`; models are told it (the
     /// builtin reads that section of the release notes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +63,9 @@ pub struct Genflow {
     /// Cron expression (5 or 6 fields, or `@daily` style) for `fleet serve` to start runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The parameter values runs started by `schedule` get (defaults fill the rest).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schedule_params: BTreeMap<String, String>,
     /// Default approvers for this genflow's gates; falls back to the top-level list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
@@ -64,6 +74,28 @@ pub struct Genflow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
     pub steps: Vec<Step>,
+    /// Set only in a run's definition (never in config): the value of every
+    /// param, the texts above already rendered with them. Kept in the
+    /// definition so its hash, and so the audit chain, covers them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub param_values: BTreeMap<String, String>,
+}
+
+/// One declared genflow parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    /// An identifier (letters, digits, `_`; not starting with a digit).
+    pub name: String,
+    /// The value when a run gives none; without one, every run must give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A regular expression the whole value must match, e.g. `\d+\.\d+\.\d+`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
 }
 
 /// A spending limit: for a genflow, per run; on a model request, what is left of it.
@@ -316,6 +348,12 @@ impl From<String> for CorpusEntry {
 pub struct Source {
     pub name: String,
     pub command: SourceCommand,
+    /// Set only in a run's definition: `FLEET_PARAM_<NAME>` for every param,
+    /// so a shell command reads values from its environment and never has
+    /// one spliced into its text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// A command: a string runs with `sh -c` in the workspace root; a list is an

@@ -8,13 +8,16 @@ use crate::dag;
 use std::collections::{BTreeMap, HashMap};
 
 mod corpus;
+mod params;
 
 const TOP_KEYS: &[&str] = &["genflows", "models", "notify", "server", "approvers"];
 const GENFLOW_KEYS: &[&str] = &[
     "name",
     "description",
+    "params",
     "release",
     "schedule",
+    "schedule_params",
     "approvers",
     "budget",
     "steps",
@@ -537,6 +540,7 @@ impl Checker {
         let description = f
             .get("description")
             .and_then(|n| self.string(n, "`description`"));
+        let params = f.get("params").map(|n| self.params(n)).unwrap_or_default();
         let release = f.get("release").and_then(|n| self.release(n));
         let schedule = f.get("schedule").and_then(|n| {
             let s = self.nonempty_string(n, "`schedule`")?;
@@ -552,6 +556,9 @@ impl Checker {
                 }
             }
         });
+        let schedule_params =
+            self.schedule_params(f.get("schedule_params"), f.get("schedule"), &params);
+        self.param_uses(f.get("release"), f.get("steps"), &params);
         let approvers = f
             .get("approvers")
             .map(|n| self.email_list(n, &format!("`approvers` of {what}")))
@@ -569,11 +576,14 @@ impl Checker {
             Genflow {
                 name,
                 description,
+                params,
                 release,
                 schedule,
+                schedule_params,
                 approvers,
                 budget,
                 steps,
+                param_values: BTreeMap::new(),
             },
             name_node.map(|n| n.pos).unwrap_or(node.pos),
         ))
@@ -1189,7 +1199,11 @@ impl Checker {
                     continue;
                 }
                 seen.insert(name.clone(), np.pos);
-                out.push(Source { name, command });
+                out.push(Source {
+                    name,
+                    command,
+                    env: BTreeMap::new(),
+                });
             }
         }
         out

@@ -77,7 +77,9 @@ impl Checker {
             Some(format!(
                 "{what} `{rev}` is a range; name one revision (the range ends at HEAD)"
             ))
-        } else if rev.chars().any(char::is_whitespace) {
+        } else if rev.chars().any(char::is_whitespace) && !rev.contains("{{") {
+            // A template's spaces are its own; the rendered revision is
+            // checked again when a run starts.
             Some(format!("{what} `{rev}` contains spaces; name one revision"))
         } else {
             None
