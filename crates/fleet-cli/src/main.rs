@@ -92,6 +92,9 @@ enum Command {
     Run {
         /// The genflow to run.
         genflow: String,
+        /// A value for one of the genflow's params (repeatable); the others get their defaults.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
         /// Who is starting the run (default: $FLEET_USER, else git's user.email).
         #[arg(long = "as", value_name = "EMAIL")]
         user: Option<String>,
@@ -281,8 +284,10 @@ fn main() -> ExitCode {
                 eprintln!("error: {usage}");
                 return ExitCode::from(2);
             }
-            if let Some(engine @ fleet_engine::EngineError::UnknownGenflow { .. }) =
-                e.downcast_ref()
+            if let Some(
+                engine @ (fleet_engine::EngineError::UnknownGenflow { .. }
+                | fleet_engine::EngineError::Params(_)),
+            ) = e.downcast_ref()
             {
                 eprintln!("error: {engine}");
                 return ExitCode::from(2);
@@ -379,6 +384,7 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
     Ok(match command {
         Command::Run {
             genflow,
+            params,
             user,
             wait,
             json,
@@ -393,7 +399,8 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             } else {
                 runs::Follow::Execute
             };
-            runs::run(&app, &genflow, user, wait, json, mode).await?
+            let params = runs::parse_params(&params)?;
+            runs::run(&app, &genflow, &params, user, wait, json, mode).await?
         }
         Command::Runs {
             flow,

@@ -268,6 +268,13 @@ pub fn render_decision(
     t.push_str(&format!("| run | {} |\n", run.id));
     t.push_str(&format!("| genflow | {} |\n", run.genflow_name));
     t.push_str(&format!("| definition | {} |\n", run.definition_hash));
+    // The values the run was started with, which the definition hash covers.
+    for (name, value) in &run.definition.param_values {
+        t.push_str(&format!(
+            "| param `{name}` | {} |\n",
+            value.replace('|', "\\|").replace('\n', " ")
+        ));
+    }
     t.push_str("\n## Documents the decision was made on\n\n");
     if decisive.shown.is_empty() {
         t.push_str("No upstream documents.\n");

@@ -29,6 +29,7 @@ use fleet_store::{
     LeaseChange, NewArtifact, NewDecision, NewEvent, NewRun, RunRecord, StepRun, Store, StoreError,
     Transition,
 };
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,9 @@ use std::time::{Duration, Instant};
 pub enum EngineError {
     #[error("no genflow named `{name}` in the config (genflows: {known})")]
     UnknownGenflow { name: String, known: String },
+    /// The values given for the genflow's params do not fit (a usage error).
+    #[error(transparent)]
+    Params(#[from] fleet_core::config::ParamError),
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error(transparent)]
@@ -288,6 +292,21 @@ impl Engine {
         triggered_by: Option<String>,
         id: String,
     ) -> Result<RunRecord, EngineError> {
+        self.start_run_with_params(flow, triggered_by, &BTreeMap::new(), id)
+            .await
+    }
+
+    /// [`Engine::start_run_with_id`] with values for the genflow's params
+    /// (the others get their defaults). The values are checked and bound
+    /// into the stored definition before anything is stored, so a bad
+    /// value creates no run.
+    pub async fn start_run_with_params(
+        &self,
+        flow: &str,
+        triggered_by: Option<String>,
+        params: &BTreeMap<String, String>,
+        id: String,
+    ) -> Result<RunRecord, EngineError> {
         let genflow = self
             .config
             .genflow(flow)
@@ -301,7 +320,7 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        let definition = self.config.resolved_genflow(genflow);
+        let definition = self.config.resolved_genflow(genflow).bind_params(params)?;
         let state = RunState::new(&definition, triggered_by.clone());
         // Created and started in one transaction.
         let (started, actions) = advance(&definition, &state, &Event::Start)?;

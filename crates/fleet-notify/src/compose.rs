@@ -186,6 +186,7 @@ async fn approval_context(
         "signals": signals,
         "documents": documents,
         "link": link,
+        "params": run.definition.param_values,
     }))
 }
 
@@ -230,5 +231,6 @@ async fn announce_context(n: &Notifier, run: &RunRecord, idx: usize) -> Result<V
         "definition_hash": run.definition_hash,
         "run_url": run_url,
         "decisions": out,
+        "params": run.definition.param_values,
     }))
 }

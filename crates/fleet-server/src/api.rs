@@ -69,6 +69,9 @@ pub struct RunSummary<'a> {
     created_at: jiff::Timestamp,
     updated_at: jiff::Timestamp,
     definition_hash: &'a str,
+    /// The values the run was started with (left out when none).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    params: &'a std::collections::BTreeMap<String, String>,
     version: i64,
     steps: Vec<StepSummary<'a>>,
     waiting_gates: Vec<&'a str>,
@@ -97,6 +100,7 @@ fn summary(r: &RunRecord) -> RunSummary<'_> {
         created_at: r.created_at,
         updated_at: r.updated_at,
         definition_hash: &r.definition_hash,
+        params: &r.definition.param_values,
         version: r.version,
         waiting_gates: steps
             .iter()
@@ -276,6 +280,7 @@ async fn list_genflows(State(state): State<AppState>) -> Json<Value> {
                     "name": g.name,
                     "description": g.description,
                     "schedule": g.schedule,
+                    "params": g.params,
                     "definition_hash": resolved.definition_hash(),
                     "steps": g.steps.iter().map(|s| json!({
                         "name": s.name, "kind": s.kind.as_str(), "depends_on": s.depends_on,
@@ -386,6 +391,9 @@ async fn genflow_runs(
 #[derive(Deserialize, Default)]
 struct StartBody {
     triggered_by: Option<String>,
+    /// Values for the genflow's params; the others get their defaults.
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
     /// Answer only once the run waits at a gate or ends (whichever process
     /// executes it), at most `MAX_WAIT`; also `?wait=true`.
     #[serde(default)]
@@ -415,7 +423,12 @@ async fn start_run(
         .unwrap_or_else(|| "api".into());
     let run = state
         .engine
-        .start_run(&name, Some(triggered_by))
+        .start_run_with_params(
+            &name,
+            Some(triggered_by),
+            &body.params,
+            fleet_store::new_run_id(),
+        )
         .await
         .map_err(|e| Failure::from_engine(e).json())?;
     state.kick(&run.id);
@@ -658,7 +671,7 @@ pub fn openapi() -> Value {
             "/api/v1/genflows/{name}/runs": {
                 "get": {"summary": "Runs of a genflow, newest first", "operationId": "listGenflowRuns", "parameters": [name, filters[1], filters[2]], "responses": ok("Runs", runs.clone())},
                 "post": {"summary": "Start a run (CI, ticket webhooks)", "operationId": "startRun", "parameters": [name],
-                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"triggered_by": {"type": "string"}}}}}},
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"triggered_by": {"type": "string"}, "params": {"type": "object", "description": "Values for the genflow's params (the others get their defaults); an undeclared, missing or pattern-failing one is refused with 422", "additionalProperties": {"type": "string"}}, "wait": {"type": "boolean"}}}}}},
                     "responses": {"201": {"description": "Started", "content": {"application/json": {"schema": run_ref}}}, "default": {"$ref": "#/components/responses/Error"}}}
             },
             "/api/v1/runs": {"get": {"summary": "List runs, newest first", "operationId": "listRuns", "parameters": filters, "responses": ok("Runs", runs)}},
@@ -686,7 +699,7 @@ pub fn openapi() -> Value {
             "schemas": {"Run": {"type": "object", "properties": {
                 "id": {"type": "string"}, "genflow": {"type": "string"}, "status": {"type": "string"}, "triggered_by": {"type": ["string", "null"]},
                 "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
-                "definition_hash": {"type": "string"}, "version": {"type": "integer"},
+                "definition_hash": {"type": "string"}, "params": {"type": "object", "additionalProperties": {"type": "string"}}, "version": {"type": "integer"},
                 "steps": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"}, "attempt": {"type": "integer"}}}},
                 "waiting_gates": {"type": "array", "items": {"type": "string"}}}}}
         }

@@ -500,6 +500,8 @@ struct RunPage {
     created: String,
     updated: String,
     definition_hash: String,
+    /// The values the run was started with (name, value), in name order.
+    params: Vec<(String, String)>,
     svg: String,
     gates: Vec<GateBox>,
     link_ttl: String,
@@ -620,6 +622,12 @@ async fn run_page(
         created: fmt_time(run.created_at),
         updated: fmt_time(run.updated_at),
         definition_hash: run.definition_hash.clone(),
+        params: run
+            .definition
+            .param_values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         svg,
         gates,
         link_ttl: fleet_core::config::Duration(

@@ -11,6 +11,7 @@
 
 use crate::{AppState, ServerError};
 use chrono::{DateTime, Utc};
+use fleet_core::config::Genflow;
 use fleet_engine::{Engine, EngineError};
 use fleet_store::StoreError;
 use jiff::Timestamp;
@@ -54,7 +55,7 @@ pub async fn tick(engine: &Engine, now: Timestamp) -> Result<Vec<String>, Server
         let rec = store.ensure_schedule(&flow.name, cron, first_due).await?;
         // Finish a claim whose run was never created (the claimer died).
         if let (Some(id), Some(due)) = (&rec.last_run_id, rec.last_due)
-            && let Some(id) = create_if_missing(engine, &flow.name, id, due).await?
+            && let Some(id) = create_if_missing(engine, flow, id, due).await?
         {
             started.push(id);
         }
@@ -66,7 +67,7 @@ pub async fn tick(engine: &Engine, now: Timestamp) -> Result<Vec<String>, Server
         if store
             .claim_schedule(&flow.name, rec.next_due, next, &id)
             .await?
-            && let Some(id) = create_if_missing(engine, &flow.name, &id, rec.next_due).await?
+            && let Some(id) = create_if_missing(engine, flow, &id, rec.next_due).await?
         {
             started.push(id);
         }
@@ -76,7 +77,7 @@ pub async fn tick(engine: &Engine, now: Timestamp) -> Result<Vec<String>, Server
 
 async fn create_if_missing(
     engine: &Engine,
-    flow: &str,
+    flow: &Genflow,
     id: &str,
     due: Timestamp,
 ) -> Result<Option<String>, ServerError> {
@@ -86,7 +87,12 @@ async fn create_if_missing(
         Err(e) => return Err(e.into()),
     }
     match engine
-        .start_run_with_id(flow, Some(triggered_by(due)), id.to_owned())
+        .start_run_with_params(
+            &flow.name,
+            Some(triggered_by(due)),
+            &flow.schedule_params,
+            id.to_owned(),
+        )
         .await
     {
         Ok(run) => Ok(Some(run.id)),

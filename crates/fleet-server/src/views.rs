@@ -62,6 +62,7 @@ impl Failure {
                 Refusal::NotAGate { .. } => StatusCode::NOT_FOUND,
                 _ => StatusCode::CONFLICT,
             },
+            EngineError::Params(_) => StatusCode::UNPROCESSABLE_ENTITY,
             EngineError::StaleRevision { .. } => StatusCode::CONFLICT,
             EngineError::Contended { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::Store(_) | EngineError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,

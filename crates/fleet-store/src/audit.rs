@@ -169,16 +169,20 @@ impl Pending {
 }
 
 pub fn run_created(id: &str, genflow: &Genflow, hash: &str, state: &RunState) -> Pending {
-    Pending::new(
-        "run.created",
-        json!({
-            "run_id": id,
-            "genflow": genflow.name,
-            "definition_hash": hash,
-            "triggered_by": state.triggered_by,
-            "status": state.status,
-        }),
-    )
+    let mut payload = json!({
+        "run_id": id,
+        "genflow": genflow.name,
+        "definition_hash": hash,
+        "triggered_by": state.triggered_by,
+        "status": state.status,
+    });
+    // The hash covers the values already; naming them here puts them in
+    // the chain itself, readable without the definition. Left out when
+    // there are none, so runs without params record what they always did.
+    if !genflow.param_values.is_empty() {
+        payload["params"] = json!(genflow.param_values);
+    }
+    Pending::new("run.created", payload)
 }
 
 pub fn artifact_stored(a: &ArtifactRef) -> Pending {

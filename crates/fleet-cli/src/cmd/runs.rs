@@ -7,6 +7,7 @@ use fleet_core::run::{RunStatus, StepStatus, Verdict};
 use fleet_engine::{DecisionRequest, Observer, StepInfo, Until, run_dir};
 use fleet_store::{ArtifactRef, RunFilter, RunRecord};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -209,9 +210,28 @@ pub enum Follow {
     Detach,
 }
 
+/// `--param NAME=VALUE` arguments as a map; a name given twice is a usage
+/// error rather than a silent last-one-wins.
+pub fn parse_params(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    for arg in args {
+        let Some((name, value)) = arg.split_once('=') else {
+            bail!(UsageError(format!(
+                "--param `{arg}`: write NAME=VALUE, e.g. --param version=4.2.0"
+            )));
+        };
+        let name = name.trim();
+        if params.insert(name.to_owned(), value.to_owned()).is_some() {
+            bail!(UsageError(format!("--param `{name}` is given twice")));
+        }
+    }
+    Ok(params)
+}
+
 pub async fn run(
     app: &App,
     flow: &str,
+    params: &BTreeMap<String, String>,
     user: Option<String>,
     wait: bool,
     json: bool,
@@ -221,7 +241,10 @@ pub async fn run(
         resume_others(app, json).await?;
     }
     let triggered_by = current_user(user);
-    let run = app.engine.start_run(flow, triggered_by).await?;
+    let run = app
+        .engine
+        .start_run_with_params(flow, triggered_by, params, fleet_store::new_run_id())
+        .await?;
     if mode == Follow::Detach {
         if json {
             println!(
@@ -465,6 +488,7 @@ pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
         "status": run.state.status.as_str(),
         "genflow": run.genflow_name,
         "definition_hash": run.definition_hash,
+        "params": run.definition.param_values,
         "triggered_by": run.triggered_by,
         "created_at": run.created_at.to_string(),
         "updated_at": run.updated_at.to_string(),
@@ -528,6 +552,9 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
         run.triggered_by.as_deref().unwrap_or("-")
     )?;
     writeln!(out, "  created:    {}", run.created_at)?;
+    for (name, param_value) in &run.definition.param_values {
+        writeln!(out, "  param:      {name} = {param_value}")?;
+    }
     writeln!(out, "  documents:  {}", value["dir"].as_str().unwrap_or(""))?;
     writeln!(out)?;
     writeln!(

@@ -598,6 +598,7 @@ impl NotifyTemplates {
                 "signals",
                 "documents",
                 "link",
+                "params",
             ]
         } else {
             &[
@@ -608,6 +609,7 @@ impl NotifyTemplates {
                 "definition_hash",
                 "run_url",
                 "decisions",
+                "params",
             ]
         }
     }
