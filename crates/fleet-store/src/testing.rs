@@ -125,6 +125,27 @@ impl ScratchStore {
         })
     }
 
+    /// After a bulk fill, brings the store to the state a server's database
+    /// is in after a minute of normal running. On PostgreSQL that is
+    /// `VACUUM ANALYZE`, which autovacuum runs on its own within a minute:
+    /// a fill updates the few aggregate and chain-head rows hundreds of
+    /// thousands of times in minutes, and until vacuumed every read of them
+    /// steps over the dead versions. SQLite updates in place: nothing to do.
+    pub async fn settle(&self) -> Result<(), crate::StoreError> {
+        let Some(db) = &self.postgres else {
+            return Ok(());
+        };
+        let fail = |e: tokio_postgres::Error| crate::StoreError::Database(format!("vacuum: {e}"));
+        let (client, connection) = tokio_postgres::connect(db.url(), NoTls)
+            .await
+            .map_err(fail)?;
+        let connection = tokio::spawn(connection);
+        client.batch_execute("VACUUM ANALYZE").await.map_err(fail)?;
+        drop(client);
+        let _ = connection.await;
+        Ok(())
+    }
+
     /// Opens (a new handle on) the store; each call shares the same data.
     pub async fn open(&self) -> Result<std::sync::Arc<dyn crate::Store>, crate::StoreError> {
         Ok(match &self.postgres {
