@@ -12,7 +12,6 @@ use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use fleet_core::config::StepKind;
 use fleet_core::run::{RunStatus, StepStatus, Verdict};
 use fleet_engine::{DecisionRequest, EngineError};
 use fleet_store::{ArtifactRef, RunFilter, RunRecord};
@@ -21,13 +20,15 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod genflow;
+
 const CSS: &str = include_str!("../assets/fleet.css");
 
 pub fn operator_routes() -> Router<AppState> {
     Router::new()
         .route("/", get(dashboard))
-        .route("/genflows/{name}", get(genflow_page))
-        .route("/genflows/{name}/runs", post(start_run))
+        .route("/genflows/{name}", get(genflow::genflow_page))
+        .route("/genflows/{name}/runs", post(genflow::start_run))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/artifacts/{*path}", get(artifact_page))
         .route("/runs/{id}/diff/{*path}", get(diff_page))
@@ -349,104 +350,6 @@ async fn dashboard(
         filtered: filter.genflow.is_some() || filter.status.is_some(),
     };
     render(&page)
-}
-
-// ---------------------------------------------------------------- genflow
-
-struct StepDef {
-    name: String,
-    kind: &'static str,
-    depends_on: String,
-    details: String,
-}
-
-#[derive(Template)]
-#[template(path = "genflow.html")]
-struct GenflowPage {
-    title: String,
-    nav: bool,
-    name: String,
-    description: String,
-    schedule: String,
-    next_due: String,
-    definition_hash: String,
-    start_href: String,
-    steps: Vec<StepDef>,
-    runs: Vec<RunRow>,
-}
-
-async fn genflow_page(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Html<String>, Failure> {
-    let config = state.engine.config();
-    let Some(g) = config.genflow(&name) else {
-        return Err(Failure::not_found(format!("genflow `{name}`")));
-    };
-    let resolved = config.resolved_genflow(g);
-    let store = state.engine.store();
-    let runs = store
-        .list_runs(&RunFilter {
-            genflow: Some(name.clone()),
-            status: None,
-            limit: Some(200),
-            before: None,
-        })
-        .await
-        .map_err(Failure::from_store)?;
-    let next_due = store
-        .schedules()
-        .await
-        .map_err(Failure::from_store)?
-        .into_iter()
-        .find(|s| s.genflow == name)
-        .map(|s| fmt_time(s.next_due))
-        .unwrap_or_else(|| "not scheduled yet".into());
-    let steps = resolved
-        .steps
-        .iter()
-        .map(|s| StepDef {
-            name: s.name.clone(),
-            kind: s.kind.as_str(),
-            depends_on: s.depends_on.join(", "),
-            details: match s.kind {
-                StepKind::Approval => format!(
-                    "approvers: {} (needs {})",
-                    s.approvers.join(", "),
-                    s.required
-                ),
-                StepKind::Report | StepKind::Review => {
-                    format!("model {} → {}", s.model_name(), s.out_path())
-                }
-                _ => format!("→ {}", s.out_path()),
-            },
-        })
-        .collect();
-    render(&GenflowPage {
-        title: name.clone(),
-        nav: true,
-        description: g.description.clone().unwrap_or_default(),
-        schedule: g.schedule.clone().unwrap_or_default(),
-        next_due,
-        definition_hash: resolved.definition_hash(),
-        start_href: format!("/genflows/{}/runs", url_segment(&name)),
-        steps,
-        runs: runs.iter().map(run_row).collect(),
-        name,
-    })
-}
-
-async fn start_run(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Redirect, Failure> {
-    let run = state
-        .engine
-        .start_run(&name, Some("web".into()))
-        .await
-        .map_err(Failure::from_engine)?;
-    state.kick(&run.id);
-    Ok(Redirect::to(&format!("/runs/{}", url_segment(&run.id))))
 }
 
 // ---------------------------------------------------------------- run

@@ -152,3 +152,41 @@ async fn a_claim_whose_run_was_never_created_is_finished_by_the_next_tick() {
     );
     assert_eq!(run_count(engine.store().as_ref()).await, 1);
 }
+
+/// A scheduled genflow with params: `schedule_params` gives the required
+/// one, the other keeps its default.
+fn scheduled_with_params(text: String) -> String {
+    scheduled(text).replace(
+        "    schedule: \"*/5 * * * *\"\n",
+        "    schedule: \"*/5 * * * *\"\n\
+         \x20   params:\n\
+         \x20     - {name: version, pattern: '\\d+\\.\\d+\\.\\d+'}\n\
+         \x20     - {name: channel, default: stable}\n\
+         \x20   schedule_params: {version: 9.9.0}\n",
+    )
+}
+
+#[tokio::test]
+async fn a_scheduled_run_gets_the_schedule_params() {
+    let env = env_with(false, scheduled_with_params).await;
+    let engine = &env.engine;
+    tick(engine, at("2030-01-01T09:01:00Z"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = tick(engine, at("2030-01-01T09:05:00Z"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(started.len(), 1);
+    let run = engine
+        .store()
+        .get_run(&started[0])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let values: Vec<(&str, &str)> = run
+        .definition
+        .param_values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(values, [("channel", "stable"), ("version", "9.9.0")]);
+}
