@@ -205,3 +205,39 @@ fn config_errors_in_params_are_located() {
         ))
         .stderr(predicate::str::contains("did you mean `channel`?"));
 }
+
+#[test]
+fn flows_lists_each_param() {
+    let tmp = project();
+    let dir = tmp.path();
+    let scheduled = CONFIG
+        .replace(
+            "      - {name: channel, default: stable}\n",
+            "      - {name: channel, default: stable}\n      - {name: note, default: \"\"}\n",
+        )
+        .replace(
+            "    release: \"{{ params.version }}\"\n",
+            "    release: \"{{ params.version }}\"\n    schedule: \"@daily\"\n    schedule_params: {version: 9.9.0}\n",
+        );
+    assert_ne!(scheduled, CONFIG);
+    write(dir, ".fleet/config.yaml", &scheduled);
+    fleet(dir)
+        .arg("flows")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\n  param: version  required  pattern: \\d+\\.\\d+\\.\\d+  scheduled: 9.9.0  - The release being gated\n  param: channel  default: stable\n  param: note  default: \"\"\n",
+        ));
+    let flows = json_of(fleet(dir).args(["flows", "--json"]));
+    let flow = &flows["genflows"][0];
+    assert_eq!(
+        flow["params"],
+        serde_json::json!([
+            {"name": "version", "pattern": "\\d+\\.\\d+\\.\\d+", "description": "The release being gated"},
+            {"name": "channel", "default": "stable"},
+            {"name": "note", "default": ""},
+        ]),
+        "{flow}"
+    );
+    assert_eq!(flow["schedule_params"]["version"], "9.9.0", "{flow}");
+}

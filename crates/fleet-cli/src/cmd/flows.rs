@@ -1,14 +1,19 @@
 //! `fleet flows`: the genflows and their steps as a DAG.
 
-use fleet_core::config::{Config, Genflow, StepKind};
+use fleet_core::config::{Config, Genflow, Param, StepKind};
 use fleet_core::dag;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 struct FlowJson<'a> {
     name: &'a str,
     description: Option<&'a str>,
     schedule: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Param]>::is_empty")]
+    params: &'a [Param],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    schedule_params: &'a BTreeMap<String, String>,
     definition_hash: String,
     steps: Vec<StepJson<'a>>,
 }
@@ -48,6 +53,8 @@ pub fn json(config: &Config) -> serde_json::Value {
                 name: &g.name,
                 description: g.description.as_deref(),
                 schedule: g.schedule.as_deref(),
+                params: &g.params,
+                schedule_params: &g.schedule_params,
                 definition_hash: resolved.definition_hash(),
                 steps: levels(g)
                     .into_iter()
@@ -81,6 +88,9 @@ pub fn text(config: &Config) -> String {
         out.push('\n');
         if let Some(s) = &g.schedule {
             out.push_str(&format!("  schedule: {s}\n"));
+        }
+        for p in &g.params {
+            out.push_str(&param_line(p, g.schedule_params.get(&p.name)));
         }
         let rows = levels(g);
         let width = g.steps.iter().map(|s| s.name.len()).max().unwrap_or(0) + 2;
@@ -117,6 +127,37 @@ pub fn text(config: &Config) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `  param: NAME  default: VALUE  pattern: RE  scheduled: VALUE  - DESCRIPTION`,
+/// each part only when set; a param without a default says it is required.
+fn param_line(p: &Param, scheduled: Option<&String>) -> String {
+    let mut line = format!("  param: {}", p.name);
+    match &p.default {
+        Some(d) => line.push_str(&format!("  default: {}", shown_value(d))),
+        None => line.push_str("  required"),
+    }
+    if let Some(re) = &p.pattern {
+        line.push_str(&format!("  pattern: {re}"));
+    }
+    if let Some(v) = scheduled {
+        line.push_str(&format!("  scheduled: {}", shown_value(v)));
+    }
+    if let Some(d) = &p.description {
+        line.push_str(&format!("  - {d}"));
+    }
+    line.push('\n');
+    line
+}
+
+/// A value as typed, quoted when it would otherwise be invisible or run
+/// into the next column (empty, or with spaces).
+fn shown_value(v: &str) -> String {
+    if v.is_empty() || v.contains(char::is_whitespace) {
+        format!("{v:?}")
+    } else {
+        v.to_owned()
+    }
 }
 
 fn max_level(g: &Genflow) -> usize {
