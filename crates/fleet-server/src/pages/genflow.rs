@@ -146,7 +146,12 @@ fn param_inputs(genflow: &Genflow, refused: Option<&Refused<'_>>) -> Vec<ParamIn
                 field: format!("{FIELD_PREFIX}{}", p.name),
                 id: format!("param-{}", p.name),
                 value: posted.or(p.default.as_ref()).cloned().unwrap_or_default(),
-                pattern: p.pattern.clone().unwrap_or_default(),
+                pattern: p
+                    .pattern
+                    .as_deref()
+                    .and_then(html_pattern)
+                    .unwrap_or_default()
+                    .to_owned(),
                 description: p.description.clone().unwrap_or_default(),
                 required: p.default.is_none(),
                 invalid: bad == Some(p.name.as_str()),
@@ -154,6 +159,17 @@ fn param_inputs(genflow: &Genflow, refused: Option<&Refused<'_>>) -> Vec<ParamIn
             }
         })
         .collect()
+}
+
+/// The `pattern` as an HTML `pattern` attribute, when the browser reads it
+/// as the server does. Browsers use JavaScript regexes (`v` flag): a syntax
+/// error there only drops the check, but a few constructs are valid in both
+/// with another meaning (`[[:alpha:]]` is a nested class, `\w` and `\b` are
+/// ASCII-only), and the browser would then refuse a value the server
+/// accepts. Those are left to the server, which checks every value anyway.
+fn html_pattern(pattern: &str) -> Option<&str> {
+    const DIFFERENT: [&str; 5] = ["[:", "\\w", "\\W", "\\b", "\\B"];
+    (!DIFFERENT.iter().any(|d| pattern.contains(d))).then_some(pattern)
 }
 
 async fn page(
@@ -222,7 +238,22 @@ async fn page(
 
 #[cfg(test)]
 mod tests {
-    use super::posted_params;
+    use super::{html_pattern, posted_params};
+
+    #[test]
+    fn patterns_read_otherwise_by_browsers_are_left_to_the_server() {
+        for same in [
+            r"\d+\.\d+\.\d+",
+            "[ -~]{0,80}",
+            "(?:beta|stable)",
+            r"\p{L}+",
+        ] {
+            assert_eq!(html_pattern(same), Some(same));
+        }
+        for different in [r"[[:alpha:]]+", r"\w+", r"v\b.*", r"\W"] {
+            assert_eq!(html_pattern(different), None, "{different}");
+        }
+    }
 
     #[test]
     fn only_param_fields_are_read_decoded_first_one_wins() {
