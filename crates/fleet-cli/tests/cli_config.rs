@@ -213,6 +213,8 @@ fn schema_is_json_schema_of_the_config() {
         "public_url",
         "changed_since",
         "release",
+        "destinations",
+        "PublishDestination",
     ] {
         assert!(text.contains(field), "schema lacks {field}");
     }

@@ -139,7 +139,14 @@ genflows:
         to: [team@example.com]
         webhook: https://hooks.example.com/release
         channels: [email, webhook, file, "slack:https://hooks.slack.com/services/T/B/X"]
-      - {name: publish-notes, kind: publish, depends_on: [go-no-go]}
+      - name: publish-notes
+        kind: publish
+        depends_on: [go-no-go]
+        from: readiness
+        destinations:
+          - {path: dist/RELEASE_NOTES.md}
+          - {webhook: "https://hooks.example.com/notes"}
+          - {command: [gh, release, edit, v4.2.0, --notes-file, "-"]}
 "#;
     let checked = check_str(yaml);
     assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);

@@ -89,6 +89,17 @@ fn build_genflow(specs: &[StepSpec]) -> Genflow {
                 step["on_flag"] = json!({"redraft": names[r], "max": max});
             }
         }
+        if spec.kind == StepKind::Publish {
+            step["destinations"] = json!([{"path": format!("published/{}.md", names[i])}]);
+            let documents: Vec<usize> = dag::ancestors(&all_deps, i)
+                .into_iter()
+                .filter(|&a| specs[a].kind != StepKind::Approval)
+                .collect();
+            if !documents.is_empty() {
+                let pick = spec.redraft_pick.map_or(0, |(p, _)| p as usize);
+                step["from"] = json!(names[documents[pick % documents.len()]]);
+            }
+        }
         steps.push(step);
     }
     let genflow = json!({"name": "prop", "steps": steps});
@@ -326,6 +337,15 @@ fn check_transition(
             Action::Run(i) => {
                 prop_assert!(g.steps[i].kind != StepKind::Approval);
                 prop_assert_eq!(next.steps[i].status, StepStatus::Ready);
+                // Notify and publish are only ever ordered behind a Go on
+                // every gate upstream of them.
+                if g.steps[i].kind.is_outbound() {
+                    for a in dag::ancestors(&deps, i) {
+                        if g.steps[a].kind == StepKind::Approval {
+                            prop_assert_eq!(next.steps[a].status, StepStatus::Approved);
+                        }
+                    }
+                }
             }
             Action::OpenGate(i) => {
                 prop_assert_eq!(g.steps[i].kind, StepKind::Approval);
@@ -460,6 +480,36 @@ proptest! {
                     let eligible = if def.approvers.is_empty() { eligible + 1 /* eve */ } else { eligible };
                     prop_assert!(eligible < def.required as usize, "gate {i} could be approved: {:?}", state);
                 }
+            }
+        }
+    }
+
+    /// The release gate with a publish step at the end, under random event
+    /// scripts: publish runs only after Go, and a No-go skips it for good.
+    #[test]
+    fn publish_runs_only_after_go(by in prop::option::of(prop::sample::select(APPROVERS.to_vec())), steps in script()) {
+        let g: Genflow = serde_json::from_value(json!({"name": "gate", "steps": [
+            {"name": "notes", "kind": "report", "prompt": "p", "corpus": ["*.md"]},
+            {"name": "go", "kind": "approval", "depends_on": ["notes"], "approvers": APPROVERS},
+            {"name": "ship", "kind": "publish", "depends_on": ["go"], "from": "notes",
+             "destinations": [{"path": "dist/NOTES.md"}, {"command": ["cat"]}]},
+        ]})).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut state = RunState::new(&g, by.map(String::from));
+        for s in &steps {
+            let event = event_for(&state, *s);
+            if let Ok((next, actions)) = advance(&g, &state, &event) {
+                check_transition(&g, &state, &event, &next, &actions)?;
+                if actions.contains(&Action::Run(2)) || next.steps[2].status != StepStatus::Pending {
+                    prop_assert!(
+                        next.steps[1].status == StepStatus::Approved
+                            || matches!(next.steps[2].status, StepStatus::Skipped | StepStatus::Cancelled),
+                        "publish moved without a Go: {next:?}"
+                    );
+                }
+                if next.steps[1].status == StepStatus::Rejected {
+                    prop_assert_eq!(next.steps[2].status, StepStatus::Skipped);
+                }
+                state = next;
             }
         }
     }

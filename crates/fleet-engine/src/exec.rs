@@ -108,10 +108,7 @@ pub(crate) async fn execute(
     match step.kind {
         StepKind::Report | StepKind::Review => model_step(engine, run, idx, attempt).await,
         StepKind::Notify => notify_step(engine, run, idx, attempt).await,
-        StepKind::Publish => Err(StepFailure::from(format!(
-            "step `{}`: publish steps are not supported by this build of fleet yet",
-            step.name
-        ))),
+        StepKind::Publish => crate::publish::publish_step(engine, run, idx, attempt).await,
         StepKind::Approval => Err(StepFailure::from(format!(
             "step `{}` is an approval gate; only a recorded decision completes it",
             step.name

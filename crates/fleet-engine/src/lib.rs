@@ -13,6 +13,7 @@ mod exec;
 mod files;
 mod follow;
 mod gaps;
+mod publish;
 mod worker;
 
 pub use decision::{DecisionRequest, render_decision, shown_revisions};
@@ -864,8 +865,14 @@ impl Engine {
     /// Fault injection for crash tests (`Settings::pause_after`): freezes
     /// the process right after a commit caused by `event`.
     fn pause_if_injected(&self, event: &Event) {
-        if self.settings.pause_after.as_deref() == Some(event.name()) {
-            eprintln!("fault injection: paused after {}", event.name());
+        self.pause_at(event.name());
+    }
+
+    /// Fault injection at a named point (an event name, or `published`:
+    /// a publish step's destinations written, nothing recorded yet).
+    pub(crate) fn pause_at(&self, point: &str) {
+        if self.settings.pause_after.as_deref() == Some(point) {
+            eprintln!("fault injection: paused after {point}");
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
             }

@@ -159,6 +159,12 @@ impl Notifier {
         self
     }
 
+    /// A configured channel by name (`webhook`, ...), or why it is unavailable;
+    /// publish steps post through it so they are signed the same way.
+    pub fn channel(&self, name: &str) -> Result<Arc<dyn Channel>, String> {
+        self.channels.get(name)
+    }
+
     pub fn policy(&self) -> &DeliveryPolicy {
         &self.policy
     }

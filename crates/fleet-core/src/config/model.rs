@@ -256,6 +256,13 @@ pub struct Step {
     /// notify: extra channels: `email`, `webhook`, `file`, or `slack:<incoming-webhook-url>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
+    /// publish: the step whose document is published; defaults to the first
+    /// step in `depends_on` that is not an approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// publish: where the approved document goes, each `{path}`, `{webhook}` or `{command}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<PublishDestination>,
     /// review: when the review raises high-severity flags, re-run a report step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_flag: Option<OnFlag>,
@@ -287,6 +294,55 @@ impl Step {
 }
 
 pub const BUILTIN_MODEL: &str = "builtin";
+
+/// One place a publish step writes the approved document.
+// Externally tagged: each destination is a one-key map, `{path: notes.md}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum PublishDestination {
+    /// A file relative to the workspace root (inside it), replaced atomically.
+    Path(String),
+    /// A URL that receives a JSON POST signed like notify webhooks
+    /// (`notify.webhook.secret_env`).
+    Webhook(String),
+    /// An argv (never a shell string) run in the workspace root with the
+    /// document on standard input; a non-zero exit fails the destination.
+    Command(Vec<String>),
+}
+
+impl PublishDestination {
+    /// `path`, `webhook` or `command`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PublishDestination::Path(_) => "path",
+            PublishDestination::Webhook(_) => "webhook",
+            PublishDestination::Command(_) => "command",
+        }
+    }
+}
+
+/// Why `path` cannot be a publish destination (absolute, leaves the
+/// workspace with `..`, names no file), or `None`. Checked on the config,
+/// again on the rendered run definition and again before writing.
+pub fn publish_path_problem(path: &str) -> Option<String> {
+    if path.trim().is_empty() {
+        return Some("a publish `path` must not be empty".into());
+    }
+    if path.starts_with('/') || path.starts_with('\\') || path.get(1..2) == Some(":") {
+        return Some(format!(
+            "publish path `{path}` is absolute; paths are relative to the workspace root"
+        ));
+    }
+    if path.split(['/', '\\']).any(|c| c == "..") {
+        return Some(format!(
+            "publish path `{path}` contains `..` and could leave the workspace"
+        ));
+    }
+    if path.ends_with('/') || path.split(['/', '\\']).all(|c| c.is_empty() || c == ".") {
+        return Some(format!("publish path `{path}` must name a file"));
+    }
+    None
+}
 
 /// One `corpus` entry: a glob, or `{glob, changed_since}`.
 // Untagged: a plain glob serializes as the bare string it always was, so

@@ -7,7 +7,9 @@
 //! the ones shown, and the definition hash that `run.created` records (and
 //! the audit chain covers) covers the values too.
 
-use super::model::{CorpusEntry, Genflow, Param, SourceCommand};
+use super::model::{
+    CorpusEntry, Genflow, Param, PublishDestination, SourceCommand, publish_path_problem,
+};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use regex::Regex;
 use std::collections::{BTreeMap, HashMap};
@@ -200,6 +202,28 @@ impl Genflow {
                     }
                 }
                 source.env = envs.clone();
+            }
+            for destination in &mut s.destinations {
+                let what = field(destination.kind());
+                match destination {
+                    PublishDestination::Path(path) => {
+                        *path = render(path, what.clone())?;
+                        if let Some(message) = publish_path_problem(path) {
+                            return Err(ParamError::Render {
+                                field: what,
+                                message,
+                            });
+                        }
+                    }
+                    PublishDestination::Webhook(url) => *url = render(url, what)?,
+                    // Only elements that use params: Go-style `{{.Id}}`
+                    // arguments of other tools pass through untouched.
+                    PublishDestination::Command(argv) => {
+                        for arg in argv.iter_mut().filter(|a| uses_params(a)) {
+                            *arg = render(arg, what.clone())?;
+                        }
+                    }
+                }
             }
             let out = normalize(&s.out_path());
             if let Some(first) = outs.insert(out, s.name.clone()) {

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 mod corpus;
 mod params;
+mod publish;
 
 const TOP_KEYS: &[&str] = &["genflows", "models", "notify", "server", "approvers"];
 const GENFLOW_KEYS: &[&str] = &[
@@ -39,6 +40,8 @@ const STEP_KIND_FIELDS: &[(&str, &[StepKind])] = &[
     ("to", &[StepKind::Notify]),
     ("webhook", &[StepKind::Notify]),
     ("channels", &[StepKind::Notify]),
+    ("from", &[StepKind::Publish]),
+    ("destinations", &[StepKind::Publish]),
 ];
 const MODEL_KEYS: &[&str] = &[
     "provider",
@@ -752,6 +755,10 @@ impl Checker {
                         Some("add the approval step (or a step after it) to `depends_on`"),
                     );
             }
+            if acyclic && p.step.kind == StepKind::Publish {
+                let all: Vec<&Step> = parsed.iter().map(|p| &p.step).collect();
+                self.publish_source(&p.step, p.from_pos, p.name_pos, &ups, &all);
+            }
             if p.step.kind == StepKind::Review && p.step.depends_on.is_empty() {
                 self.err(
                     p.name_pos,
@@ -943,6 +950,12 @@ impl Checker {
             .into_iter()
             .filter_map(|(c, pos)| self.channel(c, pos, !to.is_empty(), webhook.is_some()))
             .collect();
+        let from_node = f.get("from");
+        let from = from_node.and_then(|n| self.name(n, "`from`"));
+        let destinations = f
+            .get("destinations")
+            .map(|n| self.destinations(n))
+            .unwrap_or_default();
         let (on_flag, redraft_pos) = match f.get("on_flag") {
             Some(n) => self.on_flag(n),
             None => (None, None),
@@ -1014,6 +1027,13 @@ impl Checker {
                     _ => {}
                 }
             }
+            StepKind::Publish if f.get("destinations").is_none() => {
+                self.err(
+                    f.node.pos,
+                    format!("publish {label} has no `destinations`: say where the approved document goes"),
+                    Some("e.g. `destinations: [{path: dist/RELEASE_NOTES.md}]`"),
+                );
+            }
             _ => {}
         }
 
@@ -1035,6 +1055,8 @@ impl Checker {
             to,
             webhook,
             channels,
+            from,
+            destinations,
             on_flag,
             retries,
             timeout,
@@ -1044,6 +1066,7 @@ impl Checker {
             name_pos,
             out_pos: out_node.map(|n| n.pos),
             redraft_pos,
+            from_pos: from_node.map(|n| n.pos),
             deps,
         })
     }
@@ -1606,5 +1629,6 @@ struct ParsedStep {
     name_pos: Pos,
     out_pos: Option<Pos>,
     redraft_pos: Option<Pos>,
+    from_pos: Option<Pos>,
     deps: Vec<(String, Pos)>,
 }

@@ -236,6 +236,7 @@ impl Checker {
                     }
                     "corpus" => self.corpus_uses(v, &names),
                     "sources" => self.source_uses(v, &names),
+                    "destinations" => self.destination_uses(v, &names),
                     _ => {}
                 }
             }
@@ -260,6 +261,34 @@ impl Checker {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A publish step's destinations: a path or webhook is a template; a
+    /// command element only when it uses `params` (as for argv sources).
+    fn destination_uses(&mut self, node: &Node, names: &[&str]) {
+        let NodeKind::Seq(items) = &node.kind else {
+            return;
+        };
+        for item in items {
+            let NodeKind::Map(entries) = &item.kind else {
+                continue;
+            };
+            for (k, v) in entries {
+                match (&k.kind, &v.kind) {
+                    (NodeKind::Str(key), NodeKind::Str(_)) if key == "path" || key == "webhook" => {
+                        self.template_text(v, &format!("`{key}`"), names)
+                    }
+                    (NodeKind::Str(key), NodeKind::Seq(argv)) if key == "command" => {
+                        for arg in argv {
+                            if matches!(&arg.kind, NodeKind::Str(a) if uses_params(a)) {
+                                self.template_text(arg, "`command` element", names);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
     }
