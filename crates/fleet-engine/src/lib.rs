@@ -8,6 +8,7 @@
 //! the loser reloads, asks the state machine again, and gets a clean refusal
 //! such as "already decided" instead of a second record.
 
+mod announced;
 mod decision;
 mod exec;
 mod files;
@@ -16,6 +17,7 @@ mod gaps;
 mod publish;
 mod worker;
 
+pub use announced::AnnouncedGates;
 pub use decision::{DecisionRequest, render_decision, shown_revisions};
 pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};

@@ -19,8 +19,12 @@ const POLL: Duration = Duration::from_secs(2);
 /// Runs this process drives at once; claims stop while it is full.
 const MAX_DRIVES: usize = 16;
 
-/// Logs progress to stderr, one line per event.
-pub struct LogObserver;
+/// Logs progress to stderr, one line per event; each gate round once,
+/// however often its run is driven again.
+#[derive(Default)]
+pub struct LogObserver {
+    gates: fleet_engine::AnnouncedGates,
+}
 
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
@@ -45,6 +49,9 @@ impl Observer for LogObserver {
         }
     }
     fn gate_opened(&self, run: &RunRecord, step: &str, approvers: &[String]) {
+        if !self.gates.first(run, step) {
+            return;
+        }
         eprintln!(
             "run {} {step}: waiting for {}",
             short(&run.id),
@@ -81,10 +88,12 @@ pub async fn run(
     // Approver emails, reminders and other queued deliveries go out from a
     // task of their own, so a slow mail server never holds up runs.
     let deliverer = tokio::spawn(deliver_loop(engine.clone(), stop.clone()));
+    let observer = Arc::new(LogObserver::default());
     let spawn = |tasks: &mut JoinSet<String>, id: String| {
         let engine = engine.clone();
+        let observer = observer.clone();
         tasks.spawn(async move {
-            if let Err(e) = engine.drive(&id, &LogObserver).await {
+            if let Err(e) = engine.drive(&id, observer.as_ref()).await {
                 eprintln!("run {}: {e}", short(&id));
             }
             id

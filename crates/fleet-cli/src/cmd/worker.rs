@@ -9,7 +9,7 @@ use crate::context::App;
 use crate::workspace::{Locator, UsageError};
 use anyhow::{Result, bail};
 use fleet_core::run::StepStatus;
-use fleet_engine::{EngineError, Observer, StepInfo, WorkerOptions};
+use fleet_engine::{AnnouncedGates, EngineError, Observer, StepInfo, WorkerOptions};
 use fleet_store::{RunRecord, StepClaim};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,8 +20,12 @@ pub struct WorkerArgs {
     pub poll: String,
 }
 
-/// One line per step event, naming the run (a worker serves many).
-struct WorkerLines;
+/// One line per step event, naming the run (a worker serves many); each
+/// gate round once, however often its run is driven again.
+#[derive(Default)]
+struct WorkerLines {
+    gates: AnnouncedGates,
+}
 
 fn short(id: &str) -> &str {
     id.get(..13).unwrap_or(id)
@@ -53,6 +57,9 @@ impl Observer for WorkerLines {
     }
 
     fn gate_opened(&self, run: &RunRecord, step: &str, approvers: &[String]) {
+        if !self.gates.first(run, step) {
+            return;
+        }
         eprintln!(
             "run {} {step}: waiting for a decision from {}",
             short(&run.id),
@@ -105,7 +112,7 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
                 concurrency: args.concurrency,
                 poll,
             },
-            Arc::new(WorkerLines),
+            Arc::new(WorkerLines::default()),
             on_error,
             shutdown_signal(),
         )
