@@ -170,6 +170,51 @@ fn a_failing_command_fails_the_step_with_its_stderr() {
     assert!(text.contains("exit status: 3"), "{text}");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_path_through_a_symlink_out_of_the_workspace_is_refused_and_nothing_is_written_outside() {
+    // `dist` is a symlink to a directory outside the workspace: the path is
+    // relative and has no `..`, so only the run-time check can stop it, both
+    // for a file straight in `dist` and for one in a directory still to be
+    // created under it.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let tmp = workspace(
+        r#"[{path: dist/NOTES.md}, {path: "dist/{{ params.version }}/NOTES.md"}]"#,
+        "",
+    );
+    let dir = tmp.path();
+    std::os::unix::fs::symlink(outside.path(), dir.join("dist")).expect("symlink");
+    let id = start(dir);
+    let out = fleet(dir)
+        .args(["approve", &id, "--as", OWNER, "--json"])
+        .output()
+        .expect("approve");
+    let run = json_of(fleet(dir).args(["show", &id, "--json"]));
+    assert_eq!(run["status"], "failed", "{run}");
+    let text = format!(
+        "{run}{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("`dist/NOTES.md` resolves outside the workspace"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`dist/4.2.0/NOTES.md` resolves outside the workspace"),
+        "{text}"
+    );
+    // Not a file, not a directory, not a temp file.
+    let written: Vec<_> = std::fs::read_dir(outside.path())
+        .expect("outside dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(
+        written.is_empty(),
+        "written outside the workspace: {written:?}"
+    );
+}
+
 /// Runs `fleet` with `env` until it prints `marker` on stderr, then SIGKILLs it.
 fn kill_when(dir: &Path, args: &[&str], env: &[(&str, &str)], marker: &str) {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("fleet"));

@@ -32,11 +32,15 @@ fn errors(publish: &str) -> Vec<String> {
     headlines(&check_str(&gate_with(publish)).diagnostics)
 }
 
+/// Signs webhook posts, publish ones included.
+const WEBHOOK_SECRET: &str = "notify: {webhook: {secret_env: FLEET_WEBHOOK_SECRET}}\n";
+
 #[test]
 fn a_valid_publish_step_is_typed_and_rendered_with_params() {
-    let checked = check_str(&gate_with(
+    let config = gate_with(
         r#"{name: ship, kind: publish, depends_on: [go], from: notes, destinations: [{path: "dist/{{ params.version }}/NOTES.md"}, {webhook: "https://hooks.example.com/x"}, {command: [gh, release, edit, "v{{ params.version }}", --notes-file, "-", "{{.Id}}"]}]}"#,
-    ));
+    ) + WEBHOOK_SECRET;
+    let checked = check_str(&config);
     assert_eq!(headlines(&checked.diagnostics), Vec::<String>::new());
     let config = checked.config.expect("valid");
     let flow = config.genflow("gate").expect("gate");
@@ -148,4 +152,65 @@ fn publish_errors_name_line_and_column() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_webhook_destination_needs_the_notify_webhook_secret() {
+    let step = r#"{name: ship, kind: publish, depends_on: [go], from: notes, destinations: [{path: x.md}, {webhook: "https://hooks.example.com/x"}]}"#;
+    let expected = [
+        "7:98: error: publish step `ship` posts to a webhook, which Fleet signs, but `notify.webhook.secret_env` is not set",
+    ];
+    // No `notify` at all, and a `notify.webhook` without `secret_env`.
+    assert_eq!(errors(step), expected);
+    let no_secret = gate_with(step) + "notify: {webhook: {timeout: 5s}}\n";
+    let checked = check_str(&no_secret);
+    assert_eq!(headlines(&checked.diagnostics), expected);
+    assert!(checked.config.is_none(), "an error leaves no config");
+    let help = checked.diagnostics[0].help.as_deref().unwrap_or_default();
+    assert!(help.contains("secret_env"), "{help}");
+    // With the secret named, the same step is valid.
+    let checked = check_str(&(gate_with(step) + WEBHOOK_SECRET));
+    assert_eq!(headlines(&checked.diagnostics), Vec::<String>::new());
+    assert!(checked.config.is_some());
+}
+
+#[test]
+fn every_webhook_destination_without_the_secret_is_reported_where_it_is() {
+    let config = r#"genflows:
+  - name: gate
+    steps:
+      - {name: notes, kind: report, prompt: "Draft.", corpus: ["*.md"]}
+      - {name: go, kind: approval, depends_on: [notes], approvers: [a@x.io]}
+      - name: ship
+        kind: publish
+        depends_on: [go]
+        from: notes
+        destinations:
+          - path: x.md
+          - webhook: https://hooks.example.com/a
+      - name: mirror
+        kind: publish
+        depends_on: [go]
+        from: notes
+        destinations:
+          - webhook: https://hooks.example.com/b
+          - webhook: ftp://not-a-url
+"#;
+    assert_eq!(
+        headlines(&check_str(config).diagnostics),
+        [
+            "12:13: error: publish step `ship` posts to a webhook, which Fleet signs, but `notify.webhook.secret_env` is not set",
+            "18:13: error: publish step `mirror` posts to a webhook, which Fleet signs, but `notify.webhook.secret_env` is not set",
+            // A bad URL has its own error, and only that one.
+            "19:22: error: `webhook` must be an http:// or https:// URL, found `ftp://not-a-url`",
+        ]
+    );
+}
+
+#[test]
+fn a_notify_step_webhook_is_not_a_publish_destination() {
+    // Notify steps' webhooks are checked when the step runs (fleet-notify);
+    // this check is about publish destinations only.
+    let step = r#"{name: announce, kind: notify, depends_on: [go], webhook: "https://hooks.example.com/x", channels: [webhook]}"#;
+    assert_eq!(errors(step), Vec::<String>::new());
 }

@@ -239,12 +239,26 @@ fn write_path(root: &Path, relative: &str, bytes: &[u8]) -> Result<String, Strin
     let parent = target
         .parent()
         .ok_or_else(|| format!("`{relative}` has no parent directory"))?;
-    std::fs::create_dir_all(parent)
-        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     // A symlinked directory could still lead outside the workspace.
     let canonical_root = root
         .canonicalize()
         .map_err(|e| format!("cannot resolve the workspace root: {e}"))?;
+    // Before creating anything: `create_dir_all` would follow a symlink in
+    // the part that exists and make directories outside the workspace.
+    let existing = parent
+        .ancestors()
+        .find(|a| std::fs::symlink_metadata(a).is_ok())
+        .unwrap_or(root);
+    let canonical_existing = existing
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", existing.display()))?;
+    if !canonical_existing.starts_with(&canonical_root) {
+        return Err(format!(
+            "`{relative}` resolves outside the workspace (through a symlink)"
+        ));
+    }
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     let canonical_parent = parent
         .canonicalize()
         .map_err(|e| format!("cannot resolve {}: {e}", parent.display()))?;

@@ -671,8 +671,8 @@ pub fn openapi() -> Value {
             "/api/v1/genflows/{name}/runs": {
                 "get": {"summary": "Runs of a genflow, newest first", "operationId": "listGenflowRuns", "parameters": [name, filters[1], filters[2]], "responses": ok("Runs", runs.clone())},
                 "post": {"summary": "Start a run (CI, ticket webhooks)", "operationId": "startRun", "parameters": [name],
-                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"triggered_by": {"type": "string"}, "params": {"type": "object", "description": "Values for the genflow's params (the others get their defaults); an undeclared, missing or pattern-failing one is refused with 422", "additionalProperties": {"type": "string"}}, "wait": {"type": "boolean"}}}}}},
-                    "responses": {"201": {"description": "Started", "content": {"application/json": {"schema": run_ref}}}, "default": {"$ref": "#/components/responses/Error"}}}
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"triggered_by": {"type": "string"}, "params": {"type": "object", "description": "Values for the genflow's params (the others get their defaults); an undeclared, missing or pattern-failing one is refused with 422, whose `param` names it", "additionalProperties": {"type": "string"}}, "wait": {"type": "boolean"}}}}}},
+                    "responses": {"201": {"description": "Started", "content": {"application/json": {"schema": run_ref}}}, "422": {"$ref": "#/components/responses/Error"}, "default": {"$ref": "#/components/responses/Error"}}}
             },
             "/api/v1/runs": {"get": {"summary": "List runs, newest first", "operationId": "listRuns", "parameters": filters, "responses": ok("Runs", runs)}},
             "/api/v1/runs/{id}": {"get": {"summary": "A run", "operationId": "getRun", "parameters": [id], "responses": ok("Run", run_ref.clone())}},
@@ -695,7 +695,7 @@ pub fn openapi() -> Value {
         },
         "components": {
             "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {"description": "What went wrong", "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}}}}},
+            "responses": {"Error": {"description": "What went wrong", "content": {"application/json": {"schema": {"type": "object", "required": ["error", "status"], "properties": {"error": {"type": "string", "description": "What went wrong, in a sentence a person can act on"}, "status": {"type": "integer"}, "param": {"type": "string", "description": "The run parameter a refusal is about (undeclared, missing or failing its pattern), when there is one"}}}}}}},
             "schemas": {"Run": {"type": "object", "properties": {
                 "id": {"type": "string"}, "genflow": {"type": "string"}, "status": {"type": "string"}, "triggered_by": {"type": ["string", "null"]},
                 "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},

@@ -17,12 +17,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A request that could not be served: the status and a sentence a person
-/// can act on. Renders as an HTML page, or as `{"error": ...}` for the API.
+/// can act on. Renders as an HTML page, or as `{"error": ...}` for the API
+/// (with `"param"` when a run parameter was refused).
 #[derive(Debug)]
 pub struct Failure {
     pub status: StatusCode,
     pub message: String,
     pub json: bool,
+    /// The run parameter a refusal is about, for clients to point at it.
+    pub param: Option<String>,
 }
 
 impl Failure {
@@ -31,6 +34,7 @@ impl Failure {
             status,
             message: message.into(),
             json: false,
+            param: None,
         }
     }
 
@@ -67,10 +71,17 @@ impl Failure {
             EngineError::Contended { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::Store(_) | EngineError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        let param = match &e {
+            EngineError::Params(p) => p.param().map(str::to_owned),
+            _ => None,
+        };
         if let EngineError::Store(s) = e {
             return Failure::from_store(s);
         }
-        Failure::new(status, e.to_string())
+        Failure {
+            param,
+            ..Failure::new(status, e.to_string())
+        }
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> Failure {
@@ -82,6 +93,8 @@ impl Failure {
 struct ErrorBody<'a> {
     error: &'a str,
     status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<&'a str>,
 }
 
 impl IntoResponse for Failure {
@@ -92,6 +105,7 @@ impl IntoResponse for Failure {
                 Json(ErrorBody {
                     error: &self.message,
                     status: self.status.as_u16(),
+                    param: self.param.as_deref(),
                 }),
             )
                 .into_response();

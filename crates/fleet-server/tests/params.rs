@@ -134,10 +134,50 @@ async fn api_refuses_bad_values_with_422_naming_the_param_and_creates_no_run() {
             "{what}: {}",
             r.header("content-type")
         );
-        let error = r.json()["error"].as_str().unwrap_or_default().to_owned();
+        let body = r.json();
+        let error = body["error"].as_str().unwrap_or_default().to_owned();
         assert!(error.contains(named), "{what}: `{error}` names {named}");
+        // The same name, machine-readable, for a client to point at its field.
+        assert_eq!(
+            body["param"].as_str().map(|p| format!("`{p}`")).as_deref(),
+            Some(named),
+            "{what}: {body}"
+        );
+        assert_eq!(body["status"], 422, "{what}: {body}");
         assert_eq!(run_count(&env).await, 0, "{what} created a run");
     }
+}
+
+#[tokio::test]
+async fn api_errors_that_are_not_about_a_param_have_no_param_field() {
+    let env = env_with(false, with_params).await;
+    let app = env.app();
+    let r = send(
+        &app,
+        post_json(
+            "/api/v1/genflows/no-such-flow/runs",
+            Some(API_TOKEN),
+            json!({"params": {"version": "4.2.0"}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let body = r.json();
+    assert!(body["error"].is_string(), "{body}");
+    assert!(body.get("param").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn openapi_describes_the_param_of_a_refusal() {
+    let doc = fleet_server::openapi();
+    let error = &doc["components"]["responses"]["Error"]["content"]["application/json"]["schema"];
+    assert_eq!(error["properties"]["param"]["type"], "string", "{error}");
+    assert_eq!(error["required"], json!(["error", "status"]), "{error}");
+    let start = &doc["paths"]["/api/v1/genflows/{name}/runs"]["post"];
+    assert_eq!(
+        start["responses"]["422"]["$ref"], "#/components/responses/Error",
+        "{start}"
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,11 @@ pub use validate::Checked;
 /// no errors; `diagnostics` holds errors and warnings in source order.
 pub fn check_str(text: &str) -> Checked {
     match node::parse(text) {
-        Ok(root) => validate::check(root.as_ref()),
+        Ok(root) => {
+            // Publish webhooks are signed with notify's secret: a check that
+            // spans both sections, so it runs on the tree once the rest is done.
+            validate::check(root.as_ref()).require_webhook_secret(root.as_ref())
+        }
         Err(e) => Checked {
             config: None,
             diagnostics: vec![Diagnostic {

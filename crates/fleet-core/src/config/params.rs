@@ -38,6 +38,19 @@ pub enum ParamError {
     Render { field: String, message: String },
 }
 
+impl ParamError {
+    /// The parameter the refusal is about, when it names one; a
+    /// [`ParamError::Render`] names the field a value made unsafe instead.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            ParamError::Undeclared { name, .. }
+            | ParamError::Missing { name, .. }
+            | ParamError::Pattern { name, .. } => Some(name),
+            ParamError::Render { .. } => None,
+        }
+    }
+}
+
 /// The regex a `pattern` stands for: it must match the whole value.
 pub fn whole_value_regex(pattern: &str) -> Result<Regex, regex::Error> {
     Regex::new(&format!(r"\A(?:{pattern})\z"))

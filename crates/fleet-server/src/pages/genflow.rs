@@ -124,18 +124,8 @@ fn posted_params(body: &[u8]) -> BTreeMap<String, String> {
     params
 }
 
-/// The param a refusal is about, when it names one.
-fn refused_param(error: &ParamError) -> Option<&str> {
-    match error {
-        ParamError::Undeclared { name, .. }
-        | ParamError::Missing { name, .. }
-        | ParamError::Pattern { name, .. } => Some(name),
-        ParamError::Render { .. } => None,
-    }
-}
-
 fn param_inputs(genflow: &Genflow, refused: Option<&Refused<'_>>) -> Vec<ParamInput> {
-    let bad = refused.and_then(|r| refused_param(r.error));
+    let bad = refused.and_then(|r| r.error.param());
     genflow
         .params
         .iter()

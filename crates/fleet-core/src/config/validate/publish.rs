@@ -1,7 +1,8 @@
 //! A publish step's `destinations` (`{path}`, `{webhook}`, `{command}`) and
 //! the step its `from` names.
 
-use super::{Checker, did_you_mean};
+use super::{Checked, Checker, did_you_mean};
+use crate::config::Diagnostic;
 use crate::config::model::{PublishDestination, Step, StepKind, publish_path_problem};
 use crate::config::node::{Node, NodeKind, Pos};
 use std::collections::BTreeSet;
@@ -164,5 +165,101 @@ impl Checker {
                 Some("a publish step can only publish a document upstream of it"),
             );
         }
+    }
+}
+
+/// The value under `key` in a mapping node, if the node is one and has it.
+fn entry<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+    let NodeKind::Map(entries) = &node.kind else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| matches!(&k.kind, NodeKind::Str(s) if s == key))
+        .map(|(_, v)| v)
+}
+
+fn items(node: Option<&Node>) -> &[Node] {
+    match node.map(|n| &n.kind) {
+        Some(NodeKind::Seq(items)) => items,
+        _ => &[],
+    }
+}
+
+impl Checked {
+    /// A publish `{webhook: …}` destination is signed with the secret that
+    /// `notify.webhook.secret_env` names, as notify webhooks are; without it
+    /// the step cannot succeed, so it is an error here, at the destination,
+    /// and not a failure after the Go.
+    ///
+    /// The check spans two sections (`notify` and the genflows' steps), so it
+    /// reads the node tree once the checker is done; `secret_env` counts as set
+    /// when the key is present (a malformed value has its own error), and a
+    /// destination that already has an error (a bad URL) is not reported twice.
+    pub(in crate::config) fn require_webhook_secret(mut self, root: Option<&Node>) -> Self {
+        let Some(root) = root else {
+            return self;
+        };
+        let has_secret = entry(root, "notify")
+            .and_then(|n| entry(n, "webhook"))
+            .and_then(|n| entry(n, "secret_env"))
+            .is_some();
+        if has_secret {
+            return self;
+        }
+        let mut found = Vec::new();
+        for genflow in items(entry(root, "genflows")) {
+            for step in items(entry(genflow, "steps")) {
+                let is_publish = matches!(
+                    entry(step, "kind").map(|k| &k.kind),
+                    Some(NodeKind::Str(k)) if k == "publish"
+                );
+                if !is_publish {
+                    continue;
+                }
+                let name = entry(step, "name").and_then(Node::as_scalar_text);
+                for destination in items(entry(step, "destinations")) {
+                    let NodeKind::Map(entries) = &destination.kind else {
+                        continue;
+                    };
+                    let [(key, value)] = entries.as_slice() else {
+                        continue;
+                    };
+                    if !matches!(&key.kind, NodeKind::Str(k) if k == "webhook") {
+                        continue;
+                    }
+                    let reported = self
+                        .diagnostics
+                        .iter()
+                        .any(|d| d.is_error() && (d.pos == key.pos || d.pos == value.pos));
+                    if !reported {
+                        found.push((key.pos, name.clone()));
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            return self;
+        }
+        for (pos, name) in found {
+            let step = name
+                .map(|n| format!("publish step `{n}`"))
+                .unwrap_or_else(|| "this publish step".to_owned());
+            self.diagnostics.push(
+                Diagnostic::error(
+                    pos,
+                    format!(
+                        "{step} posts to a webhook, which Fleet signs, but `notify.webhook.secret_env` is not set"
+                    ),
+                )
+                .with_help(
+                    "add `notify: {webhook: {secret_env: NAME}}`, NAME being the environment variable that holds the signing secret",
+                ),
+            );
+        }
+        self.diagnostics.sort_by_key(|d| (d.pos, d.severity));
+        self.diagnostics.dedup();
+        self.config = None;
+        self
     }
 }
