@@ -85,6 +85,42 @@ pub fn upstream_documents(run: &RunRecord, idx: usize, refs: &[ArtifactRef]) -> 
     out
 }
 
+/// The record of decision `d` in transition `t`, on the gate round the
+/// transition leaves the gate at; refused unless `d.step` is an approval
+/// step. Both backends store exactly this.
+pub(crate) fn decision_record(
+    genflow: &Genflow,
+    t: &Transition,
+    d: &NewDecision,
+    genflow_name: &str,
+    definition_hash: &str,
+    now: jiff::Timestamp,
+) -> Result<DecisionRecord, StoreError> {
+    let gate = genflow
+        .step_index(&d.step)
+        .filter(|&i| genflow.steps[i].kind == fleet_core::config::StepKind::Approval)
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "decision on `{}`, which is not an approval step of run {}",
+                d.step, t.run_id
+            ))
+        })?;
+    Ok(DecisionRecord {
+        run_id: t.run_id.clone(),
+        step: d.step.clone(),
+        gate_round: t.state.steps[gate].attempt,
+        approver: d.approver.clone(),
+        verdict: d.verdict,
+        reason: d.reason.clone(),
+        channel: d.channel.clone(),
+        decided_at: jiff::Timestamp::from_microsecond(d.decided_at.as_microsecond()).unwrap_or(now),
+        genflow_name: genflow_name.to_owned(),
+        definition_hash: definition_hash.to_owned(),
+        shown: d.shown.clone(),
+        is_final: d.is_final,
+    })
+}
+
 /// The steps of `state` a worker may run (or take over): Ready, or Running
 /// (under a lease that may lapse), while the run has not ended. What the
 /// store's queue of runnable steps holds, on every backend.

@@ -36,7 +36,7 @@ use crate::{
     Transition,
 };
 use async_trait::async_trait;
-use fleet_core::config::{Genflow, StepKind};
+use fleet_core::config::Genflow;
 use fleet_core::run::{RunState, Verdict};
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};

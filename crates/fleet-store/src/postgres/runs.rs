@@ -10,7 +10,7 @@ use crate::{
     Transition, check_shape,
 };
 use deadpool_postgres::Object;
-use fleet_core::config::{Genflow, StepKind};
+use fleet_core::config::Genflow;
 use fleet_core::run::{RunState, Verdict};
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -468,29 +468,14 @@ async fn plan(
 
     let mut decision = None;
     if let Some(d) = &t.decision {
-        let gate = genflow
-            .step_index(&d.step)
-            .filter(|&i| genflow.steps[i].kind == StepKind::Approval)
-            .ok_or_else(|| {
-                StoreError::Invalid(format!(
-                    "decision on `{}`, which is not an approval step of run {}",
-                    d.step, t.run_id
-                ))
-            })?;
-        let record = DecisionRecord {
-            run_id: t.run_id.clone(),
-            step: d.step.clone(),
-            gate_round: t.state.steps[gate].attempt,
-            approver: d.approver.clone(),
-            verdict: d.verdict,
-            reason: d.reason.clone(),
-            channel: d.channel.clone(),
-            decided_at: Timestamp::from_microsecond(d.decided_at.as_microsecond()).unwrap_or(now),
-            genflow_name: current.genflow_name.clone(),
-            definition_hash: current.definition_hash.clone(),
-            shown: d.shown.clone(),
-            is_final: d.is_final,
-        };
+        let record = crate::decision_record(
+            genflow,
+            &t,
+            d,
+            &current.genflow_name,
+            &current.definition_hash,
+            now,
+        )?;
         decision = Some(
             p.exec(
                 "INSERT INTO decisions (run_id, step, gate_round, approver, approver_key, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final)

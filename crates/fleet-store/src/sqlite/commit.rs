@@ -206,29 +206,7 @@ pub(super) fn commit_in(
     }
 
     if let Some(d) = &t.decision {
-        let gate = genflow
-            .step_index(&d.step)
-            .filter(|&i| genflow.steps[i].kind == StepKind::Approval)
-            .ok_or_else(|| {
-                StoreError::Invalid(format!(
-                    "decision on `{}`, which is not an approval step of run {}",
-                    d.step, t.run_id
-                ))
-            })?;
-        let record = DecisionRecord {
-            run_id: t.run_id.clone(),
-            step: d.step.clone(),
-            gate_round: t.state.steps[gate].attempt,
-            approver: d.approver.clone(),
-            verdict: d.verdict,
-            reason: d.reason.clone(),
-            channel: d.channel.clone(),
-            decided_at: Timestamp::from_microsecond(d.decided_at.as_microsecond()).unwrap_or(now),
-            genflow_name: genflow_name.clone(),
-            definition_hash: definition_hash.clone(),
-            shown: d.shown.clone(),
-            is_final: d.is_final,
-        };
+        let record = crate::decision_record(&genflow, &t, d, &genflow_name, &definition_hash, now)?;
         let inserted = conn
             .prepare_cached(
                 "INSERT INTO decisions (run_id, step, gate_round, approver, approver_key, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final)
