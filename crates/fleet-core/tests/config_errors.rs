@@ -161,7 +161,7 @@ fn cases() -> Vec<Case> {
             "report without corpus or sources",
             with_steps("\n      - {name: r, kind: report, prompt: p}\n"),
             &[
-                "4:9: error: report step `r` reads nothing: give it `corpus` globs or `sources` commands",
+                "4:9: error: report step `r` reads nothing: give it `corpus` globs, `sources` commands or a `for_each`",
             ],
         ),
         case(

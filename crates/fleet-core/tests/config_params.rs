@@ -125,7 +125,7 @@ fn every_templated_field_is_checked() {
             "9:14: error: `out` uses `params.x`, which is not a declared parameter",
             "10:18: error: corpus glob uses `params.a`, which is not a declared parameter",
             "10:76: error: `changed_since` uses `params.b`, which is not a declared parameter",
-            "12:36: error: a shell `command` cannot use `{{ params… }}`: values are never spliced into a shell string",
+            "12:36: error: a shell `command` cannot use `{{ params… }}` or `{{ item… }}`: values are never spliced into a shell string",
             "13:50: error: `command` element uses `params.c`, which is not a declared parameter",
             "14:62: error: `question` uses `params.d`, which is not a declared parameter",
         ]

@@ -11,6 +11,7 @@
 mod announced;
 mod decision;
 mod exec;
+mod fan_out;
 mod files;
 mod follow;
 mod gaps;
@@ -60,6 +61,8 @@ pub enum EngineError {
     },
     #[error("run {run} kept changing under us; gave up after {attempts} attempts")]
     Contended { run: String, attempts: u32 },
+    #[error("step `{step}`: cannot list the files of its `for_each`: {message}")]
+    FanOut { step: String, message: String },
     #[error("cannot write {path}: {source}")]
     Io {
         path: String,
@@ -323,7 +326,9 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        let definition = self.config.resolved_genflow(genflow).bind_params(params)?;
+        let resolved = self.config.resolved_genflow(genflow);
+        let items = fan_out::list_items(&self.settings.root, &resolved, params).await?;
+        let definition = resolved.bind_run(params, &items)?;
         let state = RunState::new(&definition, triggered_by.clone());
         // Created and started in one transaction.
         let (started, actions) = advance(&definition, &state, &Event::Start)?;

@@ -5,6 +5,7 @@
 //! [`Config`] and collects every problem at once as a [`Diagnostic`].
 
 pub mod diag;
+pub mod fan_out;
 pub mod locate;
 pub mod model;
 pub mod node;

@@ -272,6 +272,31 @@ pub struct Step {
     /// Maximum time for one attempt, e.g. `90s`, `10m`, `1h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// report, review: run one instance of this step (and of the steps
+    /// built on it, up to the next approval) per file matching this glob,
+    /// gathered with the corpus rules; each reads its file and can use
+    /// `{{ item.path }}`, `{{ item.name }}`, `{{ item.stem }}`, `{{ item.dir }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<String>,
+    /// report, review with `for_each`: refuse to start a run whose glob
+    /// matches more files than this (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u32>,
+    /// Set only in a run's definition: this step is one instance of a
+    /// fan-out (`for_each`), for one file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub instance: Option<Instance>,
+}
+
+/// One instance of a fanned-out step in a run's definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// The step as written in the config, e.g. `draft`.
+    pub of: String,
+    /// The file this instance is for, relative to the workspace root.
+    pub key: String,
 }
 
 impl Step {

@@ -7,6 +7,7 @@
 //! the ones shown, and the definition hash that `run.created` records (and
 //! the audit chain covers) covers the values too.
 
+use super::fan_out::{ITEM_VAR, item_fields};
 use super::model::{
     CorpusEntry, Genflow, Param, PublishDestination, SourceCommand, publish_path_problem,
 };
@@ -36,6 +37,17 @@ pub enum ParamError {
     },
     #[error("{field}: {message}")]
     Render { field: String, message: String },
+    #[error(
+        "step `{step}`: `for_each: {glob}` matches {matched} files, more than its `max_items` ({max}); narrow the glob or raise `max_items`"
+    )]
+    TooManyItems {
+        step: String,
+        glob: String,
+        matched: usize,
+        max: u32,
+    },
+    #[error("step `{step}`: `for_each: {glob}` matches no file, so there is nothing to run")]
+    NoItems { step: String, glob: String },
 }
 
 impl ParamError {
@@ -46,7 +58,9 @@ impl ParamError {
             ParamError::Undeclared { name, .. }
             | ParamError::Missing { name, .. }
             | ParamError::Pattern { name, .. } => Some(name),
-            ParamError::Render { .. } => None,
+            ParamError::Render { .. }
+            | ParamError::TooManyItems { .. }
+            | ParamError::NoItems { .. } => None,
         }
     }
 }
@@ -61,15 +75,18 @@ pub fn env_name(name: &str) -> String {
     format!("FLEET_PARAM_{}", name.to_ascii_uppercase())
 }
 
-/// Whether a command text uses `{{ params… }}`. Only that marks a `sources`
-/// argv element as a template: Go templates such as `{{.Id}}` are common in
-/// commands and stay literal.
-pub fn uses_params(text: &str) -> bool {
+/// Whether a command text uses `{{ params… }}` or `{{ item… }}`. Only that
+/// marks a `sources` argv element or a publish command element as a
+/// template: Go templates such as `{{.Id}}` are common in commands and stay
+/// literal.
+pub fn uses_run_values(text: &str) -> bool {
     text.match_indices("{{").any(|(i, _)| {
         let rest = &text[i + 2..];
         let rest = rest.strip_prefix('-').unwrap_or(rest).trim_start();
-        rest.strip_prefix("params")
-            .is_some_and(|r| !r.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        ["params", ITEM_VAR].iter().any(|var| {
+            rest.strip_prefix(var)
+                .is_some_and(|r| !r.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        })
     })
 }
 
@@ -145,26 +162,31 @@ impl Genflow {
     /// This genflow as a run started with `given` stores it: the values
     /// recorded in `param_values`, every templated text rendered with them,
     /// and `FLEET_PARAM_<NAME>` set for every source command. A genflow
-    /// without params comes back unchanged (so its hash is the same).
+    /// without params comes back unchanged (so its hash is the same). A
+    /// genflow that fans out needs [`Genflow::bind_run`].
     pub fn bind_params(&self, given: &BTreeMap<String, String>) -> Result<Genflow, ParamError> {
+        self.bind_run(given, &BTreeMap::new())
+    }
+
+    /// [`Genflow::bind_params`], with every fan-out expanded into one
+    /// instance per file of `items` (see [`Genflow::for_each_globs`]); each
+    /// instance's texts are rendered with its `item` too.
+    pub fn bind_run(
+        &self,
+        given: &BTreeMap<String, String>,
+        items: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Genflow, ParamError> {
         let values = self.param_values(given)?;
-        if values.is_empty() {
+        if values.is_empty() && !self.fans_out() {
             return Ok(self.clone());
         }
-        let env = template_env();
-        let ctx = Value::from(minijinja::value::Serde(BTreeMap::from([(
-            "params", &values,
-        )])));
-        let render = |text: &str, field: String| -> Result<String, ParamError> {
-            env.render_str(text, ctx.clone())
-                .map_err(|e| ParamError::Render {
-                    field,
-                    message: e.to_string(),
-                })
-        };
         let mut g = self.clone();
+        if self.fans_out() {
+            g.steps = self.expand_fan_out(items)?;
+        }
+        let render = Renderer::new(&values);
         if let Some(r) = &g.release {
-            let r = render(r, "`release`".into())?;
+            let r = render.text(r, None, "`release`")?;
             check_release(&r)?;
             g.release = Some(r);
         }
@@ -175,15 +197,18 @@ impl Genflow {
         let mut outs: HashMap<String, String> = HashMap::new();
         for s in &mut g.steps {
             let step = s.name.clone();
+            let item = s.instance.as_ref().map(|i| i.key.clone());
+            let item = item.as_deref();
             let field = |name: &str| format!("`{name}` of step `{step}`");
+            let render = |text: &str, field: &str| render.text(text, item, field);
             if let Some(p) = &s.prompt {
-                s.prompt = Some(render(p, field("prompt"))?);
+                s.prompt = Some(render(p, &field("prompt"))?);
             }
             if let Some(q) = &s.question {
-                s.question = Some(render(q, field("question"))?);
+                s.question = Some(render(q, &field("question"))?);
             }
             if let Some(o) = &s.out {
-                let o = render(o, field("out"))?;
+                let o = render(o, &field("out"))?;
                 check_out(&o).map_err(|message| ParamError::Render {
                     field: field("out"),
                     message,
@@ -192,10 +217,10 @@ impl Genflow {
             }
             for entry in &mut s.corpus {
                 match entry {
-                    CorpusEntry::Glob(glob) => *glob = render(glob, field("corpus"))?,
+                    CorpusEntry::Glob(glob) => *glob = render(glob, &field("corpus"))?,
                     CorpusEntry::Scoped(scoped) => {
-                        scoped.glob = render(&scoped.glob, field("corpus"))?;
-                        let rev = render(&scoped.changed_since, field("changed_since"))?;
+                        scoped.glob = render(&scoped.glob, &field("corpus"))?;
+                        let rev = render(&scoped.changed_since, &field("changed_since"))?;
                         check_revision(&rev).map_err(|message| ParamError::Render {
                             field: field("changed_since"),
                             message,
@@ -210,17 +235,20 @@ impl Genflow {
             }
             for source in &mut s.sources {
                 if let SourceCommand::Argv(argv) = &mut source.command {
-                    for arg in argv.iter_mut().filter(|a| uses_params(a)) {
-                        *arg = render(arg, format!("`command` of source `{}`", source.name))?;
+                    for arg in argv.iter_mut().filter(|a| uses_run_values(a)) {
+                        *arg = render(arg, &format!("`command` of source `{}`", source.name))?;
                     }
                 }
                 source.env = envs.clone();
+                if let Some(key) = item {
+                    source.env.insert(ITEM_ENV.to_owned(), key.to_owned());
+                }
             }
             for destination in &mut s.destinations {
                 let what = field(destination.kind());
                 match destination {
                     PublishDestination::Path(path) => {
-                        *path = render(path, what.clone())?;
+                        *path = render(path, &what)?;
                         if let Some(message) = publish_path_problem(path) {
                             return Err(ParamError::Render {
                                 field: what,
@@ -228,12 +256,12 @@ impl Genflow {
                             });
                         }
                     }
-                    PublishDestination::Webhook(url) => *url = render(url, what)?,
-                    // Only elements that use params: Go-style `{{.Id}}`
-                    // arguments of other tools pass through untouched.
+                    PublishDestination::Webhook(url) => *url = render(url, &what)?,
+                    // Only elements that use params or item: Go-style
+                    // `{{.Id}}` arguments of other tools pass through untouched.
                     PublishDestination::Command(argv) => {
-                        for arg in argv.iter_mut().filter(|a| uses_params(a)) {
-                            *arg = render(arg, what.clone())?;
+                        for arg in argv.iter_mut().filter(|a| uses_run_values(a)) {
+                            *arg = render(arg, &what)?;
                         }
                     }
                 }
@@ -251,6 +279,51 @@ impl Genflow {
         }
         g.param_values = values;
         Ok(g)
+    }
+}
+
+/// The environment variable a fanned-out step's source commands read its
+/// file from.
+pub const ITEM_ENV: &str = "FLEET_ITEM_PATH";
+
+/// Renders a genflow's templated texts with a run's params (and, for a
+/// fanned-out step, its `item`).
+pub(super) struct Renderer {
+    env: Environment<'static>,
+    params: Value,
+}
+
+impl Renderer {
+    pub(super) fn new(values: &BTreeMap<String, String>) -> Renderer {
+        Renderer {
+            env: template_env(),
+            params: Value::from(minijinja::value::Serde(values)),
+        }
+    }
+
+    /// `text` rendered; `field` names it in the error.
+    pub(super) fn text(
+        &self,
+        text: &str,
+        item: Option<&str>,
+        field: &str,
+    ) -> Result<String, ParamError> {
+        if !text.contains('{') {
+            return Ok(text.to_owned());
+        }
+        let mut ctx = BTreeMap::from([("params", self.params.clone())]);
+        if let Some(key) = item {
+            ctx.insert(
+                ITEM_VAR,
+                Value::from(minijinja::value::Serde(item_fields(key))),
+            );
+        }
+        self.env
+            .render_str(text, Value::from(minijinja::value::Serde(&ctx)))
+            .map_err(|e| ParamError::Render {
+                field: field.to_owned(),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -282,7 +355,7 @@ fn check_out(out: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_glob(glob: &str) -> Result<(), String> {
+pub(super) fn check_glob(glob: &str) -> Result<(), String> {
     if glob.trim().is_empty() {
         return Err("the glob is empty".into());
     }

@@ -8,6 +8,7 @@ use crate::dag;
 use std::collections::{BTreeMap, HashMap};
 
 mod corpus;
+mod fan_out;
 mod models;
 mod notify;
 mod params;
@@ -46,6 +47,8 @@ const STEP_KIND_FIELDS: &[(&str, &[StepKind])] = &[
     ("channels", &[StepKind::Notify]),
     ("from", &[StepKind::Publish]),
     ("destinations", &[StepKind::Publish]),
+    ("for_each", &[StepKind::Report, StepKind::Review]),
+    ("max_items", &[StepKind::Report, StepKind::Review]),
 ];
 const MODEL_KEYS: &[&str] = &[
     "provider",
@@ -311,19 +314,19 @@ impl Checker {
         });
         let schedule_params =
             self.schedule_params(f.get("schedule_params"), f.get("schedule"), &params);
-        self.param_uses(f.get("release"), f.get("steps"), &params);
         let approvers = f
             .get("approvers")
             .map(|n| self.email_list(n, &format!("`approvers` of {what}")))
             .unwrap_or_default();
         let budget = f.get("budget").and_then(|n| self.budget(n));
-        let steps = match self.required(&f, "steps", &what) {
+        let (steps, fanned) = match self.required(&f, "steps", &what) {
             Some(n) => {
                 let default_approvers = has_default_approvers || !approvers.is_empty();
                 self.steps(n, &what, models, default_approvers)
             }
-            None => Vec::new(),
+            None => (Vec::new(), Default::default()),
         };
+        self.param_uses(f.get("release"), f.get("steps"), &params, &fanned);
         let name = name?;
         Some((
             Genflow {

@@ -2,10 +2,11 @@
 //! `{{ params.NAME }}` its texts use (each must name a declared param).
 
 use super::{Checker, did_you_mean};
+use crate::config::fan_out::{ITEM_FIELDS, ITEM_VAR};
 use crate::config::model::Param;
 use crate::config::node::{Node, NodeKind, Pos};
-use crate::config::params::{template_env, uses_params, whole_value_regex};
-use std::collections::{BTreeMap, HashMap};
+use crate::config::params::{template_env, uses_run_values, whole_value_regex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 const PARAM_KEYS: &[&str] = &["name", "default", "description", "pattern"];
 
@@ -207,17 +208,19 @@ impl Checker {
     }
 
     /// Every `{{ params.NAME }}` in the genflow's texts names a declared
-    /// param, and every template compiles. Reads the located tree, so each
-    /// error points at the text that has it.
+    /// param, every `{{ item.… }}` is in a step that runs once per file
+    /// (`fanned`), and every template compiles. Reads the located tree, so
+    /// each error points at the text that has it.
     pub(super) fn param_uses(
         &mut self,
         release: Option<&Node>,
         steps: Option<&Node>,
         params: &[Param],
+        fanned: &BTreeSet<String>,
     ) {
         let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
         if let Some(n) = release {
-            self.template_text(n, "`release`", &names);
+            self.template_text(n, "`release`", &Vars::params(&names));
         }
         let Some(NodeKind::Seq(steps)) = steps.map(|s| &s.kind) else {
             return;
@@ -226,24 +229,38 @@ impl Checker {
             let NodeKind::Map(entries) = &step.kind else {
                 continue;
             };
+            let name = entries.iter().find_map(|(k, v)| match (&k.kind, &v.kind) {
+                (NodeKind::Str(k), NodeKind::Str(v)) if k == "name" => Some(v.as_str()),
+                _ => None,
+            });
+            let vars = Vars {
+                params: &names,
+                item: name
+                    .filter(|n| fanned.contains(*n))
+                    .map(|_| true)
+                    .unwrap_or(false),
+                step: name,
+            };
             for (k, v) in entries {
                 let NodeKind::Str(key) = &k.kind else {
                     continue;
                 };
                 match key.as_str() {
                     k if TEMPLATED_STEP_FIELDS.contains(&k) => {
-                        self.template_text(v, &format!("`{k}`"), &names)
+                        self.template_text(v, &format!("`{k}`"), &vars)
                     }
-                    "corpus" => self.corpus_uses(v, &names),
-                    "sources" => self.source_uses(v, &names),
-                    "destinations" => self.destination_uses(v, &names),
+                    // Listed before any instance exists: params only.
+                    "for_each" => self.template_text(v, "`for_each`", &Vars::params(&names)),
+                    "corpus" => self.corpus_uses(v, &vars),
+                    "sources" => self.source_uses(v, &vars),
+                    "destinations" => self.destination_uses(v, &vars),
                     _ => {}
                 }
             }
         }
     }
 
-    fn corpus_uses(&mut self, node: &Node, names: &[&str]) {
+    fn corpus_uses(&mut self, node: &Node, names: &Vars) {
         let items = match &node.kind {
             NodeKind::Seq(items) => items.iter().collect(),
             _ => vec![node],
@@ -267,7 +284,7 @@ impl Checker {
 
     /// A publish step's destinations: a path or webhook is a template; a
     /// command element only when it uses `params` (as for argv sources).
-    fn destination_uses(&mut self, node: &Node, names: &[&str]) {
+    fn destination_uses(&mut self, node: &Node, names: &Vars) {
         let NodeKind::Seq(items) = &node.kind else {
             return;
         };
@@ -282,7 +299,7 @@ impl Checker {
                     }
                     (NodeKind::Str(key), NodeKind::Seq(argv)) if key == "command" => {
                         for arg in argv {
-                            if matches!(&arg.kind, NodeKind::Str(a) if uses_params(a)) {
+                            if matches!(&arg.kind, NodeKind::Str(a) if uses_run_values(a)) {
                                 self.template_text(arg, "`command` element", names);
                             }
                         }
@@ -293,7 +310,7 @@ impl Checker {
         }
     }
 
-    fn source_uses(&mut self, node: &Node, names: &[&str]) {
+    fn source_uses(&mut self, node: &Node, names: &Vars) {
         let NodeKind::Seq(sources) = &node.kind else {
             return;
         };
@@ -308,14 +325,14 @@ impl Checker {
                 continue;
             };
             match &command.kind {
-                NodeKind::Str(shell) if uses_params(shell) => self.err(
+                NodeKind::Str(shell) if uses_run_values(shell) => self.err(
                     command.pos,
-                    "a shell `command` cannot use `{{ params… }}`: values are never spliced into a shell string",
-                    Some("read `$FLEET_PARAM_<NAME>` in the command, or write it as a list (argv) and use `{{ params.NAME }}` in an element"),
+                    "a shell `command` cannot use `{{ params… }}` or `{{ item… }}`: values are never spliced into a shell string",
+                    Some("read `$FLEET_PARAM_<NAME>` (or `$FLEET_ITEM_PATH`) in the command, or write it as a list (argv) and use `{{ params.NAME }}` in an element"),
                 ),
                 NodeKind::Seq(argv) => {
                     for arg in argv {
-                        if matches!(&arg.kind, NodeKind::Str(a) if uses_params(a)) {
+                        if matches!(&arg.kind, NodeKind::Str(a) if uses_run_values(a)) {
                             self.template_text(arg, "`command` element", names);
                         }
                     }
@@ -326,14 +343,16 @@ impl Checker {
     }
 
     /// One templated text: it compiles, and uses no variable but `params`
-    /// and no `params.NAME` that is not declared.
-    fn template_text(&mut self, node: &Node, what: &str, names: &[&str]) {
+    /// (each `params.NAME` declared) and, in a step that runs once per
+    /// file, `item`.
+    fn template_text(&mut self, node: &Node, what: &str, vars: &Vars) {
         let NodeKind::Str(text) = &node.kind else {
             return;
         };
         if !text.contains('{') {
             return;
         }
+        let names = vars.params;
         let env = template_env();
         let template = match env.template_from_str(text) {
             Ok(t) => t,
@@ -352,15 +371,23 @@ impl Checker {
         let mut used: Vec<String> = template.undeclared_variables(true).into_iter().collect();
         used.sort();
         for var in used {
-            let param = match var.split_once('.') {
-                Some(("params", rest)) => rest.split('.').next().unwrap_or(rest),
+            let (root, rest) = match var.split_once('.') {
+                Some((root, rest)) => (root, Some(rest.split('.').next().unwrap_or(rest))),
+                None => (var.as_str(), None),
+            };
+            if root == ITEM_VAR {
+                self.item_use(node, what, vars, rest);
+                continue;
+            }
+            let param = match (root, rest) {
+                ("params", Some(rest)) => rest,
                 // `params` used whole (e.g. `{% for p in params %}`).
-                None if var == "params" => continue,
+                ("params", None) => continue,
                 _ => {
                     self.err(
                         node.pos,
                         format!("{what} uses `{var}`, which is not a parameter"),
-                        Some("parameters are written `{{ params.NAME }}`"),
+                        Some("parameters are written `{{ params.NAME }}`; a step with `for_each` also has `{{ item.path }}`"),
                     );
                     continue;
                 }
@@ -379,6 +406,48 @@ impl Checker {
                     Some(help),
                 );
             }
+        }
+    }
+
+    /// One use of `item` (`field` = the attribute, if any).
+    fn item_use(&mut self, node: &Node, what: &str, vars: &Vars, field: Option<&str>) {
+        if !vars.item {
+            let step = vars.step.unwrap_or("this step");
+            self.err(
+                node.pos,
+                format!("{what} uses `item`, but step `{step}` does not run once per file"),
+                Some("`item` is the file of a `for_each`: set `for_each` on this step or on a step it depends on"),
+            );
+            return;
+        }
+        if let Some(field) = field
+            && !ITEM_FIELDS.contains(&field)
+        {
+            let help = did_you_mean(field, ITEM_FIELDS.iter().copied())
+                .unwrap_or_else(|| format!("`item` has: {}", ITEM_FIELDS.join(", ")));
+            self.err_help(
+                node.pos,
+                format!("{what} uses `item.{field}`, which a file does not have"),
+                Some(help),
+            );
+        }
+    }
+}
+
+/// What a template may use where it is written.
+struct Vars<'a> {
+    params: &'a [&'a str],
+    /// The step runs once per file, so `item` is defined.
+    item: bool,
+    step: Option<&'a str>,
+}
+
+impl<'a> Vars<'a> {
+    fn params(params: &'a [&'a str]) -> Vars<'a> {
+        Vars {
+            params,
+            item: false,
+            step: None,
         }
     }
 }

@@ -10,7 +10,7 @@ impl Checker {
         flow: &str,
         models: &BTreeMap<String, ModelConfig>,
         has_default_approvers: bool,
-    ) -> Vec<Step> {
+    ) -> (Vec<Step>, std::collections::BTreeSet<String>) {
         let NodeKind::Seq(items) = &node.kind else {
             self.err(
                 node.pos,
@@ -20,11 +20,11 @@ impl Checker {
                 ),
                 None,
             );
-            return Vec::new();
+            return Default::default();
         };
         if items.is_empty() {
             self.err(node.pos, format!("{flow} has no steps"), None);
-            return Vec::new();
+            return Default::default();
         }
         // First pass: each step on its own.
         let mut parsed: Vec<ParsedStep> = items
@@ -196,7 +196,12 @@ impl Checker {
                 }
             }
         }
-        parsed.into_iter().map(|p| p.step).collect()
+        let fanned = if acyclic {
+            self.fan_out(&parsed)
+        } else {
+            Default::default()
+        };
+        (parsed.into_iter().map(|p| p.step).collect(), fanned)
     }
 
     pub(super) fn step(
@@ -345,6 +350,7 @@ impl Checker {
             .and_then(|n| self.uint(n, "`retries`", 0, 20))
             .unwrap_or(0) as u32;
         let timeout = f.get("timeout").and_then(|n| self.duration(n, "`timeout`"));
+        let (for_each, max_items, for_each_pos) = self.for_each(&f);
 
         // An unknown kind was reported above; carry on as a report (without
         // kind-specific checks) so later checks still see this step.
@@ -362,10 +368,13 @@ impl Checker {
                         None,
                     );
                 }
-                if f.get("corpus").is_none() && f.get("sources").is_none() {
+                if f.get("corpus").is_none()
+                    && f.get("sources").is_none()
+                    && f.get("for_each").is_none()
+                {
                     self.err(
                         f.node.pos,
-                        format!("report {label} reads nothing: give it `corpus` globs or `sources` commands"),
+                        format!("report {label} reads nothing: give it `corpus` globs, `sources` commands or a `for_each`"),
                         None,
                     );
                 }
@@ -440,6 +449,11 @@ impl Checker {
             on_flag,
             retries,
             timeout,
+            // Already reported on any other kind; kept off it so no
+            // follow-on fan-out errors pile up.
+            for_each: for_each.filter(|_| matches!(kind, StepKind::Report | StepKind::Review)),
+            max_items,
+            instance: None,
         };
         Some(ParsedStep {
             step,
@@ -447,6 +461,8 @@ impl Checker {
             out_pos: out_node.map(|n| n.pos),
             redraft_pos,
             from_pos: from_node.map(|n| n.pos),
+            for_each_pos,
+            destinations_pos: f.get("destinations").map(|n| n.pos),
             deps,
         })
     }
@@ -625,5 +641,7 @@ pub(super) struct ParsedStep {
     pub(super) out_pos: Option<Pos>,
     pub(super) redraft_pos: Option<Pos>,
     pub(super) from_pos: Option<Pos>,
+    pub(super) for_each_pos: Option<Pos>,
+    pub(super) destinations_pos: Option<Pos>,
     pub(super) deps: Vec<(String, Pos)>,
 }
