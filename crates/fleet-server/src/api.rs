@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use fleet_core::config::fan_out::{StepGroup, status_summary, step_groups};
 use fleet_core::run::{StepStatus, Verdict};
 use fleet_engine::DecisionRequest;
 use fleet_store::{RunFilter, RunRecord, StoreError};
@@ -56,6 +57,19 @@ pub struct StepSummary<'a> {
     go_votes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// Set on an instance of a fanned-out step: the step and the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<&'a fleet_core::config::Instance>,
+}
+
+/// A fanned-out step: its instances (in `steps`, by name) and how they stand.
+#[derive(Serialize)]
+pub struct FanOutSummary<'a> {
+    step: &'a str,
+    kind: &'static str,
+    instances: Vec<&'a str>,
+    /// e.g. `2 succeeded, 1 running`.
+    statuses: String,
 }
 
 /// A run as the API shows it; borrows from the record, so listing runs
@@ -74,6 +88,9 @@ pub struct RunSummary<'a> {
     params: &'a std::collections::BTreeMap<String, String>,
     version: i64,
     steps: Vec<StepSummary<'a>>,
+    /// The steps that run once per file, grouped (left out when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fan_outs: Vec<FanOutSummary<'a>>,
     waiting_gates: Vec<&'a str>,
 }
 
@@ -90,6 +107,22 @@ fn summary(r: &RunRecord) -> RunSummary<'_> {
             attempt: s.attempt,
             go_votes: &s.go_votes,
             error: s.error.as_deref(),
+            instance: d.instance.as_ref(),
+        })
+        .collect();
+    let fan_outs = step_groups(&r.definition)
+        .into_iter()
+        .filter_map(|g| match g {
+            StepGroup::Single(_) => None,
+            StepGroup::FanOut { of, members } => Some(FanOutSummary {
+                step: of,
+                kind: r.definition.steps[members[0]].kind.as_str(),
+                instances: members
+                    .iter()
+                    .map(|&i| r.definition.steps[i].name.as_str())
+                    .collect(),
+                statuses: status_summary(&r.state, &members),
+            }),
         })
         .collect();
     RunSummary {
@@ -108,6 +141,7 @@ fn summary(r: &RunRecord) -> RunSummary<'_> {
             .map(|s| s.name)
             .collect(),
         steps,
+        fan_outs,
     }
 }
 
@@ -700,7 +734,10 @@ pub fn openapi() -> Value {
                 "id": {"type": "string"}, "genflow": {"type": "string"}, "status": {"type": "string"}, "triggered_by": {"type": ["string", "null"]},
                 "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
                 "definition_hash": {"type": "string"}, "params": {"type": "object", "additionalProperties": {"type": "string"}}, "version": {"type": "integer"},
-                "steps": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"}, "attempt": {"type": "integer"}}}},
+                "steps": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"}, "attempt": {"type": "integer"},
+                    "instance": {"type": "object", "description": "Set on one instance of a step with `for_each`", "properties": {"of": {"type": "string", "description": "The step as written in the config"}, "key": {"type": "string", "description": "The file, relative to the workspace"}}}}}},
+                "fan_outs": {"type": "array", "description": "Steps that run once per file, with their instances (absent when none)", "items": {"type": "object", "properties": {
+                    "step": {"type": "string"}, "kind": {"type": "string"}, "instances": {"type": "array", "items": {"type": "string"}}, "statuses": {"type": "string"}}}},
                 "waiting_gates": {"type": "array", "items": {"type": "string"}}}}}
         }
     })

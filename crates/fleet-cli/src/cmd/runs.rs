@@ -3,6 +3,7 @@
 use crate::context::{App, current_user};
 use crate::workspace::{UsageError, display_path};
 use anyhow::{Result, bail};
+use fleet_core::config::fan_out::{StepGroup, status_summary, step_groups};
 use fleet_core::run::{RunStatus, StepStatus, Verdict};
 use fleet_engine::{DecisionRequest, Observer, StepInfo, Until, run_dir};
 use fleet_store::{ArtifactRef, RunFilter, RunRecord};
@@ -480,7 +481,20 @@ pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
                 "started_at": last.map(|s| s.started_at.to_string()),
                 "finished_at": last.and_then(|s| s.finished_at.map(|t| t.to_string())),
                 "error": st.error,
+                "instance": def.instance,
             })
+        })
+        .collect();
+    let fan_outs: Vec<_> = step_groups(&run.definition)
+        .into_iter()
+        .filter_map(|g| match g {
+            StepGroup::Single(_) => None,
+            StepGroup::FanOut { of, members } => Some(json!({
+                "step": of,
+                "kind": run.definition.steps[members[0]].kind,
+                "instances": members.iter().map(|&i| &run.definition.steps[i].name).collect::<Vec<_>>(),
+                "statuses": status_summary(&run.state, &members),
+            })),
         })
         .collect();
     Ok(json!({
@@ -489,6 +503,7 @@ pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
         "genflow": run.genflow_name,
         "definition_hash": run.definition_hash,
         "params": run.definition.param_values,
+        "fan_outs": fan_outs,
         "triggered_by": run.triggered_by,
         "created_at": run.created_at.to_string(),
         "updated_at": run.updated_at.to_string(),
@@ -557,14 +572,52 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
     }
     writeln!(out, "  documents:  {}", value["dir"].as_str().unwrap_or(""))?;
     writeln!(out)?;
+    // Instances of a fanned-out step are listed under one header line,
+    // each by its file.
+    let label = |s: &serde_json::Value| match s["instance"]["key"].as_str() {
+        Some(key) => format!("  ↳ {key}"),
+        None => s["name"].as_str().unwrap_or("").to_owned(),
+    };
+    let steps: Vec<&serde_json::Value> = value["steps"].as_array().into_iter().flatten().collect();
+    let name_width = steps
+        .iter()
+        .map(|s| label(s).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(16, 48);
+    let out_width = steps
+        .iter()
+        .map(|s| s["out"].as_str().unwrap_or("").chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(14, 48);
     writeln!(
         out,
-        "  {:<16} {:<9} {:<10} {:<14} {:>8} {:>9}  SHA256",
+        "  {:<name_width$} {:<9} {:<10} {:<out_width$} {:>8} {:>9}  SHA256",
         "STEP", "KIND", "STATUS", "OUT", "TOKENS", "COST"
     )?;
     let mut total_tokens = 0;
     let mut total_cost: Option<f64> = None;
-    for s in value["steps"].as_array().into_iter().flatten() {
+    let mut fan_out_headers = value["fan_outs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .peekable();
+    for s in steps {
+        if let Some(header) = fan_out_headers.peek()
+            && header["instances"][0] == s["name"]
+        {
+            let n = header["instances"].as_array().map_or(0, Vec::len);
+            writeln!(
+                out,
+                "  {} ({}, once per file: {n} file{}; {})",
+                header["step"].as_str().unwrap_or(""),
+                header["kind"].as_str().unwrap_or(""),
+                if n == 1 { "" } else { "s" },
+                header["statuses"].as_str().unwrap_or("")
+            )?;
+            fan_out_headers.next();
+        }
         let tokens = s["tokens"]["input"].as_u64().unwrap_or(0)
             + s["tokens"]["output"].as_u64().unwrap_or(0);
         let cost = s["cost_usd"].as_f64();
@@ -590,8 +643,8 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
             .unwrap_or_default();
         writeln!(
             out,
-            "  {:<16} {:<9} {:<10} {:<14} {:>8} {:>9}  {sha}{rev}{cached}",
-            s["name"].as_str().unwrap_or(""),
+            "  {:<name_width$} {:<9} {:<10} {:<out_width$} {:>8} {:>9}  {sha}{rev}{cached}",
+            label(s),
             s["kind"].as_str().unwrap_or(""),
             s["status"].as_str().unwrap_or(""),
             s["out"].as_str().unwrap_or(""),
@@ -603,9 +656,11 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
         }
     }
     if total_tokens > 0 || total_cost.is_some() {
+        // The columns before TOKENS: name, kind (9), status (10), out, and their spaces.
+        let width = name_width + 1 + 9 + 1 + 10 + 1 + out_width;
         writeln!(
             out,
-            "  {:<52} {:>8} {:>9}",
+            "  {:<width$} {:>8} {:>9}",
             "total",
             total_tokens,
             total_cost

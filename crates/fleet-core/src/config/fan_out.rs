@@ -12,7 +12,8 @@
 //! list is pure and lives here.
 
 use super::model::{CorpusEntry, Genflow, Instance, Step, StepKind};
-use super::params::ParamError;
+use super::params::{ParamError, Renderer};
+use crate::run::{RunState, StepStatus};
 use std::collections::BTreeMap;
 
 /// `max_items` when a `for_each` step sets none.
@@ -162,7 +163,7 @@ impl Genflow {
             return Ok(Vec::new());
         }
         let values = self.param_values(given)?;
-        let render = super::params::Renderer::new(&values);
+        let render = Renderer::new(&values);
         self.steps
             .iter()
             .filter_map(|s| Some((s, s.for_each.as_deref()?)))
@@ -188,6 +189,7 @@ impl Genflow {
     pub(super) fn expand_fan_out(
         &self,
         items: &BTreeMap<String, Vec<String>>,
+        render: &Renderer,
     ) -> Result<Vec<Step>, ParamError> {
         let groups = fan_groups(&self.steps).map_err(|c| ParamError::Render {
             field: format!("step `{}`", self.steps[c.step].name),
@@ -196,18 +198,20 @@ impl Genflow {
         let mut keys: Vec<&[String]> = vec![&[]; self.steps.len()];
         for (i, s) in self.steps.iter().enumerate() {
             let Some(glob) = &s.for_each else { continue };
+            // As listed: the refusal names the glob the files were matched by.
+            let glob = render.text(glob, None, &format!("`for_each` of step `{}`", s.name))?;
             let list = items.get(&s.name).map(Vec::as_slice).unwrap_or_default();
             let max = s.max_items.unwrap_or(DEFAULT_MAX_ITEMS);
             if list.is_empty() {
                 return Err(ParamError::NoItems {
                     step: s.name.clone(),
-                    glob: glob.clone(),
+                    glob,
                 });
             }
             if list.len() > max as usize {
                 return Err(ParamError::TooManyItems {
                     step: s.name.clone(),
-                    glob: glob.clone(),
+                    glob,
                     matched: list.len(),
                     max,
                 });
@@ -268,6 +272,54 @@ impl Genflow {
         }
         Ok(steps)
     }
+}
+
+/// The steps of a run's definition as a reader sees them: each step on its
+/// own, or the instances of one fanned-out step together (they are stored
+/// next to each other, in file order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepGroup<'a> {
+    Single(usize),
+    FanOut {
+        /// The step as written in the config.
+        of: &'a str,
+        /// Indices of its instances in the definition.
+        members: Vec<usize>,
+    },
+}
+
+/// [`StepGroup`]s of `genflow`, in definition order.
+pub fn step_groups(genflow: &Genflow) -> Vec<StepGroup<'_>> {
+    let mut groups: Vec<StepGroup<'_>> = Vec::new();
+    for (i, step) in genflow.steps.iter().enumerate() {
+        match (&step.instance, groups.last_mut()) {
+            (Some(inst), Some(StepGroup::FanOut { of, members })) if *of == inst.of => {
+                members.push(i)
+            }
+            (Some(inst), _) => groups.push(StepGroup::FanOut {
+                of: &inst.of,
+                members: vec![i],
+            }),
+            (None, _) => groups.push(StepGroup::Single(i)),
+        }
+    }
+    groups
+}
+
+/// How a fan-out's instances stand, e.g. `2 succeeded, 1 running` (in the
+/// order of [`StepStatus::ALL`]).
+pub fn status_summary(state: &RunState, members: &[usize]) -> String {
+    StepStatus::ALL
+        .iter()
+        .filter_map(|status| {
+            let n = members
+                .iter()
+                .filter(|&&i| state.steps.get(i).is_some_and(|s| s.status == *status))
+                .count();
+            (n > 0).then(|| format!("{n} {status}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

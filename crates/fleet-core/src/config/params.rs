@@ -180,11 +180,11 @@ impl Genflow {
         if values.is_empty() && !self.fans_out() {
             return Ok(self.clone());
         }
+        let render = Renderer::new(&values);
         let mut g = self.clone();
         if self.fans_out() {
-            g.steps = self.expand_fan_out(items)?;
+            g.steps = self.expand_fan_out(items, &render)?;
         }
-        let render = Renderer::new(&values);
         if let Some(r) = &g.release {
             let r = render.text(r, None, "`release`")?;
             check_release(&r)?;

@@ -1,6 +1,7 @@
 //! A run's page: steps, artifacts, gates and decisions.
 
 use super::*;
+use fleet_core::config::fan_out::{StepGroup, status_summary, step_groups};
 
 pub(super) struct Link {
     pub(super) label: String,
@@ -9,6 +10,8 @@ pub(super) struct Link {
 
 pub(super) struct StepRow {
     pub(super) name: String,
+    /// The file, for an instance of a fanned-out step (shown instead of the name).
+    pub(super) key: String,
     pub(super) kind: &'static str,
     pub(super) status: &'static str,
     pub(super) error: String,
@@ -19,6 +22,13 @@ pub(super) struct StepRow {
     pub(super) cost: String,
     pub(super) model: String,
     pub(super) artifacts: Vec<Link>,
+}
+
+/// A step on its own (`header` empty), or a fanned-out step's instances
+/// under one header row.
+pub(super) struct StepGroupRows {
+    pub(super) header: String,
+    pub(super) rows: Vec<StepRow>,
 }
 
 pub(super) struct ApproverLink {
@@ -56,7 +66,7 @@ pub(super) struct RunPage {
     pub(super) svg: String,
     pub(super) gates: Vec<GateBox>,
     pub(super) link_ttl: String,
-    pub(super) steps: Vec<StepRow>,
+    pub(super) steps: Vec<StepGroupRows>,
     pub(super) decisions: Vec<RunDecision>,
 }
 
@@ -89,7 +99,7 @@ pub(super) async fn run_page(
         .await
         .map_err(Failure::from_store)?;
     let latest = latest_by_path(&refs);
-    let mut steps = Vec::new();
+    let mut rows = Vec::new();
     for (i, def) in run.definition.steps.iter().enumerate() {
         let st = &run.state.steps[i];
         let last = step_runs.iter().rev().find(|s| s.step == def.name);
@@ -105,8 +115,13 @@ pub(super) async fn run_page(
                 href: artifact_href(&run.id, &r.path, None),
             })
             .collect();
-        steps.push(StepRow {
+        rows.push(StepRow {
             name: def.name.clone(),
+            key: def
+                .instance
+                .as_ref()
+                .map(|i| i.key.clone())
+                .unwrap_or_default(),
             kind: def.kind.as_str(),
             status: st.status.as_str(),
             error: st.error.clone().unwrap_or_default(),
@@ -136,6 +151,7 @@ pub(super) async fn run_page(
             artifacts,
         });
     }
+    let steps = group_rows(&run, rows);
     let svg = crate::dag_svg::render(&run.definition, &run.state, |i| {
         let name = &run.definition.steps[i].name;
         latest
@@ -195,6 +211,33 @@ pub(super) async fn run_page(
             .collect(),
         id: run.id,
     })
+}
+
+/// The step rows grouped as `fleet_core::config::fan_out::step_groups` says,
+/// each fan-out under a header: its name, kind, and its instances' statuses.
+fn group_rows(run: &RunRecord, rows: Vec<StepRow>) -> Vec<StepGroupRows> {
+    let mut rows: Vec<Option<StepRow>> = rows.into_iter().map(Some).collect();
+    step_groups(&run.definition)
+        .into_iter()
+        .map(|g| match g {
+            StepGroup::Single(i) => StepGroupRows {
+                header: String::new(),
+                rows: rows[i].take().into_iter().collect(),
+            },
+            StepGroup::FanOut { of, members } => {
+                let kind = run.definition.steps[members[0]].kind;
+                let statuses = status_summary(&run.state, &members);
+                StepGroupRows {
+                    header: format!(
+                        "{of} ({kind}, once per file: {} file{}; {statuses})",
+                        members.len(),
+                        if members.len() == 1 { "" } else { "s" }
+                    ),
+                    rows: members.iter().filter_map(|&i| rows[i].take()).collect(),
+                }
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- artifacts
