@@ -215,6 +215,19 @@ enum Command {
         #[arg(long)]
         insecure_local: bool,
     },
+    /// Serve Fleet's tools to an AI agent over the Model Context Protocol (stdio).
+    ///
+    /// Tools: list and validate genflows, start runs with parameters, list
+    /// and show runs, read documents and review flags, see what a gate waits
+    /// for, and email an approver a decision link. No tool decides, cancels
+    /// or edits. Add to an MCP client as the command `fleet mcp` (with `-C
+    /// DIR` for the workspace).
+    Mcp {
+        /// Leave the steps of runs it starts to `fleet worker`s (or a
+        /// server) instead of executing them in this process.
+        #[arg(long)]
+        on_workers: bool,
+    },
     /// Approval gate helpers.
     Gate {
         #[command(subcommand)]
@@ -462,6 +475,10 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
         Command::Retry { run, from } => runs::retry(&app, &run, from).await?,
         Command::Resume => {
             runs::resume(&app).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Mcp { on_workers } => {
+            cmd::mcp::run(&app, on_workers).await?;
             ExitCode::SUCCESS
         }
         Command::Gate {

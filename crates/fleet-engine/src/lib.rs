@@ -775,6 +775,54 @@ impl Engine {
         Ok(queued)
     }
 
+    /// Emails `approver` a fresh decision link for `gate` of the run and
+    /// sends it now. The link goes to the approver's inbox and nowhere else,
+    /// so whoever asks (an agent through MCP) never holds it. Refused unless
+    /// the gate is waiting and `approver` may decide it.
+    pub async fn send_decision_link(
+        &self,
+        run_id: &str,
+        gate: &str,
+        approver: &str,
+    ) -> Result<u32, EngineError> {
+        let run = self.store.get_run(run_id).await?;
+        let usage = |message: String| EngineError::Usage {
+            run: run.id.clone(),
+            message,
+        };
+        let idx = run
+            .definition
+            .step_index(gate)
+            .filter(|&i| run.definition.steps[i].kind == fleet_core::config::StepKind::Approval)
+            .ok_or_else(|| usage(format!("`{gate}` is not an approval gate of this run")))?;
+        let status = run.state.steps[idx].status;
+        if status != fleet_core::run::StepStatus::Waiting {
+            return Err(usage(format!(
+                "gate `{gate}` is {status}, not waiting for a decision"
+            )));
+        }
+        let step = &run.definition.steps[idx];
+        let approver = step
+            .approvers
+            .iter()
+            .find(|a| a.trim().eq_ignore_ascii_case(approver.trim()))
+            .ok_or_else(|| {
+                usage(format!(
+                    "{approver} is not an approver of gate `{gate}` (approvers: {})",
+                    step.approvers.join(", ")
+                ))
+            })?
+            .trim()
+            .to_owned();
+        let n = self
+            .notifier
+            .queue_requested_link(&run, idx, &approver)
+            .await
+            .map_err(|e| notify_error(&run.id, e))?;
+        self.deliver_pending(Some(&run.id)).await?;
+        Ok(n)
+    }
+
     pub(crate) fn notifier(&self) -> &fleet_notify::Notifier {
         &self.notifier
     }

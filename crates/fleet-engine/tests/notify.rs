@@ -838,3 +838,87 @@ fn crash_between_acceptance_and_record_resends_with_the_same_message_id() {
     assert_eq!((second_n, second_ids.len()), (1, 1), "{mails:?}");
     assert!(first_ids.is_disjoint(&second_ids));
 }
+
+/// What MCP's `send_decision_link` does: a fresh link to a named approver
+/// of the waiting gate, through the outbox and real SMTP, to that inbox
+/// only; anyone else, or a gate that is not waiting, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_decision_link_reaches_only_the_named_approver() {
+    let smtp = Smtp::start();
+    let public_url = "http://fleet.test";
+    let ws = workspace(smtp.port, public_url, "        to: [team@example.com]", "");
+    let signer = signer(ws.path());
+    let links = Arc::new(ServerLinks {
+        signer: signer.clone(),
+        public_url: public_url.into(),
+    });
+    let engine = engine(ws.path(), Some(links)).await;
+    let run = run_to_gate(&engine).await;
+    engine
+        .deliver_pending(Some(&run.id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(smtp.to(OWNER).len(), 1, "the gate's own email");
+
+    let n = engine
+        .send_decision_link(&run.id, "go-no-go", &OWNER.to_uppercase())
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    assert_eq!(n, 1);
+    let mails = smtp.to(OWNER);
+    assert_eq!(mails.len(), 2, "a second email, to the owner");
+    let text = text_of(&mails[1]);
+    let link = format!("{public_url}/runs/{}/gates/go-no-go?t=", run.id);
+    assert!(text.contains(&link), "no decision link in: {text}");
+    assert_eq!(
+        smtp.to(SECOND).len(),
+        1,
+        "the other approver got nothing new"
+    );
+    // Asking again sends another, numbered on.
+    assert_eq!(
+        engine
+            .send_decision_link(&run.id, "go-no-go", OWNER)
+            .await
+            .unwrap_or_else(|e| panic!("again: {e}")),
+        2
+    );
+    assert_eq!(smtp.to(OWNER).len(), 3);
+
+    let refused = engine
+        .send_decision_link(&run.id, "go-no-go", "mallory@example.com")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("is not an approver of gate `go-no-go`"),
+        "{refused}"
+    );
+    assert!(smtp.to("mallory@example.com").is_empty());
+    let refused = engine
+        .send_decision_link(&run.id, "readiness", OWNER)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("not an approval gate"), "{refused}");
+
+    decide(&engine, &run, OWNER, Verdict::Go).await;
+    let refused = engine
+        .send_decision_link(&run.id, "go-no-go", OWNER)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("not waiting for a decision"), "{refused}");
+    assert_eq!(
+        engine
+            .store()
+            .decisions(&run.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .len(),
+        1
+    );
+}

@@ -39,7 +39,9 @@ pub(crate) async fn compose(n: &Notifier, d: &Delivery) -> Result<Composed, Stri
     let templates = n.templates.as_ref().map_err(|e| e.clone())?;
     let render = |key: &str, ctx: &Value| templates.render(key, ctx).map_err(|e| e.to_string());
     match d.purpose {
-        DeliveryPurpose::Approval | DeliveryPurpose::Reminder(_) => {
+        DeliveryPurpose::Approval
+        | DeliveryPurpose::Reminder(_)
+        | DeliveryPurpose::Requested(_) => {
             let state = &run.state.steps[idx];
             if state.status != StepStatus::Waiting || state.attempt != d.round {
                 return Ok(Composed::Skip(format!(

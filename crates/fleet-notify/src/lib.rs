@@ -50,6 +50,9 @@ pub enum NotifyError {
     Webhook(String),
     #[error("template `notify.templates.{name}`: {message}")]
     Template { name: String, message: String },
+    /// What was asked needs a channel this installation does not have.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Builds an approver's personal deep link to a gate's decision page,

@@ -392,6 +392,53 @@ impl Notifier {
     }
 }
 
+impl Notifier {
+    /// Queues an email to `approver` with a fresh decision link for gate
+    /// `idx` of `run`, in the gate's current round; returns its number
+    /// among such requests. Refused without an SMTP channel or a public
+    /// URL to link to: the link must reach the approver's inbox.
+    pub async fn queue_requested_link(
+        &self,
+        run: &RunRecord,
+        idx: usize,
+        approver: &str,
+    ) -> Result<u32, NotifyError> {
+        if self.config.notify.smtp.is_none() || self.links.is_none() {
+            return Err(NotifyError::Unavailable(
+                "decision links are emailed, and this installation has no `notify.smtp` or no `server.public_url`".into(),
+            ));
+        }
+        let step = &run.definition.steps[idx];
+        let round = run.state.steps[idx].attempt;
+        let asked = self
+            .store
+            .deliveries(&run.id)
+            .await?
+            .iter()
+            .filter(|d| d.step == step.name && d.round == round && d.recipient == approver)
+            .filter_map(|d| match d.purpose {
+                DeliveryPurpose::Requested(n) => Some(n),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let n = asked.saturating_add(1);
+        self.store
+            .enqueue_deliveries(vec![NewDelivery {
+                run_id: run.id.clone(),
+                step: step.name.clone(),
+                round,
+                purpose: DeliveryPurpose::Requested(n),
+                channel: "email".into(),
+                recipient: approver.to_owned(),
+                label: approver.to_owned(),
+                payload: serde_json::json!({}),
+            }])
+            .await?;
+        Ok(n)
+    }
+}
+
 /// The deliveries section of a notify step's `out`: exactly what went to
 /// whom, when, and what accepted it.
 pub fn sent_report(deliveries: &[Delivery]) -> String {

@@ -246,6 +246,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         link_ttl: Duration::from_secs(3600),
         drain_timeout: Duration::from_secs(5),
         scheduler: false,
+        config_path: None,
     };
     let server_signer = signer.clone();
     let server_engine = engine.clone();

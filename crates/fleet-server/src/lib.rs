@@ -192,10 +192,29 @@ pub fn approver_link(
 /// The whole application: pages, decision page, API, health and metrics,
 /// with security headers on every response.
 pub fn router(state: AppState) -> Router {
+    router_with_config(state, None)
+}
+
+/// [`router`], with the config file the MCP tool `validate_config` checks.
+pub fn router_with_config(state: AppState, config_path: Option<std::path::PathBuf>) -> Router {
+    // MCP over streamable HTTP: the same tools as `fleet mcp`, for
+    // operators' agents; runs started there go to this server's worker.
+    let kick = state.clone();
+    let mcp = fleet_mcp::FleetTools::new(
+        state.engine.clone(),
+        config_path,
+        fleet_mcp::Execution::Worker,
+        "mcp".into(),
+    )
+    .with_on_start(move |id| kick.kick(id));
     let operator = Router::new()
         .merge(pages::operator_routes())
         .merge(api::operator_routes())
         .route("/metrics", axum::routing::get(metrics::metrics))
+        .nest_service(
+            "/mcp",
+            fleet_mcp::http_service(mcp, fleet_mcp::public_hosts(&state.public_url)),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_operator,
@@ -273,6 +292,8 @@ pub struct ServeOptions {
     /// their lease (another process resumes them after it expires).
     pub drain_timeout: Duration,
     pub scheduler: bool,
+    /// The config file the MCP tool `validate_config` checks (none: refused).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Refuses settings that would expose an unauthenticated dashboard.
@@ -345,7 +366,7 @@ pub async fn serve(
         ))
     });
     ready(local);
-    let app = router(state);
+    let app = router_with_config(state, opts.config_path.clone());
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;

@@ -122,6 +122,7 @@ async fn approver_decides_in_a_real_browser() {
         link_ttl: Duration::from_secs(3600),
         drain_timeout: Duration::from_secs(5),
         scheduler: true,
+        config_path: None,
     };
     let engine = env.engine.clone();
     let signer = env.signer.clone();

@@ -346,16 +346,20 @@ pub enum DeliveryPurpose {
     Approval,
     /// The n-th reminder (1, 2, ...) while a gate waits.
     Reminder(u32),
+    /// The n-th fresh link someone asked to be emailed to the approver
+    /// (an agent through MCP: the link goes to the approver, never to them).
+    Requested(u32),
     /// A notify step announcing the outcome.
     Announce,
 }
 
 impl DeliveryPurpose {
-    /// The stored text: `approval`, `reminder-N`, `announce`.
+    /// The stored text: `approval`, `reminder-N`, `requested-N`, `announce`.
     pub fn as_key(&self) -> String {
         match self {
             DeliveryPurpose::Approval => "approval".into(),
             DeliveryPurpose::Reminder(n) => format!("reminder-{n}"),
+            DeliveryPurpose::Requested(n) => format!("requested-{n}"),
             DeliveryPurpose::Announce => "announce".into(),
         }
     }
@@ -364,10 +368,16 @@ impl DeliveryPurpose {
         match text {
             "approval" => Some(DeliveryPurpose::Approval),
             "announce" => Some(DeliveryPurpose::Announce),
-            other => other
-                .strip_prefix("reminder-")
-                .and_then(|n| n.parse().ok())
-                .map(DeliveryPurpose::Reminder),
+            other => {
+                if let Some(n) = other.strip_prefix("reminder-") {
+                    n.parse().ok().map(DeliveryPurpose::Reminder)
+                } else {
+                    other
+                        .strip_prefix("requested-")
+                        .and_then(|n| n.parse().ok())
+                        .map(DeliveryPurpose::Requested)
+                }
+            }
         }
     }
 }

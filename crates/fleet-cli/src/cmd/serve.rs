@@ -61,6 +61,7 @@ pub fn run(locator: &Locator, bind: Option<String>, insecure_local: bool) -> Res
             link_ttl: LINK_TTL,
             drain_timeout: Duration::from_secs(30),
             scheduler: true,
+            config_path: Some(app.ws.config_path.clone()),
         };
         if let Err(e) = fleet_server::check_options(&opts) {
             bail!(UsageError(e.to_string()));
