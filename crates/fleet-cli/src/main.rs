@@ -272,8 +272,23 @@ enum DbCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute the event hash chain and every artifact's sha256; exit 1 naming the first problem.
-    Verify,
+    /// Recompute the event hash chain and every artifact's sha256, and check
+    /// the log against its signed checkpoints; exit 1 naming the first problem.
+    Verify {
+        /// Also check the log against a checkpoint kept elsewhere (from
+        /// `fleet audit checkpoint`, an email, a bundle): fails if the log
+        /// was truncated or rewritten after it.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// A public key (as `fleet audit pubkey` prints it) to trust besides
+        /// this installation's; repeatable.
+        #[arg(long = "key", value_name = "VKEY")]
+        keys: Vec<String>,
+    },
+    /// Print the public key attestations and checkpoints are signed with.
+    Pubkey,
+    /// Print the newest signed checkpoint of the audit log, to keep elsewhere.
+    Checkpoint,
     /// Write a self-contained evidence bundle for one run.
     Export {
         /// Run id (or a unique prefix).
@@ -494,7 +509,15 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             ExitCode::SUCCESS
         }
         Command::Audit { command } => match command {
-            AuditCommand::Verify => cmd::audit::verify(&app).await?,
+            AuditCommand::Verify { checkpoint, keys } => {
+                let kept = checkpoint.map(|c| locator.cwd.join(c));
+                cmd::audit::verify(&app, kept.as_deref(), &keys).await?
+            }
+            AuditCommand::Pubkey => {
+                cmd::audit::pubkey(&app)?;
+                ExitCode::SUCCESS
+            }
+            AuditCommand::Checkpoint => cmd::audit::checkpoint(&app).await?,
             AuditCommand::Export { run, out } => {
                 cmd::audit::export(&app, &run, &locator.cwd.join(out)).await?;
                 ExitCode::SUCCESS

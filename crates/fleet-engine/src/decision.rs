@@ -1,6 +1,6 @@
 //! Recording a go/no-go decision, and the decision record (`decision.md`).
 
-use crate::{Engine, EngineError, Extras, MAX_CAS_ATTEMPTS, files};
+use crate::{Engine, EngineError, Extras, MAX_CAS_ATTEMPTS, attest, files};
 use fleet_core::config::StepKind;
 use fleet_core::run::{Event, Refusal, StepStatus, Verdict, advance};
 use fleet_store::{ArtifactRef, DecisionRecord, NewArtifact, NewDecision, RunRecord};
@@ -97,10 +97,15 @@ pub(crate) async fn decide(
     // version it started from; a newer revision always comes with a newer
     // version, so the compare-and-swap refuses a decision on a stale set and
     // the next attempt re-reads them.
+    let key = engine.signing_key()?;
     let mut current = first;
     for _ in 0..MAX_CAS_ATTEMPTS {
         let refs = engine.store.artifacts(&current.id).await?;
         let earlier = engine.store.decisions(&current.id).await?;
+        let step_runs = engine.store.step_runs(&current.id).await?;
+        // The newest event before this decision: what its attestation and
+        // checkpoint vouch for (a later commit by another run only extends it).
+        let head = engine.store.chain_head().await?;
         let shown = shown_revisions(&current, gate, &refs);
         if let Some(page) = &req.shown {
             check_not_stale(page, &shown)?;
@@ -125,6 +130,16 @@ pub(crate) async fn decide(
             durable: true,
             ..Extras::default()
         };
+        if let Some(decision) = &extras.decision {
+            let round = next.steps[gate].attempt;
+            let statement = attest::statement(&current, gate, round, decision, &step_runs, &head);
+            extras.artifacts.push(NewArtifact {
+                step: gate_name.clone(),
+                path: attest::attestation_path(&current.definition.steps[gate].out_path()),
+                bytes: attest::envelope(&key, &statement),
+            });
+            extras.events.extend(attest::checkpoint_event(&key, &head));
+        }
         if is_final {
             let this = DecisionRecord {
                 run_id: current.id.clone(),

@@ -9,6 +9,7 @@
 //! such as "already decided" instead of a second record.
 
 mod announced;
+pub mod attest;
 mod decision;
 mod exec;
 mod fan_out;
@@ -61,6 +62,8 @@ pub enum EngineError {
     },
     #[error("run {run} kept changing under us; gave up after {attempts} attempts")]
     Contended { run: String, attempts: u32 },
+    #[error("{0}")]
+    Signing(String),
     #[error("step `{step}`: cannot list the files of its `for_each`: {message}")]
     FanOut { step: String, message: String },
     #[error("cannot write {path}: {source}")]
@@ -104,6 +107,9 @@ pub struct Settings {
     /// drives (`fleet worker --concurrency`); `None` = only `concurrency`
     /// per run.
     pub step_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The installation's signing key (attestations, checkpoints), created
+    /// on first need: `FLEET_SIGNING_KEY_FILE`, else `.fleet/signing.key`.
+    pub signing_key_file: PathBuf,
 }
 
 impl Settings {
@@ -111,7 +117,6 @@ impl Settings {
         let state_dir = root.join(".fleet");
         Settings {
             root,
-            state_dir,
             concurrency: 4,
             lease_ttl: Duration::from_secs(15),
             worker_id: format!(
@@ -127,6 +132,10 @@ impl Settings {
             approver_links: None,
             delivery: fleet_notify::DeliveryPolicy::default(),
             step_slots: None,
+            signing_key_file: std::env::var_os("FLEET_SIGNING_KEY_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| state_dir.join("signing.key")),
+            state_dir,
         }
     }
 }
@@ -171,6 +180,8 @@ pub struct Engine {
     /// dropped when `drive` returns.
     corpus_cache:
         std::sync::Mutex<std::collections::HashMap<(String, String), Arc<fleet_corpus::Corpus>>>,
+    /// The installation's signing key, once loaded.
+    signing_key: std::sync::Mutex<Option<Arc<fleet_evidence::SigningKey>>>,
     /// Set by [`Engine::drain`]: finish the steps executing, start no more.
     draining: std::sync::atomic::AtomicBool,
     /// Steps this process is executing, by (run id, step index): two tasks
@@ -197,6 +208,8 @@ impl Drop for Executing<'_> {
 #[derive(Default, Clone)]
 struct Extras {
     artifacts: Vec<NewArtifact>,
+    /// Audit events of the engine's own beyond the usual (a checkpoint).
+    events: Vec<NewEvent>,
     step_run: Option<StepRun>,
     decision: Option<NewDecision>,
     payload: serde_json::Map<String, serde_json::Value>,
@@ -233,10 +246,31 @@ impl Engine {
             corpus_cache: Default::default(),
             draining: Default::default(),
             executing: Default::default(),
+            signing_key: Default::default(),
             store,
             config,
             settings,
         }
+    }
+
+    /// The signing key, loaded (or created) on first use.
+    pub fn signing_key(&self) -> Result<Arc<fleet_evidence::SigningKey>, EngineError> {
+        let mut slot = self
+            .signing_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(key) = slot.as_ref() {
+            return Ok(key.clone());
+        }
+        let key = Arc::new(
+            fleet_evidence::SigningKey::load_or_create(
+                &self.settings.signing_key_file,
+                attest::KEY_NAME,
+            )
+            .map_err(|e| EngineError::Signing(e.to_string()))?,
+        );
+        *slot = Some(key.clone());
+        Ok(key)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -962,6 +996,7 @@ impl Engine {
                 }
             }
         }
+        events.extend(extras.events);
         let files = extras.artifacts.clone();
         let t = Transition {
             run_id: run_id.to_owned(),

@@ -69,9 +69,10 @@ impl Failure {
             EngineError::Params(_) => StatusCode::UNPROCESSABLE_ENTITY,
             EngineError::StaleRevision { .. } => StatusCode::CONFLICT,
             EngineError::Contended { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            EngineError::Store(_) | EngineError::Io { .. } | EngineError::FanOut { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            EngineError::Store(_)
+            | EngineError::Io { .. }
+            | EngineError::FanOut { .. }
+            | EngineError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let param = match &e {
             EngineError::Params(p) => p.param().map(str::to_owned),

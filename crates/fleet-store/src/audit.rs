@@ -63,6 +63,38 @@ pub fn canonical_payload(seq: i64, payload: &Value) -> Result<String, StoreError
     String::from_utf8(out).map_err(|e| fail(&e))
 }
 
+/// What is wrong with stored event `seq`, judged on its stored bytes as
+/// they are: the payload text must be exactly its canonical form (so no
+/// byte can change without the hash noticing, whitespace included) and
+/// the stored hash must be that of the stored text. Both backends' verifiers
+/// call this for every event.
+pub fn stored_event_problem(
+    seq: i64,
+    run_id: Option<&str>,
+    at: &str,
+    kind: &str,
+    payload_text: &str,
+    prev_hash: &str,
+    hash: &str,
+) -> Option<String> {
+    let payload: Value = match serde_json::from_str(payload_text) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("payload is not JSON ({e})")),
+    };
+    match canonical_payload(seq, &payload) {
+        Ok(canonical) if canonical == payload_text => {}
+        Ok(_) => {
+            return Some(
+                "stored payload is not in canonical form: its bytes were changed after it was written"
+                    .into(),
+            );
+        }
+        Err(e) => return Some(e.to_string()),
+    }
+    (event_hash_canonical(seq, run_id, at, kind, payload_text, prev_hash) != hash)
+        .then(|| "hash mismatch".into())
+}
+
 /// [`event_hash`] of a payload already in canonical text.
 ///
 /// The object is written out directly in JCS key order (`at`, `kind`,

@@ -723,6 +723,9 @@ pub trait Store: Send + Sync {
     async fn decisions(&self, run_id: &str) -> Result<Vec<DecisionRecord>, StoreError>;
     /// One run's events, or the whole log, by `seq`.
     async fn events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The newest event's `(seq, hash)`, `None` for an empty log: what a
+    /// checkpoint or an attestation binds to.
+    async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError>;
     /// Recomputes the whole hash chain and every artifact's SHA-256.
     async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
     /// True if the lease was free, expired or already ours (it is now ours for `ttl`).

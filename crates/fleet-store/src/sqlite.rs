@@ -608,6 +608,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.read("reading the chain head", |conn, _| {
+            Ok(conn
+                .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+        .await
+    }
+
     async fn events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>, StoreError> {
         let run_id = run_id.map(str::to_string);
         self.read("reading events", move |conn, _| match run_id {

@@ -125,6 +125,17 @@ async fn tampered_event_is_named() {
 }
 
 #[tokio::test]
+async fn whitespace_in_a_stored_event_is_named() {
+    let db = db().await;
+    suite::whitespace_in_a_stored_event_is_named(&db.store, &RawSql(db.path.clone())).await;
+}
+
+#[tokio::test]
+async fn chain_head_is_the_newest_event() {
+    suite::chain_head_is_the_newest_event(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn tampered_artifact_is_named() {
     let db = db().await;
     suite::tampered_artifact_is_named(&db.store, &RawSql(db.path.clone())).await;

@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod checkpoints;
 pub mod corpus;
 pub mod db;
 pub mod flows;

@@ -352,6 +352,16 @@ impl Store for PostgresStore {
         chain::events(self, run_id).await
     }
 
+    async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .row("SELECT seq, hash FROM chain_head WHERE id = 1", &[])
+            .await
+            .map_err(pg("reading the chain head"))?;
+        let seq: i64 = row.get(0);
+        Ok((seq > 0).then(|| (seq, row.get(1))))
+    }
+
     async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
         chain::verify(self).await
     }

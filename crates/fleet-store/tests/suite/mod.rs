@@ -678,7 +678,8 @@ pub async fn tampered_event_is_named(store: &dyn Store, backdoor: &dyn Backdoor)
     backdoor
         .set_event_payload(
             victim.seq,
-            r#"{"step":"readiness","status":"succeeded","forged":true}"#,
+            // Canonical (keys sorted), so only the hash can tell.
+            r#"{"forged":true,"status":"succeeded","step":"readiness"}"#,
         )
         .await;
     let report = ok(store.verify_audit().await, "verify");
@@ -690,6 +691,39 @@ pub async fn tampered_event_is_named(store: &dyn Store, backdoor: &dyn Backdoor)
         ))
     );
     assert_eq!(report.events_checked, events.len() as u64);
+}
+
+/// Every stored byte counts: a space appended to a stored payload (the
+/// same JSON to a parser) is named, though re-serializing it would hash alike.
+pub async fn whitespace_in_a_stored_event_is_named(store: &dyn Store, backdoor: &dyn Backdoor) {
+    let run = run_to_gate(store, "whitespace-event-run", None).await;
+    let events = ok(store.events(Some(&run.id)).await, "events");
+    let victim = &events[2];
+    let text = fleet_store::audit::canonical_payload(victim.seq, &victim.payload)
+        .unwrap_or_else(|e| panic!("{e}"));
+    backdoor
+        .set_event_payload(victim.seq, &format!("{text} "))
+        .await;
+    let report = ok(store.verify_audit().await, "verify");
+    assert_eq!(
+        report.first_problem,
+        Some(format!(
+            "event {} ({}): stored payload is not in canonical form: its bytes were changed after it was written",
+            victim.seq, victim.kind
+        ))
+    );
+}
+
+/// The chain head is the newest event, on every backend.
+pub async fn chain_head_is_the_newest_event(store: &dyn Store) {
+    assert_eq!(ok(store.chain_head().await, "empty head"), None);
+    run_to_gate(store, "head-run", None).await;
+    let events = ok(store.events(None).await, "events");
+    let last = events.last().unwrap_or_else(|| panic!("no events"));
+    assert_eq!(
+        ok(store.chain_head().await, "head"),
+        Some((last.seq, last.hash.clone()))
+    );
 }
 
 pub async fn tampered_artifact_is_named(store: &dyn Store, backdoor: &dyn Backdoor) {
