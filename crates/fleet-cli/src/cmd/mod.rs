@@ -4,6 +4,7 @@ pub mod db;
 pub mod flows;
 pub mod gate;
 pub mod init;
+pub mod rounds;
 pub mod runs;
 pub mod serve;
 pub mod worker;
