@@ -149,7 +149,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a run: steps, documents with their sha256, decisions.
+    /// Show a run: steps, documents with their sha256, redraft rounds, decisions.
     Show {
         /// Run id (or a unique prefix of at least 4 characters).
         run: String,
@@ -158,6 +158,9 @@ enum Command {
         step: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Print what the last redraft changed in the report, as a unified diff.
+        #[arg(long)]
+        diff: bool,
     },
     /// Record a Go decision at a gate.
     Approve {
@@ -439,8 +442,13 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             runs::runs(&app, flow, status, limit, json).await?;
             ExitCode::SUCCESS
         }
-        Command::Show { run, step, json } => {
-            runs::show(&app, &run, step, json).await?;
+        Command::Show {
+            run,
+            step,
+            json,
+            diff,
+        } => {
+            runs::show(&app, &run, step, json, diff).await?;
             ExitCode::SUCCESS
         }
         Command::Approve {

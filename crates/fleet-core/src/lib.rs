@@ -5,4 +5,5 @@
 pub mod config;
 pub mod dag;
 pub mod flags;
+pub mod rounds;
 pub mod run;

@@ -15,6 +15,7 @@
 
 use crate::config::{Genflow, StepKind};
 use crate::dag;
+use crate::flags::FlagCounts;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -225,10 +226,12 @@ pub enum Event {
     StepStarted {
         step: usize,
     },
-    /// The attempt finished; `high_flags` = high-severity flags a review raised.
+    /// The attempt finished; `flags` = what a review raised, by severity
+    /// (none for other kinds).
     StepSucceeded {
         step: usize,
-        high_flags: u32,
+        #[serde(default)]
+        flags: FlagCounts,
     },
     StepFailed {
         step: usize,
@@ -346,7 +349,7 @@ pub fn advance(
         match event {
             Event::Start => m.start()?,
             Event::StepStarted { step } => m.started(*step)?,
-            Event::StepSucceeded { step, high_flags } => m.succeeded(*step, *high_flags)?,
+            Event::StepSucceeded { step, flags } => m.succeeded(*step, flags)?,
             Event::StepFailed { step, error } => m.failed(*step, error)?,
             Event::Decision {
                 step,
@@ -499,7 +502,7 @@ impl Machine<'_> {
         Ok(())
     }
 
-    fn succeeded(&mut self, step: usize, high_flags: u32) -> Result<(), Refusal> {
+    fn succeeded(&mut self, step: usize, flags: &FlagCounts) -> Result<(), Refusal> {
         let i = self.expect_status(step, StepStatus::Running, "step_succeeded")?;
         let s = &mut self.next.steps[i];
         s.status = StepStatus::Succeeded;
@@ -507,7 +510,7 @@ impl Machine<'_> {
         let step_def = &self.genflow.steps[i];
         if let (Some(of), Some(redraft)) = (&step_def.on_flag, self.graph.redraft[i])
             && step_def.kind == StepKind::Review
-            && high_flags > 0
+            && flags.at_least(of.bar()) > 0
             && self.next.steps[i].redrafts < of.max
         {
             self.next.steps[i].redrafts += 1;
@@ -743,11 +746,29 @@ genflows:
 "#;
 
     fn flow() -> Genflow {
-        let checked = crate::config::check_str(RELEASE_GATE);
+        flow_with("", "")
+    }
+
+    /// The release gate with one edit of its text.
+    fn flow_with(from: &str, to: &str) -> Genflow {
+        let text = if from.is_empty() {
+            RELEASE_GATE.to_owned()
+        } else {
+            assert!(RELEASE_GATE.contains(from), "{from}");
+            RELEASE_GATE.replace(from, to)
+        };
+        let checked = crate::config::check_str(&text);
         let config = checked
             .config
             .unwrap_or_else(|| panic!("release gate config is valid: {:?}", checked.diagnostics));
         config.genflows[0].clone()
+    }
+
+    fn high(n: u32) -> FlagCounts {
+        FlagCounts {
+            high: n,
+            ..FlagCounts::NONE
+        }
     }
 
     fn apply(g: &Genflow, s: &RunState, e: Event) -> (RunState, Vec<Action>) {
@@ -778,7 +799,7 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 0,
-                high_flags: 0,
+                flags: FlagCounts::NONE,
             },
         );
         assert_eq!(a, vec![Action::Run(1)]);
@@ -788,7 +809,7 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 1,
-                high_flags: 0,
+                flags: FlagCounts::NONE,
             },
         );
         assert_eq!(a, vec![Action::OpenGate(2)]);
@@ -811,7 +832,7 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 3,
-                high_flags: 0,
+                flags: FlagCounts::NONE,
             },
         );
         assert_eq!(a, vec![Action::Finish(RunStatus::Succeeded)]);
@@ -920,7 +941,7 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 0,
-                high_flags: 0,
+                flags: FlagCounts::NONE,
             },
         );
         let (s, _) = apply(&g, &s, Event::StepStarted { step: 1 });
@@ -968,7 +989,7 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 0,
-                high_flags: 0,
+                flags: FlagCounts::NONE,
             },
         );
         let (s, _) = apply(&g, &s, Event::StepStarted { step: 1 });
@@ -977,7 +998,7 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 1,
-                high_flags: 2,
+                flags: high(2),
             },
         );
         assert_eq!(a, vec![Action::Run(0)]);
@@ -990,7 +1011,7 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 0,
-                high_flags: 0,
+                flags: FlagCounts::NONE,
             },
         );
         let (s, _) = apply(&g, &s, Event::StepStarted { step: 1 });
@@ -1000,11 +1021,56 @@ genflows:
             &s,
             Event::StepSucceeded {
                 step: 1,
-                high_flags: 2,
+                flags: high(2),
             },
         );
         assert_eq!(a, vec![Action::OpenGate(2)]);
         assert_eq!(s.steps[0].attempt, 2);
+    }
+
+    /// The review's first round succeeds with `flags`: where does the run go?
+    fn after_first_review(g: &Genflow, flags: FlagCounts) -> (RunState, Vec<Action>) {
+        let s = RunState::new(g, None);
+        let (s, _) = apply(g, &s, Event::Start);
+        let (s, _) = apply(g, &s, Event::StepStarted { step: 0 });
+        let (s, _) = apply(
+            g,
+            &s,
+            Event::StepSucceeded {
+                step: 0,
+                flags: FlagCounts::NONE,
+            },
+        );
+        let (s, _) = apply(g, &s, Event::StepStarted { step: 1 });
+        apply(g, &s, Event::StepSucceeded { step: 1, flags })
+    }
+
+    #[test]
+    fn the_severity_bar_decides_which_flags_send_the_report_back() {
+        let medium = FlagCounts {
+            medium: 1,
+            low: 3,
+            ..FlagCounts::NONE
+        };
+        let low = FlagCounts {
+            low: 1,
+            ..FlagCounts::NONE
+        };
+        // Default bar (high): medium and low flags go to the approver.
+        let g = flow();
+        assert_eq!(after_first_review(&g, medium).1, vec![Action::OpenGate(2)]);
+        // `severity: medium`: a medium flag sends it back, a low one does not.
+        let g = flow_with("max: 1}", "max: 1, severity: medium}");
+        let (s, a) = after_first_review(&g, medium);
+        assert_eq!((a, s.steps[1].redrafts), (vec![Action::Run(0)], 1));
+        assert_eq!(after_first_review(&g, low).1, vec![Action::OpenGate(2)]);
+        // `severity: low`: any flag does.
+        let g = flow_with("max: 1}", "max: 1, severity: low}");
+        assert_eq!(after_first_review(&g, low).1, vec![Action::Run(0)]);
+        assert_eq!(
+            after_first_review(&g, FlagCounts::NONE).1,
+            vec![Action::OpenGate(2)]
+        );
     }
 
     #[test]
@@ -1065,7 +1131,7 @@ genflows:
                 &s,
                 &Event::StepSucceeded {
                     step: 0,
-                    high_flags: 0
+                    flags: FlagCounts::NONE
                 }
             ),
             Err(Refusal::InvalidTransition {

@@ -324,6 +324,13 @@ fn cases() -> Vec<Case> {
             &["6:70: error: `on_flag.redraft` names `b`, which step `rv` does not depend on"],
         ),
         case(
+            "on_flag severity that is not one",
+            with_steps(
+                "\n      - {name: a, kind: report, prompt: p, corpus: [x]}\n      - {name: rv, kind: review, depends_on: [a], on_flag: {redraft: a, severity: hihg}}\n",
+            ),
+            &["5:83: error: unknown `on_flag.severity` `hihg`"],
+        ),
+        case(
             "review with nothing to review",
             with_steps("\n      - {name: rv, kind: review, prompt: p}\n"),
             &[
@@ -480,6 +487,20 @@ fn suggestions_are_offered() {
         )),
         vec![Some("did you mean `changed_since`?".to_owned())]
     );
+    let severity = |value: &str| {
+        help(&with_steps(&format!(
+            "\n      - {{name: a, kind: report, prompt: p, corpus: [x]}}\n      - {{name: rv, kind: review, depends_on: [a], on_flag: {{redraft: a, severity: {value}}}}}\n"
+        )))
+    };
+    assert_eq!(
+        severity("hihg"),
+        vec![Some("did you mean `high`?".to_owned())]
+    );
+    assert_eq!(
+        severity("critical"),
+        vec![Some("expected one of: high, medium, low".to_owned())]
+    );
+    assert!(severity("medium").is_empty());
 }
 
 #[test]

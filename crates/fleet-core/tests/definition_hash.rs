@@ -126,3 +126,44 @@ fn the_json_schema_describes_both_entry_shapes_and_release() {
         assert!(schema.contains(needle), "schema lacks {needle}: {schema}");
     }
 }
+
+/// A review loop as written before `on_flag.severity` existed.
+const LOOP: &str = r#"
+genflows:
+  - name: gate
+    steps:
+      - {name: readiness, kind: report, prompt: p, corpus: ["docs/*.md"]}
+      - {name: review, kind: review, depends_on: [readiness], on_flag: {redraft: readiness, max: 2}}
+"#;
+
+#[test]
+fn on_flag_severity_is_stored_only_when_set() {
+    let config = check_str(LOOP).config.expect("valid");
+    let plain = config.resolved_genflow(&config.genflows[0]);
+    // Unset, the stored definition is the bytes it always was.
+    let json = plain.canonical_json();
+    assert!(
+        json.contains(r#""on_flag":{"redraft":"readiness","max":2}"#),
+        "{json}"
+    );
+    let on_flag = plain.steps[1].on_flag.as_ref().expect("on_flag");
+    assert_eq!(on_flag.bar(), fleet_core::flags::FlagSeverity::High);
+    // Set (even to the default), it is part of the definition and its hash.
+    let high = LOOP.replace("max: 2}", "max: 2, severity: high}");
+    let medium = LOOP.replace("max: 2}", "max: 2, severity: medium}");
+    assert_ne!(hashes(LOOP), hashes(&high));
+    assert_ne!(hashes(&high), hashes(&medium));
+    let config = check_str(&medium).config.expect("valid");
+    let flow = config.resolved_genflow(&config.genflows[0]);
+    let back: fleet_core::config::Genflow =
+        serde_json::from_str(&flow.canonical_json()).expect("round trip");
+    assert_eq!(back, flow);
+    assert_eq!(
+        back.steps[1].on_flag.as_ref().map(|o| o.bar()),
+        Some(fleet_core::flags::FlagSeverity::Medium)
+    );
+    let schema = fleet_core::config::json_schema().to_string();
+    for needle in ["\"severity\"", "\"medium\""] {
+        assert!(schema.contains(needle), "schema lacks {needle}");
+    }
+}

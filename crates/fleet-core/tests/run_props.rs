@@ -4,6 +4,7 @@
 
 use fleet_core::config::{Genflow, StepKind};
 use fleet_core::dag;
+use fleet_core::flags::FlagCounts;
 use fleet_core::run::{Action, Event, RunState, RunStatus, StepStatus, Verdict, advance};
 use proptest::prelude::*;
 use serde_json::json;
@@ -87,6 +88,12 @@ fn build_genflow(specs: &[StepSpec]) -> Genflow {
             if !ancestors.is_empty() {
                 let r = ancestors[pick as usize % ancestors.len()];
                 step["on_flag"] = json!({"redraft": names[r], "max": max});
+                // Unset (high), or each bar in turn.
+                if let Some(bar) =
+                    [None, Some("high"), Some("medium"), Some("low")][pick as usize / 8 % 4]
+                {
+                    step["on_flag"]["severity"] = json!(bar);
+                }
             }
         }
         if spec.kind == StepKind::Publish {
@@ -161,7 +168,7 @@ fn event_for(state: &RunState, s: Script) -> Event {
         },
         5..=8 => Event::StepSucceeded {
             step: pick_among(state, &[StepStatus::Running], s.pick),
-            high_flags: u32::from(s.extra.is_multiple_of(3)),
+            flags: counts(s.extra),
         },
         9..=10 => Event::StepFailed {
             step: pick_among(state, &[StepStatus::Running], s.pick),
@@ -189,6 +196,15 @@ fn event_for(state: &RunState, s: Script) -> Event {
         _ => Event::Retry {
             from: s.extra.is_multiple_of(2).then_some(s.pick as usize % n),
         },
+    }
+}
+
+/// Flags of every severity mix, none a third of the time.
+fn counts(extra: u8) -> FlagCounts {
+    FlagCounts {
+        high: u32::from(extra % 3 == 1),
+        medium: u32::from(extra % 5 == 2),
+        low: u32::from(extra % 7 >= 3),
     }
 }
 
@@ -295,6 +311,32 @@ fn check_transition(
                 matches!(event, Event::Decision { step, verdict: Verdict::NoGo, .. } if *step == i),
                 "gate {i} became Rejected through {event:?}"
             );
+        }
+    }
+
+    // A review sends its report back exactly when it raised a flag at or
+    // above its `on_flag.severity` and has redrafts left; never past `max`.
+    for (i, s) in next.steps.iter().enumerate() {
+        let Some(of) = &g.steps[i].on_flag else {
+            continue;
+        };
+        prop_assert!(s.redrafts <= of.max, "step {i} redrafted past max");
+        let expected = match event {
+            Event::StepSucceeded { step, flags } if *step == i => {
+                u32::from(flags.at_least(of.bar()) > 0 && prev.steps[i].redrafts < of.max)
+            }
+            _ => 0,
+        };
+        prop_assert_eq!(
+            s.redrafts,
+            prev.steps[i].redrafts + expected,
+            "step {} after {:?}",
+            i,
+            event
+        );
+        if expected == 1 {
+            let r = g.step_index(&of.redraft).unwrap_or(usize::MAX);
+            prop_assert_eq!(next.steps.get(r).map(|s| s.status), Some(StepStatus::Ready));
         }
     }
 
@@ -425,7 +467,7 @@ proptest! {
             let mut events = vec![Event::Start, Event::Cancel, Event::Retry { from: None }];
             for i in 0..n {
                 events.push(Event::StepStarted { step: i });
-                events.push(Event::StepSucceeded { step: i, high_flags: 0 });
+                events.push(Event::StepSucceeded { step: i, flags: FlagCounts::NONE });
                 events.push(Event::StepFailed { step: i, error: "x".into() });
                 events.push(Event::Retry { from: Some(i) });
                 for v in VOICES {
@@ -455,7 +497,7 @@ proptest! {
                 rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let candidates: Vec<Event> = match state.steps[i].status {
                     StepStatus::Ready => vec![Event::StepStarted { step: i }],
-                    StepStatus::Running => vec![Event::StepSucceeded { step: i, high_flags: (rng >> 60) as u32 % 2 }],
+                    StepStatus::Running => vec![Event::StepSucceeded { step: i, flags: counts((rng >> 56) as u8) }],
                     StepStatus::Waiting => VOICES.iter().map(|v| Event::Decision { step: i, approver: (*v).into(), verdict: Verdict::Go, reason: None }).collect(),
                     _ => vec![],
                 };
@@ -521,7 +563,7 @@ proptest! {
         for (i, st) in s.steps.iter().enumerate() {
             match st.status {
                 StepStatus::Ready => candidates.push(Event::StepStarted { step: i }),
-                StepStatus::Running => candidates.push(Event::StepSucceeded { step: i, high_flags: 0 }),
+                StepStatus::Running => candidates.push(Event::StepSucceeded { step: i, flags: FlagCounts::NONE }),
                 StepStatus::Waiting => {
                     for v in VOICES {
                         candidates.push(Event::Decision { step: i, approver: v.into(), verdict: Verdict::Go, reason: None });

@@ -4,7 +4,7 @@
 use crate::Engine;
 use fleet_core::config::{BUILTIN_MODEL, Budget, Config, Genflow, Step, StepKind};
 use fleet_core::dag;
-use fleet_core::flags::{FlagSeverity, sidecar_path};
+use fleet_core::flags::{FlagCounts, sidecar_path};
 use fleet_core::run::Verdict;
 use fleet_corpus::{Corpus, Limits};
 use fleet_models::{Builtin, Model, ModelRequest, ProviderOptions, UpstreamDoc};
@@ -80,7 +80,8 @@ async fn budget_left(engine: &Engine, run: &RunRecord) -> Result<Option<Budget>,
 pub(crate) struct StepDone {
     pub artifacts: Vec<NewArtifact>,
     pub step_run: Option<StepRun>,
-    pub high_flags: u32,
+    /// What a review raised, by severity (none for other kinds).
+    pub flags: FlagCounts,
 }
 
 pub(crate) struct StepFailure {
@@ -289,10 +290,10 @@ async fn model_step(
         path: out.clone(),
         bytes: text.into_bytes(),
     }];
-    let mut high_flags = 0;
+    let mut counts = FlagCounts::NONE;
     if step.kind == StepKind::Review {
         let flags = flags.unwrap_or_default();
-        high_flags = flags.count(FlagSeverity::High) as u32;
+        counts = flags.counts();
         let json =
             serde_json::to_vec_pretty(&flags).map_err(|e| format!("cannot encode flags: {e}"))?;
         artifacts.push(NewArtifact {
@@ -304,7 +305,7 @@ async fn model_step(
     Ok(StepDone {
         artifacts,
         step_run: Some(step_run),
-        high_flags,
+        flags: counts,
     })
 }
 
@@ -459,6 +460,6 @@ async fn notify_step(
             finished_at: Some(at),
             error: None,
         }),
-        high_flags: 0,
+        flags: FlagCounts::NONE,
     })
 }

@@ -17,6 +17,7 @@ mod files;
 mod follow;
 mod gaps;
 mod publish;
+mod rounds;
 mod worker;
 
 pub use announced::AnnouncedGates;
@@ -25,9 +26,11 @@ pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};
 pub use follow::{FOLLOW_POLL, Until};
 pub use gaps::recorded_gaps;
+pub use rounds::{ReviewRounds, RoundRevisions, review_rounds};
 pub use worker::{OnStepError, WorkerOptions, WorkerReport, run_worker};
 
 use fleet_core::config::Config;
+use fleet_core::flags::FlagCounts;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};
 use fleet_store::{DeliveryScope, NewDelivery, RunFilter};
 use fleet_store::{
@@ -646,13 +649,19 @@ impl Engine {
                 };
                 extras
                     .payload
-                    .insert("high_flags".into(), done.high_flags.into());
+                    .insert("high_flags".into(), done.flags.high.into());
+                if done.flags != FlagCounts::NONE {
+                    extras.payload.insert(
+                        "flags".into(),
+                        serde_json::to_value(done.flags).unwrap_or_default(),
+                    );
+                }
                 extras
                     .payload
                     .insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
                 let event = Event::StepSucceeded {
                     step: idx,
-                    high_flags: done.high_flags,
+                    flags: done.flags,
                 };
                 match self.apply_from(&run, &event, extras).await {
                     Ok(applied) => {

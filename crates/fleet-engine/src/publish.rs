@@ -121,7 +121,7 @@ pub(crate) async fn publish_step(
             finished_at: Some(finished_at),
             error: None,
         }),
-        high_flags: 0,
+        flags: fleet_core::flags::FlagCounts::NONE,
     })
 }
 

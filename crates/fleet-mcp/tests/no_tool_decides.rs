@@ -199,7 +199,7 @@ async fn no_tool_decides_cancels_or_edits_whatever_it_is_given() {
     for (name, args) in &ok {
         let text = args.to_string();
         assert!(
-            !text.contains("verdict") && !text.contains("no-such") && !text.contains("42"),
+            !text.contains("verdict") && !text.contains("no-such") && args["run"] != json!(42),
             "{name} accepted {args}"
         );
     }

@@ -25,6 +25,7 @@ mod dashboard;
 mod gate;
 mod genflow;
 mod login;
+mod revision;
 mod run;
 
 use artifact::*;
@@ -54,6 +55,10 @@ pub fn public_routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/runs/{id}/gates/{step}", get(gate_page).post(gate_decide))
         .route("/runs/{id}/gates/{step}/source", get(gate_source))
+        .route(
+            "/runs/{id}/gates/{step}/revision",
+            get(revision::gate_revision),
+        )
         .route("/assets/fleet.css", get(css))
 }
 

@@ -2,6 +2,7 @@
 //! formatting, URL building, and loading what a gate shows.
 
 use crate::cache::Lru;
+pub use crate::diff::DiffView;
 use crate::markdown;
 use askama::Template;
 use axum::Json;
@@ -265,6 +266,8 @@ pub struct GateView {
     /// The gate's status at this version.
     pub status: StepStatus,
     pub flags: Vec<FlagView>,
+    /// The redraft loops of the reviews upstream (`on_flag`), first on the page.
+    pub rounds: Vec<crate::rounds::RoundsView>,
     /// The review steps the flags come from, comma separated.
     pub flag_sources: String,
     /// The revisions shown, as the JSON `[[path, sha256], ...]` the form
@@ -311,7 +314,8 @@ impl GateView {
                         .sum::<usize>()
             })
             .sum();
-        1024 + self.documents.len() + self.end.len() + flags + self.shown_field.len()
+        let rounds: usize = self.rounds.iter().map(|r| r.weight()).sum();
+        1024 + self.documents.len() + self.end.len() + flags + rounds + self.shown_field.len()
     }
 }
 
@@ -471,6 +475,7 @@ async fn gate_view(
         .collect();
     let shown_field = serde_json::to_string(&pairs).unwrap_or_default();
     let gaps = not_read(store, run, gate).await?;
+    let rounds = crate::rounds::rounds_views(store, cache, run, gate, &refs).await?;
     let html_len: usize = docs.iter().map(|d| 256 + d.html.len()).sum();
     let documents = render_part(
         &GateDocuments {
@@ -496,6 +501,7 @@ async fn gate_view(
         required: def.required,
         status: run.state.steps[gate].status,
         flags,
+        rounds,
         flag_sources,
         shown_field,
         documents,
@@ -524,55 +530,6 @@ async fn not_read(store: &dyn Store, run: &RunRecord, gate: usize) -> Result<Vec
         .into_iter()
         .map(|(step, gap)| format!("step `{step}`: {}", gap.describe()))
         .collect())
-}
-
-/// A line of a revision diff.
-pub struct DiffLine {
-    pub class: &'static str,
-    pub sign: &'static str,
-    pub text: String,
-}
-
-/// The line diff between two revisions of a document.
-pub struct DiffView {
-    pub added: usize,
-    pub removed: usize,
-    pub lines: Vec<DiffLine>,
-}
-
-impl DiffView {
-    fn new(old: &str, new: &str) -> DiffView {
-        let diff = similar::TextDiff::from_lines(old, new);
-        let mut lines = Vec::new();
-        let (mut added, mut removed) = (0, 0);
-        for change in diff.iter_all_changes() {
-            let (class, sign) = match change.tag() {
-                similar::ChangeTag::Insert => {
-                    added += 1;
-                    ("add", "+")
-                }
-                similar::ChangeTag::Delete => {
-                    removed += 1;
-                    ("del", "-")
-                }
-                similar::ChangeTag::Equal => ("ctx", " "),
-            };
-            lines.push(DiffLine {
-                class,
-                sign,
-                text: change.value().trim_end_matches('\n').to_owned(),
-            });
-        }
-        DiffView {
-            added,
-            removed,
-            lines,
-        }
-    }
-
-    fn weight(&self) -> usize {
-        256 + self.lines.iter().map(|l| 48 + l.text.len()).sum::<usize>()
-    }
 }
 
 // Budgets in bytes: bounds memory, not correctness.
@@ -674,23 +631,29 @@ impl ViewCache {
         Ok(views)
     }
 
-    /// The line diff from one stored revision to another, by their hashes.
+    /// The line diff from one stored revision to another, by their hashes:
+    /// every line, or (`context: Some(n)`) unified with `n` lines of context.
     pub async fn diff(
         &self,
         store: &dyn Store,
         from_sha: &str,
         to_sha: &str,
+        context: Option<usize>,
     ) -> Result<Arc<DiffView>, Failure> {
-        let key = format!("{from_sha}..{to_sha}");
+        let key = match context {
+            None => format!("{from_sha}..{to_sha}"),
+            Some(n) => format!("u{n}:{from_sha}..{to_sha}"),
+        };
         if let Some(hit) = self.diffs.get(&key) {
             return Ok(hit);
         }
         let old = bytes_of(store, from_sha).await?;
         let new = bytes_of(store, to_sha).await?;
-        let view = Arc::new(DiffView::new(
-            &String::from_utf8_lossy(&old),
-            &String::from_utf8_lossy(&new),
-        ));
+        let (old, new) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
+        let view = Arc::new(match context {
+            None => DiffView::new(&old, &new),
+            Some(n) => DiffView::unified(&old, &new, n),
+        });
         self.diffs.insert(&key, view.clone(), view.weight());
         Ok(view)
     }

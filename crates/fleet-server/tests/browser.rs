@@ -1,7 +1,8 @@
 //! A real browser (Debian's headless Chromium, driven through chromedriver)
 //! against a real `fleet_server::serve` on loopback: an approver opens the
-//! decision link, sees both documents and the flags, clicks No-go without a
-//! reason and sees the error, then clicks Go; the run completes.
+//! decision link, sees both documents, the flags and the rounds of the
+//! review's redraft loop, clicks No-go without a reason and sees the error,
+//! then clicks Go; the run completes.
 //!
 //! Needs: `apt-get update && apt-get install -y chromium chromium-driver`.
 //! Screenshots go to `$FLEET_SCREENSHOTS` (e.g. `docs/screenshots`) when set.
@@ -107,8 +108,20 @@ async fn approver_decides_in_a_real_browser() {
     let (Some(driver_bin), Some(chromium)) = (which("chromedriver"), which("chromium")) else {
         panic!("the browser test needs Chromium and chromedriver; install them with:\n  {INSTALL}");
     };
-    let env = env().await;
+    // The review sends the report back once: the page then leads with the
+    // rounds of that loop.
+    let env = env_with(false, |t| {
+        t.replace(
+            "kind: review, out: risks.md}",
+            "kind: review, out: risks.md, on_flag: {redraft: readiness, max: 1}}",
+        )
+    })
+    .await;
     let run = env.run_to_gate().await;
+    assert_eq!(
+        run.state.steps[1].redrafts, 1,
+        "the builtin review raised high flags"
+    );
 
     // The real server (worker included) on a free loopback port.
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
@@ -227,6 +240,22 @@ async fn approver_decides_in_a_real_browser() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!flags.is_empty(), "the review's flags are shown");
     assert!(text_of(&client, ".who").await.contains(OWNER));
+    // The redraft loop: where it ended, at the top, then both rounds and the diff.
+    let banner = text_of(&client, ".redraft-banner").await;
+    assert!(
+        banner.starts_with("1 of 1 redrafts used; ") && banner.contains("high flag"),
+        "{banner}"
+    );
+    let rounds = client
+        .find_all(Locator::Css("#rounds tr.round"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rounds.len(), 2, "both rounds are listed");
+    assert!(
+        text_of(&client, ".redraft-diff summary")
+            .await
+            .contains("r1 → r2")
+    );
     shot(&client, shots, "decision.png").await;
     // The same page on a phone-sized window, then back.
     client

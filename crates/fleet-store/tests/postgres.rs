@@ -166,7 +166,7 @@ async fn two_processes_share_one_unbroken_chain() {
                     &run,
                     Event::StepSucceeded {
                         step,
-                        high_flags: 0,
+                        flags: fleet_core::flags::FlagCounts::NONE,
                     },
                 )
                 .await;

@@ -6,6 +6,7 @@ pub mod flows;
 pub mod gate;
 pub mod init;
 pub mod mcp;
+pub mod rounds;
 pub mod runs;
 pub mod serve;
 pub mod worker;

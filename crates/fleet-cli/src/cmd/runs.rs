@@ -513,7 +513,7 @@ pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
     }))
 }
 
-pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Result<()> {
+pub async fn show(app: &App, id: &str, step: Option<String>, json: bool, diff: bool) -> Result<()> {
     let run = app.engine.run(id).await?;
     if let Some(name) = &step
         && run.definition.step(name).is_none()
@@ -530,14 +530,23 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
         )));
     }
     let mut value = run_json(app, &run).await?;
+    let refs = app.store().artifacts(&run.id).await?;
+    let mut loops = super::rounds::load(app, &run, &refs).await?;
+    if let Some(name) = &step {
+        loops.retain(|l| &l.review == name || &l.on_flag.redraft == name);
+    }
     if let Some(name) = &step {
         let one = value["steps"]
             .as_array()
             .and_then(|a| a.iter().find(|s| s["name"] == name.as_str()).cloned())
             .unwrap_or_default();
         if json {
-            let mut out =
-                json!({ "run_id": run.id, "status": run.state.status.as_str(), "step": one });
+            let mut out = json!({
+                "run_id": run.id,
+                "status": run.state.status.as_str(),
+                "step": one,
+                "rounds": super::rounds::to_json(&loops),
+            });
             let step_runs = app.store().step_runs(&run.id).await?;
             out["attempts"] = serde_json::to_value(
                 step_runs
@@ -551,6 +560,7 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
         value["steps"] = json!([one]);
     }
     if json {
+        value["rounds"] = super::rounds::to_json(&loops);
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
@@ -668,6 +678,7 @@ pub async fn show(app: &App, id: &str, step: Option<String>, json: bool) -> Resu
                 .unwrap_or_else(|| "-".into())
         )?;
     }
+    super::rounds::print(&mut out, app, &run, &loops, diff).await?;
     let decisions = app.store().decisions(&run.id).await?;
     if !decisions.is_empty() {
         writeln!(out)?;

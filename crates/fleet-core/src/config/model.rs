@@ -7,6 +7,7 @@
 //! derived from these same types so editors autocomplete exactly what Fleet
 //! accepts.
 
+use crate::flags::FlagSeverity;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -263,7 +264,7 @@ pub struct Step {
     /// publish: where the approved document goes, each `{path}`, `{webhook}` or `{command}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<PublishDestination>,
-    /// review: when the review raises high-severity flags, re-run a report step.
+    /// review: when the review raises flags at or above `severity` (default high), re-run a report step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_flag: Option<OnFlag>,
     /// How many times to retry a failed attempt.
@@ -454,6 +455,19 @@ pub struct OnFlag {
     /// At most this many redrafts.
     #[serde(default = "one")]
     pub max: u32,
+    /// The least severe flag that sends the report back: `high` (the
+    /// default), `medium` (high or medium) or `low` (any flag).
+    // Unset stays unset (not `high`), so definitions written before this
+    // key keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<FlagSeverity>,
+}
+
+impl OnFlag {
+    /// The severity bar, `high` unless set.
+    pub fn bar(&self) -> FlagSeverity {
+        self.severity.unwrap_or(FlagSeverity::High)
+    }
 }
 
 /// A duration written as `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d`

@@ -139,7 +139,7 @@ pub(super) async fn diff_page(
     let (a, b) = (find(from)?, find(to)?);
     let diff = state
         .cache
-        .diff(store.as_ref(), &a.sha256, &b.sha256)
+        .diff(store.as_ref(), &a.sha256, &b.sha256, None)
         .await?;
     let extra = diff.lines.iter().map(|l| 48 + l.text.len()).sum();
     render_sized(

@@ -50,6 +50,22 @@ pub(super) struct GateFlags<'a> {
     pub(super) source_base: String,
 }
 
+/// The redraft rounds at the top of the page; their revision links carry
+/// the token, like the flags' evidence links.
+#[derive(Template)]
+#[template(path = "gate_rounds.html")]
+pub(super) struct GateRounds<'a> {
+    pub(super) rounds: &'a [crate::rounds::RoundsView],
+    /// Percent-encoded segments and fixed ASCII only (see `GateFlags`).
+    pub(super) revision_base: String,
+    pub(super) open_up_to: usize,
+}
+
+/// A round's list of flags starts open up to this many (the redraft diff up
+/// to 8 times as many lines); a longer one (the same flags again, mostly)
+/// starts folded, so the documents stay near the top.
+const OPEN_UP_TO: usize = 6;
+
 /// The claims of the link, checked against the gate in the URL.
 pub fn verify_link(
     state: &AppState,
@@ -115,6 +131,7 @@ pub(super) const HTML: &str = "text/html; charset=utf-8";
 /// documents and the end of the page come with the view.
 pub(super) struct GateParts {
     pub(super) top: String,
+    pub(super) rounds: String,
     pub(super) form: String,
     pub(super) flags: String,
 }
@@ -173,8 +190,27 @@ impl GateParts {
             extra,
         )?
         .0;
+        let rounds = if view.rounds.is_empty() {
+            String::new()
+        } else {
+            let revision_base = format!(
+                "/runs/{run_seg}/gates/{step_seg}/revision?t={}",
+                url_segment(token)
+            );
+            let extra: usize = view.rounds.iter().map(|r| r.weight()).sum();
+            render_sized(
+                &GateRounds {
+                    rounds: &view.rounds,
+                    revision_base,
+                    open_up_to: OPEN_UP_TO,
+                },
+                extra,
+            )?
+            .0
+        };
         Ok(GateParts {
             top: render_sized(&top, 0)?.0,
+            rounds,
             form: render_sized(&form, 2 * (token.len() + view.shown_field.len()))?.0,
             flags,
         })
@@ -184,6 +220,7 @@ impl GateParts {
     fn page(&self, view: &GateView) -> Vec<u8> {
         let parts = [
             self.top.as_str(),
+            &self.rounds,
             &view.documents,
             &self.form,
             &self.flags,

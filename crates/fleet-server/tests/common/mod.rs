@@ -372,3 +372,52 @@ pub fn with(fields: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String,
 pub fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
+
+/// The scripted model of the redraft tests (see the script's comment).
+pub const REDRAFT_MODEL: &str = include_str!("../fixtures/redraft-model.sh");
+
+/// The example with both analysis steps on the scripted model and the
+/// review redrafting the report at most `max` times; `stubborn` keeps a
+/// high flag open in every round, so the loop hits its bound.
+pub fn redraft_loop(max: u32, stubborn: bool) -> impl FnOnce(String) -> String {
+    move |text| {
+        let edited = text
+            .replace(
+                "genflows:\n",
+                "models:\n  scripted: {provider: command, command: [sh, redraft-model.sh]}\n\ngenflows:\n",
+            )
+            .replace(
+                "kind: report, out: readiness.md}",
+                "kind: report, out: readiness.md, model: scripted}",
+            )
+            .replace(
+                "kind: review, out: risks.md}",
+                &format!(
+                    "kind: review, out: risks.md, model: scripted, on_flag: {{redraft: readiness, max: {max}}}}}"
+                ),
+            );
+        let edited = if stubborn {
+            edited.replace(
+                "prompt: \"Assemble the release readiness report",
+                "prompt: \"(stubborn) Assemble the release readiness report",
+            )
+        } else {
+            edited
+        };
+        assert!(
+            edited.contains("on_flag")
+                && edited.contains("model: scripted}")
+                && edited.contains("(stubborn)") == stubborn,
+            "the example config changed shape: {edited}"
+        );
+        edited
+    }
+}
+
+/// An environment whose release-gate loops through redrafts (`redraft_loop`).
+pub async fn redraft_env(max: u32, stubborn: bool) -> Env {
+    let env = env_with(false, redraft_loop(max, stubborn)).await;
+    std::fs::write(env.dir.path().join("redraft-model.sh"), REDRAFT_MODEL)
+        .unwrap_or_else(|e| panic!("write the scripted model: {e}"));
+    env
+}

@@ -96,7 +96,7 @@ pub async fn run_to_gate(store: &dyn Store, id: &str, by: Option<&str>) -> RunRe
         &run.state,
         &Event::StepSucceeded {
             step: 0,
-            high_flags: 0,
+            flags: fleet_core::flags::FlagCounts::NONE,
         },
     )
     .unwrap_or_else(|r| panic!("{r}"));
@@ -113,7 +113,7 @@ pub async fn run_to_gate(store: &dyn Store, id: &str, by: Option<&str>) -> RunRe
         &run,
         Event::StepSucceeded {
             step: 1,
-            high_flags: 0,
+            flags: fleet_core::flags::FlagCounts::NONE,
         },
     )
     .await;
@@ -628,7 +628,7 @@ pub async fn events_are_chained_and_verified(store: &dyn Store) {
         &run,
         Event::StepSucceeded {
             step: 3,
-            high_flags: 0,
+            flags: fleet_core::flags::FlagCounts::NONE,
         },
     )
     .await;
@@ -832,7 +832,7 @@ pub async fn concurrent_clicks_one_winner(store: Arc<dyn Store>) {
         &run,
         Event::StepSucceeded {
             step: 0,
-            high_flags: 0,
+            flags: fleet_core::flags::FlagCounts::NONE,
         },
     )
     .await;
@@ -842,7 +842,7 @@ pub async fn concurrent_clicks_one_winner(store: Arc<dyn Store>) {
         &run,
         Event::StepSucceeded {
             step: 1,
-            high_flags: 0,
+            flags: fleet_core::flags::FlagCounts::NONE,
         },
     )
     .await;

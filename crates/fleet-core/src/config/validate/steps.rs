@@ -2,6 +2,7 @@
 //! outputs, notify channels, `on_flag` loops and `sources` commands.
 
 use super::*;
+use crate::flags::FlagSeverity;
 
 impl Checker {
     pub(super) fn steps(
@@ -556,7 +557,7 @@ impl Checker {
     }
 
     pub(super) fn on_flag(&mut self, node: &Node) -> (Option<OnFlag>, Option<Pos>) {
-        let Some(f) = self.fields(node, "`on_flag`", &["redraft", "max"]) else {
+        let Some(f) = self.fields(node, "`on_flag`", &["redraft", "max", "severity"]) else {
             return (None, None);
         };
         let redraft_node = self.required(&f, "redraft", "`on_flag`");
@@ -565,10 +566,35 @@ impl Checker {
             .get("max")
             .and_then(|n| self.uint(n, "`on_flag.max`", 1, 10))
             .unwrap_or(1) as u32;
+        let severity = f.get("severity").and_then(|n| self.severity(n));
         match redraft {
-            Some(redraft) => (Some(OnFlag { redraft, max }), redraft_node.map(|n| n.pos)),
+            Some(redraft) => (
+                Some(OnFlag {
+                    redraft,
+                    max,
+                    severity,
+                }),
+                redraft_node.map(|n| n.pos),
+            ),
             None => (None, None),
         }
+    }
+
+    /// `on_flag.severity`: `high`, `medium` or `low`.
+    fn severity(&mut self, node: &Node) -> Option<FlagSeverity> {
+        let s = self.string(node, "`on_flag.severity`")?;
+        let found = FlagSeverity::ALL.into_iter().find(|v| v.as_str() == s);
+        if found.is_none() {
+            let names = FlagSeverity::ALL.map(FlagSeverity::as_str);
+            let help = did_you_mean(&s, names)
+                .unwrap_or_else(|| format!("expected one of: {}", names.join(", ")));
+            self.err_help(
+                node.pos,
+                format!("unknown `on_flag.severity` `{s}`"),
+                Some(help),
+            );
+        }
+        found
     }
 
     pub(super) fn sources(&mut self, node: &Node) -> Vec<Source> {
