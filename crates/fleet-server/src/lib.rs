@@ -376,5 +376,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
-    eprintln!("fleet serve: shutting down (finishing in-flight steps)");
+    tracing::info!("fleet serve shutting down (finishing in-flight steps)");
 }

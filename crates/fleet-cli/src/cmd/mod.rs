@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod completions;
 pub mod corpus;
 pub mod db;
 pub mod flows;

@@ -20,20 +20,16 @@ pub struct WorkerArgs {
     pub poll: String,
 }
 
-/// One line per step event, naming the run (a worker serves many); each
-/// gate round once, however often its run is driven again.
+/// One log event per step event, naming the run (a worker serves many);
+/// each gate round once, however often its run is driven again.
 #[derive(Default)]
 struct WorkerLines {
     gates: AnnouncedGates,
 }
 
-fn short(id: &str) -> &str {
-    id.get(..13).unwrap_or(id)
-}
-
 impl Observer for WorkerLines {
     fn step_started(&self, run: &RunRecord, step: &str, attempt: u32) {
-        eprintln!("run {} {step}: started (attempt {attempt})", short(&run.id));
+        tracing::info!(run = %run.id, step, attempt, "step started");
     }
 
     fn step_finished(
@@ -44,31 +40,18 @@ impl Observer for WorkerLines {
         elapsed: Duration,
         info: &StepInfo,
     ) {
-        let error = info
-            .error
-            .as_deref()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
-        eprintln!(
-            "run {} {step}: {status} in {} ms{error}",
-            short(&run.id),
-            elapsed.as_millis()
-        );
+        fleet_server::worker::log_step_finished(run, step, status, elapsed, info);
     }
 
     fn gate_opened(&self, run: &RunRecord, step: &str, approvers: &[String]) {
         if !self.gates.first(run, step) {
             return;
         }
-        eprintln!(
-            "run {} {step}: waiting for a decision from {}",
-            short(&run.id),
-            approvers.join(", ")
-        );
+        fleet_server::worker::log_gate_opened(run, step, approvers);
     }
 
     fn run_finished(&self, run: &RunRecord) {
-        eprintln!("run {} {}", short(&run.id), run.state.status);
+        fleet_server::worker::log_run_finished(run);
     }
 }
 
@@ -94,17 +77,17 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
             s.concurrency = s.concurrency.max(args.concurrency);
         })
         .await?;
-        app.ws.print_warnings(&locator.cwd);
+        crate::logging::warnings(&app.ws, &locator.cwd);
         let engine = app.engine.clone();
-        eprintln!(
-            "fleet worker {}: executing steps from {} ({} at once)",
-            engine.settings().worker_id,
-            app.database,
-            args.concurrency
+        tracing::info!(
+            worker = %engine.settings().worker_id,
+            database = %app.database,
+            concurrency = args.concurrency,
+            "fleet worker executing steps"
         );
         let deliveries = tokio::spawn(deliver_loop(engine.clone(), poll));
         let on_error: fleet_engine::OnStepError = Arc::new(|claim: &StepClaim, e: &EngineError| {
-            eprintln!("run {} {}: error: {e}", short(&claim.run_id), claim.step);
+            tracing::error!(run = %claim.run_id, step = %claim.step, error = %e, "step error");
         });
         let report = fleet_engine::run_worker(
             engine.clone(),
@@ -118,9 +101,10 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
         )
         .await?;
         deliveries.abort();
-        eprintln!(
-            "fleet worker: stopped after {} claims ({} errors)",
-            report.claimed, report.errors
+        tracing::info!(
+            claims = report.claimed,
+            errors = report.errors,
+            "fleet worker stopped"
         );
         Ok(ExitCode::SUCCESS)
     })
@@ -131,7 +115,7 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
 async fn deliver_loop(engine: Arc<fleet_engine::Engine>, every: Duration) {
     loop {
         if let Err(e) = engine.deliver_pending(None).await {
-            eprintln!("fleet worker: delivering notifications: {e}");
+            tracing::error!(error = %e, "delivering notifications failed");
         }
         tokio::time::sleep(every).await;
     }
@@ -140,11 +124,13 @@ async fn deliver_loop(engine: Arc<fleet_engine::Engine>, every: Duration) {
 /// Resolves on the first SIGTERM or Ctrl-C; a second one exits at once.
 async fn shutdown_signal() {
     wait_for_signal().await;
-    eprintln!("fleet worker: draining (finishing the steps in progress; signal again to stop now)");
+    tracing::info!(
+        "fleet worker draining (finishing the steps in progress; signal again to stop now)"
+    );
     tokio::spawn(async {
         wait_for_signal().await;
-        eprintln!(
-            "fleet worker: stopped; leases of unfinished steps lapse and other workers take over"
+        tracing::warn!(
+            "fleet worker stopped at once; leases of unfinished steps lapse and other workers take over"
         );
         std::process::exit(130);
     });
