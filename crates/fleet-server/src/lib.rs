@@ -24,6 +24,7 @@ pub mod dag_svg;
 pub mod markdown;
 mod metrics;
 mod pages;
+mod request_log;
 pub mod scheduler;
 pub mod secret;
 pub mod token;
@@ -190,7 +191,7 @@ pub fn approver_link(
 }
 
 /// The whole application: pages, decision page, API, health and metrics,
-/// with security headers on every response.
+/// with a request id, a log event and security headers on every response.
 pub fn router(state: AppState) -> Router {
     let operator = Router::new()
         .merge(pages::operator_routes())
@@ -209,11 +210,11 @@ pub fn router(state: AppState) -> Router {
         .merge(public)
         .fallback(pages::not_found)
         .with_state(state)
-        .layer(tower::util::MapResponseLayer::new(security_headers))
+        .layer(axum::middleware::from_fn(request_log::layer))
 }
 
-/// Security headers on every response. One layer that sets them all: each
-/// layer of a router wraps every route once more, per request.
+/// Security headers on every response, set by `request_log::layer`: one
+/// layer for both, as each layer of a router wraps every route once more.
 fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers
