@@ -376,4 +376,89 @@ async fn a_release_gate_under_json_logs_leaks_no_secret() {
             .any(|e| e["message"] == "step finished" && e["duration_ms"].is_u64()),
         "{text}"
     );
+    // However many drives saw the end, it is told once.
+    let ends = parsed
+        .iter()
+        .filter(|e| e["message"] == "run finished" && e["run"] == id.as_str())
+        .count();
+    assert_eq!(ends, 1, "{text}");
+}
+
+/// Starts `fleet worker` with `args`, lets it announce itself, stops it
+/// with SIGTERM and returns what it logged.
+fn worker_log(dir: &Path, log: &Path, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("fleet"));
+    common::use_database_std(&mut cmd, dir);
+    let child = cmd
+        .env_remove("FLEET_CONFIG")
+        .env_remove("FLEET_FAULT")
+        .env_remove("FLEET_LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .arg("-C")
+        .arg(dir)
+        .arg("worker")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("start fleet worker");
+    let worker = Server(child);
+    let start = Instant::now();
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("fleet worker executing steps")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "fleet worker never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(worker);
+    std::fs::read_to_string(log).expect("read the log")
+}
+
+#[test]
+fn worker_logs_json_when_not_a_terminal_and_human_on_request() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Command::cargo_bin("fleet")
+        .expect("fleet binary")
+        .arg("init")
+        .arg(tmp.path())
+        .assert()
+        .success();
+    let logs = tempfile::tempdir().expect("tempdir");
+
+    // auto: stderr is a file, so JSON.
+    let json = worker_log(tmp.path(), &logs.path().join("auto.log"), &[]);
+    let events: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let started = events
+        .iter()
+        .find(|e| e["message"] == "fleet worker executing steps")
+        .unwrap_or_else(|| panic!("no start line:\n{json}"));
+    assert_eq!(started["concurrency"], 4, "{started}");
+    assert!(started["worker"].is_string(), "{started}");
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("draining"))),
+        "{json}"
+    );
+
+    let human = worker_log(
+        tmp.path(),
+        &logs.path().join("human.log"),
+        &["--log-format", "human"],
+    );
+    assert!(
+        human
+            .lines()
+            .any(|l| l.contains("INFO") && l.contains("fleet worker executing steps")),
+        "{human}"
+    );
+    assert!(!human.contains('{') && !human.contains('\u{1b}'), "{human}");
 }

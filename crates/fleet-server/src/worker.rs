@@ -43,7 +43,9 @@ impl Observer for LogObserver {
         }
     }
     fn run_finished(&self, run: &RunRecord) {
-        log_run_finished(run);
+        if self.gates.first_end(run) {
+            log_run_finished(run);
+        }
     }
 }
 

@@ -51,7 +51,9 @@ impl Observer for WorkerLines {
     }
 
     fn run_finished(&self, run: &RunRecord) {
-        fleet_server::worker::log_run_finished(run);
+        if self.gates.first_end(run) {
+            fleet_server::worker::log_run_finished(run);
+        }
     }
 }
 
