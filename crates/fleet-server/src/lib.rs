@@ -345,10 +345,16 @@ pub async fn serve(
             stop_rx.clone(),
         ))
     });
+    // SIGTERM is taken over before anyone is told the server is up, so a
+    // signal right after the listening line shuts it down gracefully.
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(not(unix))]
+    let term = None::<()>;
     ready(local);
     let app = router(state);
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(term))
         .await;
     let _ = stop_tx.send(true);
     if let Some(s) = scheduler {
@@ -358,24 +364,25 @@ pub async fn serve(
     served.map_err(|e| ServerError::io(Path::new("(http server)"), e))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
+#[cfg(unix)]
+async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>) {
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+        match term {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
+        _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
+    tracing::info!("fleet serve shutting down (finishing in-flight steps)");
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal(_term: Option<()>) {
+    let _ = tokio::signal::ctrl_c().await;
     tracing::info!("fleet serve shutting down (finishing in-flight steps)");
 }

@@ -80,6 +80,7 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
         })
         .await?;
         crate::logging::warnings(&app.ws, &locator.cwd);
+        let signals = Signals::register();
         let engine = app.engine.clone();
         tracing::info!(
             worker = %engine.settings().worker_id,
@@ -99,7 +100,7 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
             },
             Arc::new(WorkerLines::default()),
             on_error,
-            shutdown_signal(),
+            shutdown_signal(signals),
         )
         .await?;
         deliveries.abort();
@@ -123,39 +124,45 @@ async fn deliver_loop(engine: Arc<fleet_engine::Engine>, every: Duration) {
     }
 }
 
+/// SIGTERM (and Ctrl-C), registered when made: a signal that arrives
+/// once the worker has said it started drains it instead of killing it.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Resolves on the first SIGTERM or Ctrl-C; a second one exits at once.
-async fn shutdown_signal() {
-    wait_for_signal().await;
+async fn shutdown_signal(mut signals: Signals) {
+    signals.next().await;
     tracing::info!(
         "fleet worker draining (finishing the steps in progress; signal again to stop now)"
     );
-    tokio::spawn(async {
-        wait_for_signal().await;
+    tokio::spawn(async move {
+        signals.next().await;
         tracing::warn!(
             "fleet worker stopped at once; leases of unfinished steps lapse and other workers take over"
         );
         std::process::exit(130);
     });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
