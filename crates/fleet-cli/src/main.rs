@@ -230,7 +230,7 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Print a shell completion script (e.g. `fleet completions bash > /etc/bash_completion.d/fleet`).
+    /// Print a shell completion script (e.g. for /etc/bash_completion.d/fleet).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
