@@ -5,10 +5,11 @@
 mod cmd;
 mod context;
 mod corpus_check;
+mod logging;
 mod workspace;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use workspace::{InvalidConfig, Locator, UsageError};
@@ -134,6 +135,8 @@ enum Command {
         /// step whose worker died, once its lease lapses).
         #[arg(long, default_value = "2s", value_name = "DURATION")]
         poll: String,
+        #[command(flatten)]
+        log: logging::LogArgs,
     },
     /// List runs, newest first.
     Runs {
@@ -217,6 +220,8 @@ enum Command {
         /// No operator authentication (only allowed on a loopback address).
         #[arg(long)]
         insecure_local: bool,
+        #[command(flatten)]
+        log: logging::LogArgs,
     },
     /// Serve Fleet's tools to an AI agent over the Model Context Protocol (stdio).
     ///
@@ -240,6 +245,17 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Print a shell completion script (e.g. for /etc/bash_completion.d/fleet).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write fleet.1, fleet-run.1, ... into DIR instead of printing fleet.1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -308,11 +324,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             if let Some(invalid) = e.downcast_ref::<InvalidConfig>() {
-                eprintln!("{invalid}");
+                logging::error(&invalid.to_string());
                 return ExitCode::from(2);
             }
             if let Some(usage) = e.downcast_ref::<UsageError>() {
-                eprintln!("error: {usage}");
+                logging::error(&format!("error: {usage}"));
                 return ExitCode::from(2);
             }
             if let Some(
@@ -320,10 +336,10 @@ fn main() -> ExitCode {
                 | fleet_engine::EngineError::Params(_)),
             ) = e.downcast_ref()
             {
-                eprintln!("error: {engine}");
+                logging::error(&format!("error: {engine}"));
                 return ExitCode::from(2);
             }
-            eprintln!("error: {e:#}");
+            logging::error(&format!("error: {e:#}"));
             ExitCode::from(1)
         }
     }
@@ -385,13 +401,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve {
             bind,
             insecure_local,
-        } => return cmd::serve::run(&locator, bind, insecure_local),
+            log,
+        } => {
+            logging::init(log.log_format);
+            return cmd::serve::run(&locator, bind, insecure_local);
+        }
         Command::Migrate => return cmd::db::migrate(&locator),
         Command::Db {
             command: DbCommand::Copy { from, to },
         } => return cmd::db::copy(&locator, &from, &to),
-        Command::Worker { concurrency, poll } => {
+        Command::Worker {
+            concurrency,
+            poll,
+            log,
+        } => {
+            logging::init(log.log_format);
             return cmd::worker::run(&locator, cmd::worker::WorkerArgs { concurrency, poll });
+        }
+        Command::Completions { shell } => cmd::completions::completions(Cli::command(), shell)?,
+        Command::Man { out } => {
+            let out = out.map(|d| locator.cwd.join(d));
+            cmd::completions::man(Cli::command(), out.as_deref())?;
         }
         other => {
             // One thread is enough for a CLI invocation and starts fastest;
@@ -539,7 +569,9 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
         | Command::Validate
         | Command::Flows { .. }
         | Command::Schema
-        | Command::Corpus { .. } => {
+        | Command::Corpus { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
             anyhow::bail!("internal error: this command does not use the store")
         }
     })

@@ -211,7 +211,7 @@ fn three_workers_run_every_step_once(backend: Backend, kill_one: bool) {
     let claimed: usize = logs
         .iter()
         .map(|l| std::fs::read_to_string(l).unwrap_or_default())
-        .map(|t| t.matches(": started").count())
+        .map(|t| t.matches("step started").count())
         .sum();
     assert!(claimed > 0, "the workers executed nothing");
 }

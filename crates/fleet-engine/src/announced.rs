@@ -1,8 +1,10 @@
-//! Which gate openings a long-running process has already reported.
+//! Which gate openings and run ends a long-running process has already
+//! reported.
 //!
 //! A worker drives a run again whenever a claim for it arrives, and each
-//! drive reports the gates it finds waiting: without this, a worker's log
-//! said "waiting for a decision" once per re-drive of the same gate.
+//! drive reports the gates it finds waiting and the end it finds: without
+//! this, a worker's log said "waiting for a decision" once per re-drive of
+//! the same gate, and "run finished" once per drive that saw the end.
 
 use fleet_store::RunRecord;
 use std::collections::HashSet;
@@ -30,6 +32,20 @@ impl AnnouncedGates {
             seen.clear();
         }
         seen.insert((run.id.clone(), step.to_owned(), round))
+    }
+
+    /// True the first time the end of `run` is reported (a retried run
+    /// ends again at a later version, reported again).
+    pub fn first_end(&self, run: &RunRecord) -> bool {
+        let version = u32::try_from(run.version).unwrap_or(u32::MAX);
+        let Ok(mut seen) = self.0.lock() else {
+            return true;
+        };
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        // No step is named "" (names are validated), so this never meets a gate.
+        seen.insert((run.id.clone(), String::new(), version))
     }
 }
 
@@ -76,5 +92,16 @@ mod tests {
             gates.first(&run("a", 2), step),
             "a new round after a redraft"
         );
+    }
+
+    #[test]
+    fn each_end_is_reported_once() {
+        let ends = AnnouncedGates::default();
+        let mut a = run("a", 1);
+        assert!(ends.first_end(&a));
+        assert!(!ends.first_end(&a), "the same end seen by a second drive");
+        assert!(ends.first_end(&run("b", 1)), "another run");
+        a.version = 9;
+        assert!(ends.first_end(&a), "ended again after a retry");
     }
 }

@@ -16,6 +16,7 @@ mod fan_out;
 mod files;
 mod follow;
 mod gaps;
+pub mod metrics;
 mod publish;
 mod rounds;
 mod worker;
@@ -191,6 +192,8 @@ pub struct Engine {
     /// of one process share its lease owner, so the lease alone cannot keep
     /// them from executing the same step.
     executing: std::sync::Mutex<std::collections::HashSet<(String, usize)>>,
+    /// What this process did, for `/metrics`.
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// Removes a step from `Engine::executing` when its execution ends.
@@ -235,6 +238,8 @@ const MAX_CAS_ATTEMPTS: u32 = 100;
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, settings: Settings) -> Self {
+        let metrics = Arc::new(metrics::Metrics::default());
+        let counted = metrics.clone();
         let notifier = fleet_notify::Notifier::new(
             store.clone(),
             config.clone(),
@@ -242,8 +247,12 @@ impl Engine {
             settings.delivery.clone(),
             settings.worker_id.clone(),
         )
-        .with_pause_after(settings.pause_after.clone());
+        .with_pause_after(settings.pause_after.clone())
+        .with_outcome_hook(Arc::new(move |channel: &str, status: &str| {
+            counted.delivery(channel, status);
+        }));
         Engine {
+            metrics,
             models: exec::Models::new(&config, &settings),
             notifier,
             corpus_cache: Default::default(),
@@ -282,6 +291,11 @@ impl Engine {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// What this process did (runs, steps, decisions, deliveries).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 
     /// The config runs are started from.
@@ -388,6 +402,8 @@ impl Engine {
                 first,
             )
             .await?;
+        self.metrics.run_started(&run.genflow_name);
+        tracing::info!(run = %run.id, genflow = %run.genflow_name, "run started");
         self.pause_if_injected(&Event::Start);
         Ok(run)
     }
@@ -672,6 +688,8 @@ impl Engine {
                                 &self.settings.state_dir,
                             )?;
                         }
+                        self.metrics
+                            .step_finished(step.kind.as_str(), "succeeded", elapsed);
                         let status = applied.run.state.steps[idx].status;
                         observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
                         Some(applied.run)
@@ -695,6 +713,8 @@ impl Engine {
                 };
                 match self.apply_from(&run, &event, extras).await {
                     Ok(applied) => {
+                        self.metrics
+                            .step_finished(step.kind.as_str(), "failed", elapsed);
                         let status = applied.run.state.steps[idx].status;
                         let info = StepInfo {
                             error: Some(failure.message),
@@ -943,6 +963,7 @@ impl Engine {
         actions: Vec<Action>,
         extras: Extras,
     ) -> Result<Option<Applied>, EngineError> {
+        let channel = extras.decision.as_ref().map(|d| d.channel.clone());
         let (t, files) = self.transition(
             (&run.id, &run.definition, run.version),
             event,
@@ -951,12 +972,41 @@ impl Engine {
             extras,
         );
         match self.store.commit(t).await {
-            Ok((run, _refs)) => {
+            Ok((committed, _refs)) => {
+                self.count(run, &committed, event, channel.as_deref());
                 self.pause_if_injected(event);
-                Ok(Some(Applied { run, files }))
+                Ok(Some(Applied {
+                    run: committed,
+                    files,
+                }))
             }
             Err(StoreError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Counts (and logs) what a committed transition decided or ended.
+    fn count(&self, before: &RunRecord, after: &RunRecord, event: &Event, channel: Option<&str>) {
+        if let (
+            Event::Decision {
+                step,
+                approver,
+                verdict,
+                ..
+            },
+            Some(channel),
+        ) = (event, channel)
+        {
+            self.metrics.decision(verdict.as_str(), channel);
+            let gate = after.definition.steps.get(*step).map(|s| s.name.as_str());
+            tracing::info!(
+                run = %after.id, gate, verdict = verdict.as_str(), channel, approver = %approver,
+                "decision recorded"
+            );
+        }
+        if !before.state.is_terminal() && after.state.is_terminal() {
+            self.metrics
+                .run_finished(&after.genflow_name, after.state.status.as_str());
         }
     }
 

@@ -35,7 +35,7 @@ pub use templates::Templates;
 pub use webhook::{
     SIGNATURE_HEADER, SlackChannel, TIMESTAMP_HEADER, WebhookChannel, sign, verify_signature,
 };
-pub use worker::{DeliveryPolicy, Notifier, PassReport, sent_report};
+pub use worker::{DeliveryPolicy, Notifier, OutcomeHook, PassReport, sent_report};
 
 use fleet_store::Delivery;
 use sha2::{Digest, Sha256};

@@ -99,6 +99,8 @@ async fn post(
     }
     let label = crate::url_label(&p.url);
     let resp = req.send().await.map_err(|e| {
+        // The URL may hold a secret (Slack's do): name only its host.
+        let e = e.without_url();
         // Connection errors and timeouts may clear up; a URL that cannot be
         // requested at all (builder error) will not.
         if e.is_builder() {

@@ -81,7 +81,13 @@ pub struct Notifier {
     policy: DeliveryPolicy,
     owner: String,
     pause_after: Option<String>,
+    on_outcome: Option<OutcomeHook>,
 }
+
+/// Told (channel, outcome) after each delivery attempt is recorded; the
+/// outcome is `sent`, `retrying`, `failed` or `skipped`. The engine counts
+/// them for `/metrics`.
+pub type OutcomeHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 impl Notifier {
     /// Channels come from `config.notify` (credentials and the webhook
@@ -141,6 +147,7 @@ impl Notifier {
             policy,
             owner,
             pause_after: None,
+            on_outcome: None,
         }
     }
 
@@ -156,6 +163,11 @@ impl Notifier {
     /// process says so on stderr and freezes until killed.
     pub fn with_pause_after(mut self, point: Option<String>) -> Notifier {
         self.pause_after = point;
+        self
+    }
+
+    pub fn with_outcome_hook(mut self, hook: OutcomeHook) -> Notifier {
+        self.on_outcome = Some(hook);
         self
     }
 
@@ -192,23 +204,52 @@ impl Notifier {
             let outcome = self.attempt(&d).await;
             let line = |what: &str| format!("{} to {}: {what}", d.purpose.as_key(), d.label);
             let sent = matches!(outcome, DeliveryOutcome::Sent { .. });
-            match &outcome {
-                DeliveryOutcome::Sent { .. } => report.sent += 1,
+            let status = match &outcome {
+                DeliveryOutcome::Sent { .. } => {
+                    report.sent += 1;
+                    "sent"
+                }
                 DeliveryOutcome::Retry { error, at } => {
                     report.retrying += 1;
                     report
                         .problems
                         .push(line(&format!("{error} (retrying at {at})")));
+                    "retrying"
                 }
                 DeliveryOutcome::GaveUp { error } => {
                     report.failed += 1;
                     report.problems.push(line(error));
+                    "failed"
                 }
-                DeliveryOutcome::Skipped { .. } => report.skipped += 1,
-            }
+                DeliveryOutcome::Skipped { .. } => {
+                    report.skipped += 1;
+                    "skipped"
+                }
+            };
+            let error = match &outcome {
+                DeliveryOutcome::Retry { error, .. } | DeliveryOutcome::GaveUp { error } => {
+                    Some(error.clone())
+                }
+                _ => None,
+            };
             self.store
                 .finish_delivery(d.id, &self.owner, outcome)
                 .await?;
+            if let Some(hook) = &self.on_outcome {
+                hook(&d.channel, status);
+            }
+            // The label names a mailbox or a URL's host, never a whole URL.
+            match error {
+                Some(error) => tracing::warn!(
+                    run = %d.run_id, step = %d.step, channel = %d.channel,
+                    purpose = %d.purpose.as_key(), to = %d.label, status, error = %error,
+                    "delivery"
+                ),
+                None => tracing::info!(
+                    run = %d.run_id, step = %d.step, channel = %d.channel,
+                    purpose = %d.purpose.as_key(), to = %d.label, status, "delivery"
+                ),
+            }
             if sent {
                 self.pause("delivery_sent");
             }

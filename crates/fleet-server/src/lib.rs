@@ -26,6 +26,7 @@ pub mod markdown;
 mod metrics;
 mod pages;
 mod rounds;
+mod request_log;
 pub mod scheduler;
 pub mod secret;
 pub mod token;
@@ -192,7 +193,7 @@ pub fn approver_link(
 }
 
 /// The whole application: pages, decision page, API, health and metrics,
-/// with security headers on every response.
+/// with a request id, a log event and security headers on every response.
 pub fn router(state: AppState) -> Router {
     router_with_config(state, None)
 }
@@ -230,11 +231,11 @@ pub fn router_with_config(state: AppState, config_path: Option<std::path::PathBu
         .merge(public)
         .fallback(pages::not_found)
         .with_state(state)
-        .layer(tower::util::MapResponseLayer::new(security_headers))
+        .layer(axum::middleware::from_fn(request_log::layer))
 }
 
-/// Security headers on every response. One layer that sets them all: each
-/// layer of a router wraps every route once more, per request.
+/// Security headers on every response, set by `request_log::layer`: one
+/// layer for both, as each layer of a router wraps every route once more.
 fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers
@@ -367,10 +368,16 @@ pub async fn serve(
             stop_rx.clone(),
         ))
     });
+    // SIGTERM is taken over before anyone is told the server is up, so a
+    // signal right after the listening line shuts it down gracefully.
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(not(unix))]
+    let term = None::<()>;
     ready(local);
     let app = router_with_config(state, opts.config_path.clone());
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(term))
         .await;
     let _ = stop_tx.send(true);
     if let Some(s) = scheduler {
@@ -380,24 +387,25 @@ pub async fn serve(
     served.map_err(|e| ServerError::io(Path::new("(http server)"), e))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
+#[cfg(unix)]
+async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>) {
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+        match term {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
+        _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
-    eprintln!("fleet serve: shutting down (finishing in-flight steps)");
+    tracing::info!("fleet serve shutting down (finishing in-flight steps)");
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal(_term: Option<()>) {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("fleet serve shutting down (finishing in-flight steps)");
 }

@@ -1,6 +1,11 @@
-//! `/metrics` in the Prometheus text format, computed from the database so
-//! every process sharing it reports the same numbers and nothing resets on
-//! restart.
+//! `/metrics` in the Prometheus text format. Two kinds of series:
+//!
+//! - computed from the database (runs by status, step attempts, tokens,
+//!   cost, waiting gates): every process sharing it reports the same
+//!   numbers, and nothing resets on restart;
+//! - counted by this process as things happen (`fleet_runs_started_total`,
+//!   `fleet_steps_finished_total`, `fleet_step_duration_seconds`, ...;
+//!   `fleet_engine::metrics`): each process its own, summed by Prometheus.
 
 use crate::AppState;
 use crate::views::Failure;
@@ -8,16 +13,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use fleet_core::run::{RunStatus, StepStatus};
+use fleet_engine::metrics::label_value as label;
 use fleet_store::RunFilter;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {
     let store = state.engine.store();
@@ -51,7 +50,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure>
             s.attempts
         );
     }
-    out.push_str("# HELP fleet_step_duration_seconds Time spent in finished step attempts.\n# TYPE fleet_step_duration_seconds summary\n");
+    // Named apart from this process's `fleet_step_duration_seconds`
+    // histogram: one name cannot have two types.
+    out.push_str("# HELP fleet_recorded_step_duration_seconds Time spent in finished step attempts recorded in the database.\n# TYPE fleet_recorded_step_duration_seconds summary\n");
     for s in &stats.steps {
         let l = format!(
             "genflow=\"{}\",step=\"{}\"",
@@ -60,12 +61,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure>
         );
         let _ = writeln!(
             out,
-            "fleet_step_duration_seconds_sum{{{l}}} {:.6}",
+            "fleet_recorded_step_duration_seconds_sum{{{l}}} {:.6}",
             s.seconds
         );
         let _ = writeln!(
             out,
-            "fleet_step_duration_seconds_count{{{l}}} {}",
+            "fleet_recorded_step_duration_seconds_count{{{l}}} {}",
             s.finished
         );
     }
@@ -137,6 +138,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure>
             label(s)
         );
     }
+    state.engine.metrics().render(&mut out);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -115,11 +115,11 @@ pub async fn run(engine: Arc<Engine>, state: AppState, mut stop: watch::Receiver
         match tick(&engine, Timestamp::now()).await {
             Ok(ids) => {
                 for id in ids {
-                    eprintln!("scheduler: started run {id}");
+                    tracing::info!(run = %id, "scheduler started a run");
                     state.kick(&id);
                 }
             }
-            Err(e) => eprintln!("scheduler: {e}"),
+            Err(e) => tracing::error!(error = %e, "scheduler"),
         }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}

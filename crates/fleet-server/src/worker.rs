@@ -19,15 +19,11 @@ const POLL: Duration = Duration::from_secs(2);
 /// Runs this process drives at once; claims stop while it is full.
 const MAX_DRIVES: usize = 16;
 
-/// Logs progress to stderr, one line per event; each gate round once,
-/// however often its run is driven again.
+/// Logs progress, one event per step event; each gate round once, however
+/// often its run is driven again.
 #[derive(Default)]
 pub struct LogObserver {
     gates: fleet_engine::AnnouncedGates,
-}
-
-fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }
 
 impl Observer for LogObserver {
@@ -39,28 +35,63 @@ impl Observer for LogObserver {
         elapsed: Duration,
         info: &StepInfo,
     ) {
-        match &info.error {
-            Some(e) => eprintln!("run {} {step}: {status} ({e})", short(&run.id)),
-            None => eprintln!(
-                "run {} {step}: {status} in {} ms",
-                short(&run.id),
-                elapsed.as_millis()
-            ),
-        }
+        log_step_finished(run, step, status, elapsed, info);
     }
     fn gate_opened(&self, run: &RunRecord, step: &str, approvers: &[String]) {
-        if !self.gates.first(run, step) {
-            return;
+        if self.gates.first(run, step) {
+            log_gate_opened(run, step, approvers);
         }
-        eprintln!(
-            "run {} {step}: waiting for {}",
-            short(&run.id),
-            approvers.join(", ")
-        );
     }
     fn run_finished(&self, run: &RunRecord) {
-        eprintln!("run {} {}", short(&run.id), run.state.status);
+        if self.gates.first_end(run) {
+            log_run_finished(run);
+        }
     }
+}
+
+fn step_kind(run: &RunRecord, step: &str) -> &'static str {
+    run.definition
+        .steps
+        .iter()
+        .find(|s| s.name == step)
+        .map_or("unknown", |s| s.kind.as_str())
+}
+
+/// The log event of a finished step attempt (`fleet serve` and `fleet worker`).
+pub fn log_step_finished(
+    run: &RunRecord,
+    step: &str,
+    status: StepStatus,
+    elapsed: Duration,
+    info: &StepInfo,
+) {
+    let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let kind = step_kind(run, step);
+    match &info.error {
+        Some(error) => tracing::warn!(
+            run = %run.id, genflow = %run.genflow_name, step, kind, status = %status,
+            duration_ms, error = %error, "step failed"
+        ),
+        None => tracing::info!(
+            run = %run.id, genflow = %run.genflow_name, step, kind, status = %status,
+            duration_ms, input_tokens = info.input_tokens, output_tokens = info.output_tokens,
+            cached = info.cached, "step finished"
+        ),
+    }
+}
+
+/// The log event of a gate that opened (names who is asked, never their links).
+pub fn log_gate_opened(run: &RunRecord, gate: &str, approvers: &[String]) {
+    tracing::info!(
+        run = %run.id, genflow = %run.genflow_name, gate, approvers = %approvers.join(", "),
+        "gate waiting for a decision"
+    );
+}
+
+pub fn log_run_finished(run: &RunRecord) {
+    tracing::info!(
+        run = %run.id, genflow = %run.genflow_name, status = %run.state.status, "run finished"
+    );
 }
 
 /// Runs until `stop` turns true, then waits up to `drain` for in-flight
@@ -81,7 +112,7 @@ pub async fn run(
     let mut notices = match engine.store().subscribe().await {
         Ok(n) => Some(n),
         Err(e) => {
-            eprintln!("worker: cannot subscribe to commits ({e}); polling every {POLL:?}");
+            tracing::warn!(error = %e, poll_ms = POLL.as_millis() as u64, "cannot subscribe to commits; polling");
             None
         }
     };
@@ -94,7 +125,7 @@ pub async fn run(
         let observer = observer.clone();
         tasks.spawn(async move {
             if let Err(e) = engine.drive(&id, observer.as_ref()).await {
-                eprintln!("run {}: {e}", short(&id));
+                tracing::error!(run = %id, error = %e, "driving the run failed");
             }
             id
         });
@@ -139,10 +170,10 @@ pub async fn run(
         tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
     deliverer.abort();
     if drained.is_err() {
-        eprintln!(
-            "worker: {} run(s) still executing after {:?}; their steps resume after the lease expires",
-            tasks.len(),
-            drain
+        tracing::warn!(
+            runs = tasks.len(),
+            drain_ms = drain.as_millis() as u64,
+            "runs still executing at shutdown; their steps resume after the lease expires"
         );
         tasks.abort_all();
     }
@@ -157,7 +188,7 @@ async fn next_notice(
         Some(sub) => match sub.next(POLL).await {
             Ok(notice) => notice,
             Err(e) => {
-                eprintln!("worker: commit notices failed ({e}); polling every {POLL:?}");
+                tracing::warn!(error = %e, poll_ms = POLL.as_millis() as u64, "commit notices failed; polling");
                 *notices = None;
                 None
             }
@@ -191,7 +222,7 @@ async fn claim(
     {
         Ok(claims) => claims,
         Err(e) => {
-            eprintln!("worker: cannot claim steps: {e}");
+            tracing::error!(error = %e, "cannot claim steps");
             return;
         }
     };
@@ -219,17 +250,19 @@ async fn deliver_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
             }
         }
         if let Err(e) = engine.queue_reminders().await {
-            eprintln!("worker: cannot queue reminders: {e}");
+            tracing::error!(error = %e, "cannot queue reminders");
         }
         match engine.deliver_pending(None).await {
             Ok(report) if report.sent + report.failed > 0 => {
-                eprintln!(
-                    "worker: deliveries: {} sent, {} failed",
-                    report.sent, report.failed
+                tracing::info!(
+                    sent = report.sent,
+                    failed = report.failed,
+                    retrying = report.retrying,
+                    "deliveries"
                 );
             }
             Ok(_) => {}
-            Err(e) => eprintln!("worker: delivery pass failed: {e}"),
+            Err(e) => tracing::error!(error = %e, "delivery pass failed"),
         }
     }
 }

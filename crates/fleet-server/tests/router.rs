@@ -543,7 +543,7 @@ async fn operator_pages_render() {
             .contains("fleet_gates_waiting{genflow=\"release-gate\",step=\"go-no-go\"} 1")
     );
     assert!(metrics.body.contains(
-        "fleet_step_duration_seconds_count{genflow=\"release-gate\",step=\"readiness\"} 1"
+        "fleet_recorded_step_duration_seconds_count{genflow=\"release-gate\",step=\"readiness\"} 1"
     ));
     // Start a run from the genflow page.
     let r = send(

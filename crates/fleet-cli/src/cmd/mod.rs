@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod checkpoints;
+pub mod completions;
 pub mod corpus;
 pub mod db;
 pub mod flows;

@@ -38,7 +38,7 @@ pub fn run(locator: &Locator, bind: Option<String>, insecure_local: bool) -> Res
         .build()?;
     rt.block_on(async move {
         let app = App::open(locator).await?;
-        app.ws.print_warnings(&locator.cwd);
+        crate::logging::warnings(&app.ws, &locator.cwd);
         let bind_text = bind
             .or_else(|| app.ws.config.server.bind.clone())
             .unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -67,11 +67,16 @@ pub fn run(locator: &Locator, bind: Option<String>, insecure_local: bool) -> Res
             bail!(UsageError(e.to_string()));
         }
         let signer = signer(&app)?;
-        let App { engine, .. } = app;
+        let App {
+            engine, database, ..
+        } = app;
         fleet_server::serve(engine, signer, opts, |local| {
+            // On stdout too: scripts and tests wait for this line.
             println!("fleet serve: listening on http://{local}");
+            tracing::info!(addr = %local, %database, "fleet serve listening");
             if insecure_local {
                 println!("  operator authentication is OFF (--insecure-local)");
+                tracing::warn!("operator authentication is OFF (--insecure-local)");
             }
         })
         .await

@@ -20,20 +20,16 @@ pub struct WorkerArgs {
     pub poll: String,
 }
 
-/// One line per step event, naming the run (a worker serves many); each
-/// gate round once, however often its run is driven again.
+/// One log event per step event, naming the run (a worker serves many);
+/// each gate round once, however often its run is driven again.
 #[derive(Default)]
 struct WorkerLines {
     gates: AnnouncedGates,
 }
 
-fn short(id: &str) -> &str {
-    id.get(..13).unwrap_or(id)
-}
-
 impl Observer for WorkerLines {
     fn step_started(&self, run: &RunRecord, step: &str, attempt: u32) {
-        eprintln!("run {} {step}: started (attempt {attempt})", short(&run.id));
+        tracing::info!(run = %run.id, step, attempt, "step started");
     }
 
     fn step_finished(
@@ -44,31 +40,20 @@ impl Observer for WorkerLines {
         elapsed: Duration,
         info: &StepInfo,
     ) {
-        let error = info
-            .error
-            .as_deref()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
-        eprintln!(
-            "run {} {step}: {status} in {} ms{error}",
-            short(&run.id),
-            elapsed.as_millis()
-        );
+        fleet_server::worker::log_step_finished(run, step, status, elapsed, info);
     }
 
     fn gate_opened(&self, run: &RunRecord, step: &str, approvers: &[String]) {
         if !self.gates.first(run, step) {
             return;
         }
-        eprintln!(
-            "run {} {step}: waiting for a decision from {}",
-            short(&run.id),
-            approvers.join(", ")
-        );
+        fleet_server::worker::log_gate_opened(run, step, approvers);
     }
 
     fn run_finished(&self, run: &RunRecord) {
-        eprintln!("run {} {}", short(&run.id), run.state.status);
+        if self.gates.first_end(run) {
+            fleet_server::worker::log_run_finished(run);
+        }
     }
 }
 
@@ -94,17 +79,18 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
             s.concurrency = s.concurrency.max(args.concurrency);
         })
         .await?;
-        app.ws.print_warnings(&locator.cwd);
+        crate::logging::warnings(&app.ws, &locator.cwd);
+        let signals = Signals::register();
         let engine = app.engine.clone();
-        eprintln!(
-            "fleet worker {}: executing steps from {} ({} at once)",
-            engine.settings().worker_id,
-            app.database,
-            args.concurrency
+        tracing::info!(
+            worker = %engine.settings().worker_id,
+            database = %app.database,
+            concurrency = args.concurrency,
+            "fleet worker executing steps"
         );
         let deliveries = tokio::spawn(deliver_loop(engine.clone(), poll));
         let on_error: fleet_engine::OnStepError = Arc::new(|claim: &StepClaim, e: &EngineError| {
-            eprintln!("run {} {}: error: {e}", short(&claim.run_id), claim.step);
+            tracing::error!(run = %claim.run_id, step = %claim.step, error = %e, "step error");
         });
         let report = fleet_engine::run_worker(
             engine.clone(),
@@ -114,13 +100,14 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
             },
             Arc::new(WorkerLines::default()),
             on_error,
-            shutdown_signal(),
+            shutdown_signal(signals),
         )
         .await?;
         deliveries.abort();
-        eprintln!(
-            "fleet worker: stopped after {} claims ({} errors)",
-            report.claimed, report.errors
+        tracing::info!(
+            claims = report.claimed,
+            errors = report.errors,
+            "fleet worker stopped"
         );
         Ok(ExitCode::SUCCESS)
     })
@@ -131,43 +118,51 @@ pub fn run(locator: &Locator, args: WorkerArgs) -> Result<ExitCode> {
 async fn deliver_loop(engine: Arc<fleet_engine::Engine>, every: Duration) {
     loop {
         if let Err(e) = engine.deliver_pending(None).await {
-            eprintln!("fleet worker: delivering notifications: {e}");
+            tracing::error!(error = %e, "delivering notifications failed");
         }
         tokio::time::sleep(every).await;
     }
 }
 
+/// SIGTERM (and Ctrl-C), registered when made: a signal that arrives
+/// once the worker has said it started drains it instead of killing it.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Resolves on the first SIGTERM or Ctrl-C; a second one exits at once.
-async fn shutdown_signal() {
-    wait_for_signal().await;
-    eprintln!("fleet worker: draining (finishing the steps in progress; signal again to stop now)");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        eprintln!(
-            "fleet worker: stopped; leases of unfinished steps lapse and other workers take over"
+async fn shutdown_signal(mut signals: Signals) {
+    signals.next().await;
+    tracing::info!(
+        "fleet worker draining (finishing the steps in progress; signal again to stop now)"
+    );
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::warn!(
+            "fleet worker stopped at once; leases of unfinished steps lapse and other workers take over"
         );
         std::process::exit(130);
     });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
