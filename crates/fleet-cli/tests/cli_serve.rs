@@ -192,3 +192,60 @@ fn serve_answers_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A label-triggered genflow and the GitHub hook secret it needs, added to
+/// the example `fleet init` writes.
+const TRIGGERED: &str = r#"  - name: triage
+    params:
+      - {name: ticket_number, pattern: '\d+'}
+    trigger:
+      github: {label: fleet-review}
+    steps:
+      - {name: look, kind: report, prompt: "Triage.", corpus: ["docs/runbooks/*.md"]}
+server:
+  github: {secret_env: FLEET_TEST_HOOK_SECRET}
+"#;
+
+#[test]
+fn a_triggered_genflow_is_listed_and_serve_needs_its_hook_secret() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Command::cargo_bin("fleet")
+        .expect("fleet binary")
+        .arg("init")
+        .arg(tmp.path())
+        .assert()
+        .success();
+    let config = tmp.path().join(".fleet/config.yaml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text}{TRIGGERED}")).expect("write config");
+    fleet(tmp.path())
+        .arg("flows")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "triage\n  trigger: github label `fleet-review`\n",
+        ));
+    let flows = fleet(tmp.path())
+        .args(["flows", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let flows: serde_json::Value = serde_json::from_slice(&flows).expect("flows JSON");
+    assert_eq!(
+        flows["genflows"][1]["trigger"],
+        serde_json::json!({"github": {"label": "fleet-review"}})
+    );
+    // The variable the config names is unset: the server does not start
+    // (it would otherwise have to accept or refuse every delivery blind).
+    fleet(tmp.path())
+        .env_remove("FLEET_TEST_HOOK_SECRET")
+        .args(["serve", "--bind", "127.0.0.1:0", "--insecure-local"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "`server.github.secret_env` names the environment variable FLEET_TEST_HOOK_SECRET, which is not set",
+        ));
+}

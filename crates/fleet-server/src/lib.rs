@@ -10,6 +10,8 @@
 //!   Decisions go through [`fleet_engine::Engine::decide`], so the web and the
 //!   CLI share one rule set.
 //! - JSON API under `/api/v1` (+ `/api/v1/openapi.json`), `/healthz`, `/metrics`.
+//! - Label triggers: `/hooks/github` and `/hooks/gitlab`, authenticated by
+//!   the webhook's secret (see [`hooks`]).
 //! - A worker that drives runs, and the cron scheduler.
 //!
 //! Operators authenticate with `FLEET_API_TOKEN` (bearer header, or the login
@@ -22,11 +24,12 @@ mod body;
 mod cache;
 pub mod dag_svg;
 mod diff;
+pub mod hooks;
 pub mod markdown;
 mod metrics;
 mod pages;
-mod rounds;
 mod request_log;
+mod rounds;
 pub mod scheduler;
 pub mod secret;
 pub mod token;
@@ -34,6 +37,7 @@ mod views;
 pub mod worker;
 
 pub use api::openapi;
+pub use hooks::HookSecrets;
 pub use secret::Secret;
 pub use token::{ApproverClaims, Signer, TokenError};
 
@@ -110,6 +114,8 @@ pub struct Inner {
     kick: mpsc::UnboundedSender<String>,
     /// Rendered documents, diffs and gate views, reused between requests.
     pub(crate) cache: views::ViewCache,
+    /// The secrets `/hooks/*` verify deliveries with; none, none enabled.
+    pub(crate) hooks: HookSecrets,
 }
 
 impl std::ops::Deref for AppState {
@@ -137,6 +143,25 @@ impl AppState {
         public_url: String,
         link_ttl: Duration,
     ) -> (AppState, WorkQueue) {
+        Self::with_hooks(
+            engine,
+            signer,
+            auth,
+            public_url,
+            link_ttl,
+            HookSecrets::default(),
+        )
+    }
+
+    /// [`AppState::new`] with the hook endpoints' secrets.
+    pub fn with_hooks(
+        engine: Arc<Engine>,
+        signer: Signer,
+        auth: OperatorAuth,
+        public_url: String,
+        link_ttl: Duration,
+        hooks: HookSecrets,
+    ) -> (AppState, WorkQueue) {
         let (tx, rx) = mpsc::unbounded_channel();
         let operator_tag = auth.api_token.as_deref().map(|t| signer.bearer_tag(t));
         let state = AppState(Arc::new(Inner {
@@ -148,6 +173,7 @@ impl AppState {
             link_ttl,
             kick: tx,
             cache: views::ViewCache::default(),
+            hooks,
         }));
         (state, WorkQueue(rx))
     }
@@ -225,6 +251,7 @@ pub fn router_with_config(state: AppState, config_path: Option<std::path::PathBu
     let public = Router::new()
         .merge(pages::public_routes())
         .merge(api::public_routes())
+        .merge(hooks::routes())
         .route("/healthz", axum::routing::get(healthz));
     Router::new()
         .merge(operator)
@@ -333,6 +360,9 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
     check_options(&opts)?;
+    // Read now, so a hook secret missing from the environment stops the
+    // start instead of turning every delivery away later.
+    let hooks = HookSecrets::from_config(&engine.config().server, |name| std::env::var(name).ok())?;
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await
         .map_err(|source| ServerError::Bind {
@@ -347,12 +377,13 @@ pub async fn serve(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let (state, queue) = AppState::new(
+    let (state, queue) = AppState::with_hooks(
         engine.clone(),
         signer,
         opts.auth.clone(),
         public_url,
         opts.link_ttl,
+        hooks,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(worker::run(

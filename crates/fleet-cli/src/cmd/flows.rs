@@ -1,6 +1,6 @@
 //! `fleet flows`: the genflows and their steps as a DAG.
 
-use fleet_core::config::{Config, Genflow, Param, StepKind};
+use fleet_core::config::{Config, Genflow, Param, StepKind, Trigger};
 use fleet_core::dag;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -10,6 +10,8 @@ struct FlowJson<'a> {
     name: &'a str,
     description: Option<&'a str>,
     schedule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger: Option<&'a Trigger>,
     #[serde(skip_serializing_if = "<[Param]>::is_empty")]
     params: &'a [Param],
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -30,6 +32,15 @@ struct StepJson<'a> {
     model: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     approvers: Vec<String>,
+}
+
+/// `  trigger: github label `x`, gitlab label `y``.
+fn trigger_line(t: &Trigger) -> String {
+    let labels: Vec<String> = [("github", &t.github), ("gitlab", &t.gitlab)]
+        .into_iter()
+        .filter_map(|(forge, l)| l.as_ref().map(|l| format!("{forge} label `{}`", l.label)))
+        .collect();
+    format!("  trigger: {}\n", labels.join(", "))
 }
 
 /// Step indices in dependency order with their DAG level.
@@ -53,6 +64,7 @@ pub fn json(config: &Config) -> serde_json::Value {
                 name: &g.name,
                 description: g.description.as_deref(),
                 schedule: g.schedule.as_deref(),
+                trigger: g.trigger.as_ref(),
                 params: &g.params,
                 schedule_params: &g.schedule_params,
                 definition_hash: resolved.definition_hash(),
@@ -88,6 +100,9 @@ pub fn text(config: &Config) -> String {
         out.push('\n');
         if let Some(s) = &g.schedule {
             out.push_str(&format!("  schedule: {s}\n"));
+        }
+        if let Some(t) = &g.trigger {
+            out.push_str(&trigger_line(t));
         }
         for p in &g.params {
             out.push_str(&param_line(p, g.schedule_params.get(&p.name)));

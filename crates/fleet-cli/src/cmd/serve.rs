@@ -66,6 +66,13 @@ pub fn run(locator: &Locator, bind: Option<String>, insecure_local: bool) -> Res
         if let Err(e) = fleet_server::check_options(&opts) {
             bail!(UsageError(e.to_string()));
         }
+        // A hook secret missing from the environment is a setup error
+        // (exit 2); `serve` reads the secrets again and would refuse too.
+        if let Err(e) = fleet_server::HookSecrets::from_config(&app.ws.config.server, |name| {
+            std::env::var(name).ok()
+        }) {
+            bail!(UsageError(e.to_string()));
+        }
         let signer = signer(&app)?;
         let App {
             engine, database, ..

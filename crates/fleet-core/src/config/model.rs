@@ -67,6 +67,11 @@ pub struct Genflow {
     /// The parameter values runs started by `schedule` get (defaults fill the rest).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schedule_params: BTreeMap<String, String>,
+    /// Start a run when a label is added to an issue or a pull/merge
+    /// request (`fleet serve`'s `/hooks/github` and `/hooks/gitlab`); the
+    /// run gets the ticket as the `ticket_*` params it declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     /// Default approvers for this genflow's gates; falls back to the top-level list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
@@ -82,6 +87,39 @@ pub struct Genflow {
     #[schemars(skip)]
     pub param_values: BTreeMap<String, String>,
 }
+
+/// What starts runs of a genflow besides people and `schedule`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// A label added to a GitHub issue or pull request (`issues` and
+    /// `pull_request` events, action `labeled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<LabelTrigger>,
+    /// A label added to a GitLab issue or merge request (Issue Hook and
+    /// Merge Request Hook events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<LabelTrigger>,
+}
+
+/// A label whose addition starts a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelTrigger {
+    /// The label's name, compared exactly (case included).
+    pub label: String,
+}
+
+/// The params a label trigger fills from the ticket; a triggered genflow
+/// gets those of them it declares.
+pub const TICKET_PARAMS: [&str; 6] = [
+    "ticket_number",
+    "ticket_title",
+    "ticket_body",
+    "ticket_url",
+    "ticket_author",
+    "ticket_labels",
+];
 
 /// One declared genflow parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -770,12 +808,37 @@ pub struct ServerConfig {
     /// Address to listen on, e.g. `127.0.0.1:8080`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind: Option<String>,
+    /// `POST /hooks/github`: GitHub webhook deliveries, signed with a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubHook>,
+    /// `POST /hooks/gitlab`: GitLab webhook deliveries, with a secret token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<GitlabHook>,
 }
 
 impl ServerConfig {
     fn is_empty(&self) -> bool {
-        self.public_url.is_none() && self.bind.is_none()
+        self.public_url.is_none()
+            && self.bind.is_none()
+            && self.github.is_none()
+            && self.gitlab.is_none()
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubHook {
+    /// Name of the environment variable holding the webhook's secret (the
+    /// key of `X-Hub-Signature-256`); never the secret itself.
+    pub secret_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabHook {
+    /// Name of the environment variable holding the webhook's secret token
+    /// (sent as `X-Gitlab-Token`); never the token itself.
+    pub token_env: String,
 }
 
 fn one() -> u32 {

@@ -15,6 +15,7 @@ mod params;
 mod publish;
 mod scalars;
 mod steps;
+mod trigger;
 
 const TOP_KEYS: &[&str] = &["genflows", "models", "notify", "server", "approvers"];
 const GENFLOW_KEYS: &[&str] = &[
@@ -24,6 +25,7 @@ const GENFLOW_KEYS: &[&str] = &[
     "release",
     "schedule",
     "schedule_params",
+    "trigger",
     "approvers",
     "budget",
     "steps",
@@ -109,6 +111,10 @@ struct Checker {
     /// Every name under `models:`, valid or not, so a step that names a model
     /// whose settings had errors does not get a second, misleading error.
     declared_models: std::collections::HashSet<String>,
+    /// Which hook endpoints `server` sets up (GitHub, GitLab), valid or
+    /// not, so a label trigger no endpoint can fire is an error and one
+    /// whose setting has its own error gets no second one.
+    hooks: (bool, bool),
 }
 
 /// The entries of a mapping, keyed by their (string) keys.
@@ -314,6 +320,7 @@ impl Checker {
         });
         let schedule_params =
             self.schedule_params(f.get("schedule_params"), f.get("schedule"), &params);
+        let trigger = f.get("trigger").and_then(|n| self.trigger(n, &params));
         let approvers = f
             .get("approvers")
             .map(|n| self.email_list(n, &format!("`approvers` of {what}")))
@@ -336,6 +343,7 @@ impl Checker {
                 release,
                 schedule,
                 schedule_params,
+                trigger,
                 approvers,
                 budget,
                 steps,
@@ -378,7 +386,11 @@ impl Checker {
     }
 
     fn server(&mut self, node: &Node) -> ServerConfig {
-        let Some(f) = self.fields(node, "`server`", &["public_url", "bind"]) else {
+        let Some(f) = self.fields(
+            node,
+            "`server`",
+            &["public_url", "bind", "github", "gitlab"],
+        ) else {
             return ServerConfig::default();
         };
         let public_url = f
@@ -396,6 +408,12 @@ impl Checker {
             }
             Some(s)
         });
-        ServerConfig { public_url, bind }
+        let (github, gitlab) = self.hook_settings(&f);
+        ServerConfig {
+            public_url,
+            bind,
+            github,
+            gitlab,
+        }
     }
 }

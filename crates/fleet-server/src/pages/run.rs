@@ -58,6 +58,8 @@ pub(super) struct RunPage {
     pub(super) genflow: String,
     pub(super) genflow_href: String,
     pub(super) triggered_by: String,
+    /// The issue or pull/merge request whose label started the run.
+    pub(super) ticket_url: Option<String>,
     pub(super) created: String,
     pub(super) updated: String,
     pub(super) definition_hash: String,
@@ -178,6 +180,11 @@ pub(super) async fn run_page(
                 .collect(),
         })
         .collect();
+    let by = run.triggered_by.clone().unwrap_or_else(|| "—".into());
+    let (triggered_by, ticket_url) = match crate::hooks::ticket_link(&by) {
+        Some((text, url)) => (text.to_owned(), Some(url.to_owned())),
+        None => (by, None),
+    };
     render(&RunPage {
         title: format!("Run {}", short(&run.id)),
         nav: true,
@@ -185,7 +192,8 @@ pub(super) async fn run_page(
         status: run.state.status.as_str(),
         genflow_href: format!("/genflows/{}", url_segment(&run.genflow_name)),
         genflow: run.genflow_name.clone(),
-        triggered_by: run.triggered_by.clone().unwrap_or_else(|| "—".into()),
+        triggered_by,
+        ticket_url,
         created: fmt_time(run.created_at),
         updated: fmt_time(run.updated_at),
         definition_hash: run.definition_hash.clone(),
