@@ -64,6 +64,10 @@ impl PgSubscription {
         // that the database cannot be reached.
         let first = connect(&config, &name).await?;
         let (tx, rx) = mpsc::unbounded_channel();
+        // Told once LISTEN took effect on the first connection: a commit
+        // made after `start` returns must be heard, so it waits for that.
+        let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
+        let mut listening = Some(listening_tx);
         let task = tokio::spawn(async move {
             let mut next = Some(first);
             let mut backoff = Duration::from_millis(100);
@@ -79,7 +83,7 @@ impl PgSubscription {
                         }
                     },
                 };
-                listen(client, connection, channels, &tx).await;
+                listen(client, connection, channels, &tx, listening.take()).await;
                 if tx.is_closed() {
                     return;
                 }
@@ -88,6 +92,9 @@ impl PgSubscription {
                 tokio::time::sleep(backoff).await;
             }
         });
+        // A LISTEN that failed drops the sender; the task then reconnects
+        // and the subscriber gets `Notice::Any`, as after any lost connection.
+        let _ = tokio::time::timeout(Duration::from_secs(10), listening_rx).await;
         Ok(PgSubscription { rx, task })
     }
 }
@@ -98,10 +105,14 @@ async fn listen(
     mut connection: Conn,
     channels: Channels,
     tx: &mpsc::UnboundedSender<Notice>,
+    listening: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let keep = async {
         if client.batch_execute(channels.listen()).await.is_ok() {
+            if let Some(listening) = listening {
+                let _ = listening.send(());
+            }
             // Holding the client keeps the connection open.
             std::future::pending::<()>().await;
         }
