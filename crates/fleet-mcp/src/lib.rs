@@ -112,6 +112,13 @@ fn store_error(e: StoreError) -> McpError {
     engine_error(EngineError::Store(e))
 }
 
+fn view_error(e: views::ViewError) -> McpError {
+    match e {
+        views::ViewError::Store(e) => store_error(e),
+        views::ViewError::Usage(m) => McpError::invalid_params(m, None),
+    }
+}
+
 fn json_result(value: serde_json::Value) -> Result<CallToolResult, McpError> {
     Ok(CallToolResult::success(vec![ContentBlock::json(value)?]))
 }
@@ -283,10 +290,7 @@ impl FleetTools {
         json_result(
             views::flags(&self.engine, &run, args.step.as_deref())
                 .await
-                .map_err(|e| match e {
-                    views::FlagsError::Store(e) => store_error(e),
-                    views::FlagsError::Usage(m) => McpError::invalid_params(m, None),
-                })?,
+                .map_err(view_error)?,
         )
     }
 
@@ -301,10 +305,7 @@ impl FleetTools {
         json_result(
             views::gates(&self.engine, &run, args.gate.as_deref())
                 .await
-                .map_err(|e| match e {
-                    views::FlagsError::Store(e) => store_error(e),
-                    views::FlagsError::Usage(m) => McpError::invalid_params(m, None),
-                })?,
+                .map_err(view_error)?,
         )
     }
 

@@ -8,14 +8,16 @@ use fleet_engine::Engine;
 use fleet_store::{ArtifactRef, RunRecord, StoreError, latest_revisions, upstream_documents};
 use serde_json::{Value, json};
 
-pub(crate) enum FlagsError {
+/// Why a view could not be built: the store failed, or the caller named
+/// something the run does not have.
+pub(crate) enum ViewError {
     Store(StoreError),
     Usage(String),
 }
 
-impl From<StoreError> for FlagsError {
+impl From<StoreError> for ViewError {
     fn from(e: StoreError) -> Self {
-        FlagsError::Store(e)
+        ViewError::Store(e)
     }
 }
 
@@ -196,7 +198,7 @@ pub(crate) async fn flags(
     engine: &Engine,
     run: &RunRecord,
     only: Option<&str>,
-) -> Result<Value, FlagsError> {
+) -> Result<Value, ViewError> {
     let reviews: Vec<_> = run
         .definition
         .steps
@@ -207,7 +209,7 @@ pub(crate) async fn flags(
         && !reviews.iter().any(|s| s.name == step)
     {
         let names: Vec<&str> = reviews.iter().map(|s| s.name.as_str()).collect();
-        return Err(FlagsError::Usage(format!(
+        return Err(ViewError::Usage(format!(
             "run {} has no review step `{step}` (review steps: {})",
             run.id,
             names.join(", ")
@@ -240,7 +242,7 @@ pub(crate) async fn gates(
     engine: &Engine,
     run: &RunRecord,
     only: Option<&str>,
-) -> Result<Value, FlagsError> {
+) -> Result<Value, ViewError> {
     let gates: Vec<usize> = (0..run.definition.steps.len())
         .filter(|&i| run.definition.steps[i].kind == StepKind::Approval)
         .collect();
@@ -251,7 +253,7 @@ pub(crate) async fn gates(
             .iter()
             .map(|&i| run.definition.steps[i].name.as_str())
             .collect();
-        return Err(FlagsError::Usage(format!(
+        return Err(ViewError::Usage(format!(
             "run {} has no approval gate `{gate}` (gates: {})",
             run.id,
             names.join(", ")

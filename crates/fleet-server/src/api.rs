@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fleet_core::config::fan_out::{StepGroup, status_summary, step_groups};
+use fleet_core::config::fan_out::{FanOutSummary, fan_out_summaries};
 use fleet_core::run::{StepStatus, Verdict};
 use fleet_engine::DecisionRequest;
 use fleet_store::{RunFilter, RunRecord, StoreError};
@@ -62,16 +62,6 @@ pub struct StepSummary<'a> {
     instance: Option<&'a fleet_core::config::Instance>,
 }
 
-/// A fanned-out step: its instances (in `steps`, by name) and how they stand.
-#[derive(Serialize)]
-pub struct FanOutSummary<'a> {
-    step: &'a str,
-    kind: &'static str,
-    instances: Vec<&'a str>,
-    /// e.g. `2 succeeded, 1 running`.
-    statuses: String,
-}
-
 /// A run as the API shows it; borrows from the record, so listing runs
 /// copies no strings before serializing.
 #[derive(Serialize)]
@@ -110,21 +100,7 @@ fn summary(r: &RunRecord) -> RunSummary<'_> {
             instance: d.instance.as_ref(),
         })
         .collect();
-    let fan_outs = step_groups(&r.definition)
-        .into_iter()
-        .filter_map(|g| match g {
-            StepGroup::Single(_) => None,
-            StepGroup::FanOut { of, members } => Some(FanOutSummary {
-                step: of,
-                kind: r.definition.steps[members[0]].kind.as_str(),
-                instances: members
-                    .iter()
-                    .map(|&i| r.definition.steps[i].name.as_str())
-                    .collect(),
-                statuses: status_summary(&r.state, &members),
-            }),
-        })
-        .collect();
+    let fan_outs = fan_out_summaries(&r.definition, &r.state);
     RunSummary {
         id: &r.id,
         genflow: &r.genflow_name,

@@ -3,7 +3,7 @@
 use crate::context::{App, current_user};
 use crate::workspace::{UsageError, display_path};
 use anyhow::{Result, bail};
-use fleet_core::config::fan_out::{StepGroup, status_summary, step_groups};
+use fleet_core::config::fan_out::fan_out_summaries;
 use fleet_core::run::{RunStatus, StepStatus, Verdict};
 use fleet_engine::{DecisionRequest, Observer, StepInfo, Until, run_dir};
 use fleet_store::{ArtifactRef, RunFilter, RunRecord};
@@ -485,18 +485,7 @@ pub async fn run_json(app: &App, run: &RunRecord) -> Result<serde_json::Value> {
             })
         })
         .collect();
-    let fan_outs: Vec<_> = step_groups(&run.definition)
-        .into_iter()
-        .filter_map(|g| match g {
-            StepGroup::Single(_) => None,
-            StepGroup::FanOut { of, members } => Some(json!({
-                "step": of,
-                "kind": run.definition.steps[members[0]].kind,
-                "instances": members.iter().map(|&i| &run.definition.steps[i].name).collect::<Vec<_>>(),
-                "statuses": status_summary(&run.state, &members),
-            })),
-        })
-        .collect();
+    let fan_outs = fan_out_summaries(&run.definition, &run.state);
     Ok(json!({
         "run_id": run.id,
         "status": run.state.status.as_str(),

@@ -322,6 +322,36 @@ pub fn status_summary(state: &RunState, members: &[usize]) -> String {
         .join(", ")
 }
 
+/// A fanned-out step as the API and `fleet show --json` report it: its
+/// instances (by name) and how they stand.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FanOutSummary<'a> {
+    pub step: &'a str,
+    pub kind: StepKind,
+    pub instances: Vec<&'a str>,
+    /// e.g. `2 succeeded, 1 running`.
+    pub statuses: String,
+}
+
+/// One [`FanOutSummary`] per fanned-out step of `genflow`, in definition order.
+pub fn fan_out_summaries<'a>(genflow: &'a Genflow, state: &RunState) -> Vec<FanOutSummary<'a>> {
+    step_groups(genflow)
+        .into_iter()
+        .filter_map(|g| match g {
+            StepGroup::Single(_) => None,
+            StepGroup::FanOut { of, members } => Some(FanOutSummary {
+                step: of,
+                kind: genflow.steps[members[0]].kind,
+                instances: members
+                    .iter()
+                    .map(|&i| genflow.steps[i].name.as_str())
+                    .collect(),
+                statuses: status_summary(state, &members),
+            }),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
