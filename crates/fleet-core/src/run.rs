@@ -726,8 +726,10 @@ fn reset(s: &mut StepState) {
     s.failures = 0;
 }
 
-/// Approver identities are email addresses: compare case-insensitively.
-fn same_person(a: &str, b: &str) -> bool {
+/// Approver identities are email addresses: whether two name the same
+/// person (case and surrounding spaces ignored). The one rule for who an
+/// approver is, for deciding and for being sent a decision link.
+pub fn same_person(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 

@@ -868,7 +868,7 @@ impl Engine {
         let approver = step
             .approvers
             .iter()
-            .find(|a| a.trim().eq_ignore_ascii_case(approver.trim()))
+            .find(|a| fleet_core::run::same_person(a, approver))
             .ok_or_else(|| {
                 usage(format!(
                     "{approver} is not an approver of gate `{gate}` (approvers: {})",
