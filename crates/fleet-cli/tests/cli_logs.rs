@@ -382,6 +382,50 @@ async fn a_release_gate_under_json_logs_leaks_no_secret() {
         .filter(|e| e["message"] == "run finished" && e["run"] == id.as_str())
         .count();
     assert_eq!(ends, 1, "{text}");
+
+    // Nor is any secret stored: not in the database, the run's files or
+    // anything else the workspace holds after the run.
+    for (place, bytes) in stored_bytes(tmp.path()) {
+        for secret in secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret ({}…) is stored in {place}",
+                &secret[..8]
+            );
+        }
+    }
+}
+
+/// Every file under `dir` (the workspace, with its database on SQLite),
+/// and on PostgreSQL a data dump of the workspace's database.
+fn stored_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read file");
+                found.push((path.display().to_string(), bytes));
+            }
+        }
+    }
+    assert!(
+        found.iter().any(|(p, _)| p.ends_with("decision.md")),
+        "the run's files are where the scan looks"
+    );
+    if let Some(url) = common::database_for(dir) {
+        let dump = std::process::Command::new("pg_dump")
+            .args(["--data-only", &url])
+            .output()
+            .expect("pg_dump (PostgreSQL's client) must be installed");
+        assert!(dump.status.success(), "pg_dump failed: {dump:?}");
+        assert!(dump.stdout.len() > 1000, "an empty dump");
+        found.push(("the PostgreSQL database".into(), dump.stdout));
+    }
+    found
 }
 
 /// Starts `fleet worker` with `args`, lets it announce itself, stops it

@@ -241,3 +241,61 @@ fn flows_lists_each_param() {
     );
     assert_eq!(flow["schedule_params"]["version"], "9.9.0", "{flow}");
 }
+
+/// A value full of shell syntax reaches a shell source (through its
+/// environment) and an argv source (as one element) as plain text: nothing
+/// it spells out is ever run.
+#[test]
+fn a_hostile_value_is_never_run_by_a_shell() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write(
+        dir,
+        ".fleet/config.yaml",
+        r#"approvers: [release-owner@example.com]
+genflows:
+  - name: release-gate
+    params:
+      - {name: note}
+    steps:
+      - name: readiness
+        kind: report
+        prompt: "Readiness, noting {{ params.note }}."
+        corpus: ["docs/*.md"]
+        sources:
+          - {name: shell, command: "printf '%s' \"$FLEET_PARAM_NOTE\""}
+          - {name: argv, command: ["printf", "%s", "{{ params.note }}"]}
+      - {name: go-no-go, kind: approval, depends_on: [readiness], question: Ship?, out: decision.md}
+"#,
+    );
+    write(dir, "docs/notes.md", "# Notes\n");
+    let hostile =
+        "$(touch pwned-1); touch pwned-2 `touch pwned-3` && touch pwned-4 | touch pwned-5";
+    let run = json_of(fleet(dir).args([
+        "run",
+        "release-gate",
+        "--param",
+        &format!("note={hostile}"),
+        "--json",
+    ]));
+    let id = run["run_id"].as_str().expect("run id").to_owned();
+    for n in 1..=5 {
+        assert!(
+            !dir.join(format!("pwned-{n}")).exists(),
+            "a parameter value was run by a shell (pwned-{n})"
+        );
+    }
+    // Both sources printed the value itself, byte for byte.
+    let readiness = json_of(fleet(dir).args(["show", &id, "--step", "readiness", "--json"]));
+    let entries = readiness["attempts"][0]["manifest"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for source in ["source:shell", "source:argv"] {
+        let entry = entries
+            .iter()
+            .find(|e| e["path"] == source)
+            .unwrap_or_else(|| panic!("no {source} in {entries:?}"));
+        assert_eq!(entry["size"], hostile.len() as u64, "{entry}");
+    }
+}

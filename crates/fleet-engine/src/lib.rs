@@ -97,7 +97,8 @@ pub struct Settings {
     /// `Event::name()` such as `decision` or `step_succeeded`): after
     /// committing a transition caused by that event, the process
     /// announces it on stderr and freezes, so a test can SIGKILL it at exactly
-    /// that point.
+    /// that point. Only builds with the `fault-injection` feature (test
+    /// builds) read the variable or ever freeze.
     pub pause_after: Option<String>,
     /// Do not read model responses from the cache (`fleet run --no-cache`);
     /// new answers are still written to `<state_dir>/cache/models/`.
@@ -116,6 +117,20 @@ pub struct Settings {
     pub signing_key_file: PathBuf,
 }
 
+/// `FLEET_FAULT=pause-after:<point>`, read only by test builds: a released
+/// binary must not be freezable by an environment variable.
+#[cfg(feature = "fault-injection")]
+fn injected_fault() -> Option<String> {
+    std::env::var("FLEET_FAULT")
+        .ok()
+        .and_then(|f| f.strip_prefix("pause-after:").map(str::to_owned))
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_fault() -> Option<String> {
+    None
+}
+
 impl Settings {
     pub fn new(root: PathBuf) -> Self {
         let state_dir = root.join(".fleet");
@@ -129,9 +144,7 @@ impl Settings {
                 uuid::Uuid::now_v7().simple()
             ),
             write_files: true,
-            pause_after: std::env::var("FLEET_FAULT")
-                .ok()
-                .and_then(|f| f.strip_prefix("pause-after:").map(str::to_owned)),
+            pause_after: injected_fault(),
             no_cache: false,
             approver_links: None,
             delivery: fleet_notify::DeliveryPolicy::default(),
@@ -1019,7 +1032,8 @@ impl Engine {
     /// Fault injection at a named point (an event name, or `published`:
     /// a publish step's destinations written, nothing recorded yet).
     pub(crate) fn pause_at(&self, point: &str) {
-        if self.settings.pause_after.as_deref() == Some(point) {
+        if cfg!(feature = "fault-injection") && self.settings.pause_after.as_deref() == Some(point)
+        {
             eprintln!("fault injection: paused after {point}");
             loop {
                 std::thread::sleep(Duration::from_secs(3600));

@@ -182,7 +182,7 @@ impl Notifier {
     }
 
     fn pause(&self, point: &str) {
-        if self.pause_after.as_deref() == Some(point) {
+        if cfg!(feature = "fault-injection") && self.pause_after.as_deref() == Some(point) {
             eprintln!("fault injection: paused after {point}");
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
