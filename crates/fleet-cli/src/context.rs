@@ -36,6 +36,15 @@ impl App {
         {
             settings.lease_ttl = ttl.as_std();
         }
+        // How long a claimed delivery is held before another process may
+        // take it over (a process killed mid-send). The fault campaign
+        // (bench/faults) shortens it so interrupted sends settle quickly.
+        if let Some(lease) = std::env::var("FLEET_DELIVERY_LEASE")
+            .ok()
+            .and_then(|v| fleet_core::config::Duration::parse(&v).ok())
+        {
+            settings.delivery.lease = lease.as_std();
+        }
         settings.approver_links = approver_links(&ws, &state_dir)?;
         adjust(&mut settings);
         let engine = Arc::new(Engine::new(store, Arc::new(ws.config.clone()), settings));
