@@ -19,6 +19,22 @@ pub enum Composed {
     Skip(String),
 }
 
+/// Why a delivery could not be composed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ComposeError {
+    /// The store could not be read (a dropped connection, a busy or full
+    /// disk): worth another attempt later, like a transient send failure.
+    Store(String),
+    /// A template or the data itself: waiting does not fix it.
+    Data(String),
+}
+
+impl From<String> for ComposeError {
+    fn from(message: String) -> Self {
+        ComposeError::Data(message)
+    }
+}
+
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
@@ -27,12 +43,12 @@ fn doc_json(r: &ArtifactRef) -> Value {
     json!({ "path": r.path, "revision": r.revision, "sha256": r.sha256 })
 }
 
-pub(crate) async fn compose(n: &Notifier, d: &Delivery) -> Result<Composed, String> {
+pub(crate) async fn compose(n: &Notifier, d: &Delivery) -> Result<Composed, ComposeError> {
     let run = n
         .store
         .get_run(&d.run_id)
         .await
-        .map_err(|e| format!("cannot load run {}: {e}", d.run_id))?;
+        .map_err(|e| ComposeError::Store(format!("cannot load run {}: {e}", d.run_id)))?;
     let Some(idx) = run.definition.step_index(&d.step) else {
         return Ok(Composed::Skip(format!("run has no step `{}`", d.step)));
     };
@@ -57,6 +73,7 @@ pub(crate) async fn compose(n: &Notifier, d: &Delivery) -> Result<Composed, Stri
                 render("approval_text", &ctx)?,
                 render("approval_html", &ctx)?,
             )
+            .map_err(ComposeError::Data)
         }
         DeliveryPurpose::Announce => {
             let ctx = announce_context(n, &run, idx).await?;
@@ -67,7 +84,8 @@ pub(crate) async fn compose(n: &Notifier, d: &Delivery) -> Result<Composed, Stri
                     render("announce_subject", &ctx)?,
                     render("announce_text", &ctx)?,
                     render("announce_html", &ctx)?,
-                ),
+                )
+                .map_err(ComposeError::Data),
                 "webhook" => {
                     let mut body = ctx.clone();
                     if let Some(o) = body.as_object_mut() {
@@ -89,7 +107,7 @@ pub(crate) async fn compose(n: &Notifier, d: &Delivery) -> Result<Composed, Stri
                         delivery_id: delivery_key_hash(d),
                     })))
                 }
-                other => Err(format!("unknown channel `{other}`")),
+                other => Err(format!("unknown channel `{other}`").into()),
             }
         }
     }
@@ -116,13 +134,13 @@ async fn approval_context(
     run: &RunRecord,
     idx: usize,
     d: &Delivery,
-) -> Result<Value, String> {
+) -> Result<Value, ComposeError> {
     let step = &run.definition.steps[idx];
     let refs = n
         .store
         .artifacts(&run.id)
         .await
-        .map_err(|e| format!("cannot load the run's documents: {e}"))?;
+        .map_err(|e| ComposeError::Store(format!("cannot load the run's documents: {e}")))?;
     let documents = fleet_store::upstream_documents(run, idx, &refs);
     let (mut high, mut medium, mut low) = (0, 0, 0);
     let mut signals = Vec::new();
@@ -138,8 +156,8 @@ async fn approval_context(
             .store
             .artifact_bytes(&r.sha256)
             .await
-            .ok()
-            .flatten()
+            // A failed read must not become "no flags" in the email.
+            .map_err(|e| ComposeError::Store(format!("cannot load the review's flags: {e}")))?
             .and_then(|b| serde_json::from_slice(&b).ok());
         let Some(flags) = flags else { continue };
         let (h, m, l) = (
@@ -192,14 +210,18 @@ async fn approval_context(
     }))
 }
 
-async fn announce_context(n: &Notifier, run: &RunRecord, idx: usize) -> Result<Value, String> {
+async fn announce_context(
+    n: &Notifier,
+    run: &RunRecord,
+    idx: usize,
+) -> Result<Value, ComposeError> {
     let d = run.definition.dependency_indices();
     let ups = dag::ancestors(&d, idx);
     let decisions = n
         .store
         .decisions(&run.id)
         .await
-        .map_err(|e| format!("cannot load decisions: {e}"))?;
+        .map_err(|e| ComposeError::Store(format!("cannot load decisions: {e}")))?;
     let mut out = Vec::new();
     for (i, s) in run.definition.steps.iter().enumerate() {
         if s.kind != StepKind::Approval || !ups.contains(&i) {

@@ -1,7 +1,7 @@
 //! The delivery worker: claim due outbox rows, compose, send, record.
 
 use crate::channel::{Channel, Channels};
-use crate::compose::{Composed, compose};
+use crate::compose::{ComposeError, Composed, compose};
 use crate::smtp::SmtpChannel;
 use crate::templates::Templates;
 use crate::webhook::{SlackChannel, WebhookChannel};
@@ -261,8 +261,22 @@ impl Notifier {
         let message = match compose(self, d).await {
             Ok(Composed::Send(m)) => m,
             Ok(Composed::Skip(reason)) => return DeliveryOutcome::Skipped { reason },
+            // A store that could not be read is retried like a transient
+            // send failure (found by bench/faults: a PostgreSQL connection
+            // terminated while composing gave the approval email up).
+            Err(ComposeError::Store(error)) if d.attempts < self.policy.max_attempts => {
+                return DeliveryOutcome::Retry {
+                    at: self.retry_at(d.attempts),
+                    error,
+                };
+            }
+            Err(ComposeError::Store(error)) => {
+                return DeliveryOutcome::GaveUp {
+                    error: format!("gave up after {} attempts: {error}", d.attempts),
+                };
+            }
             // A template or data problem does not fix itself by waiting.
-            Err(error) => return DeliveryOutcome::GaveUp { error },
+            Err(ComposeError::Data(error)) => return DeliveryOutcome::GaveUp { error },
         };
         let channel = match self.channels.get(message.channel()) {
             Ok(c) => c,
@@ -278,14 +292,9 @@ impl Notifier {
                 }
             }
             Err(e) if e.is_transient() && d.attempts < self.policy.max_attempts => {
-                let wait = self.policy.backoff(d.attempts);
-                let at = jiff::SignedDuration::try_from(wait)
-                    .ok()
-                    .and_then(|w| Timestamp::now().checked_add(w).ok())
-                    .unwrap_or_else(Timestamp::now);
                 DeliveryOutcome::Retry {
                     error: e.to_string(),
-                    at,
+                    at: self.retry_at(d.attempts),
                 }
             }
             Err(e) if e.is_transient() => DeliveryOutcome::GaveUp {
@@ -295,6 +304,14 @@ impl Notifier {
                 error: e.to_string(),
             },
         }
+    }
+
+    /// When to try again after failed attempt number `attempts`.
+    fn retry_at(&self, attempts: u32) -> Timestamp {
+        jiff::SignedDuration::try_from(self.policy.backoff(attempts))
+            .ok()
+            .and_then(|w| Timestamp::now().checked_add(w).ok())
+            .unwrap_or_else(Timestamp::now)
     }
 
     /// Delivers the announcements of notify step `step` (round `round`) of
