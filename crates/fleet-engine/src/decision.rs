@@ -175,8 +175,15 @@ pub(crate) async fn decide(
             .commit_once(&current, &event, next, actions, extras)
             .await?
         {
-            if engine.settings.write_files {
-                files::write_artifacts(&applied.run, &applied.files, &engine.settings.state_dir)?;
+            // The decision is committed: a readable copy that cannot be
+            // written (a full disk) must not report it as failed. The store
+            // is the truth, and the next drive rewrites the copies from it.
+            if engine.settings.write_files
+                && let Err(e) =
+                    files::write_artifacts(&applied.run, &applied.files, &engine.settings.state_dir)
+            {
+                tracing::warn!(run = %applied.run.id, error = %e,
+                    "decision recorded; writing its readable copy failed");
             }
             return Ok(applied.run);
         }

@@ -2,7 +2,7 @@
 
 use crate::context::{App, current_user};
 use crate::workspace::{UsageError, display_path};
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use fleet_core::config::fan_out::fan_out_summaries;
 use fleet_core::run::{RunStatus, StepStatus, Verdict};
 use fleet_engine::{DecisionRequest, Observer, StepInfo, Until, run_dir};
@@ -737,8 +737,20 @@ pub async fn decide(app: &App, d: Decide) -> Result<ExitCode> {
         };
         eprintln!("{word} recorded for run {} by {approver}.", run.id);
     }
-    let run = app.engine.drive(&run.id, observer(d.json).as_ref()).await?;
-    deliver(app, &run.id, d.json).await?;
+    // From here on the decision stands whatever fails: say so, or a script
+    // that retries is told "already decided" with no sign its first try won.
+    let recorded = || {
+        format!(
+            "the decision was recorded for run {}, but continuing the run failed (`fleet resume` or a worker continues it)",
+            run.id
+        )
+    };
+    let run = app
+        .engine
+        .drive(&run.id, observer(d.json).as_ref())
+        .await
+        .with_context(recorded)?;
+    deliver(app, &run.id, d.json).await.with_context(recorded)?;
     if d.json {
         println!(
             "{}",
