@@ -16,6 +16,10 @@ use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Store failures in a row a notify step's delivery loop rides out (waiting
+/// 0.2 s, 0.4 s, ... 12.8 s: about 25 s in all) before failing the step.
+const STEP_STORE_RETRIES: u32 = 7;
+
 /// Retries and leases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryPolicy {
@@ -336,24 +340,42 @@ impl Notifier {
         };
         // A step with nothing queued (only its file to write) needs no claim,
         // which is a write transaction.
-        let queued = self
-            .store
-            .deliveries(run_id)
-            .await
-            .map_err(|e| format!("cannot read the outbox: {e}"))?;
-        if mine(queued).is_empty() {
+        // (A failed read goes on to the loop below, which retries it.)
+        if let Ok(queued) = self.store.deliveries(run_id).await
+            && mine(queued).is_empty()
+        {
             return Ok(Vec::new());
         }
+        let mut store_failures = 0u32;
         loop {
-            self.deliver_due(&scope)
-                .await
-                .map_err(|e| format!("delivery: {e}"))?;
-            let mine = mine(
+            let pass = async {
+                self.deliver_due(&scope)
+                    .await
+                    .map_err(|e| format!("delivery: {e}"))?;
                 self.store
                     .deliveries(run_id)
                     .await
-                    .map_err(|e| format!("cannot read the outbox: {e}"))?,
-            );
+                    .map_err(|e| format!("cannot read the outbox: {e}"))
+            }
+            .await;
+            // A store that failed for a moment (a dropped connection) must
+            // not fail a step that runs behind a Go: the deliveries stay
+            // queued, so try again (found by bench/faults).
+            let all = match pass {
+                Ok(all) => {
+                    store_failures = 0;
+                    all
+                }
+                Err(e) if store_failures < STEP_STORE_RETRIES => {
+                    store_failures += 1;
+                    tracing::warn!(run = %run_id, step, error = %e, attempt = store_failures,
+                        "announcing: the store failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(100 << store_failures)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mine = mine(all);
             if mine.iter().all(|d| d.status.is_final()) {
                 let failed: Vec<String> = mine
                     .iter()
