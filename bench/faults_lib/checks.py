@@ -134,8 +134,15 @@ def check(c):
                                 "rejected but an announcement was queued")
         elif status == "failed":
             errors = failed_records.get(rid, [])
-            good &= expect(c, rid, bool(errors) and not stored,
-                                f"failed without a recorded step error, or after a decision ({errors[:1]}, {stored})")
+            if not (errors and not stored):
+                # Why the engine failed it, from the audit log (a notify
+                # step's failure has no step record).
+                why = [json.loads(p).get("error", "")[:200] for (p,) in c.query(
+                    "SELECT payload_json FROM events WHERE kind = 'engine.step_failed' "
+                    f"AND run_id = '{rid}' ORDER BY seq")]
+                good &= expect(c, rid, False,
+                               f"failed without a recorded step error, or after a decision "
+                               f"({errors[:1]}, {stored}); engine: {why}")
             good &= expect(c, rid, all(s in ("readiness", "risk-review") for s, _ in errors),
                                 f"a step other than a model step failed: {errors[:2]}")
         else:
