@@ -162,6 +162,22 @@ impl Engine {
         self.write_checkpoint().await
     }
 
+    /// `fleet serve` and `fleet worker`: looks every
+    /// `checkpoint_interval` and writes a checkpoint if the log grew since
+    /// the last one, so a quiet installation still gets one after activity.
+    pub async fn checkpoint_ticks(self: Arc<Self>) {
+        let every = self
+            .settings
+            .checkpoint_interval
+            .max(Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = self.checkpoint_if_due().await {
+                tracing::warn!(error = %e, "could not write a checkpoint of the audit log");
+            }
+        }
+    }
+
     /// Appends a checkpoint of the current head, signed, now.
     pub async fn write_checkpoint(&self) -> Result<Option<i64>, EngineError> {
         // Read before the key: see `evidence_key`.
