@@ -8,9 +8,10 @@
 //! process keeps the last checkpoint's size and time in memory and counts
 //! the events its own commits append, scaled by how fast the log grew
 //! relative to that count at the last look (other processes append too).
-//! Only when that estimate says a threshold may be crossed does it read
-//! the head and the latest checkpoint from the store, and then it decides
-//! on the exact numbers. Processes racing past a threshold may both write
+//! Only when that estimate says a threshold may be crossed (or its own
+//! commits added an eighth of the threshold, to keep the scale measured)
+//! does it read the head and the latest checkpoint from the store, and then
+//! it decides on the exact numbers. Processes racing past a threshold may both write
 //! a checkpoint of nearly the same head, which is harmless.
 
 use crate::{Engine, EngineError, attest};
@@ -88,9 +89,12 @@ impl Engine {
         let look = {
             let mut m = self.lock_mark();
             m.own += appended;
+            let every = self.settings.checkpoint_events;
+            // Also a look every eighth of the way, which keeps the scale
+            // measured (a commit's events are only estimated).
             !m.known
-                || (m.grown as f64 + m.own as f64 * m.scale)
-                    >= self.settings.checkpoint_events as f64
+                || (m.grown as f64 + m.own as f64 * m.scale) >= every as f64
+                || m.own >= (every / 8).max(1)
                 || older_than(m.at, now, self.settings.checkpoint_interval)
         };
         if look {
@@ -134,11 +138,13 @@ impl Engine {
             .await?;
         let now = self.settings.clock.now();
         let head_seq = head.as_ref().map_or(0, |(s, _)| *s);
-        let (last_size, last_at) = match last.first() {
-            Some(e) => (e.payload["size"].as_i64().unwrap_or(0), Some(e.at)),
+        // Counted from the checkpoint's own event, so a checkpoint is never
+        // the activity that makes the next one due.
+        let (last_seq, last_at) = match last.first() {
+            Some(e) => (e.seq, Some(e.at)),
             None => (0, None),
         };
-        let grown = head_seq - last_size;
+        let grown = head_seq - last_seq;
         let due = {
             let mut m = self.lock_mark();
             if m.known && m.own > 0 {
@@ -190,7 +196,6 @@ impl Engine {
         let mut events: Vec<_> = key_event.into_iter().collect();
         let recorded = !events.is_empty();
         events.push(checkpoint);
-        let appended = events.len() as u64;
         let new_head = self.store.append_events(events).await?;
         if recorded {
             self.key_recorded(&key.verifier());
@@ -198,7 +203,7 @@ impl Engine {
         let now = self.settings.clock.now();
         let mut m = self.lock_mark();
         m.known = true;
-        m.grown = i64::try_from(appended).unwrap_or(0);
+        m.grown = 0;
         m.own = 0;
         m.at = now;
         m.head = new_head.map_or(size, |(s, _)| s);
