@@ -419,12 +419,13 @@ async fn approver_email_links_to_the_decision_page_and_go_is_announced() {
     let key = fleet_evidence::SigningKey::load(&ws.path().join(".fleet/signing.key"))
         .unwrap_or_else(|e| panic!("key: {e}"))
         .verifier();
+    // (the mail arrives with CRLF line ends)
+    let text = text.replace("\r\n", "\n");
     let note_at = text
         .find("fleet-audit\n")
         .unwrap_or_else(|| panic!("no checkpoint in the email: {text}"));
-    let note = text[note_at..].replace("\r\n", "\n");
-    let (cp, _) = fleet_evidence::Checkpoint::open(&note, &[key])
-        .unwrap_or_else(|e| panic!("the emailed checkpoint does not verify ({e}): {note}"));
+    let (cp, _) = fleet_evidence::Checkpoint::open(&text[note_at..], &[key])
+        .unwrap_or_else(|e| panic!("the emailed checkpoint does not verify ({e}): {text}"));
     assert!(cp.size > 0);
     let sent_md =
         std::fs::read_to_string(ws.path().join(format!(".fleet/runs/{}/sent.md", run.id)))
