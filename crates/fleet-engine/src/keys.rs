@@ -214,7 +214,16 @@ impl Engine {
         let signing = |e: fleet_evidence::EvidenceError| EngineError::Signing(e.to_string());
         let retiring = beside(&path, ".retiring");
         let next = beside(&path, ".next");
-        let resumed = retiring.exists();
+        let mut resumed = retiring.exists();
+        if resumed
+            && SigningKey::load(&retiring).map_err(signing)?.verifier()
+                == SigningKey::load(&path).map_err(signing)?.verifier()
+        {
+            // Stopped after the link, before the new key was renamed in:
+            // nothing was recorded, start over.
+            std::fs::remove_file(&retiring).map_err(io(&retiring))?;
+            resumed = false;
+        }
         let (old, new) = if resumed {
             (
                 SigningKey::load(&retiring).map_err(signing)?,
@@ -246,14 +255,6 @@ impl Engine {
             (old, new)
         };
         let (old_v, new_v) = (old.verifier(), new.verifier());
-        if old_v == new_v {
-            return Err(EngineError::Signing(format!(
-                "{} and {} hold the same key; remove {} to finish",
-                retiring.display(),
-                path.display(),
-                retiring.display()
-            )));
-        }
         let ring = ring_from_events(&self.store.events_of_kind(KEY_EVENT, None).await?);
         let known = |v: &Verifier| ring.keys().iter().find(|k| &k.verifier == v);
         let mut events = Vec::new();
