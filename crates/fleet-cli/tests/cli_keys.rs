@@ -130,7 +130,8 @@ fn evidence_of_a_rotated_key_still_verifies_and_new_evidence_uses_the_new_key() 
             new.key_id()
         )));
     let note = stdout_of(fleet(dir).args(["audit", "checkpoint"]));
-    let (cp, _) = Checkpoint::open(&note, &[new.clone()]).expect("signed by the new key");
+    let (cp, _) =
+        Checkpoint::open(&note, std::slice::from_ref(&new)).expect("signed by the new key");
 
     // The stolen old key cannot vouch for the log as it is now...
     let forged = dir.join("forged.note");

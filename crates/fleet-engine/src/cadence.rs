@@ -97,10 +97,8 @@ impl Engine {
                 || m.own >= (every / 8).max(1)
                 || older_than(m.at, now, self.settings.checkpoint_interval)
         };
-        if look {
-            if let Err(e) = self.checkpoint_if_due().await {
-                tracing::warn!(error = %e, "could not write a checkpoint of the audit log");
-            }
+        if look && let Err(e) = self.checkpoint_if_due().await {
+            tracing::warn!(error = %e, "could not write a checkpoint of the audit log");
         }
     }
 

@@ -247,10 +247,10 @@ impl Engine {
             new.write_new(&next).map_err(io(&next))?;
             std::fs::hard_link(&path, &retiring).map_err(io(&retiring))?;
             std::fs::rename(&next, &path).map_err(io(&path))?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                && let Ok(d) = std::fs::File::open(dir)
+            {
+                let _ = d.sync_all();
             }
             (old, new)
         };

@@ -75,7 +75,7 @@ async fn a_checkpoint_follows_every_thousand_events() {
     for e in &cps {
         let (cp, _) = Checkpoint::open(
             e.payload["note"].as_str().unwrap_or_default(),
-            &[key.clone()],
+            std::slice::from_ref(&key),
         )
         .unwrap_or_else(|err| panic!("checkpoint in event {}: {err}", e.seq));
         let size = i64::try_from(cp.size).unwrap_or(0);
