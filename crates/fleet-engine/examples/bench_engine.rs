@@ -116,9 +116,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         report.is_ok()
     );
     let checkpoints = store.events_of_kind("audit.checkpoint", None).await?.len();
+    // One per decision (warm-up included); the rest came from the cadence.
     println!(
-        "  checkpoints {checkpoints} ({} with decisions, the rest on the cadence)",
-        runs + 10
+        "  checkpoints {checkpoints} ({} with decisions, {} on the cadence)",
+        runs + 10,
+        checkpoints.saturating_sub(runs + 10)
     );
     signing_cost(&engine, &store).await?;
     if std::env::var("BENCH_KEEP").is_err() {
