@@ -305,7 +305,15 @@ enum AuditCommand {
         keys: Vec<String>,
     },
     /// Print the public key attestations and checkpoints are signed with.
-    Pubkey,
+    Pubkey {
+        /// Also list the retired keys the audit log records (their
+        /// evidence still verifies).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Make a new signing key current; the old public key stays in the
+    /// audit log, retired, so evidence it signed still verifies.
+    RotateKey,
     /// Print the newest signed checkpoint of the audit log, to keep elsewhere.
     Checkpoint,
     /// Write a self-contained evidence bundle for one run.
@@ -551,8 +559,12 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
                 let kept = checkpoint.map(|c| locator.cwd.join(c));
                 cmd::audit::verify(&app, kept.as_deref(), &keys).await?
             }
-            AuditCommand::Pubkey => {
-                cmd::audit::pubkey(&app)?;
+            AuditCommand::Pubkey { all } => {
+                cmd::keys::pubkey(&app, all).await?;
+                ExitCode::SUCCESS
+            }
+            AuditCommand::RotateKey => {
+                cmd::keys::rotate(&app).await?;
                 ExitCode::SUCCESS
             }
             AuditCommand::Checkpoint => cmd::audit::checkpoint(&app).await?,

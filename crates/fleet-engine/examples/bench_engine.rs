@@ -45,6 +45,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut settings = Settings::new(example.clone());
     settings.state_dir = tmp.clone();
     settings.write_files = std::env::var("BENCH_WRITE_FILES").is_ok();
+    // The key goes with the scratch database, not into the example.
+    settings.signing_key_file = tmp.join("signing.key");
+    // `BENCH_CHECKPOINTS=off`: no checkpoints on the 1,000-event / 10-minute
+    // cadence (those with each decision stay), to measure what they cost.
+    if std::env::var("BENCH_CHECKPOINTS").is_ok_and(|v| v == "off") {
+        settings.checkpoint_events = u64::MAX;
+        settings.checkpoint_interval = std::time::Duration::from_secs(u64::MAX / 4);
+    }
     let engine = Arc::new(Engine::new(store.clone(), Arc::new(config), settings));
     let approver: &'static str = "release-owner@example.com";
 
@@ -107,11 +115,60 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         report.events_checked,
         report.is_ok()
     );
+    let checkpoints = store.events_of_kind("audit.checkpoint", None).await?.len();
+    // One per decision (warm-up included); the rest came from the cadence.
+    println!(
+        "  checkpoints {checkpoints} ({} with decisions, {} on the cadence)",
+        runs + 10,
+        checkpoints.saturating_sub(runs + 10)
+    );
+    signing_cost(&engine, &store).await?;
     if std::env::var("BENCH_KEEP").is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     } else {
         println!("  kept       {}", tmp.display());
     }
+    Ok(())
+}
+
+/// What signing costs per decision: the attestation envelope (JSON and
+/// ed25519 over the statement of a real decision) and the checkpoint note.
+async fn signing_cost(
+    engine: &Engine,
+    store: &Arc<dyn Store>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let run = store.list_runs(&Default::default()).await?.remove(0);
+    let refs = store.artifacts(&run.id).await?;
+    let att = refs
+        .iter()
+        .find(|r| r.path.ends_with(".intoto.json"))
+        .ok_or("no attestation")?;
+    let bytes = store.artifact_bytes(&att.sha256).await?.ok_or("missing")?;
+    let envelope: fleet_evidence::Envelope = serde_json::from_slice(&bytes)?;
+    let key = engine.signing_key()?;
+    let statement: serde_json::Value = serde_json::from_slice(&envelope.verify(&key.verifier())?)?;
+    let head = store.chain_head().await?;
+    let n = 2000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(fleet_engine::attest::envelope(&key, &statement));
+        std::hint::black_box(fleet_engine::attest::checkpoint_event(&key, &head));
+    }
+    println!(
+        "  signing    {:.1} µs per decision (envelope + checkpoint, {} byte statement)",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n),
+        serde_json::to_vec(&statement)?.len()
+    );
+    // A cadence checkpoint: read the head, sign, append (one durable commit).
+    let n = 200;
+    let t = Instant::now();
+    for _ in 0..n {
+        engine.write_checkpoint().await?;
+    }
+    println!(
+        "  checkpoint {:.3} ms to write one (so per 1,000 events of the log)",
+        t.elapsed().as_secs_f64() * 1e3 / f64::from(n)
+    );
     Ok(())
 }
 

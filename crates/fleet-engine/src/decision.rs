@@ -97,7 +97,6 @@ pub(crate) async fn decide(
     // version it started from; a newer revision always comes with a newer
     // version, so the compare-and-swap refuses a decision on a stale set and
     // the next attempt re-reads them.
-    let key = engine.signing_key()?;
     let mut current = first;
     for _ in 0..MAX_CAS_ATTEMPTS {
         let refs = engine.store.artifacts(&current.id).await?;
@@ -106,6 +105,8 @@ pub(crate) async fn decide(
         // The newest event before this decision: what its attestation and
         // checkpoint vouch for (a later commit by another run only extends it).
         let head = engine.store.chain_head().await?;
+        // The key is read after the head (see `Engine::evidence_key`).
+        let (key, key_event) = engine.evidence_key().await?;
         let shown = shown_revisions(&current, gate, &refs);
         if let Some(page) = &req.shown {
             check_not_stale(page, &shown)?;
@@ -138,6 +139,7 @@ pub(crate) async fn decide(
                 path: attest::attestation_path(&current.definition.steps[gate].out_path()),
                 bytes: attest::envelope(&key, &statement),
             });
+            extras.events.extend(key_event.clone());
             extras.events.extend(attest::checkpoint_event(&key, &head));
         }
         if is_final {
@@ -175,6 +177,12 @@ pub(crate) async fn decide(
             .commit_once(&current, &event, next, actions, extras)
             .await?
         {
+            if key_event.is_some() {
+                engine.key_recorded(&key.verifier());
+            }
+            if let Some((size, _)) = &head {
+                engine.checkpoint_written(*size, 0);
+            }
             // The decision is committed: a readable copy that cannot be
             // written (a full disk) must not report it as failed. The store
             // is the truth, and the next drive rewrites the copies from it.

@@ -10,23 +10,27 @@
 
 mod announced;
 pub mod attest;
+mod cadence;
 mod decision;
 mod exec;
 mod fan_out;
 mod files;
 mod follow;
 mod gaps;
+pub mod keys;
 pub mod metrics;
 mod publish;
 mod rounds;
 mod worker;
 
 pub use announced::AnnouncedGates;
+pub use cadence::Clock;
 pub use decision::{DecisionRequest, render_decision, shown_revisions};
 pub use exec::corpus_spec;
 pub use files::{materialize, run_dir};
 pub use follow::{FOLLOW_POLL, Until};
 pub use gaps::recorded_gaps;
+pub use keys::Rotation;
 pub use rounds::{ReviewRounds, RoundRevisions, review_rounds};
 pub use worker::{OnStepError, WorkerOptions, WorkerReport, run_worker};
 
@@ -115,6 +119,13 @@ pub struct Settings {
     /// The installation's signing key (attestations, checkpoints), created
     /// on first need: `FLEET_SIGNING_KEY_FILE`, else `.fleet/signing.key`.
     pub signing_key_file: PathBuf,
+    /// A signed checkpoint is appended once the log grew by this many
+    /// events since the last one...
+    pub checkpoint_events: u64,
+    /// ...or this long after the last one, if events were appended since.
+    pub checkpoint_interval: Duration,
+    /// What checkpoints are timed by.
+    pub clock: Clock,
 }
 
 /// `FLEET_FAULT=pause-after:<point>`, read only by test builds: a released
@@ -152,6 +163,9 @@ impl Settings {
             signing_key_file: std::env::var_os("FLEET_SIGNING_KEY_FILE")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| state_dir.join("signing.key")),
+            checkpoint_events: 1000,
+            checkpoint_interval: Duration::from_secs(600),
+            clock: Clock::default(),
             state_dir,
         }
     }
@@ -198,7 +212,13 @@ pub struct Engine {
     corpus_cache:
         std::sync::Mutex<std::collections::HashMap<(String, String), Arc<fleet_corpus::Corpus>>>,
     /// The installation's signing key, once loaded.
-    signing_key: std::sync::Mutex<Option<Arc<fleet_evidence::SigningKey>>>,
+    signing_key: std::sync::Mutex<Option<keys::KeySlot>>,
+    /// The keys the log lists, as last read.
+    key_ring: std::sync::Mutex<Option<Arc<fleet_evidence::KeyRing>>>,
+    /// The last checkpoint as this process knows it.
+    checkpoint_mark: std::sync::Mutex<cadence::Mark>,
+    /// Held while reading the store to decide on a checkpoint.
+    checkpoint_looking: tokio::sync::Mutex<()>,
     /// Set by [`Engine::drain`]: finish the steps executing, start no more.
     draining: std::sync::atomic::AtomicBool,
     /// Steps this process is executing, by (run id, step index): two tasks
@@ -272,30 +292,13 @@ impl Engine {
             draining: Default::default(),
             executing: Default::default(),
             signing_key: Default::default(),
+            key_ring: Default::default(),
+            checkpoint_mark: std::sync::Mutex::new(cadence::Mark::new(settings.clock.now())),
+            checkpoint_looking: Default::default(),
             store,
             config,
             settings,
         }
-    }
-
-    /// The signing key, loaded (or created) on first use.
-    pub fn signing_key(&self) -> Result<Arc<fleet_evidence::SigningKey>, EngineError> {
-        let mut slot = self
-            .signing_key
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(key) = slot.as_ref() {
-            return Ok(key.clone());
-        }
-        let key = Arc::new(
-            fleet_evidence::SigningKey::load_or_create(
-                &self.settings.signing_key_file,
-                attest::KEY_NAME,
-            )
-            .map_err(|e| EngineError::Signing(e.to_string()))?,
-        );
-        *slot = Some(key.clone());
-        Ok(key)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -415,6 +418,7 @@ impl Engine {
                 first,
             )
             .await?;
+        self.after_commit(4).await;
         self.metrics.run_started(&run.genflow_name);
         tracing::info!(run = %run.id, genflow = %run.genflow_name, "run started");
         self.pause_if_injected(&Event::Start);
@@ -984,10 +988,14 @@ impl Engine {
             actions,
             extras,
         );
+        // The store adds an event per status change, artifact, step run
+        // and decision; roughly, for the checkpoint cadence.
+        let appended = (t.events.len() + t.artifacts.len() + 2) as u64;
         match self.store.commit(t).await {
             Ok((committed, _refs)) => {
                 self.count(run, &committed, event, channel.as_deref());
                 self.pause_if_injected(event);
+                self.after_commit(appended).await;
                 Ok(Some(Applied {
                     run: committed,
                     files,

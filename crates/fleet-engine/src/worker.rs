@@ -70,6 +70,7 @@ pub async fn run_worker(
     let mut look = true;
     let mut failures = 0u32;
     tokio::pin!(shutdown);
+    let ticks = tokio::spawn(engine.clone().checkpoint_ticks());
     loop {
         if look && tasks.len() < concurrency {
             let free = u32::try_from(concurrency - tasks.len()).unwrap_or(u32::MAX);
@@ -155,6 +156,7 @@ pub async fn run_worker(
         }
     }
     engine.drain();
+    ticks.abort();
     while tasks.join_next().await.is_some() {}
     Ok(WorkerReport {
         claimed: counters.claimed.load(Ordering::Relaxed),

@@ -407,6 +407,26 @@ async fn approver_email_links_to_the_decision_page_and_go_is_announced() {
         "{text}"
     );
     assert!(text.contains("readiness.md revision 1 sha256 "), "{text}");
+    // The email links the signed attestation on the server and carries the
+    // log's latest checkpoint, which this installation's key verifies.
+    assert!(
+        text.contains(&format!(
+            "{public_url}/runs/{}/attestations/go-no-go?rev=1",
+            run.id
+        )),
+        "{text}"
+    );
+    let key = fleet_evidence::SigningKey::load(&ws.path().join(".fleet/signing.key"))
+        .unwrap_or_else(|e| panic!("key: {e}"))
+        .verifier();
+    // (the mail arrives with CRLF line ends)
+    let text = text.replace("\r\n", "\n");
+    let note_at = text
+        .find("fleet-audit\n")
+        .unwrap_or_else(|| panic!("no checkpoint in the email: {text}"));
+    let (cp, _) = fleet_evidence::Checkpoint::open(&text[note_at..], &[key])
+        .unwrap_or_else(|e| panic!("the emailed checkpoint does not verify ({e}): {text}"));
+    assert!(cp.size > 0);
     let sent_md =
         std::fs::read_to_string(ws.path().join(format!(".fleet/runs/{}/sent.md", run.id)))
             .unwrap_or_else(|e| panic!("sent.md: {e}"));
@@ -695,6 +715,23 @@ fn webhook_and_slack_announcements_are_signed_and_verified() {
         assert_eq!(json["type"], "fleet.announce");
         assert_eq!(json["decisions"][0]["approver"], OWNER);
         assert_eq!(json["delivery_id"], h("x-fleet-delivery"));
+        // The body carries the decision's signed attestation and the log's
+        // latest checkpoint, both verifiable with the installation's key.
+        let key = fleet_evidence::SigningKey::load(&ws.path().join(".fleet/signing.key"))
+            .unwrap_or_else(|e| panic!("key: {e}"))
+            .verifier();
+        let envelope: fleet_evidence::Envelope = serde_json::from_value(json["attestation"].clone())
+            .unwrap_or_else(|e| panic!("attestation is not an envelope ({e}): {json}"));
+        let statement: Value = serde_json::from_slice(
+            &envelope.verify(&key).unwrap_or_else(|e| panic!("envelope: {e}")),
+        )
+        .unwrap_or_else(|e| panic!("statement: {e}"));
+        assert_eq!(statement["predicate"]["approver"], OWNER);
+        assert_eq!(statement["predicate"]["verdict"], "go");
+        let note = json["checkpoint"].as_str().unwrap_or_else(|| panic!("no checkpoint: {json}"));
+        let (cp, _) = fleet_evidence::Checkpoint::open(note, &[key])
+            .unwrap_or_else(|e| panic!("checkpoint: {e}"));
+        assert!(cp.size > 0);
         let slack: Vec<_> = got.iter().filter(|(k, _, _)| k == "slack").collect();
         assert_eq!(slack.len(), 1);
         let json: Value = serde_json::from_slice(&slack[0].2).unwrap_or_else(|e| panic!("{e}"));

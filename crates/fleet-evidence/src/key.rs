@@ -85,18 +85,8 @@ impl SigningKey {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
-            Ok(mut file) => {
-                use std::io::Write as _;
-                file.write_all(format!("{}\n", key.to_text()).as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| fail(e.to_string()))?;
-                Ok(key)
-            }
+        match key.write_new(path) {
+            Ok(()) => Ok(key),
             // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
@@ -104,6 +94,30 @@ impl SigningKey {
             }
             Err(e) => Err(fail(e.to_string())),
         }
+    }
+
+    /// Reads the key at `path` (no key there is an error).
+    pub fn load(path: &Path) -> Result<SigningKey, EvidenceError> {
+        let fail = |message: String| EvidenceError::Key {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        SigningKey::parse(text.trim()).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Writes this key to a new file at `path` (mode 0600, created
+    /// exclusively: an existing file is an `AlreadyExists` error, never
+    /// overwritten), flushed to disk.
+    pub fn write_new(&self, path: &Path) -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path)?;
+        use std::io::Write as _;
+        file.write_all(format!("{}\n", self.to_text()).as_bytes())?;
+        file.sync_all()
     }
 
     /// `PRIVATE+KEY+NAME+KEYHASH+BASE64(0x01 || seed)`.

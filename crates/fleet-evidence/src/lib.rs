@@ -7,6 +7,8 @@
 //!   its type, and signatures over `PAE(type, payload)`.
 //! - [`checkpoint`]: checkpoints of the audit chain as C2SP signed notes:
 //!   origin, event count and head hash, signed with the key.
+//! - [`ring`]: every key the installation signed with, current and retired;
+//!   a retired key vouches only for the log before its retirement.
 //!
 //! Everything here is standard and checkable with standard tools: DSSE's PAE
 //! and ed25519 (RFC 8032) need nothing of Fleet's.
@@ -14,10 +16,12 @@
 pub mod checkpoint;
 pub mod dsse;
 pub mod key;
+pub mod ring;
 
 pub use checkpoint::Checkpoint;
 pub use dsse::Envelope;
 pub use key::{SigningKey, Verifier};
+pub use ring::{KeyRing, KnownKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {

@@ -241,13 +241,21 @@ async fn announce_context(
             }));
         }
     }
-    let run_url = n
-        .config
-        .server
-        .public_url
-        .as_deref()
-        .map(|u| format!("{}/runs/{}", u.trim_end_matches('/'), run.id));
+    let public = n.config.server.public_url.as_deref();
+    let run_url = public.map(|u| format!("{}/runs/{}", u.trim_end_matches('/'), run.id));
+    let (attestation, attestation_url) = attestation(n, run, &ups, public).await?;
+    // So copies of the log's state live outside the database.
+    let checkpoint = n
+        .store
+        .events_of_kind("audit.checkpoint", Some(1))
+        .await
+        .map_err(|e| format!("cannot read the latest checkpoint: {e}"))?
+        .pop()
+        .and_then(|e| e.payload["note"].as_str().map(str::to_owned));
     Ok(json!({
+        "attestation": attestation,
+        "attestation_url": attestation_url,
+        "checkpoint": checkpoint,
         "genflow": run.genflow_name,
         "run_id": run.id,
         "run_short": short(&run.id),
@@ -257,4 +265,63 @@ async fn announce_context(
         "decisions": out,
         "params": run.definition.param_values,
     }))
+}
+
+/// The newest signed attestation of the gates upstream of the announcement
+/// (the DSSE envelope as a JSON object), and the server's URL for it
+/// (operator- or approver-protected, like the run's other documents).
+async fn attestation(
+    n: &Notifier,
+    run: &RunRecord,
+    ups: &std::collections::BTreeSet<usize>,
+    public_url: Option<&str>,
+) -> Result<(Value, Option<String>), String> {
+    let gates: Vec<&str> = ups
+        .iter()
+        .map(|&i| &run.definition.steps[i])
+        .filter(|s| s.kind == StepKind::Approval)
+        .map(|s| s.name.as_str())
+        .collect();
+    let refs = n
+        .store
+        .artifacts(&run.id)
+        .await
+        .map_err(|e| format!("cannot list artifacts: {e}"))?;
+    let Some(newest) = refs
+        .iter()
+        .filter(|r| r.path.ends_with(".intoto.json") && gates.contains(&r.step.as_str()))
+        .max_by_key(|r| r.created_at)
+    else {
+        return Ok((Value::Null, None));
+    };
+    let bytes = n
+        .store
+        .artifact_bytes(&newest.sha256)
+        .await
+        .map_err(|e| format!("cannot read the attestation: {e}"))?
+        .ok_or_else(|| format!("the attestation {} is missing", newest.sha256))?;
+    let envelope: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the attestation {} is not JSON: {e}", newest.path))?;
+    let url = public_url.map(|u| {
+        format!(
+            "{}/runs/{}/attestations/{}?rev={}",
+            u.trim_end_matches('/'),
+            run.id,
+            url_escape(&newest.step),
+            newest.revision
+        )
+    });
+    Ok((envelope, url))
+}
+
+/// A step name as one URL path segment.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -58,7 +58,12 @@ Approved on these document revisions:
 {% for a in d.documents %}- {{ a.path }} revision {{ a.revision }} sha256 {{ a.sha256 }}
 {% endfor %}{% else %}
 No approval gate precedes this announcement.
-{% endfor %}"#;
+{% endfor %}{% if attestation %}
+The decision is attested by a signed in-toto statement (DSSE){% if attestation_url %}: {{ attestation_url }}{% else %}, stored with the run{% endif %}.
+{% endif %}{% if checkpoint %}
+The audit log's latest signed checkpoint (keep it: `fleet audit verify --checkpoint FILE` checks the log still holds it):
+
+{{ checkpoint }}{% endif %}"#;
 
 const ANNOUNCE_HTML: &str = r#"<!doctype html>
 <html><body style="font-family: sans-serif">
@@ -70,6 +75,9 @@ const ANNOUNCE_HTML: &str = r#"<!doctype html>
 {% for a in d.documents %}<tr><td>{{ a.path }}</td><td>{{ a.revision }}</td><td><code>{{ a.sha256 }}</code></td></tr>
 {% endfor %}</table>
 {% else %}<p>No approval gate precedes this announcement.</p>{% endfor %}
+{% if attestation %}<p>The decision is attested by a signed in-toto statement (DSSE){% if attestation_url %}: <a href="{{ attestation_url }}">signed attestation</a>{% else %}, stored with the run{% endif %}.</p>{% endif %}
+{% if checkpoint %}<p>The audit log's latest signed checkpoint (keep it: <code>fleet audit verify --checkpoint FILE</code> checks the log still holds it):</p>
+<pre>{{ checkpoint }}</pre>{% endif %}
 </body></html>
 "#;
 

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod artifact;
+mod attestation;
 mod dashboard;
 mod gate;
 mod genflow;
@@ -58,6 +59,10 @@ pub fn public_routes() -> Router<AppState> {
         .route(
             "/runs/{id}/gates/{step}/revision",
             get(revision::gate_revision),
+        )
+        .route(
+            "/runs/{id}/attestations/{gate}",
+            get(attestation::attestation_envelope),
         )
         .route("/assets/fleet.css", get(css))
 }

@@ -119,6 +119,8 @@ pub async fn run(
     // Approver emails, reminders and other queued deliveries go out from a
     // task of their own, so a slow mail server never holds up runs.
     let deliverer = tokio::spawn(deliver_loop(engine.clone(), stop.clone()));
+    // Signed checkpoints of the audit log while it grows (every 10 minutes).
+    let ticks = tokio::spawn(engine.clone().checkpoint_ticks());
     let observer = Arc::new(LogObserver::default());
     let spawn = |tasks: &mut JoinSet<String>, id: String| {
         let engine = engine.clone();
@@ -169,6 +171,7 @@ pub async fn run(
     let drained =
         tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
     deliverer.abort();
+    ticks.abort();
     if drained.is_err() {
         tracing::warn!(
             runs = tasks.len(),

@@ -726,6 +726,24 @@ pub trait Store: Send + Sync {
     /// The newest event's `(seq, hash)`, `None` for an empty log: what a
     /// checkpoint or an attestation binds to.
     async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+    /// Appends `events`, which belong to no run, to the chain in one
+    /// durable transaction, serialized with every commit's append exactly
+    /// as a commit's own events are. Evidence written between transitions
+    /// uses it: a signing key recorded or retired, a checkpoint on the
+    /// cadence. Returns the new head `(seq, hash)` (`None`: nothing given
+    /// and the log is empty).
+    async fn append_events(
+        &self,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<(i64, String)>, StoreError>;
+    /// The events of one `kind` in `seq` order; only the newest `newest`
+    /// of them when given (`audit.key` to list the signing keys,
+    /// `audit.checkpoint` with `Some(1)` for the latest checkpoint).
+    async fn events_of_kind(
+        &self,
+        kind: &str,
+        newest: Option<u32>,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
     /// Recomputes the whole hash chain and every artifact's SHA-256.
     async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
     /// True if the lease was free, expired or already ours (it is now ours for `ttl`).

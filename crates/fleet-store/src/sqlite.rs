@@ -637,6 +637,49 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn append_events(
+        &self,
+        events: Vec<crate::NewEvent>,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let events: Vec<Pending> = events
+            .into_iter()
+            .map(|e| Pending {
+                kind: e.kind,
+                payload: e.payload,
+            })
+            .collect();
+        self.write("appending audit events", true, move |conn, _| {
+            append_events(conn, None, &events)?;
+            Ok(conn
+                .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn events_of_kind(
+        &self,
+        kind: &str,
+        newest: Option<u32>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let kind = kind.to_string();
+        // -1: no limit.
+        let limit = newest.map_or(-1, i64::from);
+        let mut events = self
+            .read("reading audit events by kind", move |conn, _| {
+                conn.prepare_cached(
+                    "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events
+                     WHERE kind = ?1 ORDER BY seq DESC LIMIT ?2",
+                )?
+                .query_and_then(params![kind, limit], event_from_row)?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        events.reverse();
+        Ok(events)
+    }
+
     async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
         self.read("verifying the audit log", |conn, _| verify_in(conn))
             .await

@@ -124,6 +124,7 @@ suite_test!(events_are_chained_and_verified);
 suite_test!(tampered_event_is_named, backdoor);
 suite_test!(whitespace_in_a_stored_event_is_named, backdoor);
 suite_test!(chain_head_is_the_newest_event);
+suite_test!(appended_events_join_the_chain);
 suite_test!(tampered_artifact_is_named, backdoor);
 suite_test!(leases_expire_and_move);
 suite_test!(concurrent_clicks_one_winner, arc);

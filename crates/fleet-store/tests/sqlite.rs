@@ -136,6 +136,11 @@ async fn chain_head_is_the_newest_event() {
 }
 
 #[tokio::test]
+async fn appended_events_join_the_chain() {
+    suite::appended_events_join_the_chain(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn tampered_artifact_is_named() {
     let db = db().await;
     suite::tampered_artifact_is_named(&db.store, &RawSql(db.path.clone())).await;

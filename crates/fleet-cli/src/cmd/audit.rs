@@ -9,26 +9,22 @@ use std::path::{Component, Path};
 use std::process::ExitCode;
 
 use super::checkpoints::{self, Log};
-use fleet_evidence::{Checkpoint, Verifier};
+use fleet_evidence::{KeyRing, Verifier};
 
-/// The keys checkpoints and attestations are checked with: this
-/// installation's (if it has one yet) and any given as `--key VKEY`.
-fn trusted_keys(app: &App, keys: &[String]) -> Result<Vec<Verifier>> {
-    let mut trusted = Vec::new();
-    if app.engine.settings().signing_key_file.exists() {
-        trusted.push(app.engine.signing_key()?.verifier());
-    }
+/// The keys checkpoints and attestations are checked with: every key the
+/// log lists (current and retired), this installation's key file, and any
+/// given as `--key VKEY`.
+async fn trusted_keys(app: &App, keys: &[String]) -> Result<KeyRing> {
+    let mut ring = app.engine.key_ring().await?;
     for k in keys {
         let v = Verifier::parse(k).map_err(|e| UsageError(format!("--key: {e}")))?;
-        if !trusted.contains(&v) {
-            trusted.push(v);
-        }
+        ring.add(v, 0);
     }
-    Ok(trusted)
+    Ok(ring)
 }
 
 pub async fn verify(app: &App, kept: Option<&Path>, keys: &[String]) -> Result<ExitCode> {
-    let trusted = trusted_keys(app, keys)?;
+    let trusted = trusted_keys(app, keys).await?;
     let kept = match kept {
         Some(path) => Some((
             path,
@@ -43,11 +39,11 @@ pub async fn verify(app: &App, kept: Option<&Path>, keys: &[String]) -> Result<E
     let stored = checkpoints::check_stored(&events, &log, &trusted);
     let kept_problem = match &kept {
         None => None,
-        Some((path, note)) => match Checkpoint::open(note, &trusted) {
+        Some((path, note)) => match trusted.open_checkpoint(note) {
             Err(e) => Some(format!("{}: {e}", path.display())),
             Ok((cp, signer)) => {
                 let good = checkpoints::confirmed_prefix(&events, &log, &trusted);
-                log.check(&cp, signer, good)
+                log.check(&cp, &signer.label(), good)
                     .err()
                     .map(|why| format!("{}: {why}", path.display()))
             }
@@ -55,7 +51,7 @@ pub async fn verify(app: &App, kept: Option<&Path>, keys: &[String]) -> Result<E
     };
     let problem = kept_problem
         .or(report.first_problem.clone())
-        .or(stored.problem);
+        .or(stored.problem.clone());
     match problem {
         None => {
             println!(
@@ -74,6 +70,7 @@ pub async fn verify(app: &App, kept: Option<&Path>, keys: &[String]) -> Result<E
                     ""
                 }
             );
+            print_signers(&stored);
             Ok(ExitCode::SUCCESS)
         }
         Some(problem) => {
@@ -87,31 +84,41 @@ pub async fn verify(app: &App, kept: Option<&Path>, keys: &[String]) -> Result<E
     }
 }
 
-/// `fleet audit pubkey`: the key attestations and checkpoints are signed
-/// with, created if this installation has none yet.
-pub fn pubkey(app: &App) -> Result<()> {
-    let key = app.engine.signing_key()?;
-    let v = key.verifier();
-    println!("{}", v.vkey());
-    eprintln!(
-        "key id {} (ed25519; the file is {})",
-        v.key_id(),
-        app.engine.settings().signing_key_file.display()
-    );
-    Ok(())
+/// Which key signed the stored checkpoints that matched, with the events
+/// holding them.
+fn print_signers(stored: &checkpoints::Findings) {
+    for (key, (status, seqs)) in &stored.by_key {
+        let shown: Vec<String> = seqs.iter().take(10).map(i64::to_string).collect();
+        let more = if seqs.len() > shown.len() {
+            format!(" and {} more", seqs.len() - shown.len())
+        } else {
+            String::new()
+        };
+        println!(
+            "  signed by key {key} ({status}): {} checkpoint{} (events {}{more})",
+            seqs.len(),
+            if seqs.len() == 1 { "" } else { "s" },
+            shown.join(", ")
+        );
+    }
 }
 
 /// `fleet audit checkpoint`: the newest signed checkpoint in the log, to
 /// keep somewhere the database's owner cannot rewrite.
 pub async fn checkpoint(app: &App) -> Result<ExitCode> {
-    let events = app.store().events(None).await?;
-    match events.iter().rev().find(|e| e.kind == "audit.checkpoint") {
+    let events = app
+        .store()
+        .events_of_kind("audit.checkpoint", Some(1))
+        .await?;
+    match events.last() {
         Some(e) => {
             print!("{}", e.payload["note"].as_str().unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            eprintln!("no checkpoint yet: one is signed with every decision");
+            eprintln!(
+                "no checkpoint yet: one is signed with every decision, and every 1,000 events or 10 minutes of activity"
+            );
             Ok(ExitCode::from(1))
         }
     }

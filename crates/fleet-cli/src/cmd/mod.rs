@@ -6,6 +6,7 @@ pub mod db;
 pub mod flows;
 pub mod gate;
 pub mod init;
+pub mod keys;
 pub mod mcp;
 pub mod rounds;
 pub mod runs;

@@ -743,6 +743,9 @@ impl NotifyTemplates {
                 "run_url",
                 "decisions",
                 "params",
+                "attestation",
+                "attestation_url",
+                "checkpoint",
             ]
         }
     }

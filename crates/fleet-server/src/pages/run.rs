@@ -70,6 +70,8 @@ pub(super) struct RunPage {
     pub(super) link_ttl: String,
     pub(super) steps: Vec<StepGroupRows>,
     pub(super) decisions: Vec<RunDecision>,
+    /// Each gate's latest signed attestation, checked.
+    pub(super) attestations: Vec<super::attestation::AttestationView>,
 }
 
 pub(super) fn latest_by_path(refs: &[ArtifactRef]) -> BTreeMap<String, &ArtifactRef> {
@@ -100,6 +102,7 @@ pub(super) async fn run_page(
         .decisions(&run.id)
         .await
         .map_err(Failure::from_store)?;
+    let attestations = super::attestation::attestation_views(&state, &run, &refs).await?;
     let latest = latest_by_path(&refs);
     let mut rows = Vec::new();
     for (i, def) in run.definition.steps.iter().enumerate() {
@@ -217,6 +220,7 @@ pub(super) async fn run_page(
                 view: DecisionView::from_record(d),
             })
             .collect(),
+        attestations,
         id: run.id,
     })
 }

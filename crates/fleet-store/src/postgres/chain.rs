@@ -177,22 +177,77 @@ pub(super) async fn events(
             .await,
     }
     .map_err(pg("reading audit events"))?;
-    rows.iter()
-        .map(|r| {
-            let seq: i64 = r.get(0);
-            let payload: String = r.get(4);
-            Ok(AuditEvent {
-                seq,
-                run_id: r.get(1),
-                at: audit::parse_time(r.get(2))?,
-                kind: r.get(3),
-                payload: serde_json::from_str(&payload)
-                    .map_err(|e| StoreError::Corrupt(format!("event {seq} payload: {e}")))?,
-                prev_hash: r.get(5),
-                hash: r.get(6),
-            })
+    rows.iter().map(event_from_row).collect()
+}
+
+/// An event from `seq, run_id, at, kind, payload_json, prev_hash, hash`.
+fn event_from_row(r: &tokio_postgres::Row) -> Result<AuditEvent, StoreError> {
+    let seq: i64 = r.get(0);
+    let payload: String = r.get(4);
+    Ok(AuditEvent {
+        seq,
+        run_id: r.get(1),
+        at: audit::parse_time(r.get(2))?,
+        kind: r.get(3),
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("event {seq} payload: {e}")))?,
+        prev_hash: r.get(5),
+        hash: r.get(6),
+    })
+}
+
+/// `Store::events_of_kind`: newest first by the primary key, so the
+/// latest checkpoint costs the events since it, not the whole log.
+pub(super) async fn events_of_kind(
+    store: &PostgresStore,
+    kind: &str,
+    newest: Option<u32>,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let client = store.client().await?;
+    let limit: Option<i64> = newest.map(i64::from);
+    let rows = client
+        .rows(
+            "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events
+             WHERE kind = $1 ORDER BY seq DESC LIMIT $2",
+            &[&kind, &limit],
+        )
+        .await
+        .map_err(pg("reading audit events by kind"))?;
+    let mut events = rows
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    events.reverse();
+    Ok(events)
+}
+
+/// `Store::append_events`: events of no run, in a transaction of their
+/// own, appended by `fleet_append` under the `chain_head` lock like a
+/// commit's; the head is read under that lock, so it is this append's.
+pub(super) async fn append_alone(
+    store: &PostgresStore,
+    events: Vec<crate::NewEvent>,
+) -> Result<Option<(i64, String)>, StoreError> {
+    let pending: Vec<Pending> = events
+        .into_iter()
+        .map(|e| Pending {
+            kind: e.kind,
+            payload: e.payload,
         })
-        .collect()
+        .collect();
+    let mut client = store.client().await?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(pg("appending audit events"))?;
+    append(&tx, None, &pending, &Tally::default()).await?;
+    let row = tx
+        .query_one("SELECT seq, hash FROM chain_head WHERE id = 1", &[])
+        .await
+        .map_err(pg("reading the chain head"))?;
+    tx.commit().await.map_err(pg("appending audit events"))?;
+    let seq: i64 = row.get(0);
+    Ok((seq > 0).then(|| (seq, row.get(1))))
 }
 
 fn problem(report: &mut AuditReport, text: String) {

@@ -362,6 +362,21 @@ impl Store for PostgresStore {
         Ok((seq > 0).then(|| (seq, row.get(1))))
     }
 
+    async fn append_events(
+        &self,
+        events: Vec<crate::NewEvent>,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        chain::append_alone(self, events).await
+    }
+
+    async fn events_of_kind(
+        &self,
+        kind: &str,
+        newest: Option<u32>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        chain::events_of_kind(self, kind, newest).await
+    }
+
     async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
         chain::verify(self).await
     }

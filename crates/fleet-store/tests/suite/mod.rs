@@ -726,6 +726,78 @@ pub async fn chain_head_is_the_newest_event(store: &dyn Store) {
     );
 }
 
+/// Events of no run appended on their own: chained after every commit's
+/// events exactly like them, verified, and found by kind (newest last).
+pub async fn appended_events_join_the_chain(store: &dyn Store) {
+    assert_eq!(
+        ok(
+            store.append_events(Vec::new()).await,
+            "nothing on an empty log"
+        ),
+        None
+    );
+    let run = run_to_gate(store, "alone-run", None).await;
+    let before = ok(store.chain_head().await, "head").unwrap_or_else(|| panic!("no head"));
+    let head = ok(
+        store
+            .append_events(vec![
+                NewEvent {
+                    kind: "audit.key".into(),
+                    payload: json!({"key": "k1", "status": "current"}),
+                },
+                NewEvent {
+                    kind: "audit.checkpoint".into(),
+                    payload: json!({"size": before.0, "note": "first \u{2014} é \"quoted\"\n"}),
+                },
+            ])
+            .await,
+        "append",
+    )
+    .unwrap_or_else(|| panic!("no head after an append"));
+    assert_eq!(head.0, before.0 + 2);
+    assert_eq!(ok(store.chain_head().await, "head"), Some(head.clone()));
+    // A commit after them chains onto them.
+    step(store, &run, Event::Cancel).await;
+    ok(
+        store
+            .append_events(vec![NewEvent {
+                kind: "audit.checkpoint".into(),
+                payload: json!({"size": head.0}),
+            }])
+            .await,
+        "append again",
+    );
+    let all = ok(store.events(None).await, "events");
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash, "event {}", pair[1].seq);
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+    }
+    let alone = all
+        .iter()
+        .find(|e| e.seq == before.0 + 1)
+        .unwrap_or_else(|| panic!("appended event"));
+    assert_eq!(
+        (alone.kind.as_str(), alone.run_id.as_deref()),
+        ("audit.key", None)
+    );
+    assert!(ok(store.verify_audit().await, "verify").is_ok());
+
+    let cps = ok(
+        store.events_of_kind("audit.checkpoint", None).await,
+        "by kind",
+    );
+    assert_eq!(cps.len(), 2);
+    assert!(cps[0].seq < cps[1].seq, "oldest first");
+    assert_eq!(cps[0].payload["note"], "first \u{2014} é \"quoted\"\n");
+    let newest = ok(
+        store.events_of_kind("audit.checkpoint", Some(1)).await,
+        "newest",
+    );
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].seq, cps[1].seq);
+    assert!(ok(store.events_of_kind("no.such.kind", None).await, "none").is_empty());
+}
+
 pub async fn tampered_artifact_is_named(store: &dyn Store, backdoor: &dyn Backdoor) {
     let run = run_to_gate(store, "tamper-artifact-run", None).await;
     let artifacts = ok(store.artifacts(&run.id).await, "artifacts");
