@@ -11,6 +11,7 @@
 
 use crate::{Engine, EngineError, Observer};
 use fleet_store::{Notice, StepClaim};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,7 +92,7 @@ pub async fn run_worker(
                     look = claims.len() as u32 == free;
                     for claim in claims {
                         counters.claimed.fetch_add(1, Ordering::Relaxed);
-                        if !driving.start(&claim.run_id) {
+                        if !driving.start(&claim.run_id, &claim.step) {
                             // A task of ours drives that run already; it
                             // drives it again before it lets go.
                             continue;
@@ -104,15 +105,24 @@ pub async fn run_worker(
                             driving.clone(),
                         );
                         tasks.spawn(async move {
+                            let mut steps = vec![claim.step.clone()];
+                            let mut settled = HashSet::new();
                             loop {
-                                if let Err(e) =
-                                    engine.execute_claim(&claim, observer.as_ref()).await
+                                if let Err(e) = engine
+                                    .execute_claims(
+                                        &claim.run_id,
+                                        &steps,
+                                        &mut settled,
+                                        observer.as_ref(),
+                                    )
+                                    .await
                                 {
                                     counters.errors.fetch_add(1, Ordering::Relaxed);
                                     on_error(&claim, &e);
                                 }
-                                if driving.finish(&claim.run_id) {
-                                    break;
+                                match driving.finish(&claim.run_id) {
+                                    Some(more) => steps = more,
+                                    None => break,
                                 }
                             }
                         });
@@ -164,43 +174,42 @@ pub async fn run_worker(
     })
 }
 
-/// The runs this worker's tasks drive, and whether a claim for one came in
-/// while it was being driven (the task then drives it once more: the claim
-/// may be for a step that became runnable after the task last looked).
+/// The runs this worker's tasks drive, and the steps claimed for one while
+/// it was being driven (the task then drives it once more: the claim may
+/// be for a step that became runnable after the task last looked).
 #[derive(Default)]
-struct Driving(std::sync::Mutex<std::collections::HashMap<String, bool>>);
+struct Driving(std::sync::Mutex<HashMap<String, Vec<String>>>);
 
 impl Driving {
-    /// True: the caller drives `run`. False: a task drives it and will look again.
-    fn start(&self, run: &str) -> bool {
+    /// True: the caller drives `run`. False: a task drives it and will
+    /// look again (and settle the claim of `step`).
+    fn start(&self, run: &str, step: &str) -> bool {
         let Ok(mut map) = self.0.lock() else {
             return true;
         };
         match map.get_mut(run) {
             Some(again) => {
-                *again = true;
+                again.push(step.to_owned());
                 false
             }
             None => {
-                map.insert(run.to_owned(), false);
+                map.insert(run.to_owned(), Vec::new());
                 true
             }
         }
     }
 
-    /// True: done with `run`. False: drive it again (a claim came meanwhile).
-    fn finish(&self, run: &str) -> bool {
+    /// None: done with `run`. Some(steps): drive it again, settling the
+    /// claims of `steps` (they came meanwhile).
+    fn finish(&self, run: &str) -> Option<Vec<String>> {
         let Ok(mut map) = self.0.lock() else {
-            return true;
+            return None;
         };
         match map.get_mut(run) {
-            Some(again) if *again => {
-                *again = false;
-                false
-            }
+            Some(again) if !again.is_empty() => Some(std::mem::take(again)),
             _ => {
                 map.remove(run);
-                true
+                None
             }
         }
     }
@@ -238,5 +247,50 @@ impl Engine {
             .release_lease(&claim.run_id, &claim.step, &self.settings().worker_id)
             .await?;
         Ok(())
+    }
+
+    /// [`Engine::execute_claim`] for the claims of `steps` of one run, by a
+    /// task that may have driven it before: `settled` holds the steps its
+    /// drives executed (their own commits released the leases), and gains
+    /// this drive's. Only a claimed step no drive of the task executed is
+    /// released; a re-drive after a claim that the task's own drive
+    /// already served costs no release.
+    pub(crate) async fn execute_claims(
+        &self,
+        run_id: &str,
+        steps: &[String],
+        settled: &mut HashSet<String>,
+        observer: &dyn Observer,
+    ) -> Result<(), EngineError> {
+        let result = if self.is_draining() {
+            // Released below, whatever was executed before.
+            settled.clear();
+            Ok(())
+        } else {
+            match self.drive_steps(run_id, observer).await {
+                Ok((run, executed)) => {
+                    settled.extend(
+                        executed
+                            .iter()
+                            .map(|&i| run.definition.steps[i].name.clone()),
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    settled.clear();
+                    Err(e)
+                }
+            }
+        };
+        for step in steps.iter().filter(|s| !settled.contains(*s)) {
+            let released = self
+                .store()
+                .release_lease(run_id, step, &self.settings().worker_id)
+                .await;
+            if result.is_ok() && self.is_draining() {
+                released?;
+            }
+        }
+        result
     }
 }

@@ -2,7 +2,7 @@
 //! (with the `/metrics` aggregates), reading, verifying; and `stats()`.
 
 use super::cached::Cached;
-use super::pipeline::{Pipeline, params};
+use super::pipeline::{Param, Pipeline, params};
 use super::{PostgresStore, pg, to_u64};
 use crate::audit::{self, Pending};
 use crate::{AuditEvent, AuditReport, StepRun, StepStats, StoreError, StoreStats};
@@ -100,9 +100,29 @@ pub(super) async fn queue_append<C: GenericClient + Sync>(
     tally: &Tally,
     announce: Announce<'_>,
 ) -> Result<(), StoreError> {
+    let Some(args) = append_args(run_id, events, tally, announce)? else {
+        return Ok(());
+    };
+    p.exec(
+        "SELECT fleet_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        args,
+        "appending audit events",
+    )
+    .await?;
+    Ok(())
+}
+
+/// The eleven arguments of `fleet_append` (also the last of
+/// `fleet_commit`'s); None when there is nothing to append or tally.
+pub(super) fn append_args(
+    run_id: Option<&str>,
+    events: &[Pending],
+    tally: &Tally,
+    announce: Announce<'_>,
+) -> Result<Option<Vec<Param>>, StoreError> {
     let aggregates = tally.run_status.is_some() || tally.step.is_some();
     if events.is_empty() && !aggregates && matches!(announce, Announce::Nothing) {
-        return Ok(());
+        return Ok(None);
     }
     // One transaction, one time: its events happen together.
     let at = audit::format_time(audit::now());
@@ -136,25 +156,19 @@ pub(super) async fn queue_append<C: GenericClient + Sync>(
         Announce::Nothing => (None, false),
         Announce::Run { id, work } => (Some(id.to_owned()), work),
     };
-    p.exec(
-        "SELECT fleet_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        params![
-            run_id.map(str::to_owned),
-            at,
-            kinds,
-            payloads,
-            from,
-            to,
-            genflow,
-            step,
-            totals,
-            notify_run,
-            notify_work,
-        ],
-        "appending audit events",
-    )
-    .await?;
-    Ok(())
+    Ok(Some(params![
+        run_id.map(str::to_owned),
+        at,
+        kinds,
+        payloads,
+        from,
+        to,
+        genflow,
+        step,
+        totals,
+        notify_run,
+        notify_work,
+    ]))
 }
 
 pub(super) async fn events(

@@ -21,12 +21,14 @@
 
 mod cached;
 mod chain;
+mod known;
 mod notices;
 mod outbox;
 mod pipeline;
 mod runs;
 mod schema;
 mod work;
+mod writes;
 
 use crate::{
     ArtifactRef, AuditEvent, AuditReport, DecisionRecord, Delivery, DeliveryOutcome, DeliveryScope,
@@ -58,6 +60,9 @@ pub enum Migrate {
 const POOL_SIZE: usize = 16;
 /// Decoded definitions kept; the cache starts over past this.
 const MAX_DEFINITIONS: usize = 256;
+/// Runs whose latest known version is kept (`runs::Known`): far more than
+/// a worker or server has in flight (see `known.rs`).
+const MAX_KNOWN_RUNS: usize = 4096;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -66,6 +71,9 @@ pub struct PostgresStore {
     /// The URL with its password redacted, for messages.
     name: String,
     definitions: Mutex<HashMap<String, Arc<Genflow>>>,
+    /// Each run as of the newest version this store read or committed:
+    /// what lets a commit from that version skip reading the run first.
+    known: Mutex<known::Generations<runs::Known>>,
 }
 
 /// Maps a driver error to a `StoreError` saying what was being done.
@@ -121,6 +129,7 @@ impl PostgresStore {
             config,
             name,
             definitions: Mutex::default(),
+            known: Mutex::new(known::Generations::new(MAX_KNOWN_RUNS)),
         };
         let mut client = store.client().await?;
         match migrate {
@@ -167,6 +176,7 @@ impl PostgresStore {
             config,
             name,
             definitions: Mutex::default(),
+            known: Mutex::new(known::Generations::new(MAX_KNOWN_RUNS)),
         })
     }
 
@@ -205,6 +215,39 @@ impl PostgresStore {
         }
         defs.insert(hash.to_owned(), genflow.clone());
         genflow
+    }
+
+    /// The run as this store last knew it, if that is `version`.
+    fn known_at(&self, run_id: &str, version: i64) -> Option<runs::Known> {
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(run_id)
+            .filter(|k| k.record.version == version)
+            .cloned()
+    }
+
+    /// The newest version of the run this store knows.
+    fn latest_known(&self, run_id: &str) -> Option<RunRecord> {
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(run_id)
+            .map(|k| k.record.clone())
+    }
+
+    /// Remembers `known` unless a newer version of the run is known.
+    /// A run's record at a version never changes (every write of the run
+    /// row advances the version), so an entry is true forever; it is
+    /// useful while it is the newest.
+    fn remember_run(&self, known: runs::Known) {
+        let mut map = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(k) = map.get(&known.record.id)
+            && k.record.version >= known.record.version
+        {
+            return;
+        }
+        map.insert(known.record.id.clone(), known);
     }
 
     /// The definition stored under `hash` (cached once decoded).

@@ -80,6 +80,20 @@ pub(super) async fn queue_enqueue<C: GenericClient + Sync>(
     .await
 }
 
+/// The row [`queue_enqueue`] writes, as a transition's write.
+pub(super) fn delivery_write(d: &NewDelivery) -> Result<super::writes::Write, StoreError> {
+    Ok(super::writes::Write::Delivery {
+        step: d.step.clone(),
+        round: i64::from(d.round),
+        purpose: d.purpose.as_key(),
+        channel: d.channel.clone(),
+        recipient: d.recipient.clone(),
+        label: d.label.clone(),
+        payload_json: serde_json::to_string(&d.payload)
+            .map_err(|e| StoreError::Invalid(format!("delivery payload: {e}")))?,
+    })
+}
+
 /// Whether writing a delivery whose row has `status` queues it again (the
 /// `WHERE` of [`queue_enqueue`]'s upsert).
 pub(super) fn requeues(status: &str) -> bool {

@@ -3,6 +3,7 @@
 use super::cached::Cached;
 use super::chain::{self, Announce, Contribution, Tally};
 use super::pipeline::{Answers, Pipeline, Slot, Tx, params};
+use super::writes::{self, Write};
 use super::{PostgresStore, is_unique_violation, pg, to_i64, to_u32, to_u64};
 use crate::audit::{self, Pending};
 use crate::{
@@ -26,6 +27,40 @@ fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// A run as of one version, as this store read or committed it, and the
+/// newest revision of each artifact path it knows the run has (a path it
+/// does not list is guessed to have none). See [`commit_fast`].
+#[derive(Debug, Clone)]
+pub(super) struct Known {
+    pub record: RunRecord,
+    pub revisions: HashMap<String, u32>,
+}
+
+impl Known {
+    fn read(record: &RunRecord) -> Known {
+        Known {
+            record: record.clone(),
+            revisions: HashMap::new(),
+        }
+    }
+
+    fn committed(
+        record: &RunRecord,
+        before: &HashMap<String, u32>,
+        written: &[ArtifactRef],
+    ) -> Known {
+        let mut revisions = before.clone();
+        for r in written {
+            let newest = revisions.entry(r.path.clone()).or_insert(0);
+            *newest = (*newest).max(r.revision);
+        }
+        Known {
+            record: record.clone(),
+            revisions,
+        }
+    }
 }
 
 async fn run_from_row(
@@ -104,12 +139,14 @@ async fn create_in(
                 state_json,
                 run.state.status.as_str(),
                 run.triggered_by.clone(),
-                now_text,
+                now_text.clone(),
             ],
             "creating a run",
         )
         .await?;
-    let mut work = queue_sync(&mut p, &run.genflow, &run.id, None, &run.state, &[], now).await?;
+    let mut queue = Vec::new();
+    let mut work = queue_sync(&mut queue, &run.genflow, None, &run.state, &[], now)?;
+    writes::queue(&mut p, &run.id, &now_text, queue).await?;
     let created = audit::run_created(&run.id, &run.genflow, &definition_hash, &run.state);
     let definition = store.remember_definition(&definition_hash, run.genflow);
     let record = RunRecord {
@@ -133,7 +170,8 @@ async fn create_in(
     let (record, written) = match first {
         Some(first) => {
             let prior = Prior::new_run(&first);
-            let (applied, _) = plan(&mut p, &record, first, now, &prior).await?;
+            let applied = plan(&record, first, now, &prior)?;
+            writes::queue(&mut p, &applied.record.id, &now_text, applied.writes).await?;
             work |= applied.work;
             events.extend(applied.events);
             tally.run_status = applied.tally.run_status.map(|(_, to)| (None, to));
@@ -155,6 +193,7 @@ async fn create_in(
         return Err(StoreError::AlreadyExists(record.id));
     }
     answers.check()?;
+    store.remember_run(Known::committed(&record, &HashMap::new(), &written));
     Ok((record, written))
 }
 
@@ -165,6 +204,8 @@ struct Applied {
     events: Vec<Pending>,
     tally: Tally,
     work: bool,
+    /// The rows to write, in order.
+    writes: Vec<Write>,
 }
 
 /// Commits transition `t` in two round trips: BEGIN, the run row's lock
@@ -175,6 +216,11 @@ pub(super) async fn commit(
     store: &PostgresStore,
     t: Transition,
 ) -> Result<(RunRecord, Vec<ArtifactRef>), StoreError> {
+    if let Some(known) = store.known_at(&t.run_id, t.expected_version)
+        && let Some(done) = commit_fast(store, &known, &t).await?
+    {
+        return Ok(done);
+    }
     let tx = Tx::new(store.client().await?, t.durable);
     let result = commit_in(store, &tx, t).await;
     if result.is_err() {
@@ -216,7 +262,14 @@ async fn commit_in(
     let now = audit::now();
     let mut p = tx.pipeline();
     let (decision, run_id) = (t.decision.clone(), t.run_id.clone());
-    let (applied, decision_slot) = plan(&mut p, &current, t, now, &prior).await?;
+    let mut applied = plan(&current, t, now, &prior)?;
+    let decision_slot = writes::queue(
+        &mut p,
+        &applied.record.id,
+        &audit::format_time(now),
+        std::mem::take(&mut applied.writes),
+    )
+    .await?;
     let announce = Announce::Run {
         id: &applied.record.id,
         work: applied.work,
@@ -242,7 +295,129 @@ async fn commit_in(
         });
     }
     answers.check()?;
+    store.remember_run(Known::committed(
+        &applied.record,
+        &prior.revisions,
+        &applied.written,
+    ));
     Ok((applied.record, applied.written))
+}
+
+/// The errors `fleet_guard` (migration 0003) raises.
+const NO_RUN: &str = "FLNRN";
+const MOVED: &str = "FLCAS";
+const GUESSED_WRONG: &str = "FLPRI";
+
+/// Commits `t` in one statement, `fleet_commit` (migrations 0003, 0004),
+/// when this store knows the run at the version `t` expects (`known`):
+/// the writes are computed from `known` and from guesses of what they
+/// replace (the newest revisions `known` lists, else none; no step-run
+/// record for the step's attempt; no live delivery row), and the function
+/// first locks the run row and checks the version and every guess, raising
+/// otherwise, so the statement's transaction writes nothing. `None`: a
+/// guess was wrong (or the transition is one the two-round-trip path
+/// should refuse with its own error); nothing was written, commit it that
+/// way.
+async fn commit_fast(
+    store: &PostgresStore,
+    known: &Known,
+    t: &Transition,
+) -> Result<Option<(RunRecord, Vec<ArtifactRef>)>, StoreError> {
+    let mut guessed: HashMap<String, u32> = HashMap::new();
+    for a in &t.artifacts {
+        guessed.insert(
+            a.path.clone(),
+            known.revisions.get(&a.path).copied().unwrap_or(0),
+        );
+    }
+    let (paths, revisions): (Vec<String>, Vec<i64>) = guessed
+        .iter()
+        .map(|(p, r)| (p.clone(), i64::from(*r)))
+        .unzip();
+    let d_steps: Vec<String> = t.outbox.iter().map(|d| d.step.clone()).collect();
+    let d_rounds: Vec<i64> = t.outbox.iter().map(|d| i64::from(d.round)).collect();
+    let d_purposes: Vec<String> = t.outbox.iter().map(|d| d.purpose.as_key()).collect();
+    let d_channels: Vec<String> = t.outbox.iter().map(|d| d.channel.clone()).collect();
+    let d_recipients: Vec<String> = t.outbox.iter().map(|d| d.recipient.clone()).collect();
+    let prior = Prior {
+        revisions: guessed,
+        old_step_run: None,
+        requeued: vec![true; t.outbox.len()],
+    };
+
+    let now = audit::now();
+    let Ok(mut applied) = plan(&known.record, t.clone(), now, &prior) else {
+        // Nothing was sent: the two-round-trip path gives the error.
+        return Ok(None);
+    };
+    if !writes::fits_commit_call(&applied.writes) {
+        return Ok(None);
+    }
+    let announce = Announce::Run {
+        id: &applied.record.id,
+        work: applied.work,
+    };
+    let Some(append) = chain::append_args(
+        Some(&applied.record.id),
+        &applied.events,
+        &applied.tally,
+        announce,
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut args = params![
+        t.run_id.clone(),
+        t.expected_version,
+        t.durable,
+        paths,
+        revisions,
+        d_steps,
+        d_rounds,
+        d_purposes,
+        d_channels,
+        d_recipients,
+    ];
+    // The step run's key (the guard's guess is about it) is in here.
+    args.extend(writes::commit_call(
+        &audit::format_time(now),
+        std::mem::take(&mut applied.writes),
+    ));
+    // Its run id is the first argument already.
+    args.extend(append.into_iter().skip(1));
+    let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT fleet_commit({})", placeholders.join(", "));
+    let client = store.client().await?;
+    let mut p = Pipeline::new(&client);
+    let call = p.query(&sql, args, "committing a transition").await?;
+    let answers = p.send().await;
+    if let Some((_, e)) = answers.first_error() {
+        match e.code().map(|c| c.code()) {
+            Some(NO_RUN) => return Err(StoreError::NotFound(format!("run {}", t.run_id))),
+            Some(MOVED) => {
+                return Err(StoreError::Conflict {
+                    run_id: t.run_id.clone(),
+                });
+            }
+            Some(GUESSED_WRONG) => return Ok(None),
+            _ => {}
+        }
+        if let Some(d) = &t.decision
+            && is_unique_violation(e)
+            && e.as_db_error().and_then(|db| db.table()) == Some("decisions")
+        {
+            return Err(StoreError::DuplicateDecision {
+                run_id: t.run_id.clone(),
+                step: d.step.clone(),
+                approver: d.approver.clone(),
+            });
+        }
+    }
+    answers.rows(call)?;
+    let mut before = known.revisions.clone();
+    before.extend(prior.revisions);
+    store.remember_run(Known::committed(&applied.record, &before, &applied.written));
+    Ok(Some((applied.record, applied.written)))
 }
 
 /// What a transition replaces: read under the run row's lock before its
@@ -345,32 +520,22 @@ impl PriorReads {
     }
 }
 
-/// Queues the writes of transition `t` of `current` (locked by the
-/// caller, or written earlier in the same transaction), given what they
-/// replace; returns what they write and the decision's slot, if any.
-async fn plan(
-    p: &mut Pipeline<'_, Object>,
+/// The writes of transition `t` of `current` (locked by the caller, or
+/// written earlier in the same transaction), given what they replace.
+fn plan(
     current: &RunRecord,
     t: Transition,
     now: Timestamp,
     prior: &Prior,
-) -> Result<(Applied, Option<Slot>), StoreError> {
+) -> Result<Applied, StoreError> {
     let genflow: &Arc<Genflow> = &current.definition;
     check_shape(genflow, &t.state)?;
-    let now_text = audit::format_time(now);
     let version = current.version + 1;
-    p.exec(
-        "UPDATE runs SET state_json = $1, status = $2, version = $3, updated_at = $4 WHERE id = $5",
-        params![
-            json("run state", &t.state)?,
-            t.state.status.as_str(),
-            version,
-            now_text.clone(),
-            t.run_id.clone(),
-        ],
-        "updating a run",
-    )
-    .await?;
+    let mut writes = vec![Write::Run {
+        state_json: json("run state", &t.state)?,
+        status: t.state.status.as_str().to_owned(),
+        version,
+    }];
 
     let mut events = Vec::new();
     let mut written = Vec::with_capacity(t.artifacts.len());
@@ -393,26 +558,15 @@ async fn plan(
             size: a.bytes.len() as u64,
             created_at: now,
         };
-        // The content first (an FK of the revision), in the same statement.
-        p.exec(
-            "WITH content AS (
-               INSERT INTO artifacts (sha256, bytes, size) VALUES ($6, $8, $9) ON CONFLICT (sha256) DO NOTHING)
-             INSERT INTO artifact_revisions (run_id, step, step_index, path, revision, sha256, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            params![
-                r.run_id.clone(),
-                r.step.clone(),
-                to_i64(step_index as u64),
-                r.path.clone(),
-                i64::from(r.revision),
-                r.sha256.clone(),
-                now_text.clone(),
-                a.bytes.clone(),
-                to_i64(r.size),
-            ],
-            "storing an artifact",
-        )
-        .await?;
+        writes.push(Write::Artifact {
+            step: r.step.clone(),
+            step_index: to_i64(step_index as u64),
+            path: r.path.clone(),
+            revision: i64::from(r.revision),
+            sha256: r.sha256.clone(),
+            bytes: a.bytes.clone(),
+            size: to_i64(r.size),
+        });
         events.push(audit::artifact_stored(&r));
         written.push(r);
     }
@@ -433,40 +587,28 @@ async fn plan(
         }
         let change = Contribution::of(r).minus(prior.old_step_run.unwrap_or_default());
         tally.step = Some((current.genflow_name.clone(), r.step.clone(), change));
-        p.exec(
-            "INSERT INTO step_runs (run_id, step, attempt, model, prompt, settings_json, manifest_json, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (run_id, step, attempt) DO UPDATE SET
-               model = excluded.model, prompt = excluded.prompt, settings_json = excluded.settings_json,
-               manifest_json = excluded.manifest_json, input_tokens = excluded.input_tokens,
-               output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, cached = excluded.cached,
-               started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error",
-            params![
-                t.run_id.clone(),
-                r.step.clone(),
-                i64::from(r.attempt),
-                r.model.clone(),
-                r.prompt.clone(),
-                json("step run settings", &r.settings)?,
-                r.manifest
-                    .as_ref()
-                    .map(|m| json("step run manifest", m))
-                    .transpose()?,
-                to_i64(r.input_tokens),
-                to_i64(r.output_tokens),
-                r.cost_usd,
-                r.cached,
-                audit::format_time(r.started_at),
-                r.finished_at.map(audit::format_time),
-                r.error.clone(),
-            ],
-            "recording a step run",
-        )
-        .await?;
+        writes.push(Write::StepRun {
+            step: r.step.clone(),
+            attempt: i64::from(r.attempt),
+            model: r.model.clone(),
+            prompt: r.prompt.clone(),
+            settings_json: json("step run settings", &r.settings)?,
+            manifest_json: r
+                .manifest
+                .as_ref()
+                .map(|m| json("step run manifest", m))
+                .transpose()?,
+            input_tokens: to_i64(r.input_tokens),
+            output_tokens: to_i64(r.output_tokens),
+            cost_usd: r.cost_usd,
+            cached: r.cached,
+            started_at: audit::format_time(r.started_at),
+            finished_at: r.finished_at.map(audit::format_time),
+            error: r.error.clone(),
+        });
         events.push(audit::step_run_recorded(r));
     }
 
-    let mut decision = None;
     if let Some(d) = &t.decision {
         let record = crate::decision_record(
             genflow,
@@ -476,29 +618,19 @@ async fn plan(
             &current.definition_hash,
             now,
         )?;
-        decision = Some(
-            p.exec(
-                "INSERT INTO decisions (run_id, step, gate_round, approver, approver_key, verdict, reason, channel, decided_at, genflow_name, definition_hash, shown_json, is_final)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                params![
-                    record.run_id.clone(),
-                    record.step.clone(),
-                    i64::from(record.gate_round),
-                    record.approver.clone(),
-                    record.approver.trim().to_lowercase(),
-                    record.verdict.as_str(),
-                    record.reason.clone(),
-                    record.channel.clone(),
-                    now_text.clone(),
-                    record.genflow_name.clone(),
-                    record.definition_hash.clone(),
-                    json("decision shown", &record.shown)?,
-                    record.is_final,
-                ],
-                "recording a decision",
-            )
-            .await?,
-        );
+        writes.push(Write::Decision {
+            step: record.step.clone(),
+            gate_round: i64::from(record.gate_round),
+            approver: record.approver.clone(),
+            approver_key: record.approver.trim().to_lowercase(),
+            verdict: record.verdict.as_str().to_owned(),
+            reason: record.reason.clone(),
+            channel: record.channel.clone(),
+            genflow_name: record.genflow_name.clone(),
+            definition_hash: record.definition_hash.clone(),
+            shown_json: json("decision shown", &record.shown)?,
+            is_final: record.is_final,
+        });
         events.push(audit::decision_recorded(&record)?);
     }
 
@@ -509,7 +641,7 @@ async fn plan(
                 d.step, d.run_id, t.run_id
             )));
         }
-        super::outbox::queue_enqueue(p, d, &now_text).await?;
+        writes.push(super::outbox::delivery_write(d)?);
         if prior.requeued.get(i).copied().unwrap_or(true) {
             events.push(super::outbox::queued_event(d));
         }
@@ -529,36 +661,25 @@ async fn plan(
         }
     }
     let work = queue_sync(
-        p,
+        &mut writes,
         genflow,
-        &t.run_id,
         Some(&current.state),
         &t.state,
         &t.leases,
         now,
-    )
-    .await?;
+    )?;
     for change in &t.leases {
-        match change {
-            LeaseChange::Take { step, owner, ttl } => {
-                let expires = audit::format_time(super::work::lease_expiry(now, *ttl)?);
-                p.exec(
-                    "INSERT INTO leases (run_id, step, owner, expires_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-                    params![t.run_id.clone(), step.clone(), owner.clone(), expires],
-                    "taking a lease",
-                )
-                .await?;
-            }
-            LeaseChange::Release { step, owner } => {
-                p.exec(
-                    "DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3",
-                    params![t.run_id.clone(), step.clone(), owner.clone()],
-                    "releasing a lease",
-                )
-                .await?;
-            }
-        }
+        writes.push(match change {
+            LeaseChange::Take { step, owner, ttl } => Write::LeaseTake {
+                step: step.clone(),
+                owner: owner.clone(),
+                expires_at: audit::format_time(super::work::lease_expiry(now, *ttl)?),
+            },
+            LeaseChange::Release { step, owner } => Write::LeaseRelease {
+                step: step.clone(),
+                owner: owner.clone(),
+            },
+        });
     }
 
     events.extend(audit::state_changes(genflow, &current.state, &t.state));
@@ -577,16 +698,14 @@ async fn plan(
         created_at: current.created_at,
         updated_at: now,
     };
-    Ok((
-        Applied {
-            record,
-            written,
-            events,
-            tally,
-            work,
-        },
-        decision,
-    ))
+    Ok(Applied {
+        record,
+        written,
+        events,
+        tally,
+        work,
+        writes,
+    })
 }
 
 /// What the step-run record `r` replaces contributed to its step's totals.
@@ -609,13 +728,12 @@ fn old_contribution(r: &StepRun, row: &Row) -> Result<Contribution, StoreError> 
     }))
 }
 
-/// Queues what brings the run's rows of the step queue from `before` to
+/// Adds what brings the run's rows of the step queue from `before` to
 /// `after` (see `sqlite/queue.rs`); true when a step may have become
 /// claimable (a notice too many is harmless: notices are hints).
-async fn queue_sync(
-    p: &mut Pipeline<'_, Object>,
+fn queue_sync(
+    writes: &mut Vec<Write>,
     genflow: &Genflow,
-    run_id: &str,
     before: Option<&RunState>,
     after: &RunState,
     leases: &[LeaseChange],
@@ -625,47 +743,26 @@ async fn queue_sync(
         .map(|b| crate::runnable(genflow, b))
         .unwrap_or_default();
     let new = crate::runnable(genflow, after);
-    let now_text = audit::format_time(now);
     let mut work = false;
     for step in old.iter().filter(|s| !new.contains(s)) {
-        p.exec(
-            "DELETE FROM step_queue WHERE run_id = $1 AND step = $2",
-            params![run_id.to_owned(), step.to_string()],
-            "updating the step queue",
-        )
-        .await?;
+        writes.push(Write::QueueDelete(step.to_string()));
     }
     for step in new.iter().filter(|s| !old.contains(s)) {
         work = true;
-        p.exec(
-            "INSERT INTO step_queue (run_id, step, claimable_at) VALUES ($1, $2, $3)
-             ON CONFLICT (run_id, step) DO NOTHING",
-            params![run_id.to_owned(), step.to_string(), now_text.clone()],
-            "updating the step queue",
-        )
-        .await?;
+        writes.push(Write::QueueInsert(step.to_string()));
     }
     for change in leases {
         match change {
-            // Only ever earlier (see `sqlite/queue.rs`).
             LeaseChange::Take { step, ttl, .. } => {
                 let until = audit::format_time(super::work::lease_expiry(now, *ttl)?);
-                p.exec(
-                    "UPDATE step_queue SET claimable_at = $3
-                     WHERE run_id = $1 AND step = $2 AND claimable_at > $3",
-                    params![run_id.to_owned(), step.clone(), until],
-                    "updating the step queue",
-                )
-                .await?;
+                writes.push(Write::QueueTake {
+                    step: step.clone(),
+                    until,
+                });
             }
             LeaseChange::Release { step, .. } => {
                 work |= new.contains(&step.as_str());
-                p.exec(
-                    "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
-                    params![run_id.to_owned(), step.clone(), now_text.clone()],
-                    "updating the step queue",
-                )
-                .await?;
+                writes.push(Write::QueueRelease(step.clone()));
             }
         }
     }
@@ -674,15 +771,29 @@ async fn queue_sync(
 
 pub(super) async fn get(store: &PostgresStore, id: &str) -> Result<RunRecord, StoreError> {
     let client = store.client().await?;
+    // The state (most of the row, and of the decoding) only when it is
+    // not the version this store knows already.
+    let latest = store.latest_known(id);
+    let known_version = latest.as_ref().map_or(0, |r| r.version);
     if let Some(row) = client
         .row_opt(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"),
-            &[&id],
+            "SELECT id, genflow_name, definition_hash,
+                    CASE WHEN version = $2 THEN NULL ELSE state_json END,
+                    version, triggered_by, created_at, updated_at
+             FROM runs WHERE id = $1",
+            &[&id, &known_version],
         )
         .await
         .map_err(pg("reading a run"))?
     {
-        return run_from_row(store, &client, &row).await;
+        if let Some(record) = latest
+            && row.get::<_, Option<&str>>(3).is_none()
+        {
+            return Ok(record);
+        }
+        let record = run_from_row(store, &client, &row).await?;
+        store.remember_run(Known::read(&record));
+        return Ok(record);
     }
     if id.chars().count() < 4 {
         return Err(StoreError::Invalid(format!(
@@ -706,7 +817,11 @@ pub(super) async fn get(store: &PostgresStore, id: &str) -> Result<RunRecord, St
         .map_err(pg("reading a run"))?;
     match rows.as_slice() {
         [] => Err(StoreError::NotFound(format!("run `{id}`"))),
-        [one] => run_from_row(store, &client, one).await,
+        [one] => {
+            let record = run_from_row(store, &client, one).await?;
+            store.remember_run(Known::read(&record));
+            Ok(record)
+        }
         _ => Err(StoreError::AmbiguousId(id.to_owned())),
     }
 }
@@ -801,8 +916,12 @@ pub(super) async fn artifacts(
     let client = store.client().await?;
     client
         .rows(
-            "SELECT r.run_id, r.step, r.path, r.revision, r.sha256, a.size, r.created_at
-             FROM artifact_revisions r JOIN artifacts a ON a.sha256 = r.sha256
+            // The size by the content's key, row by row: as a join, the
+            // cached generic plan (made while the table was small) hashed
+            // a sequential scan of every artifact ever stored, per call.
+            "SELECT r.run_id, r.step, r.path, r.revision, r.sha256,
+                    (SELECT a.size FROM artifacts a WHERE a.sha256 = r.sha256), r.created_at
+             FROM artifact_revisions r
              WHERE r.run_id = $1 ORDER BY r.step_index, r.path, r.revision",
             &[&run_id],
         )

@@ -8,7 +8,7 @@ use crate::StoreError;
 use deadpool_postgres::Client;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-pub const MIGRATIONS: [(&str, &str); 2] = [
+pub const MIGRATIONS: [(&str, &str); 4] = [
     (
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
@@ -16,6 +16,14 @@ pub const MIGRATIONS: [(&str, &str); 2] = [
     (
         "append function",
         include_str!("../../migrations/postgres/0002_append_function.sql"),
+    ),
+    (
+        "commit guard",
+        include_str!("../../migrations/postgres/0003_commit_guard.sql"),
+    ),
+    (
+        "commit function",
+        include_str!("../../migrations/postgres/0004_commit_function.sql"),
     ),
 ];
 

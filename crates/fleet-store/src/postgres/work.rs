@@ -178,35 +178,31 @@ pub(super) async fn release_lease(
     owner: &str,
 ) -> Result<(), StoreError> {
     let now = audit::format_time(audit::now());
-    let mut client = store.client().await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(pg("releasing a lease"))?;
-    lock_queue_row(&tx, run_id, step).await?;
-    let released = tx
-        .exec(
-            "DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3",
-            &[&run_id, &step, &owner],
-        )
-        .await
-        .map_err(pg("releasing a lease"))?;
-    if released == 1 {
-        let queued = tx
-            .exec(
-                "UPDATE step_queue SET claimable_at = $3 WHERE run_id = $1 AND step = $2",
-                &[&run_id, &step, &now],
-            )
-            .await
-            .map_err(pg("releasing a lease"))?;
-        if queued == 1 {
-            tx.exec("SELECT pg_notify('fleet_work', '')", &[])
-                .await
-                .map_err(pg("releasing a lease"))?;
-        }
-    }
-    tx.commit().await.map_err(pg("releasing a lease"))?;
-    Ok(())
+    // One round trip: BEGIN, the queue row's lock (first, as everywhere),
+    // the release with its re-timing and notice, COMMIT. The step is
+    // re-timed and announced only when a lease of `owner` was deleted.
+    let tx = Tx::new(store.client().await?, false);
+    let mut p = tx.pipeline();
+    p.query(
+        "SELECT 1 FROM step_queue WHERE run_id = $1 AND step = $2 FOR UPDATE",
+        params![run_id.to_owned(), step.to_owned()],
+        "locking a queued step",
+    )
+    .await?;
+    p.query(
+        "WITH released AS (
+           DELETE FROM leases WHERE run_id = $1 AND step = $2 AND owner = $3 RETURNING 1
+         ), queued AS (
+           UPDATE step_queue SET claimable_at = $4
+           WHERE run_id = $1 AND step = $2 AND EXISTS (SELECT 1 FROM released)
+           RETURNING 1
+         )
+         SELECT pg_notify('fleet_work', '') FROM queued",
+        params![run_id.to_owned(), step.to_owned(), owner.to_owned(), now],
+        "releasing a lease",
+    )
+    .await?;
+    tx.commit_with(p).await.check()
 }
 
 fn schedule_from_row(row: &tokio_postgres::Row) -> Result<ScheduleRecord, StoreError> {
