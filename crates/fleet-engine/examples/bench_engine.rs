@@ -44,6 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&tmp.join("fleet.db")).await?);
     let mut settings = Settings::new(example.clone());
     settings.state_dir = tmp.clone();
+    // Never beside the example: `fleet init` embeds that directory.
+    settings.signing_key_file = tmp.join("signing.key");
     settings.write_files = std::env::var("BENCH_WRITE_FILES").is_ok();
     // The key goes with the scratch database, not into the example.
     settings.signing_key_file = tmp.join("signing.key");

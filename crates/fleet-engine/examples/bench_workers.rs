@@ -70,6 +70,8 @@ async fn main() -> Result<(), Error> {
             let engine_for = |store: Arc<dyn Store>| {
                 let mut settings = Settings::new(example.clone());
                 settings.state_dir = scratch.dir().to_path_buf();
+                // Never beside the example: `fleet init` embeds that directory.
+                settings.signing_key_file = scratch.dir().join("signing.key");
                 settings.write_files = false;
                 settings.concurrency = 16;
                 settings.step_slots = Some(Arc::new(tokio::sync::Semaphore::new(16)));

@@ -63,6 +63,8 @@ async fn main() -> Result<(), Error> {
         let store = scratch.store().await?;
         let mut settings = Settings::new(example.clone());
         settings.state_dir = scratch.dir().to_path_buf();
+        // Never beside the example: `fleet init` embeds that directory.
+        settings.signing_key_file = scratch.dir().join("signing.key");
         settings.write_files = false;
         let engine = Arc::new(Engine::new(store.clone(), config.clone(), settings));
         let secret = Secret::load_or_create(scratch.dir(), Some(&"s".repeat(64)))?;

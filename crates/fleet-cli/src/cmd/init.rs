@@ -13,6 +13,17 @@ struct ReleaseGateExample;
 
 pub const EXAMPLES: &[&str] = &["release-gate"];
 
+/// Whether an embedded file belongs to the example. Of `.fleet/` only the
+/// config does: whatever else a local run or benchmark left there (a
+/// signing key, a database) must never be baked into the binary's example
+/// and handed to every new workspace.
+fn is_example_file(name: &str) -> bool {
+    match name.strip_prefix(".fleet/") {
+        Some(rest) => rest == CONFIG_FILE,
+        None => true,
+    }
+}
+
 pub fn run(dir: &Path, example: &str, force: bool) -> Result<()> {
     if !EXAMPLES.contains(&example) {
         bail!(UsageError(format!(
@@ -21,6 +32,7 @@ pub fn run(dir: &Path, example: &str, force: bool) -> Result<()> {
         )));
     }
     let mut files: Vec<(String, Vec<u8>)> = ReleaseGateExample::iter()
+        .filter(|name| is_example_file(name))
         .filter_map(|name| {
             ReleaseGateExample::get(&name).map(|f| (name.to_string(), f.data.into_owned()))
         })
@@ -66,4 +78,22 @@ pub fn run(dir: &Path, example: &str, force: bool) -> Result<()> {
     println!("  fleet -C {} validate", dir.display());
     println!("  fleet -C {} flows", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_example_file;
+
+    #[test]
+    fn only_the_config_is_taken_from_the_examples_state_dir() {
+        assert!(is_example_file(".fleet/config.yaml"));
+        assert!(is_example_file("docs/runbooks/deploy.md"));
+        for stray in [
+            ".fleet/signing.key",
+            ".fleet/fleet.db",
+            ".fleet/runs/x/readiness.md",
+        ] {
+            assert!(!is_example_file(stray), "{stray}");
+        }
+    }
 }
