@@ -1604,6 +1604,7 @@ pub async fn create_with_first_transition_is_atomic(store: &dyn Store) {
         durable: false,
         outbox: Vec::new(),
         leases: Vec::new(),
+        blobs: Vec::new(),
     };
 
     let (run, _) = ok(
