@@ -246,6 +246,18 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Check an evidence bundle (`fleet audit export`) offline: every file
+    /// against SHA256SUMS, every signature under KEY, the audit chain and the
+    /// kept corpus; exit 1 naming the first file that fails.
+    Verify {
+        /// The bundle directory.
+        dir: PathBuf,
+        /// The public key you expect the bundle to be signed by (as `fleet
+        /// audit pubkey` prints it), or a file holding it. Not the bundle's
+        /// own pubkey.txt: a bundle cannot vouch for itself.
+        #[arg(long, value_name = "KEY_OR_FILE")]
+        key: String,
+    },
     /// Print a shell completion script (e.g. for /etc/bash_completion.d/fleet).
     Completions {
         /// The shell.
@@ -426,6 +438,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             logging::init(log.log_format);
             return cmd::worker::run(&locator, cmd::worker::WorkerArgs { concurrency, poll });
         }
+        Command::Verify { dir, key } => {
+            let key = if locator.cwd.join(&key).is_file() {
+                locator.cwd.join(&key).to_string_lossy().into_owned()
+            } else {
+                key
+            };
+            return cmd::verify_bundle::verify(&locator.cwd.join(dir), &key);
+        }
         Command::Completions { shell } => cmd::completions::completions(Cli::command(), shell)?,
         Command::Man { out } => {
             let out = out.map(|d| locator.cwd.join(d));
@@ -569,7 +589,7 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
             }
             AuditCommand::Checkpoint => cmd::audit::checkpoint(&app).await?,
             AuditCommand::Export { run, out } => {
-                cmd::audit::export(&app, &run, &locator.cwd.join(out)).await?;
+                cmd::bundle::export(&app, &run, &locator.cwd.join(out)).await?;
                 ExitCode::SUCCESS
             }
         },
@@ -582,6 +602,7 @@ async fn run_with_store(locator: &Locator, command: Command) -> Result<ExitCode>
         | Command::Flows { .. }
         | Command::Schema
         | Command::Corpus { .. }
+        | Command::Verify { .. }
         | Command::Completions { .. }
         | Command::Man { .. } => {
             anyhow::bail!("internal error: this command does not use the store")

@@ -718,6 +718,7 @@ fn symlink_record(root: &Path, absolute: &Path, path: &str) -> Result<FileRecord
             lines: 0,
             inclusion: Inclusion::SkippedSymlink,
             note: Some(note),
+            sha256: None,
         },
         text: None,
     })
@@ -735,6 +736,7 @@ fn entry_without_content(
         lines: 0,
         inclusion,
         note: Some(note.into()),
+        sha256: None,
     }
 }
 
@@ -794,6 +796,7 @@ fn read_file(absolute: &Path, path: String, max_file_bytes: u64) -> (FileRecord,
             lines: snapshot.lines,
             inclusion,
             note,
+            sha256: None,
         },
         text,
     };

@@ -87,6 +87,11 @@ pub struct ManifestEntry {
     pub inclusion: Inclusion,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// sha256 (hex) of the text the model was given for this entry (the
+    /// whole file, or its first part when truncated), set when the step kept
+    /// those bytes (`evidence.keep_corpus`); absent in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

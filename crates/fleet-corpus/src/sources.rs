@@ -195,6 +195,7 @@ fn run_source(
             Inclusion::Whole
         },
         note: (!notes.is_empty()).then(|| notes.join("; ")),
+        sha256: None,
     };
     Ok((Document { path, text }, entry))
 }

@@ -82,6 +82,8 @@ pub(crate) struct StepDone {
     pub step_run: Option<StepRun>,
     /// What a review raised, by severity (none for other kinds).
     pub flags: FlagCounts,
+    /// The corpus files kept as evidence (`evidence.keep_corpus`).
+    pub blobs: Vec<fleet_store::Blob>,
 }
 
 pub(crate) struct StepFailure {
@@ -302,10 +304,19 @@ async fn model_step(
             bytes: json,
         });
     }
+    // What was kept is decided on the document as written (`cited`), and
+    // the manifest recorded with the result names each kept file's sha256.
+    let kept = crate::kept::keep(
+        run.definition.evidence.keep_corpus,
+        &request.corpus,
+        &artifacts[0].bytes,
+    );
+    step_run.manifest = serde_json::to_value(&kept.manifest).ok();
     Ok(StepDone {
         artifacts,
         step_run: Some(step_run),
         flags: counts,
+        blobs: kept.blobs,
     })
 }
 
@@ -461,5 +472,6 @@ async fn notify_step(
             error: None,
         }),
         flags: FlagCounts::NONE,
+        blobs: Vec::new(),
     })
 }

@@ -17,6 +17,7 @@ mod fan_out;
 mod files;
 mod follow;
 mod gaps;
+mod kept;
 pub mod keys;
 pub mod metrics;
 mod publish;
@@ -257,6 +258,8 @@ struct Extras {
     outbox: Vec<NewDelivery>,
     /// The step's lease, taken with StepStarted and released with its result.
     leases: Vec<LeaseChange>,
+    /// The corpus files a model step kept (`evidence.keep_corpus`).
+    blobs: Vec<fleet_store::Blob>,
 }
 
 /// The result of one committed transition.
@@ -677,6 +680,7 @@ impl Engine {
                 let mut extras = Extras {
                     artifacts: done.artifacts,
                     step_run: done.step_run,
+                    blobs: done.blobs,
                     leases: self.lease_release(&step.name),
                     ..Extras::default()
                 };
@@ -1090,6 +1094,7 @@ impl Engine {
             outbox,
             durable: extras.durable,
             leases: extras.leases,
+            blobs: extras.blobs,
         };
         (t, files)
     }

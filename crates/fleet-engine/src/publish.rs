@@ -122,6 +122,7 @@ pub(crate) async fn publish_step(
             error: None,
         }),
         flags: fleet_core::flags::FlagCounts::NONE,
+        blobs: Vec::new(),
     })
 }
 

@@ -340,6 +340,38 @@ impl<'c> CitationIndex<'c> {
     }
 }
 
+/// The corpus documents `text` cites: as `path:line` (found exactly as
+/// [`check_citations`] finds them), or by naming the document's path as a
+/// whole word. What `evidence.keep_corpus: cited` keeps.
+pub fn cited_paths(text: &str, corpus: &Corpus) -> std::collections::BTreeSet<String> {
+    let known: std::collections::BTreeSet<&str> =
+        corpus.documents.iter().map(|d| d.path.as_str()).collect();
+    let mut out: std::collections::BTreeSet<String> =
+        find_citations(text, &|p: &str| known.contains(p))
+            .into_iter()
+            .filter(|c| known.contains(c.path))
+            .map(|c| c.path.to_owned())
+            .collect();
+    for path in &known {
+        if !out.contains(*path) && names_path(text, path) {
+            out.insert((*path).to_owned());
+        }
+    }
+    out
+}
+
+/// Whether `path` occurs in `text` not glued to a longer path on either side.
+fn names_path(text: &str, path: &str) -> bool {
+    let h = text.as_bytes();
+    memchr::memmem::find_iter(h, path.as_bytes()).any(|at| {
+        let end = at + path.len();
+        let before = at.checked_sub(1).map(|i| h[i]);
+        let after = h.get(end).copied();
+        !before.is_some_and(|b| is_path_byte(b) || b == b'/')
+            && !after.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'-'))
+    })
+}
+
 /// Verifies every `path:line` citation in `text` points at an existing line
 /// of a corpus document or an upstream document (paths as in the manifest,
 /// e.g. `docs/runbooks/deploy.md:42`; `source:NAME:12` for command sources).
@@ -424,6 +456,20 @@ mod tests {
             text: "a\nb\nc\n".into(),
             flags: None,
         }]
+    }
+
+    #[test]
+    fn cited_paths_are_citations_and_named_documents() {
+        let c = corpus();
+        let cited = super::cited_paths("See docs/runbooks/deploy.md:3 and the NOTES.", &c);
+        assert_eq!(
+            cited.into_iter().collect::<Vec<_>>(),
+            ["NOTES", "docs/runbooks/deploy.md"]
+        );
+        let glued = super::cited_paths("see xdocs/runbooks/deploy.md.bak and NOTES2", &c);
+        assert!(glued.is_empty(), "{glued:?}");
+        let source = super::cited_paths("per source:open-bugs:2", &c);
+        assert!(source.contains("source:open-bugs"), "{source:?}");
     }
 
     #[test]

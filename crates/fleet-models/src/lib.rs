@@ -17,7 +17,7 @@ mod providers;
 mod text;
 
 pub use builtin::Builtin;
-pub use citations::{check_citations, check_citations_in};
+pub use citations::{check_citations, check_citations_in, cited_paths};
 pub use providers::{ProviderOptions, RetryPolicy, from_config};
 
 use fleet_core::config::StepKind;

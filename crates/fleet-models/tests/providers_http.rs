@@ -64,6 +64,7 @@ fn corpus() -> Corpus {
                     lines: t.lines().count() as u64,
                     inclusion: Inclusion::Whole,
                     note: None,
+                    sha256: None,
                 })
                 .collect(),
             ..Manifest::default()

@@ -15,11 +15,13 @@
 //! database errors as text so no driver's types leak into the API.
 
 pub mod audit;
+mod blob;
 mod copy;
 mod postgres;
 mod sqlite;
 mod url;
 
+pub use blob::{Blob, ContentTotals};
 pub use copy::{CopyReport, copy_sqlite_to_postgres};
 pub use postgres::{Migrate, PostgresStore, schema_version_known};
 #[cfg(feature = "testing")]
@@ -304,6 +306,11 @@ pub struct Transition {
     /// release it with StepSucceeded/StepFailed).
     #[serde(default)]
     pub leases: Vec<LeaseChange>,
+    /// Content kept with the transition but no document of the run (the
+    /// corpus a step read): stored content-addressed, once per distinct
+    /// bytes, referenced by sha256 from the step's corpus manifest.
+    #[serde(default)]
+    pub blobs: Vec<Blob>,
 }
 
 /// A change to a step's lease, committed as part of a [`Transition`].
@@ -334,6 +341,7 @@ impl Transition {
             durable: false,
             outbox: Vec::new(),
             leases: Vec::new(),
+            blobs: Vec::new(),
         }
     }
 }
@@ -717,6 +725,9 @@ pub trait Store: Send + Sync {
     /// Every revision, ordered by step order then revision.
     async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRef>, StoreError>;
     async fn artifact_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// How many distinct contents (artifacts and kept corpus files) are
+    /// stored, and their bytes: what deduplication saves shows here.
+    async fn content_totals(&self) -> Result<ContentTotals, StoreError>;
     /// Ordered by start time.
     async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError>;
     /// In the order they were recorded.

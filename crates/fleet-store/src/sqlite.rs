@@ -582,6 +582,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn content_totals(&self) -> Result<crate::ContentTotals, StoreError> {
+        self.read("counting stored contents", move |conn, _| {
+            let (contents, bytes): (i64, i64) = conn
+                .prepare_cached("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM artifacts")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(crate::ContentTotals {
+                contents: u64::try_from(contents).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+            })
+        })
+        .await
+    }
+
     async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError> {
         let run_id = run_id.to_string();
         self.read("listing step runs", move |conn, _| {

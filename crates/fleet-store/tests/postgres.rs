@@ -118,6 +118,7 @@ suite_test!(create_with_first_transition_is_atomic);
 suite_test!(run_versions_match_list_runs);
 suite_test!(commit_conflict_writes_nothing);
 suite_test!(artifacts_are_content_addressed);
+suite_test!(kept_corpus_is_stored_once);
 suite_test!(step_runs_upsert_per_attempt);
 suite_test!(decisions_are_unique_per_gate_round);
 suite_test!(events_are_chained_and_verified);

@@ -104,6 +104,11 @@ async fn artifacts_are_content_addressed() {
 }
 
 #[tokio::test]
+async fn kept_corpus_is_stored_once() {
+    suite::kept_corpus_is_stored_once(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn step_runs_upsert_per_attempt() {
     suite::step_runs_upsert_per_attempt(&db().await.store).await;
 }

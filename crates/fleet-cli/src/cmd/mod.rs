@@ -1,4 +1,6 @@
 pub mod audit;
+pub mod bundle;
+pub mod bundle_readme;
 pub mod checkpoints;
 pub mod completions;
 pub mod corpus;
@@ -11,4 +13,5 @@ pub mod mcp;
 pub mod rounds;
 pub mod runs;
 pub mod serve;
+pub mod verify_bundle;
 pub mod worker;

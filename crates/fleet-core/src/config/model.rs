@@ -79,6 +79,10 @@ pub struct Genflow {
     /// fails before a call that could go past it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// What of a run's inputs is kept as evidence (`evidence: {keep_corpus: read}`).
+    /// Serialized only when set, so definitions without it keep their hash.
+    #[serde(default, skip_serializing_if = "Evidence::is_default")]
+    pub evidence: Evidence,
     pub steps: Vec<Step>,
     /// Set only in a run's definition (never in config): the value of every
     /// param, the texts above already rendered with them. Kept in the
@@ -147,6 +151,51 @@ pub struct Budget {
     /// US dollars, priced with each model's `prices`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+}
+
+/// A genflow's `evidence` settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// Which corpus files a report or review step keeps, content-addressed,
+    /// with its record (the corpus manifest is always kept). Default `read`.
+    #[serde(default, skip_serializing_if = "KeepCorpus::is_default")]
+    pub keep_corpus: KeepCorpus,
+}
+
+impl Evidence {
+    pub fn is_default(&self) -> bool {
+        *self == Evidence::default()
+    }
+}
+
+/// Which corpus files a model step keeps (`evidence.keep_corpus`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepCorpus {
+    /// Every document the step read (the text the model was given).
+    #[default]
+    Read,
+    /// Only the files the step's document cites as `path:line` (or by path).
+    Cited,
+    /// None: only the manifest (size, lines, blake3 per file).
+    None,
+}
+
+impl KeepCorpus {
+    pub const ALL: [KeepCorpus; 3] = [KeepCorpus::Read, KeepCorpus::Cited, KeepCorpus::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeepCorpus::Read => "read",
+            KeepCorpus::Cited => "cited",
+            KeepCorpus::None => "none",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == KeepCorpus::default()
+    }
 }
 
 impl Genflow {

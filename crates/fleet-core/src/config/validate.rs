@@ -8,6 +8,7 @@ use crate::dag;
 use std::collections::{BTreeMap, HashMap};
 
 mod corpus;
+mod evidence;
 mod fan_out;
 mod models;
 mod notify;
@@ -28,6 +29,7 @@ const GENFLOW_KEYS: &[&str] = &[
     "trigger",
     "approvers",
     "budget",
+    "evidence",
     "steps",
 ];
 const STEP_COMMON: &[&str] = &["name", "kind", "depends_on", "out", "retries", "timeout"];
@@ -326,6 +328,10 @@ impl Checker {
             .map(|n| self.email_list(n, &format!("`approvers` of {what}")))
             .unwrap_or_default();
         let budget = f.get("budget").and_then(|n| self.budget(n));
+        let evidence = f
+            .get("evidence")
+            .and_then(|n| self.evidence(n))
+            .unwrap_or_default();
         let (steps, fanned) = match self.required(&f, "steps", &what) {
             Some(n) => {
                 let default_approvers = has_default_approvers || !approvers.is_empty();
@@ -346,6 +352,7 @@ impl Checker {
                 trigger,
                 approvers,
                 budget,
+                evidence,
                 steps,
                 param_values: BTreeMap::new(),
             },

@@ -42,6 +42,7 @@ pub fn load_corpus(root: &Path, dirs: &[&str]) -> Corpus {
             lines: d.text.lines().count() as u64,
             inclusion: Inclusion::Whole,
             note: None,
+            sha256: None,
         })
         .collect();
     Corpus {

@@ -383,6 +383,22 @@ impl Store for PostgresStore {
             .map(|r| r.get(0)))
     }
 
+    async fn content_totals(&self) -> Result<crate::ContentTotals, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .row(
+                "SELECT COUNT(*)::BIGINT, COALESCE(SUM(size), 0)::BIGINT FROM artifacts",
+                &[],
+            )
+            .await
+            .map_err(pg("counting stored contents"))?;
+        let (contents, bytes): (i64, i64) = (row.get(0), row.get(1));
+        Ok(crate::ContentTotals {
+            contents: u64::try_from(contents).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+        })
+    }
+
     async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError> {
         runs::step_runs(self, run_id).await
     }

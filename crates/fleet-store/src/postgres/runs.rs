@@ -571,6 +571,25 @@ fn plan(
         written.push(r);
     }
 
+    if !t.blobs.is_empty() {
+        // One statement for all of them; a content already stored is left as is.
+        let shas: Vec<String> = t.blobs.iter().map(|b| b.sha256().to_owned()).collect();
+        let bytes: Vec<Vec<u8>> = t.blobs.iter().map(|b| b.bytes().to_vec()).collect();
+        let sizes: Vec<i64> = t
+            .blobs
+            .iter()
+            .map(|b| to_i64(b.bytes().len() as u64))
+            .collect();
+        p.exec(
+            "INSERT INTO artifacts (sha256, bytes, size)
+             SELECT * FROM unnest($1::TEXT[], $2::BYTEA[], $3::BIGINT[])
+             ON CONFLICT (sha256) DO NOTHING",
+            params![shas, bytes, sizes],
+            "storing kept corpus files",
+        )
+        .await?;
+    }
+
     let mut tally = Tally {
         run_status: Some((
             Some(current.state.status.as_str().to_owned()),

@@ -167,6 +167,13 @@ pub(super) fn commit_in(
         written.push(r);
     }
 
+    for b in &t.blobs {
+        conn.prepare_cached(
+            "INSERT INTO artifacts (sha256, bytes, size) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
+        )?
+        .execute(params![b.sha256(), b.bytes(), to_i64(b.bytes().len() as u64)])?;
+    }
+
     if let Some(r) = &t.step_run {
         if genflow.step_index(&r.step).is_none() {
             return Err(StoreError::Invalid(format!(

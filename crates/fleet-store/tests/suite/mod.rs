@@ -515,6 +515,61 @@ pub async fn artifacts_are_content_addressed(store: &dyn Store) {
     assert_eq!(ok(store.get_run(&run.id).await, "get").version, run.version);
 }
 
+/// Kept corpus files (`Transition::blobs`): the same bytes read by two
+/// runs, and twice in one commit, are stored once; readable by sha256 and
+/// covered by `verify_audit`; a commit that loses its compare-and-swap
+/// stores none.
+pub async fn kept_corpus_is_stored_once(store: &dyn Store) {
+    let before = ok(store.content_totals().await, "totals");
+    let runbook = fleet_store::Blob::new(b"# Deploy\n\n## Rollback\nredeploy v1\n".to_vec());
+    let other = fleet_store::Blob::new(b"only in the first run\n".to_vec());
+    let first = new_run(store, "corpus-run-1", "release-gate", None).await;
+    let mut t = Transition::new(&first, first.state.clone());
+    t.blobs = vec![runbook.clone(), other.clone(), runbook.clone()];
+    let (first, written) = ok(store.commit(t).await, "commit");
+    assert!(
+        written.is_empty(),
+        "kept files are not documents of the run"
+    );
+    assert!(
+        ok(store.artifacts(&first.id).await, "artifacts").is_empty(),
+        "kept files are not listed as artifacts"
+    );
+    let after_one = ok(store.content_totals().await, "totals");
+    assert_eq!(after_one.contents, before.contents + 2);
+
+    let second = new_run(store, "corpus-run-2", "release-gate", None).await;
+    let mut t = Transition::new(&second, second.state.clone());
+    t.blobs = vec![runbook.clone()];
+    ok(store.commit(t).await, "commit");
+    let after_two = ok(store.content_totals().await, "totals");
+    assert_eq!(
+        after_two, after_one,
+        "the same file in a second run is stored once"
+    );
+    assert_eq!(
+        ok(store.artifact_bytes(runbook.sha256()).await, "bytes").as_deref(),
+        Some(runbook.bytes())
+    );
+
+    // A stale commit writes no content.
+    let stale_blob = fleet_store::Blob::new(b"never stored\n".to_vec());
+    let mut stale = Transition::new(&first, first.state.clone());
+    stale.expected_version = first.version - 1;
+    stale.blobs = vec![stale_blob.clone()];
+    assert!(matches!(
+        store.commit(stale).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        ok(store.artifact_bytes(stale_blob.sha256()).await, "bytes"),
+        None
+    );
+    let report = ok(store.verify_audit().await, "verify");
+    assert!(report.is_ok(), "{report:?}");
+    assert!(report.artifacts_checked >= after_two.contents);
+}
+
 pub async fn step_runs_upsert_per_attempt(store: &dyn Store) {
     let run = new_run(store, "step-run-run", "release-gate", None).await;
     let run = step(store, &run, Event::Start).await;
@@ -1676,6 +1731,7 @@ pub async fn create_with_first_transition_is_atomic(store: &dyn Store) {
         durable: false,
         outbox: Vec::new(),
         leases: Vec::new(),
+        blobs: Vec::new(),
     };
 
     let (run, _) = ok(
