@@ -323,6 +323,11 @@ async fn commit_fast(
     known: &Known,
     t: &Transition,
 ) -> Result<Option<(RunRecord, Vec<ArtifactRef>)>, StoreError> {
+    if !t.blobs.is_empty() {
+        // Kept corpus files are not among fleet_commit's arguments: the
+        // two-round-trip path writes them (see `writes::fits_commit_call`).
+        return Ok(None);
+    }
     let mut guessed: HashMap<String, u32> = HashMap::new();
     for a in &t.artifacts {
         guessed.insert(
@@ -580,14 +585,7 @@ fn plan(
             .iter()
             .map(|b| to_i64(b.bytes().len() as u64))
             .collect();
-        p.exec(
-            "INSERT INTO artifacts (sha256, bytes, size)
-             SELECT * FROM unnest($1::TEXT[], $2::BYTEA[], $3::BIGINT[])
-             ON CONFLICT (sha256) DO NOTHING",
-            params![shas, bytes, sizes],
-            "storing kept corpus files",
-        )
-        .await?;
+        writes.push(Write::Blobs { shas, bytes, sizes });
     }
 
     let mut tally = Tally {

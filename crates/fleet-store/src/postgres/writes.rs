@@ -16,6 +16,12 @@ pub(super) enum Write {
         status: String,
         version: i64,
     },
+    /// Kept corpus files: content only, no revision row (`Transition::blobs`).
+    Blobs {
+        shas: Vec<String>,
+        bytes: Vec<Vec<u8>>,
+        sizes: Vec<i64>,
+    },
     Artifact {
         step: String,
         step_index: i64,
@@ -124,6 +130,17 @@ pub(super) async fn queue(
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     params![id(), step, step_index, path, revision, sha256, now(), bytes, size],
                     "storing an artifact",
+                )
+                .await?;
+            }
+            Write::Blobs { shas, bytes, sizes } => {
+                // One statement for all of them; a content already stored is left as is.
+                p.exec(
+                    "INSERT INTO artifacts (sha256, bytes, size)
+                     SELECT * FROM unnest($1::TEXT[], $2::BYTEA[], $3::BIGINT[])
+                     ON CONFLICT (sha256) DO NOTHING",
+                    params![shas, bytes, sizes],
+                    "storing kept corpus files",
                 )
                 .await?;
             }
@@ -304,6 +321,8 @@ pub(super) fn fits_commit_call(writes: &[Write]) -> bool {
             Write::LeaseTake { step, .. } | Write::LeaseRelease { step, .. } => {
                 leases.insert(step.as_str())
             }
+            // Not among fleet_commit's arguments (migration 0004).
+            Write::Blobs { .. } => false,
             _ => true,
         };
         if !fresh {
@@ -370,6 +389,9 @@ pub(super) fn commit_call(now: &str, writes: Vec<Write>) -> Vec<Param> {
                 a_bytes.push(bytes);
                 a_sizes.push(size);
             }
+            // `fits_commit_call` sends transitions with kept files down
+            // the other path; one that reached here would lose them.
+            Write::Blobs { .. } => debug_assert!(false, "kept corpus files in fleet_commit"),
             w @ Write::StepRun { .. } => step_run = Some(w),
             w @ Write::Decision { .. } => decision = Some(w),
             // Keys are the guard's arguments (the deliveries of the
