@@ -48,6 +48,11 @@ fn the_inertness_check_catches_what_it_is_for() {
         "<p>onclick=alert(1) &lt;script&gt; javascript:alert(1)</p>",
         "<a href=\"https://example.com/javascript:x\" rel=\"noopener\">x</a>",
         "<p>a &amp; b</p><img src=\"x.png\" alt=\"onerror=1\">",
+        // Text attributes may say anything (a crash the fuzzer found in
+        // the check itself, fuzz/regressions/markdown/alt-text).
+        "<img alt=\"javascript:alert(5)\" title=\"data:x\">",
+        // A control character inside the scheme makes it a relative URL.
+        "<a href=\"java\u{1}script:alert(2)\">b</a>",
     ] {
         assert_eq!(inert(good), Ok(()), "{good}");
     }

@@ -16,12 +16,34 @@ const ACTIVE_ELEMENTS: &[&str] = &[
     "math",
 ];
 
+/// Attributes a browser reads as a URL (an `alt` or `title` is only text).
+const URL_ATTRIBUTES: &[&str] = &[
+    "href",
+    "src",
+    "srcset",
+    "action",
+    "formaction",
+    "cite",
+    "background",
+    "poster",
+    "data",
+    "codebase",
+    "longdesc",
+    "lowsrc",
+    "dynsrc",
+    "usemap",
+    "manifest",
+    "icon",
+    "ping",
+    "xlink:href",
+];
+
 /// URL schemes that run code in the page.
 const SCRIPT_SCHEMES: &[&str] = &["javascript:", "vbscript:", "data:"];
 
 /// Whether sanitized HTML (as ammonia serializes it: text escaped, every
 /// `<` opens a tag) is inert: no active element, no `on*` attribute, no
-/// `style` attribute, and no attribute whose value, entity-decoded and
+/// `style` attribute, and no URL attribute whose value, entity-decoded and
 /// stripped the way browsers strip URLs, starts with a script scheme.
 pub fn inert(html: &str) -> Result<(), String> {
     if html.to_ascii_lowercase().contains("<script") {
@@ -43,6 +65,9 @@ pub fn inert(html: &str) -> Result<(), String> {
             }
             if attr == "style" {
                 return Err("a `style` attribute survived".into());
+            }
+            if !URL_ATTRIBUTES.contains(&attr.as_str()) {
+                continue;
             }
             let url = url_as_browsers_read_it(&decode_entities(&value));
             if let Some(scheme) = SCRIPT_SCHEMES.iter().find(|s| url.starts_with(**s)) {
