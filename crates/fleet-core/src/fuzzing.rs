@@ -34,11 +34,16 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// Whether `pos` is a place in `text`: the lines are YAML's (broken at
-/// `\n`, `\r\n` and a lone `\r`), and the last line may be the empty one
-/// after a final line break.
+/// Whether `pos` is a place in `text` as `Diagnostic::render` shows it:
+/// lines end at `\n` (a `\r` before it is not part of the line; a lone
+/// `\r` is, as serde-saphyr counts positions too), the last line may be the
+/// empty one after a final line break, and the caret may sit one past the
+/// end of its line.
 pub fn position_in(text: &str, pos: Pos) -> Result<(), String> {
-    let lines = yaml_lines(text);
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     if pos.line == 0 || pos.line > lines.len() {
         return Err(format!("line {} of {}", pos.line, lines.len()));
     }
@@ -50,32 +55,6 @@ pub fn position_in(text: &str, pos: Pos) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn yaml_lines(text: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\n' => {
-                lines.push(&text[start..i]);
-                start = i + 1;
-            }
-            b'\r' => {
-                lines.push(&text[start..i]);
-                if bytes.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    lines.push(&text[start..]);
-    lines
 }
 
 /// Runs `property` on every saved input of fuzz target `target`: its seed
