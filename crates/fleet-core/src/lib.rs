@@ -5,5 +5,8 @@
 pub mod config;
 pub mod dag;
 pub mod flags;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod rounds;
 pub mod run;

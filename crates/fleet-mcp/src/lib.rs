@@ -10,6 +10,9 @@
 //! `fleet serve` (streamable HTTP, behind operator auth).
 
 mod args;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod views;
 
 use args::*;

@@ -13,6 +13,9 @@
 
 mod builtin;
 mod citations;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod providers;
 mod text;
 

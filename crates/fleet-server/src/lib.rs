@@ -24,6 +24,9 @@ mod body;
 mod cache;
 pub mod dag_svg;
 mod diff;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod markdown;
 mod metrics;

@@ -12,6 +12,8 @@ mod http;
 mod prompt;
 mod retry;
 mod review_flags;
+#[cfg(feature = "fuzzing")]
+pub(crate) use review_flags::parse_flags;
 mod wire;
 
 pub use retry::RetryPolicy;

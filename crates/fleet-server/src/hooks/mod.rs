@@ -8,8 +8,8 @@
 //! the first one started instead of starting another (the store refuses a
 //! second run with one id), and no table of deliveries is needed.
 
-mod github;
-mod gitlab;
+pub(crate) mod github;
+pub(crate) mod gitlab;
 mod secrets;
 mod start;
 mod ticket;

@@ -1,0 +1,6 @@
+//! `csrf`: see `fleet_server::fuzzing::csrf` for the property checked.
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        fleet_server::fuzzing::csrf(data);
+    });
+}
