@@ -106,18 +106,35 @@ impl SigningKey {
         SigningKey::parse(text.trim()).map_err(|e| fail(e.to_string()))
     }
 
-    /// Writes this key to a new file at `path` (mode 0600, created
-    /// exclusively: an existing file is an `AlreadyExists` error, never
-    /// overwritten), flushed to disk.
+    /// Writes this key to a new file at `path` (mode 0600; an existing
+    /// file is an `AlreadyExists` error, never overwritten), flushed to
+    /// disk. The key is written whole to a private temporary file first and
+    /// then linked in place, so `path` never exists half-written: a process
+    /// reading it while another creates it sees no file or the whole key.
     pub fn write_new(&self, path: &Path) -> std::io::Result<()> {
+        static TEMP_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = path.with_file_name(format!(
+            ".{name}.{}-{}.tmp",
+            std::process::id(),
+            TEMP_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path)?;
-        use std::io::Write as _;
-        file.write_all(format!("{}\n", self.to_text()).as_bytes())?;
-        file.sync_all()
+        let written = options.open(&temp).and_then(|mut file| {
+            use std::io::Write as _;
+            file.write_all(format!("{}\n", self.to_text()).as_bytes())?;
+            file.sync_all()
+        });
+        // hard_link fails with AlreadyExists when another process won.
+        let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+        let _ = std::fs::remove_file(&temp);
+        linked
     }
 
     /// `PRIVATE+KEY+NAME+KEYHASH+BASE64(0x01 || seed)`.
@@ -272,5 +289,31 @@ mod tests {
             "x",
         );
         assert!(Verifier::parse(&broken).is_err());
+    }
+
+    /// Twenty `fleet approve`s at once on a new workspace all create the
+    /// key: each must get the one key that won, never a half-written file.
+    #[test]
+    fn keys_created_at_once_are_one_key_and_never_read_half_written() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("signing.key");
+            let keys: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..16)
+                    .map(|_| s.spawn(|| SigningKey::load_or_create(&path, "fleet-test")))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("thread"))
+                    .collect()
+            });
+            let first = keys[0].as_ref().expect("a key").verifier();
+            for key in &keys {
+                let key = key.as_ref().unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(key.verifier(), first, "two keys were created");
+            }
+            let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+            assert_eq!(left.len(), 1, "temporary files were left behind");
+        }
     }
 }
