@@ -6,28 +6,14 @@
 
 mod common;
 
+use common::{fleet, stdout_of};
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const OWNER: &str = "release-owner@example.com";
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env_remove("FLEET_SIGNING_KEY_FILE")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&cmd.assert().success().get_output().stdout).into_owned()
-}
 
 /// The example project, run and decided Go, exported; (project, run id,
 /// bundle copied to a directory of its own, the installation's vkey).

@@ -4,19 +4,11 @@
 
 mod common;
 
+use common::fleet;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
 
 /// The `fleet init` example with `from` replaced by `to` in its config.
 fn project_with(from: &str, to: &str) -> tempfile::TempDir {

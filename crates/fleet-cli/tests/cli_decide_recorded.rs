@@ -7,28 +7,12 @@
 
 mod common;
 
+use common::{fleet, json_of};
+
 use assert_cmd::Command;
-use serde_json::Value;
 use std::path::Path;
 
 const OWNER: &str = "release-owner@example.com";
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
-}
 
 fn gate_status(dir: &Path, id: &str) -> String {
     let run = json_of(fleet(dir).args(["show", id, "--json"]));

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{fleet, json_of, stdout_of};
+
 use assert_cmd::Command;
 use base64::Engine as _;
 use fleet_evidence::{Checkpoint, Envelope, Verifier};
@@ -14,18 +16,6 @@ use serde_json::Value;
 use std::path::Path;
 
 const OWNER: &str = "release-owner@example.com";
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env_remove("FLEET_SIGNING_KEY_FILE")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
 
 fn project() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -36,16 +26,6 @@ fn project() -> tempfile::TempDir {
         .assert()
         .success();
     tmp
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&cmd.assert().success().get_output().stdout).into_owned()
 }
 
 /// A run of the example, decided Go; its id.

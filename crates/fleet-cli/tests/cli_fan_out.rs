@@ -5,7 +5,8 @@
 
 mod common;
 
-use assert_cmd::Command;
+use common::{fleet, json_of};
+
 use predicates::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -48,17 +49,6 @@ const INCIDENTS: &[(&str, &str)] = &[
     ),
 ];
 
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
-
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -75,12 +65,6 @@ fn project() -> tempfile::TempDir {
     write(tmp.path(), ".gitignore", "incidents/draft-*.md\n");
     write(tmp.path(), "incidents/draft-unfinished.md", "# WIP\n");
     tmp
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
 }
 
 fn step<'a>(run: &'a Value, name: &str) -> &'a Value {

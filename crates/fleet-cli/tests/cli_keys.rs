@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::{fleet, stdout_of};
+
 use assert_cmd::Command;
 use fleet_evidence::{Checkpoint, Envelope, SigningKey, Verifier};
 use predicates::prelude::*;
@@ -14,22 +16,6 @@ use serde_json::Value;
 use std::path::Path;
 
 const OWNER: &str = "release-owner@example.com";
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env_remove("FLEET_SIGNING_KEY_FILE")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&cmd.assert().success().get_output().stdout).into_owned()
-}
 
 /// A run of the example, decided Go; its id.
 fn decided_run(dir: &Path) -> String {

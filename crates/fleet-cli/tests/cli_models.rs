@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::json_of;
+
 use assert_cmd::Command;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -26,22 +28,10 @@ The report mentions it but not that there is no way back \
 \"evidence\": [{\"path\": \"migrations/0043_drop_legacy_tax_rate.up.sql\", \"line\": 3}]}]}\n```\n";
 
 fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .env("FLEET_E2E_OPENAI_KEY", OPENAI_KEY)
-        .env("FLEET_E2E_ANTHROPIC_KEY", ANTHROPIC_KEY)
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
+    let mut cmd = common::fleet(dir);
+    cmd.env("FLEET_E2E_OPENAI_KEY", OPENAI_KEY)
+        .env("FLEET_E2E_ANTHROPIC_KEY", ANTHROPIC_KEY);
     cmd
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
 }
 
 fn step<'a>(run: &'a Value, name: &str) -> &'a Value {

@@ -5,9 +5,9 @@
 
 mod common;
 
-use assert_cmd::Command;
+use common::{fleet, json_of};
+
 use predicates::prelude::*;
-use serde_json::Value;
 use std::path::Path;
 
 const OWNER: &str = "release-owner@example.com";
@@ -30,17 +30,6 @@ genflows:
       - {name: go-no-go, kind: approval, depends_on: [readiness, risk-review], question: "Ship {{ params.version }}?", out: decision.md}
 "#;
 
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
-
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -61,12 +50,6 @@ fn project() -> tempfile::TempDir {
         "# 4.1.0\n\n- [ ] An old item nobody should read\n",
     );
     tmp
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
 }
 
 #[test]

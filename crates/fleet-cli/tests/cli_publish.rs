@@ -5,7 +5,8 @@
 
 mod common;
 
-use assert_cmd::Command;
+use common::{fleet, json_of};
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
@@ -14,17 +15,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 const OWNER: &str = "owner@example.com";
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
 
 /// A workspace whose gate publishes the drafted notes to `destinations`.
 fn workspace(destinations: &str, extra: &str) -> tempfile::TempDir {
@@ -52,12 +42,6 @@ fn workspace(destinations: &str, extra: &str) -> tempfile::TempDir {
     );
     std::fs::write(dir.join(".fleet/config.yaml"), config).expect("write config");
     tmp
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
 }
 
 fn start(dir: &Path) -> String {

@@ -8,18 +8,9 @@ use std::path::Path;
 
 mod common;
 
-const MODEL: &str = include_str!("../../fleet-server/tests/fixtures/redraft-model.sh");
+use common::fleet;
 
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
+const MODEL: &str = include_str!("../../fleet-server/tests/fixtures/redraft-model.sh");
 
 /// `fleet init`'s example with both analysis steps on the scripted model
 /// and the review redrafting the report at most `max` times.

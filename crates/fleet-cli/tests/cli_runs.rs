@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::fleet;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -12,17 +14,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const OWNER: &str = "release-owner@example.com";
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
 
 fn project() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");

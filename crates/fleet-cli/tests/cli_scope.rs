@@ -39,20 +39,14 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_FAULT")
-        .env("FLEET_USER", "dev@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+    let mut cmd = common::fleet(dir);
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         // A temporary directory is never taken for part of an enclosing repository.
         .env(
             "GIT_CEILING_DIRECTORIES",
             dir.parent().expect("temporary directories have a parent"),
-        )
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
+        );
     cmd
 }
 

@@ -4,26 +4,15 @@
 
 mod common;
 
+use common::fleet;
+
 use assert_cmd::Command;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const OWNER: &str = "release-owner@example.com";
-
-fn fleet(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
-    cmd.env_remove("FLEET_CONFIG")
-        .env_remove("FLEET_API_TOKEN")
-        .env_remove("FLEET_SECRET")
-        .env("FLEET_USER", "dev@example.com")
-        .arg("-C")
-        .arg(dir);
-    common::use_database(&mut cmd, dir);
-    cmd
-}
 
 fn project_at_gate() -> (tempfile::TempDir, String) {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -35,15 +35,12 @@ pub fn config(data: &[u8]) {
 }
 
 /// Whether `pos` is a place in `text` as `Diagnostic::render` shows it:
-/// lines end at `\n` (a `\r` before it is not part of the line; a lone
-/// `\r` is, as serde-saphyr counts positions too), the last line may be the
-/// empty one after a final line break, and the caret may sit one past the
-/// end of its line.
+/// every line break (LF, CRLF, a lone CR) ends a line, as YAML counts them,
+/// the last line may be the empty one after a final line break, and the
+/// caret may sit one past the end of its line.
 pub fn position_in(text: &str, pos: Pos) -> Result<(), String> {
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
+    let text = config::diag::normalize_line_breaks(text);
+    let lines: Vec<&str> = config::diag::source_lines(&text).collect();
     if pos.line == 0 || pos.line > lines.len() {
         return Err(format!("line {} of {}", pos.line, lines.len()));
     }

@@ -40,10 +40,9 @@ use fleet_core::config::Genflow;
 use fleet_core::run::{RunState, Verdict};
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use writer::Writer;
 
@@ -107,17 +106,24 @@ macro_rules! select_deliveries {
 mod aggregates;
 mod checkpointer;
 mod commit;
+mod definitions;
+mod listing;
 mod notices;
 mod open;
 mod outbox;
 mod queue;
+mod readers;
 mod rows;
+mod schedules;
 mod verify;
 mod writer;
 
 use commit::{append_events, commit_in, create_in, release_in};
+use definitions::Definitions;
+use listing::query_listing;
 use open::{configure, keep_plans, migrate, open_writer};
 use outbox::{delivery_from_row, enqueue_in, finish_delivery_in};
+use readers::Readers;
 use rows::{
     artifact_from_row, corrupt, decision_from_row, event_from_row, fetch_run, from_json,
     is_unique_violation, like_prefix, run_definition, run_record, run_row, step_run_from_row, time,
@@ -218,193 +224,6 @@ impl SqliteStore {
             None => self.write(what, false, work).await,
         }
     }
-}
-
-/// Read-only connections, opened on demand and kept for reuse.
-struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Reader>>,
-    /// See `change_stamp`: bumped whenever a reader sees that something was
-    /// committed since it last looked.
-    generation: AtomicU64,
-}
-
-struct Reader {
-    conn: Connection,
-    /// Its `PRAGMA data_version` when last read; None: never read.
-    data_version: Option<i64>,
-}
-
-impl Readers {
-    fn with<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.with_reader(|reader| work(&reader.conn))
-    }
-
-    fn with_reader<T>(
-        &self,
-        work: impl FnOnce(&mut Reader) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut reader = match idle {
-            Some(reader) => reader,
-            None => Reader {
-                conn: self.open()?,
-                data_version: None,
-            },
-        };
-        let out = work(&mut reader);
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < READERS {
-            idle.push(reader);
-        }
-        out
-    }
-
-    /// The store's change stamp. SQLite's `data_version` differs between
-    /// two reads on one connection exactly when another connection (this
-    /// process's writer, or any other process) committed in between. Each
-    /// reader compares with what it saw last and bumps the shared
-    /// generation when it differs (or on its first read). A commit after a
-    /// stamp was taken is seen by whichever reader next looks, which bumps
-    /// the generation after that commit, so every later stamp differs;
-    /// extra bumps only cost a cache miss.
-    fn stamp(&self) -> Result<u64, StoreError> {
-        self.with_reader(|reader| {
-            let now: i64 = reader
-                .conn
-                .prepare_cached("PRAGMA data_version")?
-                .query_row([], |r| r.get(0))?;
-            if reader.data_version != Some(now) {
-                reader.data_version = Some(now);
-                self.generation.fetch_add(1, Ordering::SeqCst);
-            }
-            Ok(self.generation.load(Ordering::SeqCst))
-        })
-    }
-
-    fn open(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        keep_plans(&conn)?;
-        Ok(conn)
-    }
-}
-
-/// Decoded genflow definitions by `definition_hash`.
-#[derive(Default)]
-struct Definitions {
-    by_hash: Mutex<HashMap<String, Arc<Genflow>>>,
-}
-
-impl Definitions {
-    /// The definition of run `run_id`, whose stored hash is `hash`; decoded
-    /// from the row only when not cached.
-    fn get(&self, conn: &Connection, run_id: &str, hash: &str) -> Result<Arc<Genflow>, StoreError> {
-        if let Some(g) = self
-            .by_hash
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(hash)
-        {
-            return Ok(Arc::clone(g));
-        }
-        let json: String = conn
-            .prepare_cached("SELECT json FROM definitions WHERE hash = ?1")?
-            .query_row([hash], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| {
-                corrupt(
-                    &format!("run {run_id}"),
-                    format!("its definition {hash} is missing"),
-                )
-            })?;
-        let genflow: Genflow = from_json(&json, || format!("run {run_id} definition"))?;
-        Ok(self.insert(hash, genflow))
-    }
-
-    fn insert(&self, hash: &str, genflow: Genflow) -> Arc<Genflow> {
-        let genflow = Arc::new(genflow);
-        let mut map = self.by_hash.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= MAX_DEFINITIONS {
-            map.clear();
-        }
-        map.insert(hash.to_string(), Arc::clone(&genflow));
-        genflow
-    }
-}
-
-/// A run listing: `select` (columns, ending in `FROM runs `) with the WHERE,
-/// ORDER BY and LIMIT for `filter`. `list_runs` and `run_versions` share it,
-/// so both list exactly the same runs. Only the filters that are set appear
-/// in the SQL (an `?1 IS NULL OR` condition keeps SQLite from using an
-/// index), so each shape is served by its index in `created_at DESC, id
-/// DESC` order (`runs_created`, `runs_status_created`,
-/// `runs_genflow_created`, `runs_genflow_status_created`) and a page reads
-/// the rows it lists, however many runs are stored.
-fn listing_sql(select: &str, filter: &RunFilter) -> String {
-    let mut conditions = Vec::new();
-    if filter.genflow.is_some() {
-        conditions.push("genflow_name = ?1");
-    }
-    if filter.status.is_some() {
-        conditions.push("status = ?2");
-    }
-    if filter.before.is_some() {
-        conditions.push("(created_at, id) < (?4, ?5)");
-    }
-    let mut sql = select.to_owned();
-    if !conditions.is_empty() {
-        sql.push_str("WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?3");
-    sql
-}
-
-/// Runs the listing of `filter` with columns `select`, each row mapped by `map`.
-fn query_listing<T>(
-    conn: &Connection,
-    select: &str,
-    filter: &RunFilter,
-    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, StoreError> {
-    // SQLite treats a negative LIMIT as "no limit".
-    let limit = filter.limit.map_or(-1, i64::from);
-    let (after_time, after_id) = match &filter.before {
-        Some(c) => (Some(audit::format_time(c.created_at)), Some(c.id.as_str())),
-        None => (None, None),
-    };
-    let sql = listing_sql(select, filter);
-    let mut statement = conn.prepare_cached(&sql)?;
-    // Parameters are numbered as in `listing_sql`; bind each up to the
-    // highest one this shape uses (SQLite counts parameters up to it).
-    let status = filter.status.map(|s| s.as_str());
-    for i in 1..=statement.parameter_count() {
-        match i {
-            1 => statement.raw_bind_parameter(i, &filter.genflow)?,
-            2 => statement.raw_bind_parameter(i, status)?,
-            3 => statement.raw_bind_parameter(i, limit)?,
-            4 => statement.raw_bind_parameter(i, &after_time)?,
-            _ => statement.raw_bind_parameter(i, after_id)?,
-        }
-    }
-    let mut rows = statement.raw_query();
-    let mut map = map;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(map(row)?);
-    }
-    Ok(out)
 }
 
 #[async_trait]
@@ -710,18 +529,7 @@ impl Store for SqliteStore {
         let now = audit::format_time(now);
         let (run_id, step, owner) = (run_id.to_string(), step.to_string(), owner.to_string());
         self.write("claiming a lease", false, move |conn, _| {
-            // Insert, or take over a lease that is ours or has expired.
-            let taken = conn
-                .prepare_cached(
-                    "INSERT INTO leases (run_id, step, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                     WHERE leases.owner = excluded.owner OR leases.expires_at <= ?5",
-                )?
-                .execute(params![run_id, step, owner, expires, now])?;
-            if taken == 1 {
-                queue::set_claimable(conn, &run_id, &step, &expires)?;
-            }
-            Ok(taken == 1)
+            queue::claim_lease(conn, &run_id, &step, &owner, &expires, &now)
         })
         .await
     }
@@ -736,15 +544,7 @@ impl Store for SqliteStore {
         let expires = audit::format_time(lease_expiry(audit::now(), ttl)?);
         let (run_id, step, owner) = (run_id.to_string(), step.to_string(), owner.to_string());
         self.write("renewing a lease", false, move |conn, _| {
-            let renewed = conn
-                .prepare_cached(
-                    "UPDATE leases SET expires_at = ?1 WHERE run_id = ?2 AND step = ?3 AND owner = ?4",
-                )?
-                .execute(params![expires, run_id, step, owner])?;
-            if renewed == 1 {
-                queue::set_claimable(conn, &run_id, &step, &expires)?;
-            }
-            Ok(renewed == 1)
+            queue::renew_lease(conn, &run_id, &step, &owner, &expires)
         })
         .await
     }
@@ -786,14 +586,8 @@ impl Store for SqliteStore {
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        self.read("listing schedules", |conn, _| {
-            conn.prepare_cached(
-                "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules ORDER BY genflow",
-            )?
-            .query_and_then([], schedule_from_row)?
-            .collect()
-        })
-        .await
+        self.read("listing schedules", |conn, _| schedules::list(conn))
+            .await
     }
 
     async fn ensure_schedule(
@@ -805,20 +599,7 @@ impl Store for SqliteStore {
         let (genflow, cron) = (genflow.to_string(), cron.to_string());
         let next_due = audit::format_time(next_due);
         self.write("storing a schedule", false, move |conn, _| {
-            // A changed expression restarts the schedule; the same one keeps its
-            // stored due time, which is what lets a restart catch up.
-            conn.prepare_cached(
-                "INSERT INTO schedules (genflow, cron, next_due) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (genflow) DO UPDATE SET cron = excluded.cron, next_due = excluded.next_due
-                 WHERE schedules.cron <> excluded.cron",
-            )?
-            .execute(params![genflow, cron, next_due])?;
-            conn.prepare_cached(
-                "SELECT genflow, cron, next_due, last_due, last_run_id FROM schedules WHERE genflow = ?1",
-            )?
-            .query_and_then([genflow], schedule_from_row)?
-            .next()
-            .unwrap_or_else(|| Err(StoreError::Database("the schedule just stored is missing".into())))
+            schedules::ensure(conn, &genflow, &cron, &next_due)
         })
         .await
     }
@@ -833,13 +614,7 @@ impl Store for SqliteStore {
         let (genflow, run_id) = (genflow.to_string(), run_id.to_string());
         let (due, next_due) = (audit::format_time(due), audit::format_time(next_due));
         self.write("claiming a schedule", true, move |conn, _| {
-            let claimed = conn
-                .prepare_cached(
-                    "UPDATE schedules SET next_due = ?1, last_due = ?2, last_run_id = ?3
-                     WHERE genflow = ?4 AND next_due = ?2",
-                )?
-                .execute(params![next_due, due, run_id, genflow])?;
-            Ok(claimed == 1)
+            schedules::claim(conn, &genflow, &due, &next_due, &run_id)
         })
         .await
     }
@@ -884,20 +659,7 @@ impl Store for SqliteStore {
         let (scope, owner) = (scope.clone(), owner.to_string());
         let mut claimed = self
             .write("claiming deliveries", false, move |conn, _| {
-                conn.prepare_cached(
-                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_owner = ?1, lease_expires_at = ?2
-                     WHERE id IN (
-                       SELECT id FROM outbox
-                       WHERE ((status = 'pending' AND next_attempt_at <= ?3) OR (status = 'sending' AND lease_expires_at <= ?3))
-                         AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR step = ?5)
-                       ORDER BY id LIMIT ?6)
-                     RETURNING id, run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, last_error, message_id, response, summary, created_at, finished_at",
-                )?
-                .query_and_then(
-                    params![owner, expires, now_text, scope.run_id, scope.step, i64::from(limit)],
-                    delivery_from_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()
+                outbox::claim_in(conn, &scope, &owner, &expires, &now_text, limit)
             })
             .await?;
         claimed.sort_by_key(|d| d.id);
@@ -930,17 +692,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-}
-
-fn schedule_from_row(row: &Row<'_>) -> Result<ScheduleRecord, StoreError> {
-    let last_due: Option<String> = row.get(3)?;
-    Ok(ScheduleRecord {
-        genflow: row.get(0)?,
-        cron: row.get(1)?,
-        next_due: time(&row.get::<_, String>(2)?)?,
-        last_due: last_due.as_deref().map(time).transpose()?,
-        last_run_id: row.get(4)?,
-    })
 }
 
 fn lease_expiry(now: Timestamp, ttl: Duration) -> Result<Timestamp, StoreError> {

@@ -130,6 +130,38 @@ pub fn database_for(dir: &Path) -> Option<String> {
     Some(db.url().to_owned())
 }
 
+/// The `fleet` binary run in workspace `dir` as a developer there would:
+/// nothing from the test process's own environment that changes what it
+/// does (config path, fault hook, key file, tokens), `FLEET_USER` set, and
+/// the pass's database.
+pub fn fleet(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("fleet").expect("fleet binary");
+    for name in [
+        "FLEET_CONFIG",
+        "FLEET_FAULT",
+        "FLEET_SIGNING_KEY_FILE",
+        "FLEET_API_TOKEN",
+        "FLEET_SECRET",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.env("FLEET_USER", "dev@example.com").arg("-C").arg(dir);
+    use_database(&mut cmd, dir);
+    cmd
+}
+
+/// The standard output of `cmd`, which must succeed.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&cmd.assert().success().get_output().stdout).into_owned()
+}
+
+/// The standard output of `cmd`, which must succeed, as JSON.
+pub fn json_of(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
+}
+
 /// Points `cmd` (run in workspace `dir`) at the pass's database.
 pub fn use_database(cmd: &mut Command, dir: &Path) {
     cmd.env_remove("FLEET_DATABASE_URL");

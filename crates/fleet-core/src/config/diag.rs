@@ -2,6 +2,7 @@
 //! `PATH:LINE:COL: error: MESSAGE` followed by the offending line and a caret.
 
 use super::node::Pos;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,8 +72,8 @@ impl Diagnostic {
     pub fn render(&self, path: &str, source: &str) -> String {
         let mut out = self.headline(path);
         out.push('\n');
-        let line_text = source
-            .lines()
+        let source = normalize_line_breaks(source);
+        let line_text = source_lines(&source)
             .nth(self.pos.line.saturating_sub(1))
             .unwrap_or("");
         let gutter = self.pos.line.to_string();
@@ -90,6 +91,22 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// `text` with every line break (CRLF, a lone CR, LF) written as LF: the
+/// form the config is parsed in, so positions count lines the way YAML does.
+pub fn normalize_line_breaks(text: &str) -> Cow<'_, str> {
+    if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The lines of normalized text as positions count them: the empty line
+/// after a final line break is a line (the caret may point at it).
+pub fn source_lines(normalized: &str) -> impl Iterator<Item = &str> {
+    normalized.split('\n')
 }
 
 /// Renders all diagnostics and a closing count line.

@@ -150,6 +150,10 @@ pub struct SyntaxError {
 /// Parses YAML text into a located tree. `Ok(None)` means the document is empty
 /// (only whitespace and comments).
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    // YAML counts CR, LF and CRLF each as one line break, but parsers (and
+    // our own renderer) disagree on a lone CR; one form keeps every position
+    // on the line `Diagnostic::render` shows.
+    let text = &*super::diag::normalize_line_breaks(text);
     let opts = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
     };

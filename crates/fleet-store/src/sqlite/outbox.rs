@@ -179,3 +179,29 @@ pub(super) fn finish_delivery_in(
     }
     Ok(changed == 1)
 }
+
+/// Claims up to `limit` deliveries of `scope` that are due at `now` (or
+/// whose sender's lease expired) for `owner` until `expires`.
+pub(super) fn claim_in(
+    conn: &Connection,
+    scope: &DeliveryScope,
+    owner: &str,
+    expires: &str,
+    now: &str,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_owner = ?1, lease_expires_at = ?2
+         WHERE id IN (
+           SELECT id FROM outbox
+           WHERE ((status = 'pending' AND next_attempt_at <= ?3) OR (status = 'sending' AND lease_expires_at <= ?3))
+             AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR step = ?5)
+           ORDER BY id LIMIT ?6)
+         RETURNING id, run_id, step, round, purpose, channel, recipient, label, payload_json, status, attempts, next_attempt_at, last_error, message_id, response, summary, created_at, finished_at",
+    )?
+    .query_and_then(
+        params![owner, expires, now, scope.run_id, scope.step, i64::from(limit)],
+        delivery_from_row,
+    )?
+    .collect()
+}

@@ -124,3 +124,45 @@ pub(crate) fn claim(
     }
     Ok(claims)
 }
+
+/// Takes the lease of `step` for `owner` until `expires`: a new one, one
+/// `owner` already holds, or one that expired before `now`.
+pub(super) fn claim_lease(
+    conn: &Connection,
+    run_id: &str,
+    step: &str,
+    owner: &str,
+    expires: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let taken = conn
+        .prepare_cached(
+            "INSERT INTO leases (run_id, step, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+             WHERE leases.owner = excluded.owner OR leases.expires_at <= ?5",
+        )?
+        .execute(params![run_id, step, owner, expires, now])?;
+    if taken == 1 {
+        set_claimable(conn, run_id, step, expires)?;
+    }
+    Ok(taken == 1)
+}
+
+/// Extends `owner`'s lease of `step` to `expires`; false when it is not theirs.
+pub(super) fn renew_lease(
+    conn: &Connection,
+    run_id: &str,
+    step: &str,
+    owner: &str,
+    expires: &str,
+) -> Result<bool, StoreError> {
+    let renewed = conn
+        .prepare_cached(
+            "UPDATE leases SET expires_at = ?1 WHERE run_id = ?2 AND step = ?3 AND owner = ?4",
+        )?
+        .execute(params![expires, run_id, step, owner])?;
+    if renewed == 1 {
+        set_claimable(conn, run_id, step, expires)?;
+    }
+    Ok(renewed == 1)
+}
