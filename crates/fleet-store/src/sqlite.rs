@@ -58,7 +58,7 @@ const MAX_DEFINITIONS: usize = 256;
 const STATEMENT_CACHE: usize = 64;
 
 /// Schema migrations in order; migration `i` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: [(&str, &str); 6] = [
+const MIGRATIONS: [(&str, &str); 7] = [
     ("init", include_str!("../migrations/sqlite/0001_init.sql")),
     (
         "schedules",
@@ -79,6 +79,10 @@ const MIGRATIONS: [(&str, &str); 6] = [
     (
         "aggregates",
         include_str!("../migrations/sqlite/0006_aggregates.sql"),
+    ),
+    (
+        "event kinds",
+        include_str!("../migrations/sqlite/0007_event_kinds.sql"),
     ),
 ];
 
@@ -500,12 +504,9 @@ impl Store for SqliteStore {
         let limit = newest.map_or(-1, i64::from);
         let mut events = self
             .read("reading audit events by kind", move |conn, _| {
-                conn.prepare_cached(
-                    "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events
-                     WHERE kind = ?1 ORDER BY seq DESC LIMIT ?2",
-                )?
-                .query_and_then(params![kind, limit], event_from_row)?
-                .collect::<Result<Vec<_>, _>>()
+                conn.prepare_cached(&events_of_kind_sql(&kind))?
+                    .query_and_then(params![kind, limit], event_from_row)?
+                    .collect::<Result<Vec<_>, _>>()
             })
             .await?;
         events.reverse();
@@ -694,6 +695,16 @@ impl Store for SqliteStore {
     }
 }
 
+/// `events_of_kind`'s query: newest first, by the kind's own index where it
+/// has one.
+fn events_of_kind_sql(kind: &str) -> String {
+    format!(
+        "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events
+         WHERE {} kind = ?1 ORDER BY seq DESC LIMIT ?2",
+        audit::indexed_kind(kind)
+    )
+}
+
 fn lease_expiry(now: Timestamp, ttl: Duration) -> Result<Timestamp, StoreError> {
     let ttl = jiff::SignedDuration::try_from(ttl)
         .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))?;
@@ -704,6 +715,38 @@ fn lease_expiry(now: Timestamp, ttl: Duration) -> Result<Timestamp, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key list and the latest checkpoint are read through their
+    /// partial indexes, not by scanning the log (`fleet approve` reads the
+    /// key list in every process).
+    #[tokio::test]
+    async fn events_of_an_indexed_kind_are_read_by_their_index() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let store = SqliteStore::open(&dir.path().join("fleet.db"))
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let plan = |kind: &'static str| {
+            store
+                .readers
+                .as_ref()
+                .expect("a file has readers")
+                .with(|conn| {
+                    let sql = format!("EXPLAIN QUERY PLAN {}", events_of_kind_sql(kind));
+                    let mut statement = conn.prepare(&sql)?;
+                    let rows = statement.query_map(params![kind, 1], |r| r.get::<_, String>(3))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?.join("; "))
+                })
+        };
+        for (kind, index) in [
+            ("audit.key", "events_audit_key"),
+            ("audit.checkpoint", "events_audit_checkpoint"),
+        ] {
+            let plan = plan(kind).unwrap_or_else(|e| panic!("{e}"));
+            assert!(plan.contains(index), "{kind}: {plan}");
+        }
+        let plan = plan("step.status").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plan.contains("events_audit"), "{plan}");
+    }
 
     /// The stamp moves exactly when another connection commits (a log
     /// restart included), and only then.

@@ -220,11 +220,7 @@ pub(super) async fn events_of_kind(
     let client = store.client().await?;
     let limit: Option<i64> = newest.map(i64::from);
     let rows = client
-        .rows(
-            "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events
-             WHERE kind = $1 ORDER BY seq DESC LIMIT $2",
-            &[&kind, &limit],
-        )
+        .rows(&events_of_kind_sql(kind), &[&kind, &limit])
         .await
         .map_err(pg("reading audit events by kind"))?;
     let mut events = rows
@@ -233,6 +229,15 @@ pub(super) async fn events_of_kind(
         .collect::<Result<Vec<_>, _>>()?;
     events.reverse();
     Ok(events)
+}
+
+/// `events_of_kind`'s query, by the kind's own index where it has one.
+pub(super) fn events_of_kind_sql(kind: &str) -> String {
+    format!(
+        "SELECT seq, run_id, at, kind, payload_json, prev_hash, hash FROM events
+         WHERE {} kind = $1 ORDER BY seq DESC LIMIT $2",
+        crate::audit::indexed_kind(kind)
+    )
 }
 
 /// `Store::append_events`: events of no run, in a transaction of their
@@ -426,4 +431,64 @@ pub(super) async fn stats(store: &PostgresStore) -> Result<StoreStats, StoreErro
         runs_by_status,
         steps,
     })
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::events_of_kind_sql;
+    use crate::Migrate;
+    use crate::testing::ScratchDb;
+
+    /// The key list and the latest checkpoint are read through their
+    /// partial indexes, not by scanning the log (`fleet approve` reads the
+    /// key list in every process).
+    #[tokio::test]
+    async fn events_of_an_indexed_kind_are_read_by_their_index() {
+        let scratch = ScratchDb::create();
+        let _store = crate::PostgresStore::connect(scratch.url(), Migrate::Apply)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let (client, connection) = tokio_postgres::connect(scratch.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        tokio::spawn(connection);
+        // As on a log of many events, where a scan would be chosen only
+        // if the index did not apply; and as a prepared statement is run
+        // once PostgreSQL settles on its generic plan, which knows no
+        // parameter's value.
+        client
+            .batch_execute("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = |kind: &'static str| {
+            let client = &client;
+            async move {
+                let name = kind.replace('.', "_");
+                let explain = format!(
+                    "PREPARE {name} (text, bigint) AS {}; EXPLAIN EXECUTE {name} ('{kind}', 1)",
+                    events_of_kind_sql(kind)
+                );
+                let rows = client
+                    .simple_query(&explain)
+                    .await
+                    .unwrap_or_else(|e| panic!("explain: {e}"));
+                rows.iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        };
+        for (kind, index) in [
+            ("audit.key", "events_audit_key"),
+            ("audit.checkpoint", "events_audit_checkpoint"),
+        ] {
+            let plan = plan(kind).await;
+            assert!(plan.contains(index), "{kind}:\n{plan}");
+        }
+        let plan = plan("step.status").await;
+        assert!(!plan.contains("events_audit"), "{plan}");
+    }
 }

@@ -8,7 +8,7 @@ use crate::StoreError;
 use deadpool_postgres::Client;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-pub const MIGRATIONS: [(&str, &str); 4] = [
+pub const MIGRATIONS: [(&str, &str); 5] = [
     (
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
@@ -24,6 +24,10 @@ pub const MIGRATIONS: [(&str, &str); 4] = [
     (
         "commit function",
         include_str!("../../migrations/postgres/0004_commit_function.sql"),
+    ),
+    (
+        "event kinds",
+        include_str!("../../migrations/postgres/0005_event_kinds.sql"),
     ),
 ];
 
