@@ -281,6 +281,18 @@ pub fn state_changes(genflow: &Genflow, before: &RunState, after: &RunState) -> 
     out
 }
 
+/// The event kinds with an index of their own (migrations sqlite/0007,
+/// postgres/0005), as the condition that lets a query use it: a partial
+/// index applies only where the query names its kind as a literal, which
+/// a bound parameter is not. Empty for other kinds. Ends in `AND`.
+pub(crate) fn indexed_kind(kind: &str) -> &'static str {
+    match kind {
+        "audit.key" => "kind = 'audit.key' AND",
+        "audit.checkpoint" => "kind = 'audit.checkpoint' AND",
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,17 +469,5 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
-    }
-}
-
-/// The event kinds with an index of their own (migrations sqlite/0007,
-/// postgres/0005), as the condition that lets a query use it: a partial
-/// index applies only where the query names its kind as a literal, which
-/// a bound parameter is not. Empty for other kinds. Ends in `AND`.
-pub(crate) fn indexed_kind(kind: &str) -> &'static str {
-    match kind {
-        "audit.key" => "kind = 'audit.key' AND",
-        "audit.checkpoint" => "kind = 'audit.checkpoint' AND",
-        _ => "",
     }
 }
