@@ -18,6 +18,15 @@ use fleet_store::RunFilter;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// The labels of a step's series: `genflow="…",step="…"`, escaped.
+fn step_labels(s: &fleet_store::StepStats) -> String {
+    format!(
+        "genflow=\"{}\",step=\"{}\"",
+        label(&s.genflow),
+        label(&s.step)
+    )
+}
+
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {
     let store = state.engine.store();
     let stats = store.stats().await.map_err(Failure::from_store)?;
@@ -44,9 +53,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure>
     for s in &stats.steps {
         let _ = writeln!(
             out,
-            "fleet_step_attempts_total{{genflow=\"{}\",step=\"{}\"}} {}",
-            label(&s.genflow),
-            label(&s.step),
+            "fleet_step_attempts_total{{{}}} {}",
+            step_labels(s),
             s.attempts
         );
     }
@@ -54,11 +62,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure>
     // histogram: one name cannot have two types.
     out.push_str("# HELP fleet_recorded_step_duration_seconds Time spent in finished step attempts recorded in the database.\n# TYPE fleet_recorded_step_duration_seconds summary\n");
     for s in &stats.steps {
-        let l = format!(
-            "genflow=\"{}\",step=\"{}\"",
-            label(&s.genflow),
-            label(&s.step)
-        );
+        let l = step_labels(s);
         let _ = writeln!(
             out,
             "fleet_recorded_step_duration_seconds_sum{{{l}}} {:.6}",
@@ -72,11 +76,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure>
     }
     out.push_str("# HELP fleet_tokens_total Model tokens used by steps.\n# TYPE fleet_tokens_total counter\n");
     for s in &stats.steps {
-        let l = format!(
-            "genflow=\"{}\",step=\"{}\"",
-            label(&s.genflow),
-            label(&s.step)
-        );
+        let l = step_labels(s);
         let _ = writeln!(
             out,
             "fleet_tokens_total{{{l},direction=\"input\"}} {}",
@@ -92,9 +92,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Failure>
     for s in &stats.steps {
         let _ = writeln!(
             out,
-            "fleet_cost_usd_total{{genflow=\"{}\",step=\"{}\"}} {:.6}",
-            label(&s.genflow),
-            label(&s.step),
+            "fleet_cost_usd_total{{{}}} {:.6}",
+            step_labels(s),
             s.cost_usd
         );
     }
