@@ -60,7 +60,7 @@ impl Models {
 }
 
 /// What is left of the run's budget after every step run recorded so far.
-async fn budget_left(engine: &Engine, run: &RunRecord) -> Result<Option<Budget>, String> {
+async fn budget_left(engine: &Engine, run: &RunRecord) -> Result<Option<Budget>, StepFailure> {
     let Some(budget) = run.definition.budget else {
         return Ok(None);
     };
@@ -68,7 +68,7 @@ async fn budget_left(engine: &Engine, run: &RunRecord) -> Result<Option<Budget>,
         .store
         .step_runs(&run.id)
         .await
-        .map_err(|e| format!("cannot read the run's spending so far: {e}"))?;
+        .map_err(|e| StepFailure::store("cannot read the run's spending so far", e))?;
     let tokens: u64 = spent.iter().map(|s| s.input_tokens + s.output_tokens).sum();
     let cost: f64 = spent.iter().filter_map(|s| s.cost_usd).sum();
     Ok(Some(Budget {
@@ -90,6 +90,10 @@ pub(crate) struct StepFailure {
     pub message: String,
     /// Boxed: a failure is the rare path and should not make every result large.
     pub step_run: Option<Box<StepRun>>,
+    /// The database was out of reach (`StoreError::Unavailable`): not the
+    /// step's failure. The step is left to be executed again rather than
+    /// failed, so a dropped connection never fails a run behind its Go.
+    pub store_unavailable: Option<fleet_store::StoreError>,
 }
 
 impl From<String> for StepFailure {
@@ -97,6 +101,18 @@ impl From<String> for StepFailure {
         StepFailure {
             message,
             step_run: None,
+            store_unavailable: None,
+        }
+    }
+}
+
+impl StepFailure {
+    /// A store read the step needed failed; `what` says which.
+    fn store(what: &str, e: fleet_store::StoreError) -> Self {
+        StepFailure {
+            message: format!("{what}: {e}"),
+            step_run: None,
+            store_unavailable: e.is_unavailable().then_some(e),
         }
     }
 }
@@ -156,7 +172,7 @@ async fn upstream_docs(
     engine: &Engine,
     run: &RunRecord,
     idx: usize,
-) -> Result<Vec<UpstreamDoc>, String> {
+) -> Result<Vec<UpstreamDoc>, StepFailure> {
     let deps = run.definition.dependency_indices();
     let ups = dag::ancestors(&deps, idx);
     if ups.is_empty() {
@@ -166,7 +182,7 @@ async fn upstream_docs(
         .store
         .artifacts(&run.id)
         .await
-        .map_err(|e| format!("cannot load upstream documents: {e}"))?;
+        .map_err(|e| StepFailure::store("cannot load upstream documents", e))?;
     let latest = fleet_store::latest_revisions(&refs);
     let mut docs = Vec::new();
     for u in dag::topo_order(&deps)
@@ -180,7 +196,7 @@ async fn upstream_docs(
             .store
             .artifact_bytes(&r.sha256)
             .await
-            .map_err(|e| format!("cannot load {out}: {e}"))?
+            .map_err(|e| StepFailure::store(&format!("cannot load {out}"), e))?
             .ok_or_else(|| format!("artifact {} of {out} is missing from the store", r.sha256))?;
         let flags = match latest.get(&sidecar_path(&out)) {
             Some(fr) if s.kind == StepKind::Review => engine
@@ -265,8 +281,8 @@ async fn model_step(
             step_run.finished_at = Some(now());
             step_run.error = Some(message.clone());
             return Err(StepFailure {
-                message,
                 step_run: Some(Box::new(step_run)),
+                ..StepFailure::from(message)
             });
         }
     };
@@ -404,7 +420,7 @@ async fn notify_step(
         .store
         .decisions(&run.id)
         .await
-        .map_err(|e| format!("cannot load decisions: {e}"))?;
+        .map_err(|e| StepFailure::store("cannot load decisions", e))?;
     let deps = run.definition.dependency_indices();
     let ups = dag::ancestors(&deps, idx);
     let mut text = format!(

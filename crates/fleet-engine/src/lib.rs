@@ -653,10 +653,9 @@ impl Engine {
         let outcome = match step.timeout {
             Some(t) => {
                 tokio::select! {
-                    r = tokio::time::timeout(t.as_std(), work) => r.unwrap_or_else(|_| Err(exec::StepFailure {
-                        message: format!("timed out after {t}"),
-                        step_run: None,
-                    })),
+                    r = tokio::time::timeout(t.as_std(), work) => r.unwrap_or_else(|_| Err(
+                        exec::StepFailure::from(format!("timed out after {t}"))
+                    )),
                     never = heartbeat => match never {},
                 }
             }
@@ -718,6 +717,18 @@ impl Engine {
                     Err(EngineError::Refused(_)) => None, // run was cancelled meanwhile; result dropped
                     Err(e) => return Err(e),
                 }
+            }
+            Err(exec::StepFailure {
+                store_unavailable: Some(e),
+                ..
+            }) => {
+                // Not the step's failure: the step stays Running under this
+                // process's lease, which the caller releases (a worker) or
+                // lets lapse, so it is executed again once the database
+                // answers, by whichever process claims it.
+                tracing::warn!(run = %run.id, step = %step.name, error = %e,
+                    "the database was unavailable during the step; it will run again");
+                return Err(e.into());
             }
             Err(failure) => {
                 let mut extras = Extras {

@@ -653,6 +653,13 @@ pub enum StoreError {
     /// The database failed: what was being done, then the driver's message.
     #[error("database error: {0}")]
     Database(String),
+    /// The database could not be reached, or the connection was lost (a
+    /// restart, a terminated backend, a network cut): what was being done,
+    /// then the driver's message. Worth trying again later; a write that
+    /// failed so may or may not have been committed, which the version
+    /// check of the next commit sorts out.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The database's schema is not one this build can use (made by a newer
     /// build, or by an old development build); nothing was changed.
     #[error("{0}")]
@@ -660,6 +667,14 @@ pub enum StoreError {
     /// Stored data does not decode; the database was edited or damaged.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the failure was the database being out of reach, not the
+    /// request: a caller may try again later and expect another outcome.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 #[async_trait]

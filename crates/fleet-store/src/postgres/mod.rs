@@ -85,7 +85,32 @@ pub(crate) fn pg(what: impl std::fmt::Display) -> impl FnOnce(tokio_postgres::Er
             .as_db_error()
             .map(|d| d.message().to_owned())
             .unwrap_or_else(|| e.to_string());
-        StoreError::Database(format!("{what}: {detail}"))
+        if is_connection_lost(&e) {
+            StoreError::Unavailable(format!("{what}: {detail}"))
+        } else {
+            StoreError::Database(format!("{what}: {detail}"))
+        }
+    }
+}
+
+/// The connection is gone or the server is going away, rather than the
+/// statement failing: closed sockets, I/O errors, SQLSTATE class 08
+/// (connection exception) and 57P01-57P03 (terminated by an administrator,
+/// server shutting down, cannot connect now).
+fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        // No server error: the driver failed to talk to the server at all.
+        None => {
+            e.as_db_error().is_none()
+                && std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
     }
 }
 
@@ -192,7 +217,7 @@ impl PostgresStore {
     async fn client(&self) -> Result<Client, StoreError> {
         self.pool.get().await.map_err(|e| {
             // deadpool wraps the driver's error; neither includes the password.
-            StoreError::Database(format!("cannot connect to {}: {e}", self.name))
+            StoreError::Unavailable(format!("cannot connect to {}: {e}", self.name))
         })
     }
 
@@ -516,5 +541,44 @@ impl Store for PostgresStore {
 
     async fn deliveries(&self, run_id: &str) -> Result<Vec<Delivery>, StoreError> {
         outbox::list(self, run_id).await
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::pg;
+    use crate::testing::ScratchDb;
+
+    /// A lost connection is `Unavailable` (a step behind a Go is executed
+    /// again rather than failed); a statement that fails is not.
+    #[tokio::test]
+    async fn a_terminated_connection_is_unavailable_and_a_failed_statement_is_not() {
+        let scratch = ScratchDb::create();
+        let (client, connection) = tokio_postgres::connect(scratch.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let connection = tokio::spawn(connection);
+        let failed = client
+            .batch_execute("SELECT 1 / 0")
+            .await
+            .expect_err("division by zero fails");
+        let failed = pg("dividing")(failed);
+        assert!(!failed.is_unavailable(), "{failed}");
+        // As `pg_terminate_backend` from elsewhere (bench/faults) does.
+        let _ = client
+            .batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            .await;
+        let _ = connection.await;
+        let lost = client
+            .batch_execute("SELECT 1")
+            .await
+            .expect_err("the connection is gone");
+        let lost = pg("reading")(lost);
+        assert!(lost.is_unavailable(), "{lost}");
+        assert!(
+            lost.to_string()
+                .starts_with("database unavailable: reading"),
+            "{lost}"
+        );
     }
 }
