@@ -18,14 +18,8 @@ const OWNER: &str = "release-owner@example.com";
 /// The example project, run and decided Go, exported; (project, run id,
 /// bundle copied to a directory of its own, the installation's vkey).
 fn exported() -> (tempfile::TempDir, String, tempfile::TempDir, String) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::initialized();
     let dir = tmp.path();
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(dir)
-        .assert()
-        .success();
     let out = stdout_of(fleet(dir).args(["run", "release-gate", "--json"]));
     let run: Value = serde_json::from_str(&out).expect("run json");
     let id = run["run_id"].as_str().expect("id").to_owned();
@@ -301,14 +295,8 @@ fn a_cited_file_edited_after_the_run_is_checkable_from_the_bundle() {
 #[test]
 fn keep_corpus_none_keeps_the_manifest_only_and_cited_keeps_cited_files() {
     for (mode, expect_some, expect_uncited) in [("none", false, false), ("cited", true, false)] {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = common::initialized();
         let dir = tmp.path();
-        Command::cargo_bin("fleet")
-            .expect("fleet binary")
-            .arg("init")
-            .arg(dir)
-            .assert()
-            .success();
         let config = dir.join(".fleet/config.yaml");
         let text = std::fs::read_to_string(&config).expect("config");
         let text = text.replacen(
@@ -355,14 +343,8 @@ fn keep_corpus_none_keeps_the_manifest_only_and_cited_keeps_cited_files() {
 
 #[test]
 fn an_unknown_keep_corpus_value_is_a_config_error_with_a_suggestion() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::initialized();
     let dir = tmp.path();
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(dir)
-        .assert()
-        .success();
     let config = dir.join(".fleet/config.yaml");
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(

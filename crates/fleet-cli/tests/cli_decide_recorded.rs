@@ -9,7 +9,6 @@ mod common;
 
 use common::{fleet, json_of};
 
-use assert_cmd::Command;
 use std::path::Path;
 
 const OWNER: &str = "release-owner@example.com";
@@ -26,14 +25,8 @@ fn gate_status(dir: &Path, id: &str) -> String {
 
 #[test]
 fn approve_says_the_decision_was_recorded_when_what_follows_fails() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::initialized();
     let dir = tmp.path();
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(dir)
-        .assert()
-        .success();
     let run = json_of(fleet(dir).args(["run", "release-gate", "--json"]));
     let id = run["run_id"].as_str().expect("run id").to_owned();
     assert_eq!(run["status"], "waiting");

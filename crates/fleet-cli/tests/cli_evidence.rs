@@ -8,7 +8,6 @@ mod common;
 
 use common::{fleet, json_of, stdout_of};
 
-use assert_cmd::Command;
 use base64::Engine as _;
 use fleet_evidence::{Checkpoint, Envelope, Verifier};
 use predicates::prelude::*;
@@ -16,17 +15,6 @@ use serde_json::Value;
 use std::path::Path;
 
 const OWNER: &str = "release-owner@example.com";
-
-fn project() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
-    tmp
-}
 
 /// A run of the example, decided Go; its id.
 fn decided_run(dir: &Path) -> String {
@@ -41,7 +29,7 @@ fn decided_run(dir: &Path) -> String {
 
 #[test]
 fn each_decision_is_attested_and_checkpointed() {
-    let tmp = project();
+    let tmp = common::initialized();
     let dir = tmp.path();
     let id = decided_run(dir);
 
@@ -207,7 +195,7 @@ fn verify_tampered(
 
 #[test]
 fn tampering_is_named_by_verify_sqlite() {
-    let tmp = project();
+    let tmp = common::initialized();
     let dir = tmp.path();
     decided_run(dir);
     let kept = dir.join("kept.note");

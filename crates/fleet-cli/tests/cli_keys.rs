@@ -9,7 +9,6 @@ mod common;
 
 use common::{fleet, stdout_of};
 
-use assert_cmd::Command;
 use fleet_evidence::{Checkpoint, Envelope, SigningKey, Verifier};
 use predicates::prelude::*;
 use serde_json::Value;
@@ -42,14 +41,8 @@ fn attestation_signer(dir: &Path, id: &str, keys: &[Verifier]) -> Option<Verifie
 
 #[test]
 fn evidence_of_a_rotated_key_still_verifies_and_new_evidence_uses_the_new_key() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::initialized();
     let dir = tmp.path();
-    Command::cargo_bin("fleet")
-        .expect("fleet")
-        .arg("init")
-        .arg(dir)
-        .assert()
-        .success();
     let first = decided_run(dir);
     let old =
         Verifier::parse(stdout_of(fleet(dir).args(["audit", "pubkey"])).trim()).expect("vkey");
@@ -145,13 +138,7 @@ fn evidence_of_a_rotated_key_still_verifies_and_new_evidence_uses_the_new_key() 
 
 #[test]
 fn rotating_without_a_key_says_so() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     fleet(tmp.path())
         .args(["audit", "rotate-key"])
         .assert()

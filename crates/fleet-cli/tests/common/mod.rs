@@ -150,6 +150,18 @@ pub fn fleet(dir: &Path) -> Command {
     cmd
 }
 
+/// A new temporary directory holding the release-gate example (`fleet init`).
+pub fn initialized() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Command::cargo_bin("fleet")
+        .expect("fleet binary")
+        .arg("init")
+        .arg(tmp.path())
+        .assert()
+        .success();
+    tmp
+}
+
 /// The standard output of `cmd`, which must succeed.
 pub fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&cmd.assert().success().get_output().stdout).into_owned()
