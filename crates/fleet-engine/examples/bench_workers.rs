@@ -8,7 +8,8 @@
 //! would), decided Go by it as soon as they wait at their gate (as `fleet
 //! approve` would), and executed entirely by the workers, each an engine
 //! with its own store handle (its own SQLite writer or PostgreSQL pool: what
-//! a separate process has) running `run_worker` with concurrency 16.
+//! a separate process has) running `run_worker` with concurrency 32. The client acts as 16 users
+//! at once (see `drive_client`).
 //! BACKENDS: `sqlite,postgres` (default; PostgreSQL at
 //! `FLEET_TEST_POSTGRES_URL`, default postgres://postgres@127.0.0.1:5432/postgres,
 //! a scratch database per measurement, dropped afterwards). WORKERS: `1,2,4`.
@@ -33,6 +34,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs unfinished at once during the throughput measurement.
 const IN_FLIGHT: usize = 128;
+/// Steps each worker executes at once (`fleet worker --concurrency`).
+const WORKER_CONCURRENCY: usize = 32;
+/// Starts, reads and decisions the client makes at once (see `drive_client`).
+const CLIENT_TASKS: usize = 16;
 /// Runs measured one at a time for the unloaded step overhead.
 const UNLOADED_RUNS: usize = 100;
 
@@ -73,8 +78,9 @@ async fn main() -> Result<(), Error> {
                 // Never beside the example: `fleet init` embeds that directory.
                 settings.signing_key_file = scratch.dir().join("signing.key");
                 settings.write_files = false;
-                settings.concurrency = 16;
-                settings.step_slots = Some(Arc::new(tokio::sync::Semaphore::new(16)));
+                settings.concurrency = WORKER_CONCURRENCY;
+                settings.step_slots =
+                    Some(Arc::new(tokio::sync::Semaphore::new(WORKER_CONCURRENCY)));
                 Arc::new(Engine::new(store, config.clone(), settings))
             };
             let client = engine_for(scratch.store().await?);
@@ -87,7 +93,7 @@ async fn main() -> Result<(), Error> {
                     fleet_engine::run_worker(
                         engine,
                         WorkerOptions {
-                            concurrency: 16,
+                            concurrency: WORKER_CONCURRENCY,
                             poll: Duration::from_millis(500),
                         },
                         Arc::new(Quiet),
@@ -127,55 +133,105 @@ async fn main() -> Result<(), Error> {
 }
 
 /// Starts `runs` runs (at most `in_flight` unfinished at once), decides Go
-/// at each gate as soon as it opens, and returns when all succeeded.
+/// at each gate as soon as it opens, and returns when all succeeded. Runs
+/// are started and decided by up to `CLIENT_TASKS` tasks at once, as many
+/// `fleet run --detach` and `fleet approve` processes would: one client
+/// doing one thing at a time would measure itself, not the workers.
 async fn drive_client(
-    client: &Engine,
+    client: &Arc<Engine>,
     runs: usize,
     in_flight: usize,
 ) -> Result<Vec<String>, Error> {
+    enum Done {
+        Started(String),
+        Looked(String, RunStatus),
+        Decided,
+    }
     let store = client.store().clone();
     let mut notices = store.subscribe().await?;
     let mut open: HashSet<String> = HashSet::new();
+    // Runs being read now, and those a notice named meanwhile.
+    let mut looking: HashSet<String> = HashSet::new();
+    let mut look_again: HashSet<String> = HashSet::new();
     let mut decided: HashSet<String> = HashSet::new();
     let mut done = Vec::with_capacity(runs);
-    let mut started = 0;
-    while done.len() < runs {
-        while started < runs && open.len() < in_flight {
-            let run = client
-                .start_run("release-gate", Some("bench@example.com".into()))
-                .await?;
-            open.insert(run.id);
-            started += 1;
-        }
-        // Look at the runs a notice names (or all open ones after a
-        // timeout or an anonymous notice).
-        let look: Vec<String> = match notices.next(Duration::from_millis(200)).await? {
-            Some(Notice::Run(id)) if open.contains(&id) => vec![id],
-            Some(Notice::Run(_) | Notice::Work) => continue,
-            Some(Notice::Any) | None => open.iter().cloned().collect(),
-        };
-        for id in look {
+    let (mut started, mut starting) = (0, 0);
+    let mut tasks: tokio::task::JoinSet<Result<Done, Error>> = tokio::task::JoinSet::new();
+    let look = |tasks: &mut tokio::task::JoinSet<Result<Done, Error>>, id: String| {
+        let store = store.clone();
+        tasks.spawn(async move {
             let run = store.get_run(&id).await?;
-            match run.state.status {
-                RunStatus::Waiting if decided.insert(id.clone()) => {
-                    client
-                        .decide(DecisionRequest {
-                            run: id.clone(),
-                            step: None,
-                            approver: "release-owner@example.com".into(),
-                            verdict: Verdict::Go,
-                            reason: None,
-                            channel: "cli".into(),
-                            shown: None,
-                        })
-                        .await?;
+            Ok(Done::Looked(id, run.state.status))
+        });
+    };
+    while done.len() < runs {
+        while started < runs && open.len() + starting < in_flight && tasks.len() < CLIENT_TASKS {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let run = client
+                    .start_run("release-gate", Some("bench@example.com".into()))
+                    .await?;
+                Ok(Done::Started(run.id))
+            });
+            started += 1;
+            starting += 1;
+        }
+        tokio::select! {
+            Some(finished) = tasks.join_next() => match finished?? {
+                Done::Started(id) => {
+                    starting -= 1;
+                    open.insert(id);
                 }
-                RunStatus::Succeeded => {
-                    open.remove(&id);
-                    done.push(id);
+                Done::Decided => {}
+                Done::Looked(id, status) => {
+                    looking.remove(&id);
+                    match status {
+                        RunStatus::Waiting if decided.insert(id.clone()) => {
+                            let client = client.clone();
+                            tasks.spawn(async move {
+                                client
+                                    .decide(DecisionRequest {
+                                        run: id,
+                                        step: None,
+                                        approver: "release-owner@example.com".into(),
+                                        verdict: Verdict::Go,
+                                        reason: None,
+                                        channel: "cli".into(),
+                                        shown: None,
+                                    })
+                                    .await?;
+                                Ok(Done::Decided)
+                            });
+                        }
+                        RunStatus::Succeeded => {
+                            open.remove(&id);
+                            look_again.remove(&id);
+                            done.push(id);
+                        }
+                        s if s.is_terminal() => return Err(format!("run {id} ended {s}").into()),
+                        _ => {
+                            if look_again.remove(&id) && looking.insert(id.clone()) {
+                                look(&mut tasks, id);
+                            }
+                        }
+                    }
                 }
-                s if s.is_terminal() => return Err(format!("run {id} ended {s}").into()),
-                _ => {}
+            },
+            notice = notices.next(Duration::from_millis(200)) => {
+                // Look at the runs a notice names (or all open ones after a
+                // timeout or an anonymous notice).
+                let ids: Vec<String> = match notice? {
+                    Some(Notice::Run(id)) if open.contains(&id) => vec![id],
+                    Some(Notice::Run(_) | Notice::Work) => continue,
+                    Some(Notice::Any) | None => open.iter().cloned().collect(),
+                };
+                for id in ids {
+                    if looking.insert(id.clone()) {
+                        look(&mut tasks, id);
+                    } else {
+                        look_again.insert(id);
+                    }
+                }
             }
         }
     }

@@ -21,6 +21,7 @@
 
 mod cached;
 mod chain;
+mod group;
 mod known;
 mod notices;
 mod outbox;
@@ -74,6 +75,8 @@ pub struct PostgresStore {
     /// Each run as of the newest version this store read or committed:
     /// what lets a commit from that version skip reading the run first.
     known: Mutex<known::Generations<runs::Known>>,
+    /// Commits made at the same time, sent together (`group.rs`).
+    group: Arc<group::Group>,
 }
 
 /// Maps a driver error to a `StoreError` saying what was being done.
@@ -155,6 +158,7 @@ impl PostgresStore {
             name,
             definitions: Mutex::default(),
             known: Mutex::new(known::Generations::new(MAX_KNOWN_RUNS)),
+            group: Arc::default(),
         };
         let mut client = store.client().await?;
         match migrate {
@@ -202,6 +206,7 @@ impl PostgresStore {
             name,
             definitions: Mutex::default(),
             known: Mutex::new(known::Generations::new(MAX_KNOWN_RUNS)),
+            group: Arc::default(),
         })
     }
 

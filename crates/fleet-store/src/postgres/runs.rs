@@ -2,6 +2,7 @@
 
 use super::cached::Cached;
 use super::chain::{self, Announce, Contribution, Tally};
+use super::group::{Call, Outcome};
 use super::pipeline::{Answers, Pipeline, Slot, Tx, params};
 use super::writes::{self, Write};
 use super::{PostgresStore, is_unique_violation, pg, to_i64, to_u32, to_u64};
@@ -303,12 +304,13 @@ async fn commit_in(
     Ok((applied.record, applied.written))
 }
 
-/// The errors `fleet_guard` (migration 0003) raises.
-const NO_RUN: &str = "FLNRN";
-const MOVED: &str = "FLCAS";
-const GUESSED_WRONG: &str = "FLPRI";
+/// What `fleet_commit` (migration 0006) returns for a transition it
+/// refuses, having written nothing.
+const REFUSED_NO_RUN: i64 = -1;
+const REFUSED_MOVED: i64 = -2;
+const REFUSED_GUESSED_WRONG: i64 = -3;
 
-/// Commits `t` in one statement, `fleet_commit` (migrations 0003, 0004),
+/// Commits `t` in one statement, `fleet_commit` (migrations 0003, 0006),
 /// when this store knows the run at the version `t` expects (`known`):
 /// the writes are computed from `known` and from guesses of what they
 /// replace (the newest revisions `known` lists, else none; no step-run
@@ -323,11 +325,6 @@ async fn commit_fast(
     known: &Known,
     t: &Transition,
 ) -> Result<Option<(RunRecord, Vec<ArtifactRef>)>, StoreError> {
-    if !t.blobs.is_empty() {
-        // Kept corpus files are not among fleet_commit's arguments: the
-        // two-round-trip path writes them (see `writes::fits_commit_call`).
-        return Ok(None);
-    }
     let mut guessed: HashMap<String, u32> = HashMap::new();
     for a in &t.artifacts {
         guessed.insert(
@@ -392,37 +389,72 @@ async fn commit_fast(
     args.extend(append.into_iter().skip(1));
     let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
     let sql = format!("SELECT fleet_commit({})", placeholders.join(", "));
-    let client = store.client().await?;
-    let mut p = Pipeline::new(&client);
-    let call = p.query(&sql, args, "committing a transition").await?;
-    let answers = p.send().await;
-    if let Some((_, e)) = answers.first_error() {
-        match e.code().map(|c| c.code()) {
-            Some(NO_RUN) => return Err(StoreError::NotFound(format!("run {}", t.run_id))),
-            Some(MOVED) => {
-                return Err(StoreError::Conflict {
-                    run_id: t.run_id.clone(),
-                });
+    let call = Call {
+        run_id: t.run_id.clone(),
+        durable: t.durable,
+        sql,
+        args,
+    };
+    let code = match store.group.commit(&store.pool, call).await {
+        Outcome::Returned(code) => code,
+        Outcome::Alone(call, in_flight) => {
+            let sent = commit_alone(store, call, t).await;
+            drop(in_flight);
+            match sent? {
+                Some(code) => code,
+                None => return Ok(None),
             }
-            Some(GUESSED_WRONG) => return Ok(None),
-            _ => {}
         }
-        if let Some(d) = &t.decision
-            && is_unique_violation(e)
-            && e.as_db_error().and_then(|db| db.table()) == Some("decisions")
-        {
-            return Err(StoreError::DuplicateDecision {
+        Outcome::Retry => return Ok(None),
+        Outcome::Failed(why) => return Err(StoreError::Unavailable(why)),
+    };
+    match code {
+        REFUSED_NO_RUN => return Err(StoreError::NotFound(format!("run {}", t.run_id))),
+        REFUSED_MOVED => {
+            return Err(StoreError::Conflict {
                 run_id: t.run_id.clone(),
-                step: d.step.clone(),
-                approver: d.approver.clone(),
             });
         }
+        REFUSED_GUESSED_WRONG => return Ok(None),
+        _ => {}
     }
-    answers.rows(call)?;
     let mut before = known.revisions.clone();
     before.extend(prior.revisions);
     store.remember_run(Known::committed(&applied.record, &before, &applied.written));
     Ok(Some((applied.record, applied.written)))
+}
+
+/// Sends one `fleet_commit` call in its own (implicit) transaction: what
+/// it returned, or `None` when the transition should go the other way.
+async fn commit_alone(
+    store: &PostgresStore,
+    call: Call,
+    t: &Transition,
+) -> Result<Option<i64>, StoreError> {
+    let client = store.client().await?;
+    let mut p = Pipeline::new(&client);
+    let slot = p
+        .query(&call.sql, call.args, "committing a transition")
+        .await?;
+    let answers = p.send().await;
+    if let Some((_, e)) = answers.first_error()
+        && let Some(d) = &t.decision
+        && is_unique_violation(e)
+        && e.as_db_error().and_then(|db| db.table()) == Some("decisions")
+    {
+        return Err(StoreError::DuplicateDecision {
+            run_id: t.run_id.clone(),
+            step: d.step.clone(),
+            approver: d.approver.clone(),
+        });
+    }
+    let code: i64 = answers
+        .rows(slot)?
+        .first()
+        .ok_or_else(|| StoreError::Database("fleet_commit answered no row".into()))?
+        .try_get(0)
+        .map_err(pg("reading fleet_commit's answer"))?;
+    Ok(Some(code))
 }
 
 /// What a transition replaces: read under the run row's lock before its

@@ -8,7 +8,7 @@ use crate::StoreError;
 use deadpool_postgres::Client;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-pub const MIGRATIONS: [(&str, &str); 5] = [
+pub const MIGRATIONS: [(&str, &str); 6] = [
     (
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
@@ -28,6 +28,10 @@ pub const MIGRATIONS: [(&str, &str); 5] = [
     (
         "event kinds",
         include_str!("../../migrations/postgres/0005_event_kinds.sql"),
+    ),
+    (
+        "commit codes and kept files",
+        include_str!("../../migrations/postgres/0006_commit_codes.sql"),
     ),
 ];
 

@@ -2,7 +2,7 @@
 //! of two ways: as the statements of a pipeline inside an explicit
 //! transaction ([`queue`], the two-round-trip path and run creation), or
 //! as the arguments of one `fleet_commit` call ([`commit_call`], migration
-//! 0004), which writes the same rows in the same order.
+//! 0006), which writes the same rows in the same order.
 
 use super::pipeline::{Param, Pipeline, Slot, params};
 use crate::StoreError;
@@ -313,6 +313,7 @@ pub(super) async fn queue(
 pub(super) fn fits_commit_call(writes: &[Write]) -> bool {
     let mut queue = std::collections::HashSet::new();
     let mut leases = std::collections::HashSet::new();
+    let mut blobs = false;
     for w in writes {
         let fresh = match w {
             Write::QueueTake { step, .. } | Write::QueueRelease(step) => {
@@ -321,8 +322,8 @@ pub(super) fn fits_commit_call(writes: &[Write]) -> bool {
             Write::LeaseTake { step, .. } | Write::LeaseRelease { step, .. } => {
                 leases.insert(step.as_str())
             }
-            // Not among fleet_commit's arguments (migration 0004).
-            Write::Blobs { .. } => false,
+            // One array argument each (migration 0006).
+            Write::Blobs { .. } => !std::mem::replace(&mut blobs, true),
             _ => true,
         };
         if !fresh {
@@ -332,7 +333,7 @@ pub(super) fn fits_commit_call(writes: &[Write]) -> bool {
     true
 }
 
-/// The arguments of `fleet_commit` (migration 0004) after the guard's and
+/// The arguments of `fleet_commit` (migration 0006) after the guard's and
 /// before the append's: the rows of `writes`, grouped by kind.
 pub(super) fn commit_call(now: &str, writes: Vec<Write>) -> Vec<Param> {
     let (mut state_json, mut status) = (String::new(), String::new());
@@ -345,6 +346,11 @@ pub(super) fn commit_call(now: &str, writes: Vec<Write>) -> Vec<Param> {
         mut a_bytes,
         mut a_sizes,
     ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut b_shas, mut b_bytes, mut b_sizes) = (
+        Vec::<String>::new(),
+        Vec::<Vec<u8>>::new(),
+        Vec::<i64>::new(),
+    );
     let mut step_run: Option<Write> = None;
     let mut decision: Option<Write> = None;
     let (mut o_labels, mut o_payloads) = (Vec::<String>::new(), Vec::<String>::new());
@@ -389,9 +395,12 @@ pub(super) fn commit_call(now: &str, writes: Vec<Write>) -> Vec<Param> {
                 a_bytes.push(bytes);
                 a_sizes.push(size);
             }
-            // `fits_commit_call` sends transitions with kept files down
-            // the other path; one that reached here would lose them.
-            Write::Blobs { .. } => debug_assert!(false, "kept corpus files in fleet_commit"),
+            Write::Blobs { shas, bytes, sizes } => {
+                // `fits_commit_call` lets one such write through.
+                b_shas.extend(shas);
+                b_bytes.extend(bytes);
+                b_sizes.extend(sizes);
+            }
             w @ Write::StepRun { .. } => step_run = Some(w),
             w @ Write::Decision { .. } => decision = Some(w),
             // Keys are the guard's arguments (the deliveries of the
@@ -436,7 +445,10 @@ pub(super) fn commit_call(now: &str, writes: Vec<Write>) -> Vec<Param> {
         a_revisions,
         a_shas,
         a_bytes,
-        a_sizes
+        a_sizes,
+        b_shas,
+        b_bytes,
+        b_sizes
     ];
     match step_run {
         Some(Write::StepRun {
