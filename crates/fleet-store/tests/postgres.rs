@@ -56,6 +56,20 @@ impl RawSql {
     }
 }
 
+impl RawSql {
+    async fn count(&self, sql: &str) -> i64 {
+        let (client, connection) = tokio_postgres::connect(&self.0, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("raw connect: {e}"));
+        tokio::spawn(connection);
+        client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("raw sql: {e}"))
+            .get(0)
+    }
+}
+
 #[async_trait]
 impl Backdoor for RawSql {
     async fn set_event_payload(&self, seq: i64, payload_json: &str) {
@@ -193,6 +207,99 @@ async fn two_processes_share_one_unbroken_chain() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(report.is_ok(), "{report:?}");
     assert!(report.events_checked > 8 * 6);
+}
+
+/// Transitions one store's tasks commit at the same time travel in groups
+/// (`postgres/group.rs`, one transaction each): every written one has its
+/// events once, one refused inside a group (its run moved behind the
+/// store's back) writes nothing and gets its own `Conflict`, and the
+/// chain stays unbroken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commits_made_together_are_grouped_and_a_refusal_stays_its_own() {
+    const RUNS: usize = 24;
+    let db = db().await;
+    let store: Arc<dyn Store> = Arc::new(db.another().await);
+    let elsewhere = db.another().await;
+    let mut runs = Vec::new();
+    for i in 0..RUNS {
+        let run = suite::new_run(&*store, &format!("group-{i}"), "release-gate", None).await;
+        // Committed by `store`, which now knows the run at this version.
+        let run = suite::step(&*store, &run, Event::Start).await;
+        if i % 3 == 0 {
+            // Another process moves it on: `store`'s commit will be refused.
+            let theirs = elsewhere
+                .get_run(&run.id)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            suite::step(&elsewhere, &theirs, Event::Cancel).await;
+        }
+        runs.push(run);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(RUNS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, run) in runs.into_iter().enumerate() {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.spawn(async move {
+            let (state, _) = fleet_core::run::advance(
+                &run.definition,
+                &run.state,
+                &Event::StepStarted { step: 0 },
+            )
+            .unwrap_or_else(|r| panic!("{r}"));
+            let mut t = fleet_store::Transition::new(&run, state);
+            t.events.push(fleet_store::NewEvent {
+                kind: "test.group".into(),
+                payload: serde_json::json!({"run": i}),
+            });
+            barrier.wait().await;
+            (i, store.commit(t).await.map(|(r, _)| r.version))
+        });
+    }
+    let mut written = HashSet::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = joined.unwrap_or_else(|e| panic!("task: {e}"));
+        match result {
+            Ok(version) => {
+                assert!(
+                    i % 3 != 0,
+                    "run {i} moved elsewhere, yet its commit was written"
+                );
+                assert_eq!(version, 3);
+                written.insert(i);
+            }
+            Err(StoreError::Conflict { .. }) => assert_eq!(i % 3, 0, "run {i} refused"),
+            Err(e) => panic!("run {i}: {e}"),
+        }
+    }
+    assert_eq!(written.len(), RUNS - RUNS / 3);
+    let events: Vec<_> = store
+        .events(None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|e| e.kind == "test.group")
+        .collect();
+    let mut seen: Vec<usize> = events
+        .iter()
+        .map(|e| e.payload["run"].as_u64().unwrap_or(u64::MAX) as usize)
+        .collect();
+    seen.sort();
+    let mut expected: Vec<usize> = written.into_iter().collect();
+    expected.sort();
+    assert_eq!(seen, expected, "one event per written transition");
+    // Rows written by one transaction share its id: fewer ids than
+    // transitions means some went together.
+    let raw = RawSql(db.scratch.url().to_owned());
+    let transactions = raw
+        .count("SELECT count(DISTINCT xmin::text) FROM events WHERE kind = 'test.group'")
+        .await;
+    assert!(
+        transactions < events.len() as i64,
+        "{} transitions in {transactions} transactions: none grouped",
+        events.len()
+    );
+    let report = store.verify_audit().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.is_ok(), "{report:?}");
 }
 
 /// Claimers in two stores never get the same step.

@@ -1,4 +1,4 @@
--- `fleet_commit` (migration 0004) changes in two ways.
+-- `fleet_commit` (migration 0004) changes in three ways.
 --
 -- It also takes the corpus files a step kept as evidence
 -- (`Transition::blobs`: p_b_shas, p_b_bytes, p_b_sizes, one element per
@@ -6,9 +6,12 @@
 -- step's result (the corpus is kept by default) took the two-round-trip
 -- path: a dozen statements instead of one call.
 --
--- A refused transition returns a negative code instead of raising, so one
--- refusal does not abort the other transitions of a group commit
--- (`postgres/group.rs`, several calls in one transaction):
+-- It is split in two: `fleet_write` (the checks and the writes) and the
+-- append, so a group commit (`postgres/group.rs`: several transitions in
+-- one transaction) writes all its transitions first, then appends them
+-- with one `fleet_append_group` call. A refused transition returns a
+-- negative code instead of raising, so one refusal does not abort the
+-- other transitions of a group:
 --   -1: no such run;
 --   -2: the run is at another version (the compare-and-swap failed);
 --   -3: a guess about the earlier rows is wrong (the store commits again
@@ -63,7 +66,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION fleet_commit(
+CREATE FUNCTION fleet_write(
     p_run_id TEXT, p_version BIGINT, p_durable BOOLEAN,
     p_g_paths TEXT[], p_g_revisions BIGINT[],
     p_d_steps TEXT[], p_d_rounds BIGINT[], p_d_purposes TEXT[],
@@ -83,11 +86,7 @@ CREATE FUNCTION fleet_commit(
     p_q_delete TEXT[], p_q_insert TEXT[], p_q_take_steps TEXT[], p_q_take_until TEXT[],
     p_q_release TEXT[],
     p_l_take_steps TEXT[], p_l_take_owners TEXT[], p_l_take_expires TEXT[],
-    p_l_release_steps TEXT[], p_l_release_owners TEXT[],
-    p_at TEXT, p_kinds TEXT[], p_payloads TEXT[],
-    p_status_from TEXT, p_status_to TEXT,
-    p_genflow TEXT, p_step TEXT, p_totals BIGINT[],
-    p_notify_run TEXT, p_notify_work BOOLEAN)
+    p_l_release_steps TEXT[], p_l_release_owners TEXT[])
 RETURNS BIGINT
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -177,7 +176,85 @@ BEGIN
         WHERE run_id = p_run_id AND step = p_l_release_steps[i] AND owner = p_l_release_owners[i];
     END LOOP;
 
+    RETURN 0;
+END
+$$;
+
+CREATE FUNCTION fleet_commit(
+
+    p_run_id TEXT, p_version BIGINT, p_durable BOOLEAN,
+    p_g_paths TEXT[], p_g_revisions BIGINT[],
+    p_d_steps TEXT[], p_d_rounds BIGINT[], p_d_purposes TEXT[],
+    p_d_channels TEXT[], p_d_recipients TEXT[],
+    p_state_json TEXT, p_status TEXT, p_now TEXT,
+    p_a_steps TEXT[], p_a_step_indexes BIGINT[], p_a_paths TEXT[], p_a_revisions BIGINT[],
+    p_a_shas TEXT[], p_a_bytes BYTEA[], p_a_sizes BIGINT[],
+    p_b_shas TEXT[], p_b_bytes BYTEA[], p_b_sizes BIGINT[],
+    p_sr_step TEXT, p_sr_attempt BIGINT, p_sr_model TEXT, p_sr_prompt TEXT,
+    p_sr_settings TEXT, p_sr_manifest TEXT, p_sr_input BIGINT, p_sr_output BIGINT,
+    p_sr_cost DOUBLE PRECISION, p_sr_cached BOOLEAN, p_sr_started TEXT,
+    p_sr_finished TEXT, p_sr_error TEXT,
+    p_dc_step TEXT, p_dc_round BIGINT, p_dc_approver TEXT, p_dc_key TEXT,
+    p_dc_verdict TEXT, p_dc_reason TEXT, p_dc_channel TEXT, p_dc_genflow TEXT,
+    p_dc_hash TEXT, p_dc_shown TEXT, p_dc_final BOOLEAN,
+    p_o_labels TEXT[], p_o_payloads TEXT[],
+    p_q_delete TEXT[], p_q_insert TEXT[], p_q_take_steps TEXT[], p_q_take_until TEXT[],
+    p_q_release TEXT[],
+    p_l_take_steps TEXT[], p_l_take_owners TEXT[], p_l_take_expires TEXT[],
+    p_l_release_steps TEXT[], p_l_release_owners TEXT[],
+    p_at TEXT, p_kinds TEXT[], p_payloads TEXT[],
+    p_status_from TEXT, p_status_to TEXT,
+    p_genflow TEXT, p_step TEXT, p_totals BIGINT[],
+    p_notify_run TEXT, p_notify_work BOOLEAN)
+RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+    refused BIGINT;
+BEGIN
+    refused := fleet_write(p_run_id, p_version, p_durable, p_g_paths, p_g_revisions, p_d_steps, p_d_rounds, p_d_purposes, p_d_channels, p_d_recipients, p_state_json, p_status, p_now, p_a_steps, p_a_step_indexes, p_a_paths, p_a_revisions, p_a_shas, p_a_bytes, p_a_sizes, p_b_shas, p_b_bytes, p_b_sizes, p_sr_step, p_sr_attempt, p_sr_model, p_sr_prompt, p_sr_settings, p_sr_manifest, p_sr_input, p_sr_output, p_sr_cost, p_sr_cached, p_sr_started, p_sr_finished, p_sr_error, p_dc_step, p_dc_round, p_dc_approver, p_dc_key, p_dc_verdict, p_dc_reason, p_dc_channel, p_dc_genflow, p_dc_hash, p_dc_shown, p_dc_final, p_o_labels, p_o_payloads, p_q_delete, p_q_insert, p_q_take_steps, p_q_take_until, p_q_release, p_l_take_steps, p_l_take_owners, p_l_take_expires, p_l_release_steps, p_l_release_owners);
+    IF refused <> 0 THEN
+        RETURN refused;
+    END IF;
     RETURN fleet_append(p_run_id, p_at, p_kinds, p_payloads, p_status_from, p_status_to,
         p_genflow, p_step, p_totals, p_notify_run, p_notify_work);
+END
+$$;
+
+-- The audit appends of a group commit, after all its writes (so the chain
+-- head is locked only for the appends and the COMMIT, not while the
+-- group's other transitions are written). One element per transition of
+-- arrays p_run_ids … p_notify_works; p_kinds and p_payloads hold every
+-- transition's events in turn, p_counts[i] of them for the i-th; p_totals
+-- seven per transition. A transition is appended only if its write went
+-- in: its run row was written by this transaction at the version after
+-- the one expected (a group holds each run's row lock from its start and
+-- has at most one transition per run, so nothing else can have).
+CREATE FUNCTION fleet_append_group(
+    p_run_ids TEXT[], p_versions BIGINT[], p_ats TEXT[], p_counts INT[],
+    p_kinds TEXT[], p_payloads TEXT[],
+    p_status_froms TEXT[], p_status_tos TEXT[],
+    p_genflows TEXT[], p_steps TEXT[], p_totals BIGINT[],
+    p_notify_runs TEXT[], p_notify_works BOOLEAN[])
+RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+    i INT;
+    first INT := 1;
+    appended BIGINT := 0;
+BEGIN
+    FOR i IN 1 .. COALESCE(array_length(p_run_ids, 1), 0) LOOP
+        IF EXISTS (SELECT 1 FROM runs WHERE id = p_run_ids[i] AND version = p_versions[i] + 1
+                   AND xmin = pg_current_xact_id()::xid) THEN
+            PERFORM fleet_append(p_run_ids[i], p_ats[i],
+                p_kinds[first : first + p_counts[i] - 1],
+                p_payloads[first : first + p_counts[i] - 1],
+                p_status_froms[i], p_status_tos[i], p_genflows[i], p_steps[i],
+                CASE WHEN p_steps[i] IS NULL THEN NULL ELSE p_totals[(i - 1) * 7 + 1 : i * 7] END,
+                p_notify_runs[i], p_notify_works[i]);
+            appended := appended + 1;
+        END IF;
+        first := first + p_counts[i];
+    END LOOP;
+    RETURN appended;
 END
 $$;

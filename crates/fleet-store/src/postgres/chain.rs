@@ -100,12 +100,12 @@ pub(super) async fn queue_append<C: GenericClient + Sync>(
     tally: &Tally,
     announce: Announce<'_>,
 ) -> Result<(), StoreError> {
-    let Some(args) = append_args(run_id, events, tally, announce)? else {
+    let Some(append) = append_args(run_id, events, tally, announce)? else {
         return Ok(());
     };
     p.exec(
         "SELECT fleet_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        args,
+        append.params(),
         "appending audit events",
     )
     .await?;
@@ -113,13 +113,48 @@ pub(super) async fn queue_append<C: GenericClient + Sync>(
 }
 
 /// The eleven arguments of `fleet_append` (also the last of
-/// `fleet_commit`'s); None when there is nothing to append or tally.
+/// `fleet_commit`'s), typed: a group commit sends several as arrays.
+pub(super) struct Append {
+    pub run_id: Option<String>,
+    pub at: String,
+    pub kinds: Vec<String>,
+    pub payloads: Vec<String>,
+    pub status_from: Option<String>,
+    pub status_to: Option<String>,
+    pub genflow: Option<String>,
+    pub step: Option<String>,
+    /// attempts, finished, duration_us, input/output tokens, cost, cached.
+    pub totals: Option<Vec<i64>>,
+    pub notify_run: Option<String>,
+    pub notify_work: bool,
+}
+
+impl Append {
+    pub fn params(self) -> Vec<Param> {
+        params![
+            self.run_id,
+            self.at,
+            self.kinds,
+            self.payloads,
+            self.status_from,
+            self.status_to,
+            self.genflow,
+            self.step,
+            self.totals,
+            self.notify_run,
+            self.notify_work,
+        ]
+    }
+}
+
+/// What `fleet_append` is called with; None when there is nothing to
+/// append or tally.
 pub(super) fn append_args(
     run_id: Option<&str>,
     events: &[Pending],
     tally: &Tally,
     announce: Announce<'_>,
-) -> Result<Option<Vec<Param>>, StoreError> {
+) -> Result<Option<Append>, StoreError> {
     let aggregates = tally.run_status.is_some() || tally.step.is_some();
     if events.is_empty() && !aggregates && matches!(announce, Announce::Nothing) {
         return Ok(None);
@@ -132,7 +167,7 @@ pub(super) fn append_args(
         kinds.push(e.kind.clone());
         payloads.push(audit::canonical_payload(i as i64 + 1, &e.payload)?);
     }
-    let (from, to) = match &tally.run_status {
+    let (status_from, status_to) = match &tally.run_status {
         Some((from, to)) => (from.clone(), Some(to.clone())),
         None => (None, None),
     };
@@ -156,19 +191,19 @@ pub(super) fn append_args(
         Announce::Nothing => (None, false),
         Announce::Run { id, work } => (Some(id.to_owned()), work),
     };
-    Ok(Some(params![
-        run_id.map(str::to_owned),
+    Ok(Some(Append {
+        run_id: run_id.map(str::to_owned),
         at,
         kinds,
         payloads,
-        from,
-        to,
+        status_from,
+        status_to,
         genflow,
         step,
         totals,
         notify_run,
         notify_work,
-    ]))
+    }))
 }
 
 pub(super) async fn events(

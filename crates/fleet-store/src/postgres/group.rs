@@ -1,6 +1,9 @@
 //! Group commit: one-statement commits (`fleet_commit`, migration 0006)
-//! that callers of one store make at the same time travel together, as
-//! several calls in one transaction sent in one round trip.
+//! that callers of one store make at the same time travel together, in
+//! one transaction sent in one round trip: each transition's checks and
+//! writes (`fleet_write`), then all their audit appends in one
+//! `fleet_append_group` call, so the chain head is locked only for the
+//! appends and the COMMIT.
 //!
 //! Why: per transaction the server pays a fixed cost (a wake-up, a
 //! protocol exchange, a commit record, relation locks, NOTIFY's commit
@@ -21,7 +24,11 @@
 //!   lease while it waits for a run row or a queue row, and a claim
 //!   (which skips locked queue rows) never waits on a group's lease.
 //! - A group is durable if any of its calls is.
+//! - A group holds at most one transition per run: the append tells a
+//!   transition that was written by its run row (written by this
+//!   transaction, at the version after the one expected).
 
+use super::chain::Append;
 use super::is_connection_lost;
 use super::pipeline::{Param, Pipeline, params};
 use deadpool_postgres::Pool;
@@ -32,14 +39,21 @@ use tokio::sync::oneshot;
 /// bound keeps one group from holding the chain head for long).
 const MAX_GROUP: usize = 32;
 
-/// One `fleet_commit` call.
+/// One transition, as `fleet_commit`'s arguments: those of `fleet_write`
+/// and those of `fleet_append` (migration 0006).
 pub(super) struct Call {
     pub run_id: String,
+    pub expected_version: i64,
     pub durable: bool,
-    /// The statement (the same for every call: `SELECT fleet_commit($1, …)`).
-    pub sql: String,
-    /// Its arguments; the third, p_durable, is set for the whole group.
-    pub args: Vec<Param>,
+    /// `fleet_write`'s; the third, p_durable, is set for the whole group.
+    pub write_args: Vec<Param>,
+    pub append: Append,
+}
+
+/// `SELECT function($1, …, $n)`.
+pub(super) fn call_sql(function: &str, n: usize) -> String {
+    let placeholders: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("SELECT {function}({})", placeholders.join(", "))
 }
 
 pub(super) enum Outcome {
@@ -48,7 +62,7 @@ pub(super) enum Outcome {
     /// Nothing was sent: send the call alone (nothing else was in flight,
     /// or it was the only call of its group). Calls made while it is in
     /// flight group behind it until the [`InFlight`] is dropped.
-    Alone(Call, Option<InFlight>),
+    Alone(Box<Call>, Option<InFlight>),
     /// The group failed as a whole and was rolled back: nothing of it was
     /// written. Commit the transition the other way, which reports its
     /// own error, if any, to this caller only.
@@ -95,7 +109,7 @@ impl Group {
                     group: self.clone(),
                     pool: pool.clone(),
                 };
-                return Outcome::Alone(call, Some(in_flight));
+                return Outcome::Alone(Box::new(call), Some(in_flight));
             }
             q.waiting.push((call, reply));
         }
@@ -129,8 +143,20 @@ impl Group {
     async fn send_waiting(self: Arc<Self>, pool: Pool) {
         let batch: Vec<_> = {
             let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let n = q.waiting.len().min(MAX_GROUP);
-            q.waiting.drain(..n).collect()
+            // At most one transition per run (`fleet_append_group` tells
+            // a written one by its run row); the rest wait their turn.
+            let mut runs = std::collections::HashSet::new();
+            let mut batch = Vec::new();
+            let mut later = Vec::new();
+            for (call, reply) in q.waiting.drain(..) {
+                if batch.len() < MAX_GROUP && runs.insert(call.run_id.clone()) {
+                    batch.push((call, reply));
+                } else {
+                    later.push((call, reply));
+                }
+            }
+            q.waiting = later;
+            batch
         };
         let (calls, replies): (Vec<Call>, Vec<_>) = batch.into_iter().unzip();
         let outcomes = send(&pool, calls).await;
@@ -146,7 +172,7 @@ async fn send(pool: &Pool, mut calls: Vec<Call>) -> Vec<Outcome> {
     if calls.len() == 1 {
         return calls
             .into_iter()
-            .map(|call| Outcome::Alone(call, None))
+            .map(|call| Outcome::Alone(Box::new(call), None))
             .collect();
     }
     let failed = |n: usize, why: String| (0..n).map(|_| Outcome::Failed(why.clone())).collect();
@@ -192,13 +218,27 @@ async fn send(pool: &Pool, mut calls: Vec<Call>) -> Vec<Outcome> {
         // Preparing failed; nothing was sent.
         return failed(calls.len(), e.to_string());
     }
+    let mut appends = Appends::default();
     for call in &mut calls {
-        let mut args = std::mem::take(&mut call.args);
+        let mut args = std::mem::take(&mut call.write_args);
         args[2] = Box::new(durable);
-        match p.query(&call.sql, args, "committing a transition").await {
+        let sql = call_sql("fleet_write", args.len());
+        match p.query(&sql, args, "committing a transition").await {
             Ok(slot) => slots.push(slot),
             Err(e) => return failed(calls.len(), e.to_string()),
         }
+        appends.push(call);
+    }
+    // Last, so the chain head is locked only for the appends and COMMIT.
+    if let Err(e) = p
+        .exec(
+            &call_sql("fleet_append_group", 13),
+            appends.params(),
+            "appending a group's audit events",
+        )
+        .await
+    {
+        return failed(calls.len(), e.to_string());
     }
     p.command("COMMIT", "committing a group");
     let answers = p.send().await;
@@ -220,4 +260,63 @@ async fn send(pool: &Pool, mut calls: Vec<Call>) -> Vec<Outcome> {
             Err(e) => Outcome::Failed(e.to_string()),
         })
         .collect()
+}
+
+/// The arguments of `fleet_append_group`: every call's `fleet_append`
+/// arguments as arrays, events concatenated.
+#[derive(Default)]
+struct Appends {
+    run_ids: Vec<String>,
+    versions: Vec<i64>,
+    ats: Vec<String>,
+    counts: Vec<i32>,
+    kinds: Vec<String>,
+    payloads: Vec<String>,
+    status_froms: Vec<Option<String>>,
+    status_tos: Vec<Option<String>>,
+    genflows: Vec<Option<String>>,
+    steps: Vec<Option<String>>,
+    totals: Vec<i64>,
+    notify_runs: Vec<Option<String>>,
+    notify_works: Vec<bool>,
+}
+
+impl Appends {
+    fn push(&mut self, call: &mut Call) {
+        let a = &mut call.append;
+        self.run_ids.push(call.run_id.clone());
+        self.versions.push(call.expected_version);
+        self.ats.push(std::mem::take(&mut a.at));
+        self.counts
+            .push(i32::try_from(a.kinds.len()).unwrap_or(i32::MAX));
+        self.kinds.append(&mut a.kinds);
+        self.payloads.append(&mut a.payloads);
+        self.status_froms.push(a.status_from.take());
+        self.status_tos.push(a.status_to.take());
+        self.genflows.push(a.genflow.take());
+        self.steps.push(a.step.take());
+        let totals = a.totals.take().unwrap_or_default();
+        self.totals
+            .extend((0..7).map(|i| totals.get(i).copied().unwrap_or(0)));
+        self.notify_runs.push(a.notify_run.take());
+        self.notify_works.push(a.notify_work);
+    }
+
+    fn params(self) -> Vec<Param> {
+        params![
+            self.run_ids,
+            self.versions,
+            self.ats,
+            self.counts,
+            self.kinds,
+            self.payloads,
+            self.status_froms,
+            self.status_tos,
+            self.genflows,
+            self.steps,
+            self.totals,
+            self.notify_runs,
+            self.notify_works,
+        ]
+    }
 }

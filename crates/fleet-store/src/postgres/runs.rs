@@ -2,7 +2,7 @@
 
 use super::cached::Cached;
 use super::chain::{self, Announce, Contribution, Tally};
-use super::group::{Call, Outcome};
+use super::group::{self, Call, Outcome};
 use super::pipeline::{Answers, Pipeline, Slot, Tx, params};
 use super::writes::{self, Write};
 use super::{PostgresStore, is_unique_violation, pg, to_i64, to_u32, to_u64};
@@ -385,20 +385,17 @@ async fn commit_fast(
         &audit::format_time(now),
         std::mem::take(&mut applied.writes),
     ));
-    // Its run id is the first argument already.
-    args.extend(append.into_iter().skip(1));
-    let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
-    let sql = format!("SELECT fleet_commit({})", placeholders.join(", "));
     let call = Call {
         run_id: t.run_id.clone(),
+        expected_version: t.expected_version,
         durable: t.durable,
-        sql,
-        args,
+        write_args: args,
+        append,
     };
     let code = match store.group.commit(&store.pool, call).await {
         Outcome::Returned(code) => code,
         Outcome::Alone(call, in_flight) => {
-            let sent = commit_alone(store, call, t).await;
+            let sent = commit_alone(store, *call, t).await;
             drop(in_flight);
             match sent? {
                 Some(code) => code,
@@ -431,11 +428,13 @@ async fn commit_alone(
     call: Call,
     t: &Transition,
 ) -> Result<Option<i64>, StoreError> {
+    let mut args = call.write_args;
+    // Its run id is the first argument already.
+    args.extend(call.append.params().into_iter().skip(1));
+    let sql = group::call_sql("fleet_commit", args.len());
     let client = store.client().await?;
     let mut p = Pipeline::new(&client);
-    let slot = p
-        .query(&call.sql, call.args, "committing a transition")
-        .await?;
+    let slot = p.query(&sql, args, "committing a transition").await?;
     let answers = p.send().await;
     if let Some((_, e)) = answers.first_error()
         && let Some(d) = &t.decision
