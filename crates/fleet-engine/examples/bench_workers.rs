@@ -8,7 +8,7 @@
 //! would), decided Go by it as soon as they wait at their gate (as `fleet
 //! approve` would), and executed entirely by the workers, each an engine
 //! with its own store handle (its own SQLite writer or PostgreSQL pool: what
-//! a separate process has) running `run_worker` with concurrency 32. The client acts as 16 users
+//! a separate process has) running `run_worker` with concurrency 64. The client acts as 16 users
 //! at once (see `drive_client`).
 //! BACKENDS: `sqlite,postgres` (default; PostgreSQL at
 //! `FLEET_TEST_POSTGRES_URL`, default postgres://postgres@127.0.0.1:5432/postgres,
@@ -35,7 +35,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Runs unfinished at once during the throughput measurement.
 const IN_FLIGHT: usize = 128;
 /// Steps each worker executes at once (`fleet worker --concurrency`).
-const WORKER_CONCURRENCY: usize = 32;
+const WORKER_CONCURRENCY: usize = 64;
 /// Starts, reads and decisions the client makes at once (see `drive_client`).
 const CLIENT_TASKS: usize = 16;
 /// Runs measured one at a time for the unloaded step overhead.
@@ -218,11 +218,17 @@ async fn drive_client(
                 }
             },
             notice = notices.next(Duration::from_millis(200)) => {
-                // Look at the runs a notice names (or all open ones after a
-                // timeout or an anonymous notice).
+                // A notice that names the run's status is enough to act on
+                // (`fleet approve` after the gate's email, as it were);
+                // otherwise look at the runs it names (or all open ones
+                // after a timeout or an anonymous notice).
                 let ids: Vec<String> = match notice? {
-                    Some(Notice::Run(id)) if open.contains(&id) => vec![id],
-                    Some(Notice::Run(_) | Notice::Work) => continue,
+                    Some(Notice::Run(id, Some(status))) if open.contains(&id) => {
+                        tasks.spawn(async move { Ok(Done::Looked(id, status)) });
+                        continue;
+                    }
+                    Some(Notice::Run(id, None)) if open.contains(&id) => vec![id],
+                    Some(Notice::Run(..) | Notice::Work) => continue,
                     Some(Notice::Any) | None => open.iter().cloned().collect(),
                 };
                 for id in ids {

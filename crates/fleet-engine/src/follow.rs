@@ -54,9 +54,9 @@ impl Engine {
             // Wait for this run to change (or, executing, for work to appear).
             loop {
                 match notices.next(FOLLOW_POLL).await? {
-                    Some(Notice::Run(id)) if id == run.id => break,
+                    Some(Notice::Run(id, _)) if id == run.id => break,
                     Some(Notice::Work) if execute => break,
-                    Some(Notice::Run(_) | Notice::Work) => {}
+                    Some(Notice::Run(..) | Notice::Work) => {}
                     Some(Notice::Any) => {
                         if self.store().run_version(&run.id).await? != run.version {
                             break;

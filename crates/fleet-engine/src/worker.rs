@@ -154,7 +154,7 @@ pub async fn run_worker(
             notice = notices.next(options.poll) => match notice {
                 Ok(Some(Notice::Work | Notice::Any) | None) => look = true,
                 // A run changed without making a step claimable.
-                Ok(Some(Notice::Run(_))) => {}
+                Ok(Some(Notice::Run(..))) => {}
                 Err(e) => {
                     counters.errors.fetch_add(1, Ordering::Relaxed);
                     on_error(&StepClaim { run_id: "(notices)".into(), step: "(notices)".into() }, &e.into());

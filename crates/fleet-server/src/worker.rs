@@ -162,7 +162,7 @@ pub async fn run(
             }
             _ = poll.tick() => claim(&engine, &mut in_flight, &mut tasks, &spawn).await,
             notice = next_notice(&mut notices) => {
-                if !matches!(notice, Some(fleet_store::Notice::Run(_))) {
+                if !matches!(notice, Some(fleet_store::Notice::Run(..))) {
                     claim(&engine, &mut in_flight, &mut tasks, &spawn).await;
                 }
             }

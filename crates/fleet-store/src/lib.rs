@@ -553,8 +553,10 @@ pub struct StepClaim {
 /// Why a [`Subscription`] woke.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Notice {
-    /// A transition of this run was committed.
-    Run(String),
+    /// A transition of this run was committed, leaving it in this status
+    /// (None: not told, e.g. by a writer of an older version), so a
+    /// watcher that waits for a status need not read the run on each.
+    Run(String, Option<fleet_core::run::RunStatus>),
     /// A step became claimable (it became Ready, or its lease was released).
     Work,
     /// Something was committed, by a process this backend cannot hear

@@ -283,7 +283,8 @@ impl Store for SqliteStore {
                 commit_in(conn, defs, first, &state_json)
             })
             .await?;
-        self.notices.committed(&committed.id, committed.work);
+        self.notices
+            .committed(&committed.id, committed.state.status, committed.work);
         Ok((committed.into_record(), written))
     }
 
@@ -376,7 +377,8 @@ impl Store for SqliteStore {
                 commit_in(conn, defs, t, &state_json)
             })
             .await?;
-        self.notices.committed(&committed.id, committed.work);
+        self.notices
+            .committed(&committed.id, committed.state.status, committed.work);
         Ok((committed.into_record(), written))
     }
 

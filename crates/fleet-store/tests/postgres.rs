@@ -220,11 +220,58 @@ async fn commits_made_together_are_grouped_and_a_refusal_stays_its_own() {
     let db = db().await;
     let store: Arc<dyn Store> = Arc::new(db.another().await);
     let elsewhere = db.another().await;
-    let mut runs = Vec::new();
+    // Runs created with their first transition at the same time group too
+    // (`fleet_create`).
+    let barrier = Arc::new(tokio::sync::Barrier::new(RUNS));
+    let mut creating = tokio::task::JoinSet::new();
     for i in 0..RUNS {
-        let run = suite::new_run(&*store, &format!("group-{i}"), "release-gate", None).await;
-        // Committed by `store`, which now knows the run at this version.
-        let run = suite::step(&*store, &run, Event::Start).await;
+        let (store, barrier) = (store.clone(), barrier.clone());
+        creating.spawn(async move {
+            let genflow = suite::genflow("release-gate");
+            let state = fleet_core::run::RunState::new(&genflow, None);
+            let (started, _) = fleet_core::run::advance(&genflow, &state, &Event::Start)
+                .unwrap_or_else(|r| panic!("{r}"));
+            let id = format!("group-{i}");
+            let shell = fleet_store::RunRecord {
+                id: id.clone(),
+                genflow_name: genflow.name.clone(),
+                definition: Arc::new(genflow.clone()),
+                definition_hash: genflow.definition_hash(),
+                state: state.clone(),
+                version: 1,
+                triggered_by: None,
+                created_at: jiff::Timestamp::now(),
+                updated_at: jiff::Timestamp::now(),
+            };
+            let first = fleet_store::Transition::new(&shell, started);
+            barrier.wait().await;
+            let new = fleet_store::NewRun {
+                id,
+                genflow,
+                triggered_by: None,
+                state,
+            };
+            (i, store.create_run_with(new, first).await)
+        });
+    }
+    let mut created = Vec::new();
+    while let Some(joined) = creating.join_next().await {
+        let (i, result) = joined.unwrap_or_else(|e| panic!("task: {e}"));
+        let (run, _) = result.unwrap_or_else(|e| panic!("create {i}: {e}"));
+        assert_eq!(run.version, 2);
+        created.push((i, run));
+    }
+    created.sort_by_key(|(i, _)| *i);
+    let raw = RawSql(db.scratch.url().to_owned());
+    let transactions = raw
+        .count("SELECT count(DISTINCT xmin::text) FROM events WHERE kind = 'run.created'")
+        .await;
+    assert!(
+        transactions < RUNS as i64,
+        "{RUNS} runs created in {transactions} transactions: none grouped"
+    );
+    let mut runs = Vec::new();
+    for (i, run) in created {
         if i % 3 == 0 {
             // Another process moves it on: `store`'s commit will be refused.
             let theirs = elsewhere
@@ -289,7 +336,6 @@ async fn commits_made_together_are_grouped_and_a_refusal_stays_its_own() {
     assert_eq!(seen, expected, "one event per written transition");
     // Rows written by one transaction share its id: fewer ids than
     // transitions means some went together.
-    let raw = RawSql(db.scratch.url().to_owned());
     let transactions = raw
         .count("SELECT count(DISTINCT xmin::text) FROM events WHERE kind = 'test.group'")
         .await;
@@ -353,7 +399,7 @@ async fn notices_cross_processes() {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
         {
-            Some(Notice::Run(id)) if id == "heard" => heard_run = true,
+            Some(Notice::Run(id, _)) if id == "heard" => heard_run = true,
             Some(Notice::Work) => heard_work = true,
             Some(_) => {}
             None => break,

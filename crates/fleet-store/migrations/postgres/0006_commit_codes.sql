@@ -258,3 +258,58 @@ BEGIN
     RETURN appended;
 END
 $$;
+
+-- A new run and its first transition, as one call of a group commit
+-- (`runs::create` when the run starts with a transition, as every run the
+-- engine starts does): the definition, the run row at version 1 with its
+-- initial queue rows, then `fleet_write` of the first transition at
+-- version 1. Its audit events come with the group's appends. A refusal
+-- cannot happen to a row this transaction just wrote; should it, the call
+-- raises, so the group rolls back rather than commit a run without its
+-- first transition. An existing run id raises a unique violation.
+CREATE FUNCTION fleet_create(
+    p_definition_hash TEXT, p_definition_json TEXT, p_genflow_name TEXT,
+    p_triggered_by TEXT, p_initial_state TEXT, p_initial_status TEXT,
+    p_initial_queue TEXT[],
+    p_run_id TEXT, p_version BIGINT, p_durable BOOLEAN,
+    p_g_paths TEXT[], p_g_revisions BIGINT[],
+    p_d_steps TEXT[], p_d_rounds BIGINT[], p_d_purposes TEXT[],
+    p_d_channels TEXT[], p_d_recipients TEXT[],
+    p_state_json TEXT, p_status TEXT, p_now TEXT,
+    p_a_steps TEXT[], p_a_step_indexes BIGINT[], p_a_paths TEXT[], p_a_revisions BIGINT[],
+    p_a_shas TEXT[], p_a_bytes BYTEA[], p_a_sizes BIGINT[],
+    p_b_shas TEXT[], p_b_bytes BYTEA[], p_b_sizes BIGINT[],
+    p_sr_step TEXT, p_sr_attempt BIGINT, p_sr_model TEXT, p_sr_prompt TEXT,
+    p_sr_settings TEXT, p_sr_manifest TEXT, p_sr_input BIGINT, p_sr_output BIGINT,
+    p_sr_cost DOUBLE PRECISION, p_sr_cached BOOLEAN, p_sr_started TEXT,
+    p_sr_finished TEXT, p_sr_error TEXT,
+    p_dc_step TEXT, p_dc_round BIGINT, p_dc_approver TEXT, p_dc_key TEXT,
+    p_dc_verdict TEXT, p_dc_reason TEXT, p_dc_channel TEXT, p_dc_genflow TEXT,
+    p_dc_hash TEXT, p_dc_shown TEXT, p_dc_final BOOLEAN,
+    p_o_labels TEXT[], p_o_payloads TEXT[],
+    p_q_delete TEXT[], p_q_insert TEXT[], p_q_take_steps TEXT[], p_q_take_until TEXT[],
+    p_q_release TEXT[],
+    p_l_take_steps TEXT[], p_l_take_owners TEXT[], p_l_take_expires TEXT[],
+    p_l_release_steps TEXT[], p_l_release_owners TEXT[])
+RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+    refused BIGINT;
+BEGIN
+    INSERT INTO definitions (hash, json) VALUES (p_definition_hash, p_definition_json)
+    ON CONFLICT (hash) DO NOTHING;
+    INSERT INTO runs (id, genflow_name, definition_hash, state_json, status, version,
+        triggered_by, created_at, updated_at)
+    VALUES (p_run_id, p_genflow_name, p_definition_hash, p_initial_state, p_initial_status, 1,
+        p_triggered_by, p_now, p_now);
+    IF COALESCE(array_length(p_initial_queue, 1), 0) > 0 THEN
+        INSERT INTO step_queue (run_id, step, claimable_at)
+        SELECT p_run_id, s, p_now FROM unnest(p_initial_queue) AS s;
+    END IF;
+    refused := fleet_write(p_run_id, p_version, p_durable, p_g_paths, p_g_revisions, p_d_steps, p_d_rounds, p_d_purposes, p_d_channels, p_d_recipients, p_state_json, p_status, p_now, p_a_steps, p_a_step_indexes, p_a_paths, p_a_revisions, p_a_shas, p_a_bytes, p_a_sizes, p_b_shas, p_b_bytes, p_b_sizes, p_sr_step, p_sr_attempt, p_sr_model, p_sr_prompt, p_sr_settings, p_sr_manifest, p_sr_input, p_sr_output, p_sr_cost, p_sr_cached, p_sr_started, p_sr_finished, p_sr_error, p_dc_step, p_dc_round, p_dc_approver, p_dc_key, p_dc_verdict, p_dc_reason, p_dc_channel, p_dc_genflow, p_dc_hash, p_dc_shown, p_dc_final, p_o_labels, p_o_payloads, p_q_delete, p_q_insert, p_q_take_steps, p_q_take_until, p_q_release, p_l_take_steps, p_l_take_owners, p_l_take_expires, p_l_release_steps, p_l_release_owners);
+    IF refused <> 0 THEN
+        RAISE EXCEPTION 'the first transition of new run % was refused (%)', p_run_id, refused;
+    END IF;
+    RETURN 0;
+END
+$$;

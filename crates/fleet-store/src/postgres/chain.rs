@@ -2,11 +2,13 @@
 //! (with the `/metrics` aggregates), reading, verifying; and `stats()`.
 
 use super::cached::Cached;
+use super::notices;
 use super::pipeline::{Param, Pipeline, params};
 use super::{PostgresStore, pg, to_u64};
 use crate::audit::{self, Pending};
 use crate::{AuditEvent, AuditReport, StepRun, StepStats, StoreError, StoreStats};
 use deadpool_postgres::{GenericClient, Transaction};
+use fleet_core::run::RunStatus;
 
 /// One attempt's contribution to its step's totals. Computed the same way
 /// for the record written and the one it replaces, so replacing subtracts
@@ -83,6 +85,8 @@ pub(super) enum Announce<'a> {
     /// may have become claimable; one notice too many is harmless).
     Run {
         id: &'a str,
+        /// The run's status after the commit, named in the notice.
+        status: RunStatus,
         work: bool,
     },
 }
@@ -189,7 +193,7 @@ pub(super) fn append_args(
     };
     let (notify_run, notify_work) = match announce {
         Announce::Nothing => (None, false),
-        Announce::Run { id, work } => (Some(id.to_owned()), work),
+        Announce::Run { id, status, work } => (Some(notices::run_payload(id, status)), work),
     };
     Ok(Some(Append {
         run_id: run_id.map(str::to_owned),

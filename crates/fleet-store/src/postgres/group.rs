@@ -39,14 +39,19 @@ use tokio::sync::oneshot;
 /// bound keeps one group from holding the chain head for long).
 const MAX_GROUP: usize = 32;
 
-/// One transition, as `fleet_commit`'s arguments: those of `fleet_write`
-/// and those of `fleet_append` (migration 0006).
+/// One transition (migration 0006): a call that writes it (`fleet_write`,
+/// or `fleet_create` for a new run with its first transition), and its
+/// `fleet_append` arguments.
 pub(super) struct Call {
     pub run_id: String,
+    /// The version the write expects (the run row ends one past it).
     pub expected_version: i64,
     pub durable: bool,
-    /// `fleet_write`'s; the third, p_durable, is set for the whole group.
-    pub write_args: Vec<Param>,
+    pub function: &'static str,
+    /// The function's arguments; p_durable, at `durable_at`, is set for
+    /// the whole group.
+    pub args: Vec<Param>,
+    pub durable_at: usize,
     pub append: Append,
 }
 
@@ -220,9 +225,9 @@ async fn send(pool: &Pool, mut calls: Vec<Call>) -> Vec<Outcome> {
     }
     let mut appends = Appends::default();
     for call in &mut calls {
-        let mut args = std::mem::take(&mut call.write_args);
-        args[2] = Box::new(durable);
-        let sql = call_sql("fleet_write", args.len());
+        let mut args = std::mem::take(&mut call.args);
+        args[call.durable_at] = Box::new(durable);
+        let sql = call_sql(call.function, args.len());
         match p.query(&sql, args, "committing a transition").await {
             Ok(slot) => slots.push(slot),
             Err(e) => return failed(calls.len(), e.to_string()),

@@ -7,6 +7,7 @@
 
 use crate::{Notice, StoreError, Subscription};
 use async_trait::async_trait;
+use fleet_core::run::RunStatus;
 use futures_util::StreamExt;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -123,7 +124,10 @@ async fn listen(
                 Ok(AsyncMessage::Notification(n)) => {
                     let notice = match n.channel() {
                         "fleet_work" => Notice::Work,
-                        _ => Notice::Run(n.payload().to_owned()),
+                        _ => {
+                            let (id, status) = parse_run_payload(n.payload());
+                            Notice::Run(id, status)
+                        }
                     };
                     if tx.send(notice).is_err() {
                         return;
@@ -147,5 +151,40 @@ impl Subscription for PgSubscription {
             Ok(Some(notice)) => Ok(Some(notice)),
             Ok(None) | Err(_) => Ok(None),
         }
+    }
+}
+
+/// The `fleet_run` payload: the run id and, after a space (run ids have
+/// none), its status after the commit.
+pub(super) fn run_payload(id: &str, status: RunStatus) -> String {
+    format!("{id} {}", status.as_str())
+}
+
+/// Reads [`run_payload`]; a payload without a known status is all id.
+fn parse_run_payload(payload: &str) -> (String, Option<RunStatus>) {
+    if let Some((id, status)) = payload.rsplit_once(' ')
+        && let Some(status) = RunStatus::ALL.into_iter().find(|s| s.as_str() == status)
+    {
+        return (id.to_owned(), Some(status));
+    }
+    (payload.to_owned(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_payload_names_the_run_and_its_status() {
+        let payload = run_payload("01J-run", RunStatus::Waiting);
+        assert_eq!(
+            parse_run_payload(&payload),
+            ("01J-run".to_owned(), Some(RunStatus::Waiting))
+        );
+        assert_eq!(parse_run_payload("01J-run"), ("01J-run".to_owned(), None));
+        assert_eq!(
+            parse_run_payload("a b nonsense"),
+            ("a b nonsense".to_owned(), None)
+        );
     }
 }

@@ -3,7 +3,7 @@
 use super::cached::Cached;
 use super::chain::{self, Announce, Contribution, Tally};
 use super::group::{self, Call, Outcome};
-use super::pipeline::{Answers, Pipeline, Slot, Tx, params};
+use super::pipeline::{Answers, Param, Pipeline, Slot, Tx, params};
 use super::writes::{self, Write};
 use super::{PostgresStore, is_unique_violation, pg, to_i64, to_u32, to_u64};
 use crate::audit::{self, Pending};
@@ -102,13 +102,169 @@ pub(super) async fn create(
             run.id
         )));
     }
+    let mut in_flight = None;
+    if let Some(f) = &first {
+        match create_grouped(store, &run, f).await? {
+            Grouped::Committed(done) => return Ok(*done),
+            // Sent alone the pipeline way; commits made meanwhile group
+            // behind it until `in_flight` is dropped.
+            Grouped::Alone(marker) => in_flight = marker,
+            Grouped::Other => {}
+        }
+    }
     let durable = first.as_ref().is_some_and(|f| f.durable);
     let tx = Tx::new(store.client().await?, durable);
     let result = create_in(store, &tx, run, first).await;
     if result.is_err() {
         tx.rollback().await;
     }
+    drop(in_flight);
     result
+}
+
+enum Grouped {
+    Committed(Box<(RunRecord, Vec<ArtifactRef>)>),
+    /// Nothing was sent: create it alone.
+    Alone(Option<group::InFlight>),
+    /// Nothing was written: create it the pipeline way, which gives any
+    /// error its own words.
+    Other,
+}
+
+/// Creates `run` with its first transition as one call (`fleet_create`,
+/// migration 0006) of a group commit, when other commits are in flight.
+async fn create_grouped(
+    store: &PostgresStore,
+    run: &NewRun,
+    first: &Transition,
+) -> Result<Grouped, StoreError> {
+    let definition_hash = run.genflow.definition_hash();
+    let now = audit::now();
+    let mut queue = Vec::new();
+    let work = queue_sync(&mut queue, &run.genflow, None, &run.state, &[], now)?;
+    let mut initial_queue = Vec::new();
+    for w in queue {
+        match w {
+            Write::QueueInsert(step) => initial_queue.push(step),
+            // A new run's queue only gains rows.
+            _ => return Ok(Grouped::Other),
+        }
+    }
+    let record = RunRecord {
+        id: run.id.clone(),
+        genflow_name: run.genflow.name.clone(),
+        definition: store.remember_definition(&definition_hash, run.genflow.clone()),
+        definition_hash: definition_hash.clone(),
+        state: run.state.clone(),
+        version: 1,
+        triggered_by: run.triggered_by.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let prior = Prior::new_run(first);
+    let Ok(mut applied) = plan(&record, first.clone(), now, &prior) else {
+        return Ok(Grouped::Other);
+    };
+    if !writes::fits_commit_call(&applied.writes) {
+        return Ok(Grouped::Other);
+    }
+    let tally = Tally {
+        run_status: applied.tally.run_status.take().map(|(_, to)| (None, to)),
+        step: applied.tally.step.take(),
+    };
+    let mut events = vec![audit::run_created(
+        &run.id,
+        &run.genflow,
+        &definition_hash,
+        &run.state,
+    )];
+    events.append(&mut applied.events);
+    let announce = Announce::Run {
+        id: &run.id,
+        status: applied.record.state.status,
+        work: work || applied.work,
+    };
+    let Some(append) = chain::append_args(Some(&run.id), &events, &tally, announce)? else {
+        return Ok(Grouped::Other);
+    };
+    let mut args = params![
+        definition_hash,
+        run.genflow.canonical_json(),
+        run.genflow.name.clone(),
+        run.triggered_by.clone(),
+        json("run state", &run.state)?,
+        run.state.status.as_str().to_owned(),
+        initial_queue,
+    ];
+    let durable_at = args.len() + 2;
+    args.extend(write_call(
+        first,
+        &HashMap::new(),
+        now,
+        std::mem::take(&mut applied.writes),
+    ));
+    let call = Call {
+        run_id: run.id.clone(),
+        expected_version: 1,
+        durable: first.durable,
+        function: "fleet_create",
+        durable_at,
+        args,
+        append,
+    };
+    match store.group.commit(&store.pool, call).await {
+        Outcome::Returned(0) => {
+            store.remember_run(Known::committed(
+                &applied.record,
+                &HashMap::new(),
+                &applied.written,
+            ));
+            Ok(Grouped::Committed(Box::new((
+                applied.record,
+                applied.written,
+            ))))
+        }
+        Outcome::Alone(_, in_flight) => Ok(Grouped::Alone(in_flight)),
+        // `fleet_create` raises rather than return a refusal.
+        Outcome::Returned(_) | Outcome::Retry => Ok(Grouped::Other),
+        Outcome::Failed(why) => Err(StoreError::Unavailable(why)),
+    }
+}
+
+/// `fleet_write`'s arguments (migration 0006) for transition `t` with
+/// `writes` planned at `now`: the guard's (the run's version, the newest
+/// revision `guessed` for each artifact path, the deliveries' keys), then
+/// the rows.
+fn write_call(
+    t: &Transition,
+    guessed: &HashMap<String, u32>,
+    now: Timestamp,
+    writes: Vec<Write>,
+) -> Vec<Param> {
+    let (paths, revisions): (Vec<String>, Vec<i64>) = guessed
+        .iter()
+        .map(|(p, r)| (p.clone(), i64::from(*r)))
+        .unzip();
+    let d_steps: Vec<String> = t.outbox.iter().map(|d| d.step.clone()).collect();
+    let d_rounds: Vec<i64> = t.outbox.iter().map(|d| i64::from(d.round)).collect();
+    let d_purposes: Vec<String> = t.outbox.iter().map(|d| d.purpose.as_key()).collect();
+    let d_channels: Vec<String> = t.outbox.iter().map(|d| d.channel.clone()).collect();
+    let d_recipients: Vec<String> = t.outbox.iter().map(|d| d.recipient.clone()).collect();
+    let mut args = params![
+        t.run_id.clone(),
+        t.expected_version,
+        t.durable,
+        paths,
+        revisions,
+        d_steps,
+        d_rounds,
+        d_purposes,
+        d_channels,
+        d_recipients,
+    ];
+    // The step run's key (the guard's guess is about it) is in here.
+    args.extend(writes::commit_call(&audit::format_time(now), writes));
+    args
 }
 
 async fn create_in(
@@ -183,6 +339,7 @@ async fn create_in(
     };
     let announce = Announce::Run {
         id: &record.id,
+        status: record.state.status,
         work,
     };
     chain::queue_append(&mut p, Some(&record.id), &events, &tally, announce).await?;
@@ -273,6 +430,7 @@ async fn commit_in(
     .await?;
     let announce = Announce::Run {
         id: &applied.record.id,
+        status: applied.record.state.status,
         work: applied.work,
     };
     chain::queue_append(
@@ -332,17 +490,8 @@ async fn commit_fast(
             known.revisions.get(&a.path).copied().unwrap_or(0),
         );
     }
-    let (paths, revisions): (Vec<String>, Vec<i64>) = guessed
-        .iter()
-        .map(|(p, r)| (p.clone(), i64::from(*r)))
-        .unzip();
-    let d_steps: Vec<String> = t.outbox.iter().map(|d| d.step.clone()).collect();
-    let d_rounds: Vec<i64> = t.outbox.iter().map(|d| i64::from(d.round)).collect();
-    let d_purposes: Vec<String> = t.outbox.iter().map(|d| d.purpose.as_key()).collect();
-    let d_channels: Vec<String> = t.outbox.iter().map(|d| d.channel.clone()).collect();
-    let d_recipients: Vec<String> = t.outbox.iter().map(|d| d.recipient.clone()).collect();
     let prior = Prior {
-        revisions: guessed,
+        revisions: guessed.clone(),
         old_step_run: None,
         requeued: vec![true; t.outbox.len()],
     };
@@ -357,6 +506,7 @@ async fn commit_fast(
     }
     let announce = Announce::Run {
         id: &applied.record.id,
+        status: applied.record.state.status,
         work: applied.work,
     };
     let Some(append) = chain::append_args(
@@ -368,28 +518,14 @@ async fn commit_fast(
     else {
         return Ok(None);
     };
-    let mut args = params![
-        t.run_id.clone(),
-        t.expected_version,
-        t.durable,
-        paths,
-        revisions,
-        d_steps,
-        d_rounds,
-        d_purposes,
-        d_channels,
-        d_recipients,
-    ];
-    // The step run's key (the guard's guess is about it) is in here.
-    args.extend(writes::commit_call(
-        &audit::format_time(now),
-        std::mem::take(&mut applied.writes),
-    ));
+    let args = write_call(t, &guessed, now, std::mem::take(&mut applied.writes));
     let call = Call {
         run_id: t.run_id.clone(),
         expected_version: t.expected_version,
         durable: t.durable,
-        write_args: args,
+        function: "fleet_write",
+        durable_at: 2,
+        args,
         append,
     };
     let code = match store.group.commit(&store.pool, call).await {
@@ -428,7 +564,7 @@ async fn commit_alone(
     call: Call,
     t: &Transition,
 ) -> Result<Option<i64>, StoreError> {
-    let mut args = call.write_args;
+    let mut args = call.args;
     // Its run id is the first argument already.
     args.extend(call.append.params().into_iter().skip(1));
     let sql = group::call_sql("fleet_commit", args.len());

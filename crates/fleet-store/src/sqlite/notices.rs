@@ -9,6 +9,7 @@
 
 use crate::{Notice, StoreError, Subscription};
 use async_trait::async_trait;
+use fleet_core::run::RunStatus;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
@@ -31,9 +32,9 @@ impl Notices {
     }
 
     /// Announces a commit of `run_id` (and new work, if it made a step claimable).
-    pub(crate) fn committed(&self, run_id: &str, work: bool) {
+    pub(crate) fn committed(&self, run_id: &str, status: RunStatus, work: bool) {
         // No subscriber is not an error.
-        let _ = self.tx.send(Notice::Run(run_id.to_owned()));
+        let _ = self.tx.send(Notice::Run(run_id.to_owned(), Some(status)));
         if work {
             self.work();
         }

@@ -1912,10 +1912,13 @@ pub async fn subscribers_hear_commits(store: &dyn Store) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut heard = false;
     while std::time::Instant::now() < deadline && !heard {
-        if let Some(fleet_store::Notice::Run(id)) =
+        if let Some(fleet_store::Notice::Run(id, status)) =
             ok(sub.next(Duration::from_secs(1)).await, "next")
+            && id == "heard-here"
         {
-            heard |= id == "heard-here";
+            // The notice names the status the commit left the run in.
+            assert_eq!(status, Some(fleet_core::run::RunStatus::Running));
+            heard = true;
         }
     }
     assert!(heard, "the commit of run heard-here was announced");
