@@ -12,13 +12,7 @@ use std::path::Path;
 
 /// The `fleet init` example with `from` replaced by `to` in its config.
 fn project_with(from: &str, to: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     let config = tmp.path().join(".fleet/config.yaml");
     let text = std::fs::read_to_string(&config).expect("config");
     assert!(text.contains(from), "the example config names {from}");

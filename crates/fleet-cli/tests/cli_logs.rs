@@ -10,7 +10,6 @@
 
 mod common;
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -131,13 +130,7 @@ fn closed_port() -> u16 {
 }
 
 fn project(model_url: &str, webhook_url: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     let config_path = tmp.path().join(".fleet/config.yaml");
     let config = std::fs::read_to_string(&config_path).expect("config");
     let edited = config
@@ -465,13 +458,7 @@ fn worker_log(dir: &Path, log: &Path, args: &[&str]) -> String {
 
 #[test]
 fn worker_logs_json_when_not_a_terminal_and_human_on_request() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     let logs = tempfile::tempdir().expect("tempdir");
 
     // auto: stderr is a file, so JSON.

@@ -75,13 +75,7 @@ async fn anthropic_server() -> MockServer {
 
 /// `fleet init`, then point the two analysis steps at the two servers.
 fn project(openai: &MockServer, anthropic: &MockServer) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     let config_path = tmp.path().join(".fleet/config.yaml");
     let config = std::fs::read_to_string(&config_path).expect("config");
     let edited = config

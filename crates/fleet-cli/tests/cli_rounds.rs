@@ -15,13 +15,7 @@ const MODEL: &str = include_str!("../../fleet-server/tests/fixtures/redraft-mode
 /// `fleet init`'s example with both analysis steps on the scripted model
 /// and the review redrafting the report at most `max` times.
 fn project(max: u32, stubborn: bool) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     let path = tmp.path().join(".fleet/config.yaml");
     let text = std::fs::read_to_string(&path).expect("config");
     let mut edited = text

@@ -15,17 +15,6 @@ use std::time::{Duration, Instant};
 
 const OWNER: &str = "release-owner@example.com";
 
-fn project() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
-    tmp
-}
-
 fn json_of(cmd: &mut Command) -> Value {
     let out = cmd.assert().get_output().stdout.clone();
     serde_json::from_slice(&out)
@@ -54,7 +43,7 @@ fn sha256_file(path: &Path) -> String {
 
 #[test]
 fn run_reaches_the_gate_with_documents_written() {
-    let tmp = project();
+    let tmp = common::initialized();
     let run = start(tmp.path());
     assert_eq!(run["status"], "waiting");
     let id = run["run_id"].as_str().expect("run_id");
@@ -80,7 +69,7 @@ fn run_reaches_the_gate_with_documents_written() {
 
 #[test]
 fn text_output_says_exactly_how_to_decide() {
-    let tmp = project();
+    let tmp = common::initialized();
     fleet(tmp.path())
         .args(["run", "release-gate"])
         .assert()
@@ -94,7 +83,7 @@ fn text_output_says_exactly_how_to_decide() {
 
 #[test]
 fn go_completes_the_run_and_announces() {
-    let tmp = project();
+    let tmp = common::initialized();
     let id = start(tmp.path())["run_id"].as_str().expect("id").to_owned();
     let done = json_of(fleet(tmp.path()).args(["approve", &id[..8], "--as", OWNER, "--json"]));
     assert_eq!(done["status"], "succeeded");
@@ -128,7 +117,7 @@ fn go_completes_the_run_and_announces() {
 
 #[test]
 fn no_go_stops_the_run_and_nothing_is_announced() {
-    let tmp = project();
+    let tmp = common::initialized();
     let id = start(tmp.path())["run_id"].as_str().expect("id").to_owned();
     fleet(tmp.path())
         .args(["reject", &id, "--as", OWNER])
@@ -157,7 +146,7 @@ fn no_go_stops_the_run_and_nothing_is_announced() {
 
 #[test]
 fn only_named_approvers_and_no_self_approval() {
-    let tmp = project();
+    let tmp = common::initialized();
     let id = start(tmp.path())["run_id"].as_str().expect("id").to_owned();
     fleet(tmp.path())
         .args(["approve", &id, "--as", "mallory@example.com"])
@@ -165,7 +154,7 @@ fn only_named_approvers_and_no_self_approval() {
         .code(1)
         .stderr(predicate::str::contains("is not an approver of this gate"));
     // The owner started this run, so the owner may not approve it.
-    let tmp2 = project();
+    let tmp2 = common::initialized();
     let id2 = json_of(fleet(tmp2.path()).args(["run", "release-gate", "--as", OWNER, "--json"]))["run_id"]
         .as_str()
         .expect("id")
@@ -180,7 +169,7 @@ fn only_named_approvers_and_no_self_approval() {
 
 #[test]
 fn wait_exits_nonzero_when_rejected() {
-    let tmp = project();
+    let tmp = common::initialized();
     let bin = assert_cmd::cargo::cargo_bin("fleet");
     let stderr = std::fs::File::create(tmp.path().join("wait.stderr")).expect("stderr file");
     let mut waiting = std::process::Command::new(&bin);
@@ -247,7 +236,7 @@ fn wait_for_run(dir: &Path, status: &str, producer: &mut std::process::Child) ->
 
 #[test]
 fn twenty_concurrent_approvals_record_exactly_one_decision() {
-    let tmp = project();
+    let tmp = common::initialized();
     let id = start(tmp.path())["run_id"].as_str().expect("id").to_owned();
     let bin = assert_cmd::cargo::cargo_bin("fleet");
     let children: Vec<_> = (0..20)
@@ -291,7 +280,7 @@ fn twenty_concurrent_approvals_record_exactly_one_decision() {
 /// A project whose report step takes a while (a slow source command), so a
 /// process can be killed in the middle of it.
 fn slow_project() -> tempfile::TempDir {
-    let tmp = project();
+    let tmp = common::initialized();
     let config = tmp.path().join(".fleet/config.yaml");
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text.replace(
@@ -394,7 +383,7 @@ fn killed_mid_step_the_run_resumes_and_finishes_exactly_once() {
 
 #[test]
 fn killed_between_commit_and_file_write_the_files_come_back() {
-    let tmp = project();
+    let tmp = common::initialized();
     let dir = tmp.path();
     kill_when(
         dir,
@@ -423,7 +412,7 @@ fn tampering_with_an_artifact_or_an_event_is_detected_and_named() {
     if common::postgres_pass() {
         return;
     }
-    let tmp = project();
+    let tmp = common::initialized();
     let dir = tmp.path();
     let id = start(dir)["run_id"].as_str().expect("id").to_owned();
     fleet(dir)
@@ -470,7 +459,7 @@ fn tampering_with_an_artifact_or_an_event_is_detected_and_named() {
 
 #[test]
 fn audit_export_writes_a_checkable_bundle() {
-    let tmp = project();
+    let tmp = common::initialized();
     let dir = tmp.path();
     let id = start(dir)["run_id"].as_str().expect("id").to_owned();
     fleet(dir)
@@ -515,7 +504,7 @@ fn audit_export_writes_a_checkable_bundle() {
 
 #[test]
 fn cancel_and_retry() {
-    let tmp = project();
+    let tmp = common::initialized();
     let dir = tmp.path();
     let id = start(dir)["run_id"].as_str().expect("id").to_owned();
     fleet(dir).args(["cancel", &id]).assert().success();
@@ -535,7 +524,7 @@ fn cancel_and_retry() {
 
 #[test]
 fn unknown_run_and_genflow_are_clear_errors() {
-    let tmp = project();
+    let tmp = common::initialized();
     fleet(tmp.path())
         .args(["show", "0000ffff"])
         .assert()

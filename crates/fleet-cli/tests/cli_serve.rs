@@ -6,7 +6,6 @@ mod common;
 
 use common::fleet;
 
-use assert_cmd::Command;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
@@ -15,13 +14,7 @@ use std::time::{Duration, Instant};
 const OWNER: &str = "release-owner@example.com";
 
 fn project_at_gate() -> (tempfile::TempDir, String) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     let out = fleet(tmp.path())
         .args(["run", "release-gate", "--json"])
         .assert()
@@ -197,13 +190,7 @@ server:
 
 #[test]
 fn a_triggered_genflow_is_listed_and_serve_needs_its_hook_secret() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    Command::cargo_bin("fleet")
-        .expect("fleet binary")
-        .arg("init")
-        .arg(tmp.path())
-        .assert()
-        .success();
+    let tmp = common::initialized();
     let config = tmp.path().join(".fleet/config.yaml");
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(&config, format!("{text}{TRIGGERED}")).expect("write config");

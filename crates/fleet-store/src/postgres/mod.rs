@@ -26,6 +26,7 @@ mod known;
 mod notices;
 mod outbox;
 mod pipeline;
+mod run_reads;
 mod runs;
 mod schema;
 mod work;
@@ -319,15 +320,15 @@ impl Store for PostgresStore {
     }
 
     async fn get_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError> {
-        runs::get(self, id_or_prefix).await
+        run_reads::get(self, id_or_prefix).await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
-        runs::list(self, filter).await
+        run_reads::list(self, filter).await
     }
 
     async fn run_versions(&self, filter: &RunFilter) -> Result<Vec<(String, i64)>, StoreError> {
-        runs::versions(self, filter).await
+        run_reads::versions(self, filter).await
     }
 
     async fn run_version(&self, id: &str) -> Result<i64, StoreError> {
@@ -401,7 +402,7 @@ impl Store for PostgresStore {
     }
 
     async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRef>, StoreError> {
-        runs::artifacts(self, run_id).await
+        run_reads::artifacts(self, run_id).await
     }
 
     async fn artifact_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -430,11 +431,11 @@ impl Store for PostgresStore {
     }
 
     async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError> {
-        runs::step_runs(self, run_id).await
+        run_reads::step_runs(self, run_id).await
     }
 
     async fn decisions(&self, run_id: &str) -> Result<Vec<DecisionRecord>, StoreError> {
-        runs::decisions(self, run_id).await
+        run_reads::decisions(self, run_id).await
     }
 
     async fn events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>, StoreError> {
