@@ -32,9 +32,9 @@ fn start_worker(backend: &Backend, dir: &Path, log: &Path, freeze: bool) -> Chil
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("fleet"));
     backend.apply_std(&mut cmd);
     if freeze {
-        // Freezes right after it marks its first step started, holding
-        // the step's lease: the step can only finish by a takeover.
-        cmd.env("FLEET_FAULT", "pause-after:step_started");
+        // Freezes as it begins executing its first step, holding the
+        // step's lease: the step can only finish by a takeover.
+        cmd.env("FLEET_FAULT", "pause-after:step_executing");
     }
     cmd.env("FLEET_LEASE_TTL", "2s")
         .arg("-C")

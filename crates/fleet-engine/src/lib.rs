@@ -12,6 +12,7 @@ mod announced;
 pub mod attest;
 mod cadence;
 mod decision;
+mod drive;
 mod exec;
 mod fan_out;
 mod files;
@@ -36,7 +37,6 @@ pub use rounds::{ReviewRounds, RoundRevisions, review_rounds};
 pub use worker::{OnStepError, WorkerOptions, WorkerReport, run_worker};
 
 use fleet_core::config::Config;
-use fleet_core::flags::FlagCounts;
 use fleet_core::run::{Action, Event, Refusal, RunState, StepStatus, advance};
 use fleet_store::{DeliveryScope, NewDelivery, RunFilter};
 use fleet_store::{
@@ -46,7 +46,7 @@ use fleet_store::{
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -102,7 +102,9 @@ pub struct Settings {
     /// `Event::name()` such as `decision` or `step_succeeded`): after
     /// committing a transition caused by that event, the process
     /// announces it on stderr and freezes, so a test can SIGKILL it at exactly
-    /// that point. Only builds with the `fault-injection` feature (test
+    /// that point. Also named points: `step_executing` (a step about to be
+    /// executed under this process's lease, its result not committed) and
+    /// `published`. Only builds with the `fault-injection` feature (test
     /// builds) read the variable or ever freeze.
     pub pause_after: Option<String>,
     /// Do not read model responses from the cache (`fleet run --no-cache`);
@@ -258,8 +260,21 @@ struct Extras {
     outbox: Vec<NewDelivery>,
     /// The step's lease, taken with StepStarted and released with its result.
     leases: Vec<LeaseChange>,
+    /// The step's start, committed with this result (see `drive.rs`).
+    start: Option<Start>,
+    /// Take the leases of the steps this transition makes Ready: the task
+    /// committing it runs them next (see `drive.rs`).
+    hand_off: bool,
     /// The corpus files a model step kept (`evidence.keep_corpus`).
     blobs: Vec<fleet_store::Blob>,
+}
+
+/// A step's start that goes with its result: StepStarted is applied first.
+#[derive(Clone, Copy)]
+struct Start {
+    step: usize,
+    /// The attempt it starts.
+    attempt: u32,
 }
 
 /// The result of one committed transition.
@@ -268,6 +283,8 @@ struct Applied {
     /// The artifacts' bytes as committed, to write the readable copies
     /// without reading them back.
     files: Vec<NewArtifact>,
+    /// The steps whose leases the transition took.
+    taken: Vec<String>,
 }
 
 const MAX_CAS_ATTEMPTS: u32 = 100;
@@ -431,355 +448,6 @@ impl Engine {
     /// Loads a run by id or unique prefix.
     pub async fn run(&self, id: &str) -> Result<RunRecord, EngineError> {
         Ok(self.store.get_run(id).await?)
-    }
-
-    /// Executes every runnable step of the run until it finishes or waits at
-    /// a gate (or only steps leased by other live workers remain).
-    pub async fn drive(
-        &self,
-        run_id: &str,
-        observer: &dyn Observer,
-    ) -> Result<RunRecord, EngineError> {
-        Ok(self.drive_steps(run_id, observer).await?.0)
-    }
-
-    /// [`Engine::drive`], also saying which steps this call executed (or
-    /// tried to): their leases are settled, each released by the step's
-    /// last commit or by `run_step` when it stopped early.
-    pub(crate) async fn drive_steps(
-        &self,
-        run_id: &str,
-        observer: &dyn Observer,
-    ) -> Result<(RunRecord, Vec<usize>), EngineError> {
-        let mut executed = Vec::new();
-        let mut run = self.store.get_run(run_id).await?;
-        if self.settings.write_files {
-            files::materialize(self.store.as_ref(), &run, &self.settings.state_dir).await?;
-        }
-        let mut announced_gates = Vec::new();
-        loop {
-            for (i, s) in run.state.steps.iter().enumerate() {
-                if s.status == StepStatus::Waiting && !announced_gates.contains(&i) {
-                    announced_gates.push(i);
-                    let step = &run.definition.steps[i];
-                    observer.gate_opened(&run, &step.name, &step.approvers);
-                }
-            }
-            if run.state.is_terminal() {
-                observer.run_finished(&run);
-                return Ok((run, executed));
-            }
-            if self.is_draining() {
-                return Ok((run, executed));
-            }
-            // Ready steps, plus Running ones whose worker died (lease free or expired).
-            // Not those another task of this process is executing.
-            let busy = self.executing_steps(&run.id);
-            let candidates: Vec<usize> = run
-                .state
-                .steps
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| matches!(s.status, StepStatus::Ready | StepStatus::Running))
-                .map(|(i, _)| i)
-                .filter(|i| !busy.contains(i))
-                .collect();
-            let mut claimed = Vec::new();
-            for i in candidates {
-                if claimed.len() >= self.settings.concurrency.max(1) {
-                    break;
-                }
-                // A Ready step's lease is taken by its StepStarted commit,
-                // whose version check lets exactly one worker start it; a
-                // Running one was left by a worker that died and is taken
-                // over only once its lease is free or lapsed.
-                let name = &run.definition.steps[i].name;
-                if run.state.steps[i].status == StepStatus::Ready
-                    || self
-                        .store
-                        .claim_lease(
-                            &run.id,
-                            name,
-                            &self.settings.worker_id,
-                            self.settings.lease_ttl,
-                        )
-                        .await?
-                {
-                    claimed.push(i);
-                }
-            }
-            if claimed.is_empty() {
-                // Waiting at a gate, or the remaining steps run elsewhere.
-                return Ok((run, executed));
-            }
-            let single = claimed.len() == 1;
-            executed.extend(&claimed);
-            let mut tasks = Vec::new();
-            for i in claimed {
-                tasks.push(self.run_step(&run, i, observer));
-            }
-            let results = futures_util::future::join_all(tasks).await;
-            let mut latest = None;
-            for r in results {
-                latest = r?;
-            }
-            // A lone step's result commit is the newest state this worker
-            // knows; if another process moved the run since, the next
-            // commit's version check says so and reloads.
-            run = match latest {
-                Some(run) if single => run,
-                _ => self.store.get_run(run_id).await?,
-            };
-        }
-    }
-
-    /// One step: mark it started (unless a dead worker left it Running),
-    /// execute it with a heartbeat, record success or failure.
-    async fn run_step(
-        &self,
-        snapshot: &RunRecord,
-        idx: usize,
-        observer: &dyn Observer,
-    ) -> Result<Option<RunRecord>, EngineError> {
-        let key = (snapshot.id.clone(), idx);
-        let fresh = self
-            .executing
-            .lock()
-            .map(|mut set| set.insert(key.clone()))
-            .unwrap_or(false);
-        if !fresh {
-            // Another task of this process executes it (under our lease).
-            return Ok(None);
-        }
-        let _executing = Executing { engine: self, key };
-        let _slot = match &self.settings.step_slots {
-            Some(slots) => {
-                Some(
-                    slots
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| EngineError::Usage {
-                            run: snapshot.id.clone(),
-                            message: "the engine is shutting down".into(),
-                        })?,
-                )
-            }
-            None => None,
-        };
-        let result = self.run_step_inner(snapshot, idx, observer).await;
-        // The step's final commit releases the lease; when there was none
-        // (an error, a cancelled run, another worker won), release it here.
-        if !matches!(result, Ok(Some(_))) {
-            let name = &snapshot.definition.steps[idx].name;
-            let _ = self
-                .store
-                .release_lease(&snapshot.id, name, &self.settings.worker_id)
-                .await;
-        }
-        result
-    }
-
-    fn lease_release(&self, step: &str) -> Vec<LeaseChange> {
-        vec![LeaseChange::Release {
-            step: step.to_owned(),
-            owner: self.settings.worker_id.clone(),
-        }]
-    }
-
-    /// `snapshot` is the run as `drive` last saw it; transitions start from it
-    /// and reload only if it turns out stale (the version check says so).
-    /// `Ok(Some(run as committed))` when the step's result was committed with
-    /// its lease released.
-    async fn run_step_inner(
-        &self,
-        snapshot: &RunRecord,
-        idx: usize,
-        observer: &dyn Observer,
-    ) -> Result<Option<RunRecord>, EngineError> {
-        let run = snapshot.clone();
-        let step_state = &run.state.steps[idx];
-        let run = match step_state.status {
-            StepStatus::Ready => {
-                let mut extras = Extras {
-                    leases: vec![LeaseChange::Take {
-                        step: run.definition.steps[idx].name.clone(),
-                        owner: self.settings.worker_id.clone(),
-                        ttl: self.settings.lease_ttl,
-                    }],
-                    ..Extras::default()
-                };
-                extras
-                    .payload
-                    .insert("attempt".into(), (step_state.attempt + 1).into());
-                if run.definition.steps[idx].kind == fleet_core::config::StepKind::Notify {
-                    // Queued atomically with the start; a plan error fails
-                    // the step in `exec::notify_step` with the same message.
-                    extras.outbox = fleet_notify::announce_deliveries(
-                        &self.config,
-                        &run.id,
-                        &run.definition,
-                        &run.state,
-                        idx,
-                    )
-                    .unwrap_or_default();
-                }
-                match self
-                    .apply_from(&run, &Event::StepStarted { step: idx }, extras)
-                    .await
-                {
-                    Ok(applied) => applied.run,
-                    // Someone else moved it (cancelled, or another worker won): not an error.
-                    Err(EngineError::Refused(_)) => return Ok(None),
-                    Err(e) => return Err(e),
-                }
-            }
-            StepStatus::Running => run, // reclaimed from a worker that died
-            _ => return Ok(None),
-        };
-        let step = run.definition.steps[idx].clone();
-        let attempt = run.state.steps[idx].attempt;
-        observer.step_started(&run, &step.name, attempt);
-
-        // Backoff before a retry (attempt 2 and later).
-        if attempt > 1 {
-            let backoff = Duration::from_millis(250u64.saturating_mul(1 << (attempt - 2).min(7)));
-            tokio::time::sleep(backoff.min(Duration::from_secs(30))).await;
-        }
-
-        let started = Instant::now();
-        let work = exec::execute(self, &run, idx, attempt);
-        let heartbeat = self.heartbeat(&run.id, &step.name);
-        let outcome = match step.timeout {
-            Some(t) => {
-                tokio::select! {
-                    r = tokio::time::timeout(t.as_std(), work) => r.unwrap_or_else(|_| Err(
-                        exec::StepFailure::from(format!("timed out after {t}"))
-                    )),
-                    never = heartbeat => match never {},
-                }
-            }
-            None => {
-                tokio::select! {
-                    r = work => r,
-                    never = heartbeat => match never {},
-                }
-            }
-        };
-        let elapsed = started.elapsed();
-        let committed = match outcome {
-            Ok(done) => {
-                let info = StepInfo {
-                    input_tokens: done.step_run.as_ref().map(|s| s.input_tokens).unwrap_or(0),
-                    output_tokens: done.step_run.as_ref().map(|s| s.output_tokens).unwrap_or(0),
-                    cached: done.step_run.as_ref().is_some_and(|s| s.cached),
-                    error: None,
-                    out: Some(step.out_path()),
-                };
-                let mut extras = Extras {
-                    artifacts: done.artifacts,
-                    step_run: done.step_run,
-                    blobs: done.blobs,
-                    leases: self.lease_release(&step.name),
-                    ..Extras::default()
-                };
-                extras
-                    .payload
-                    .insert("high_flags".into(), done.flags.high.into());
-                if done.flags != FlagCounts::NONE {
-                    extras.payload.insert(
-                        "flags".into(),
-                        serde_json::to_value(done.flags).unwrap_or_default(),
-                    );
-                }
-                extras
-                    .payload
-                    .insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
-                let event = Event::StepSucceeded {
-                    step: idx,
-                    flags: done.flags,
-                };
-                match self.apply_from(&run, &event, extras).await {
-                    Ok(applied) => {
-                        if self.settings.write_files {
-                            files::write_artifacts(
-                                &applied.run,
-                                &applied.files,
-                                &self.settings.state_dir,
-                            )?;
-                        }
-                        self.metrics
-                            .step_finished(step.kind.as_str(), "succeeded", elapsed);
-                        let status = applied.run.state.steps[idx].status;
-                        observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
-                        Some(applied.run)
-                    }
-                    Err(EngineError::Refused(_)) => None, // run was cancelled meanwhile; result dropped
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(exec::StepFailure {
-                store_unavailable: Some(e),
-                ..
-            }) => {
-                // Not the step's failure: the step stays Running under this
-                // process's lease, which the caller releases (a worker) or
-                // lets lapse, so it is executed again once the database
-                // answers, by whichever process claims it.
-                tracing::warn!(run = %run.id, step = %step.name, error = %e,
-                    "the database was unavailable during the step; it will run again");
-                return Err(e.into());
-            }
-            Err(failure) => {
-                let mut extras = Extras {
-                    step_run: failure.step_run.map(|b| *b),
-                    leases: self.lease_release(&step.name),
-                    ..Extras::default()
-                };
-                extras
-                    .payload
-                    .insert("error".into(), failure.message.clone().into());
-                let event = Event::StepFailed {
-                    step: idx,
-                    error: failure.message.clone(),
-                };
-                match self.apply_from(&run, &event, extras).await {
-                    Ok(applied) => {
-                        self.metrics
-                            .step_finished(step.kind.as_str(), "failed", elapsed);
-                        let status = applied.run.state.steps[idx].status;
-                        let info = StepInfo {
-                            error: Some(failure.message),
-                            ..StepInfo::default()
-                        };
-                        observer.step_finished(&applied.run, &step.name, status, elapsed, &info);
-                        Some(applied.run)
-                    }
-                    Err(EngineError::Refused(_)) => None,
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        Ok(committed)
-    }
-
-    /// Renews the lease until dropped (the select above drops it when the work ends).
-    async fn heartbeat(&self, run_id: &str, step: &str) -> std::convert::Infallible {
-        let every = (self.settings.lease_ttl / 3).max(Duration::from_millis(100));
-        loop {
-            tokio::time::sleep(every).await;
-            // A failed renewal means another worker took over after our lease
-            // lapsed; the CAS on commit will sort out who wins.
-            let _ = self
-                .store
-                .renew_lease(
-                    run_id,
-                    step,
-                    &self.settings.worker_id,
-                    self.settings.lease_ttl,
-                )
-                .await;
-        }
     }
 
     /// Records a decision at a gate (CLI or web) and, when final, continues the run.
@@ -970,9 +638,13 @@ impl Engine {
                 Some(run) => run,
                 None => self.store.get_run(run_id).await?,
             };
-            let (state, actions) = advance(&run.definition, &run.state, event)?;
+            let (state, actions) = advance_started(&run, extras.start, event)?;
+            let mut extras = extras.clone();
+            if extras.hand_off {
+                extras.leases.extend(self.hand_offs(&run, &state));
+            }
             match self
-                .commit_once(&run, event, state, actions, extras.clone())
+                .commit_once(&run, event, state, actions, extras)
                 .await?
             {
                 Some(applied) => return Ok(applied),
@@ -983,6 +655,30 @@ impl Engine {
             run: run_id.to_owned(),
             attempts: MAX_CAS_ATTEMPTS,
         })
+    }
+
+    /// The leases to take of the steps that are Ready in `after` and were
+    /// not runnable in `run`: no one else can hold a live lease on them.
+    /// None when draining (the task will not run them).
+    fn hand_offs(&self, run: &RunRecord, after: &RunState) -> Vec<LeaseChange> {
+        if self.is_draining() {
+            return Vec::new();
+        }
+        after
+            .steps
+            .iter()
+            .zip(&run.state.steps)
+            .zip(&run.definition.steps)
+            .filter(|((a, b), _)| {
+                a.status == StepStatus::Ready
+                    && !matches!(b.status, StepStatus::Ready | StepStatus::Running)
+            })
+            .map(|(_, step)| LeaseChange::Take {
+                step: step.name.clone(),
+                owner: self.settings.worker_id.clone(),
+                ttl: self.settings.lease_ttl,
+            })
+            .collect()
     }
 
     /// Commits one transition computed from `run`; `None` when the run moved
@@ -1006,6 +702,14 @@ impl Engine {
         // The store adds an event per status change, artifact, step run
         // and decision; roughly, for the checkpoint cadence.
         let appended = (t.events.len() + t.artifacts.len() + 2) as u64;
+        let taken = t
+            .leases
+            .iter()
+            .filter_map(|c| match c {
+                LeaseChange::Take { step, .. } => Some(step.clone()),
+                LeaseChange::Release { .. } => None,
+            })
+            .collect();
         match self.store.commit(t).await {
             Ok((committed, _refs)) => {
                 self.count(run, &committed, event, channel.as_deref());
@@ -1014,6 +718,7 @@ impl Engine {
                 Ok(Some(Applied {
                     run: committed,
                     files,
+                    taken,
                 }))
             }
             Err(StoreError::Conflict { .. }) => Ok(None),
@@ -1111,6 +816,22 @@ impl Engine {
     }
 }
 
+/// `event` applied to `run`, after the step's start when it goes with it.
+fn advance_started(
+    run: &RunRecord,
+    start: Option<Start>,
+    event: &Event,
+) -> Result<(RunState, Vec<Action>), Refusal> {
+    let Some(start) = start else {
+        return advance(&run.definition, &run.state, event);
+    };
+    let started = Event::StepStarted { step: start.step };
+    let (state, mut actions) = advance(&run.definition, &run.state, &started)?;
+    let (state, more) = advance(&run.definition, &state, event)?;
+    actions.extend(more);
+    Ok((state, actions))
+}
+
 /// Delivery problems surface per delivery; what reaches here is the store failing.
 fn notify_error(run: &str, e: fleet_notify::NotifyError) -> EngineError {
     match e {
@@ -1146,10 +867,20 @@ fn audit_events(
     if let Some(step) = step {
         payload.insert("step".into(), step.into());
     }
-    let mut events = vec![NewEvent {
+    let mut events = Vec::new();
+    if let Some(start) = extras.start {
+        let started = Event::StepStarted { step: start.step };
+        events.push(NewEvent {
+            kind: format!("engine.{}", started.name()),
+            payload: serde_json::json!({
+                "event": started.name(), "step": step_name(start.step), "attempt": start.attempt,
+            }),
+        });
+    }
+    events.push(NewEvent {
         kind: format!("engine.{}", event.name()),
         payload: payload.into(),
-    }];
+    });
     for a in actions {
         if let Action::OpenGate(i) = a {
             let s = &definition.steps[*i];

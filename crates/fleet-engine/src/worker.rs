@@ -9,6 +9,7 @@
 //! `Settings::step_slots` bounds the steps executing at once across all
 //! tasks.
 
+use crate::drive::Leases;
 use crate::{Engine, EngineError, Observer};
 use fleet_store::{Notice, StepClaim};
 use std::collections::{HashMap, HashSet};
@@ -226,7 +227,13 @@ impl Engine {
         observer: &dyn Observer,
     ) -> Result<(), EngineError> {
         if !self.is_draining() {
-            let result = self.drive_steps(&claim.run_id, observer).await;
+            let result = self
+                .drive_steps(
+                    &claim.run_id,
+                    Leases::other(std::slice::from_ref(&claim.step)),
+                    observer,
+                )
+                .await;
             // The step's own commits released the lease if it ran; when
             // drive returned without running it, give it back.
             let settled = match &result {
@@ -267,7 +274,10 @@ impl Engine {
             settled.clear();
             Ok(())
         } else {
-            match self.drive_steps(run_id, observer).await {
+            match self
+                .drive_steps(run_id, Leases::worker(steps), observer)
+                .await
+            {
                 Ok((run, executed)) => {
                     settled.extend(
                         executed

@@ -123,6 +123,15 @@ pub(crate) fn decision_record(
     })
 }
 
+/// Whether `leases` takes the lease of `step`: a step that a transition
+/// makes runnable and leases at once is for the committing worker to run
+/// next, and wakes no other worker.
+pub(crate) fn takes_lease(leases: &[LeaseChange], step: &str) -> bool {
+    leases
+        .iter()
+        .any(|c| matches!(c, LeaseChange::Take { step: s, .. } if s == step))
+}
+
 /// The steps of `state` a worker may run (or take over): Ready, or Running
 /// (under a lease that may lapse), while the run has not ended. What the
 /// store's queue of runnable steps holds, on every backend.
@@ -302,8 +311,8 @@ pub struct Transition {
     /// transition's run.
     #[serde(default)]
     pub outbox: Vec<NewDelivery>,
-    /// Lease changes committed with the transition (engine: take the lease with StepStarted,
-    /// release it with StepSucceeded/StepFailed).
+    /// Lease changes committed with the transition (engine: release a step's lease with its
+    /// result, and take the leases of the steps the result makes Ready, which it runs next).
     #[serde(default)]
     pub leases: Vec<LeaseChange>,
     /// Content kept with the transition but no document of the run (the
@@ -316,8 +325,9 @@ pub struct Transition {
 /// A change to a step's lease, committed as part of a [`Transition`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LeaseChange {
-    /// The step's lease becomes `owner`'s for `ttl` (the version CAS already guarantees this
-    /// transition is the one that started the step, so it overwrites any stale lease).
+    /// The step's lease becomes `owner`'s for `ttl`, overwriting any stale lease: the
+    /// transition starts or finishes the step under the lease its owner holds (the version
+    /// CAS decides who commits), or makes the step runnable, so no live lease exists.
     Take {
         step: String,
         owner: String,

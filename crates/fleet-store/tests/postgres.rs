@@ -151,6 +151,7 @@ suite_test!(concurrent_commits_all_land, arc);
 suite_test!(same_version_burst_one_wins, arc, hold);
 suite_test!(failing_requests_keep_neighbours, arc, hold);
 suite_test!(claims_take_each_runnable_step_once);
+suite_test!(a_result_hands_the_next_step_to_its_worker);
 suite_test!(keyset_pages_list_each_run_once);
 suite_test!(subscribers_hear_commits);
 suite_test!(awkward_strings_chain_alike);

@@ -308,6 +308,11 @@ async fn claims_take_each_runnable_step_once() {
 }
 
 #[tokio::test]
+async fn a_result_hands_the_next_step_to_its_worker() {
+    suite::a_result_hands_the_next_step_to_its_worker(&db().await.store).await;
+}
+
+#[tokio::test]
 async fn keyset_pages_list_each_run_once() {
     suite::keyset_pages_list_each_run_once(&db().await.store).await;
 }

@@ -934,7 +934,7 @@ fn queue_sync(
         writes.push(Write::QueueDelete(step.to_string()));
     }
     for step in new.iter().filter(|s| !old.contains(s)) {
-        work = true;
+        work |= !crate::takes_lease(leases, step);
         writes.push(Write::QueueInsert(step.to_string()));
     }
     for change in leases {

@@ -8,7 +8,7 @@ use crate::StoreError;
 use deadpool_postgres::Client;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-pub const MIGRATIONS: [(&str, &str); 6] = [
+pub const MIGRATIONS: [(&str, &str); 7] = [
     (
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
@@ -32,6 +32,10 @@ pub const MIGRATIONS: [(&str, &str); 6] = [
     (
         "commit codes and kept files",
         include_str!("../../migrations/postgres/0006_commit_codes.sql"),
+    ),
+    (
+        "queue take",
+        include_str!("../../migrations/postgres/0007_queue_take.sql"),
     ),
 ];
 

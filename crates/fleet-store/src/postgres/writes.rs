@@ -263,11 +263,12 @@ pub(super) async fn queue(
                 .await?;
             }
             Write::QueueTake { step, until } => {
-                // Only ever earlier (see `sqlite/queue.rs`).
+                // A row claimable now moves to the lease's end, any later
+                // time earlier (see `sqlite/queue.rs`).
                 p.exec(
                     "UPDATE step_queue SET claimable_at = $3
-                     WHERE run_id = $1 AND step = $2 AND claimable_at > $3",
-                    params![id(), step, until],
+                     WHERE run_id = $1 AND step = $2 AND (claimable_at > $3 OR claimable_at <= $4)",
+                    params![id(), step, until, now()],
                     "updating the step queue",
                 )
                 .await?;

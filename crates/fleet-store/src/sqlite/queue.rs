@@ -7,7 +7,7 @@
 //! its cost follows what it claims, not how many runs are stored.
 
 use super::{Connection, OptionalExtension, audit, lease_expiry, params};
-use crate::{LeaseChange, StepClaim, StoreError, runnable};
+use crate::{LeaseChange, StepClaim, StoreError, runnable, takes_lease};
 use fleet_core::config::Genflow;
 use fleet_core::run::RunState;
 use std::time::Duration;
@@ -34,27 +34,31 @@ pub(crate) fn sync(
             .execute(params![run_id, step])?;
     }
     for step in new.iter().filter(|s| !old.contains(s)) {
-        work |= conn
+        let inserted = conn
             .prepare_cached(
                 "INSERT INTO step_queue (run_id, step, claimable_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (run_id, step) DO NOTHING",
             )?
             .execute(params![run_id, step, now_text])?
             == 1;
+        // A step this transition makes runnable and leases at once (the
+        // committing worker runs it next) is no work for anyone else.
+        work |= inserted && !takes_lease(leases, step);
     }
     for change in leases {
         match change {
-            // A lease taken here only ever moves the row's time earlier (to
-            // when the lease lapses); a later time reaches the row lazily
-            // (the next claimer finds the live lease and re-times the row),
-            // which saves a write on nearly every step start.
+            // A lease taken here moves a row claimable now (new, or given
+            // back) to when the lease lapses, and any later time earlier;
+            // a row already held until before then is left to be re-timed
+            // lazily (the next claimer finds the live lease), which saves
+            // a write on nearly every step start after a claim.
             LeaseChange::Take { step, ttl, .. } => {
                 let until = audit::format_time(lease_expiry(now, *ttl)?);
                 conn.prepare_cached(
                     "UPDATE step_queue SET claimable_at = ?3
-                     WHERE run_id = ?1 AND step = ?2 AND claimable_at > ?3",
+                     WHERE run_id = ?1 AND step = ?2 AND (claimable_at > ?3 OR claimable_at <= ?4)",
                 )?
-                .execute(params![run_id, step, until])?;
+                .execute(params![run_id, step, until, now_text])?;
             }
             LeaseChange::Release { step, .. } => {
                 work |= set_claimable(conn, run_id, step, &now_text)?;

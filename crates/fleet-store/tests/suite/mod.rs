@@ -1824,6 +1824,71 @@ pub async fn claims_take_each_runnable_step_once(store: &dyn Store) {
     assert!(ok(store.claim_steps("w5", short, 10, None).await, "claim").is_empty());
 }
 
+/// A result that makes a step Ready and takes its lease in the same commit
+/// hands the step to the committing worker: no claim takes it from the
+/// queue while the lease lives, not even the worker's own (it runs the step
+/// without one), and a claim takes it once the lease is given back.
+pub async fn a_result_hands_the_next_step_to_its_worker(store: &dyn Store) {
+    let ttl = Duration::from_secs(60);
+    let run = new_run(store, "hand-off", "release-gate", None).await;
+    let run = step(store, &run, Event::Start).await;
+    let claimed = ok(
+        store.claim_steps("w1", ttl, 10, Some("hand-off")).await,
+        "claim",
+    );
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    let run = step(store, &run, Event::StepStarted { step: 0 }).await;
+    let flags = fleet_core::flags::FlagCounts::NONE;
+    let (state, _) = advance(
+        &run.definition,
+        &run.state,
+        &Event::StepSucceeded { step: 0, flags },
+    )
+    .unwrap_or_else(|r| panic!("{r}"));
+    let mut t = Transition::new(&run, state);
+    t.leases = vec![
+        LeaseChange::Release {
+            step: "readiness".into(),
+            owner: "w1".into(),
+        },
+        LeaseChange::Take {
+            step: "risk-review".into(),
+            owner: "w1".into(),
+            ttl,
+        },
+    ];
+    let run = ok(store.commit(t).await, "result with hand-off").0;
+    assert_eq!(run.state.steps[1].status, StepStatus::Ready);
+    for owner in ["w1", "w2"] {
+        let claimed = ok(store.claim_steps(owner, ttl, 10, None).await, "claim");
+        assert!(
+            claimed.is_empty(),
+            "{owner} claimed a handed-off step: {claimed:?}"
+        );
+    }
+    assert!(!ok(
+        store
+            .claim_lease("hand-off", "risk-review", "w2", ttl)
+            .await,
+        "another worker's claim of the lease"
+    ));
+    ok(
+        store.release_lease("hand-off", "risk-review", "w1").await,
+        "give it back",
+    );
+    let claimed = ok(
+        store.claim_steps("w2", ttl, 10, None).await,
+        "claim after release",
+    );
+    assert_eq!(
+        claimed,
+        vec![fleet_store::StepClaim {
+            run_id: "hand-off".into(),
+            step: "risk-review".into()
+        }]
+    );
+}
+
 /// Keyset pages: each run once, in listing order, with and without a filter.
 pub async fn keyset_pages_list_each_run_once(store: &dyn Store) {
     let mut ids = Vec::new();
