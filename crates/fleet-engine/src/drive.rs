@@ -9,16 +9,17 @@
 //! for nothing. A drive gives back, when it returns, the handed-off
 //! leases it did not use.
 //!
-//! Starts. A model step (report, review) is executed before its start is
-//! committed, and its result commits StepStarted with StepSucceeded (or
-//! StepFailed): one transition instead of two. The lease keeps other
+//! Starts. A model step (report, review), or a notify step with nothing to
+//! deliver, is executed before its start is committed, and its result
+//! commits StepStarted with StepSucceeded (or StepFailed): one transition
+//! instead of two. The lease keeps other
 //! workers off the step meanwhile, and the version check decides should
 //! two ever execute it (a lease that lapsed): once the step has moved on,
 //! StepStarted is refused, so exactly one result lands. A step still
 //! executing after `SHOW_RUNNING_AFTER` commits its start on its own, so
-//! a slow step shows as running. Notify and publish steps commit their
-//! start first: it queues their deliveries, and a destination written is
-//! found again through it after a crash.
+//! a slow step shows as running. A notify step with deliveries and a
+//! publish step commit their start first: it queues the deliveries, and a
+//! destination written is found again through it after a crash.
 
 use crate::{Engine, EngineError, Executing, Extras, Observer, Start, StepInfo, exec, files};
 use fleet_core::config::StepKind;
@@ -74,12 +75,26 @@ impl<'a> Leases<'a> {
     }
 }
 
-/// Whether a step of this kind commits its start with its result.
-fn starts_with_result(kind: StepKind) -> bool {
-    matches!(kind, StepKind::Report | StepKind::Review)
-}
-
 impl Engine {
+    /// Whether step `idx` of `run` commits its start with its result: a
+    /// model step (report, review), and a notify step with nothing to
+    /// queue (its start is what queues its deliveries; a plan error fails
+    /// the step either way).
+    fn starts_with_result(&self, run: &RunRecord, idx: usize) -> bool {
+        match run.definition.steps[idx].kind {
+            StepKind::Report | StepKind::Review => true,
+            StepKind::Notify => fleet_notify::announce_deliveries(
+                &self.config,
+                &run.id,
+                &run.definition,
+                &run.state,
+                idx,
+            )
+            .is_ok_and(|planned| planned.is_empty()),
+            StepKind::Approval | StepKind::Publish => false,
+        }
+    }
+
     /// Executes every runnable step of the run until it finishes or waits at
     /// a gate (or only steps leased by other live workers remain).
     pub async fn drive(
@@ -327,7 +342,7 @@ impl Engine {
         // `base`: the run the result is committed on; `start`: the start,
         // when it goes with the result; `running`: the run as the step sees it.
         let (base, start, running) = match snapshot.state.steps[idx].status {
-            StepStatus::Ready if starts_with_result(step.kind) => {
+            StepStatus::Ready if self.starts_with_result(snapshot, idx) => {
                 let Ok((state, _)) = advance(
                     &snapshot.definition,
                     &snapshot.state,

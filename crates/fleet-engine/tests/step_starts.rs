@@ -4,8 +4,8 @@
 //! result leases the steps it makes Ready, so the worker runs them without
 //! claiming them from the queue.
 
-use fleet_core::run::RunStatus;
-use fleet_engine::{Engine, Quiet, Settings, WorkerOptions, run_worker};
+use fleet_core::run::{RunStatus, Verdict};
+use fleet_engine::{DecisionRequest, Engine, Quiet, Settings, WorkerOptions, run_worker};
 use fleet_store::{AuditEvent, SqliteStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ genflows:
         question: "Ship it?"
         approvers: [owner@example.com]
         out: decision.md
+      - {name: announce, depends_on: [go-no-go], kind: notify, out: sent.md}
   - name: slow
     steps:
       - {name: readiness, prompt: "Assemble the report.", corpus: ["docs/*.md"], sources: [{name: ci, command: "sleep 1.6; echo CI green"}], kind: report, out: readiness.md}
@@ -123,6 +124,39 @@ async fn a_quick_model_step_commits_its_start_with_its_result() {
         .unwrap_or_else(|e| panic!("step runs: {e}"));
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|r| r.attempt == 1), "{records:?}");
+
+    // A notify step with nothing to deliver starts with its result too.
+    let decided = ws
+        .engine
+        .decide(DecisionRequest {
+            run: run.id.clone(),
+            step: None,
+            approver: "owner@example.com".into(),
+            verdict: Verdict::Go,
+            reason: None,
+            channel: "cli".into(),
+            shown: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("decide: {e}"));
+    let done = ws
+        .engine
+        .drive(&run.id, &Quiet)
+        .await
+        .unwrap_or_else(|e| panic!("drive: {e}"));
+    assert_eq!(done.state.status, RunStatus::Succeeded);
+    assert_eq!(done.version, decided.version + 1);
+    let events = ws
+        .engine
+        .store()
+        .events(Some(&run.id))
+        .await
+        .unwrap_or_else(|e| panic!("events: {e}"));
+    let names: Vec<String> = statuses(&events, "announce")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(names, ["ready", "succeeded"]);
 }
 
 #[tokio::test]
