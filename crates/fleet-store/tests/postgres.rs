@@ -299,6 +299,12 @@ async fn commits_made_together_are_grouped_and_a_refusal_stays_its_own() {
                 kind: "test.group".into(),
                 payload: serde_json::json!({"run": i}),
             });
+            // Its aggregates are kept by the group's one tally.
+            t.step_run = Some(suite::step_run(
+                "readiness",
+                1,
+                Some(jiff::Timestamp::now()),
+            ));
             barrier.wait().await;
             (i, store.commit(t).await.map(|(r, _)| r.version))
         });
@@ -347,6 +353,24 @@ async fn commits_made_together_are_grouped_and_a_refusal_stays_its_own() {
     );
     let report = store.verify_audit().await.unwrap_or_else(|e| panic!("{e}"));
     assert!(report.is_ok(), "{report:?}");
+    // The aggregates count each written transition once, and no refused one.
+    let stats = store.stats().await.unwrap_or_else(|e| panic!("{e}"));
+    let refused = (RUNS / 3) as u64;
+    assert_eq!(
+        stats.runs_by_status,
+        vec![
+            ("cancelled".to_string(), refused),
+            ("running".to_string(), RUNS as u64 - refused)
+        ]
+    );
+    assert_eq!(stats.steps.len(), 1, "{:?}", stats.steps);
+    let step = &stats.steps[0];
+    let written = RUNS as u64 - refused;
+    assert_eq!((step.attempts, step.finished), (written, written));
+    assert_eq!(
+        (step.input_tokens, step.output_tokens),
+        (1200 * written, 300 * written)
+    );
 }
 
 /// Claimers in two stores never get the same step.

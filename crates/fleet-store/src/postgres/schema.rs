@@ -8,7 +8,7 @@ use crate::StoreError;
 use deadpool_postgres::Client;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-pub const MIGRATIONS: [(&str, &str); 7] = [
+pub const MIGRATIONS: [(&str, &str); 8] = [
     (
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
@@ -36,6 +36,10 @@ pub const MIGRATIONS: [(&str, &str); 7] = [
     (
         "queue take",
         include_str!("../../migrations/postgres/0007_queue_take.sql"),
+    ),
+    (
+        "batched appends",
+        include_str!("../../migrations/postgres/0008_batched_appends.sql"),
     ),
 ];
 

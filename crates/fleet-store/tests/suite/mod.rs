@@ -420,7 +420,7 @@ pub async fn commit_conflict_writes_nothing(store: &dyn Store) {
     );
 }
 
-fn step_run(step: &str, attempt: u32, finished: Option<jiff::Timestamp>) -> StepRun {
+pub fn step_run(step: &str, attempt: u32, finished: Option<jiff::Timestamp>) -> StepRun {
     StepRun {
         step: step.into(),
         attempt,
