@@ -192,3 +192,98 @@ BEGIN
     RETURN appended;
 END
 $$;
+
+-- A worker's claim as one statement in its own implicit transaction:
+-- BEGIN, SET LOCAL and COMMIT were three more statements for the server
+-- per claim. As `postgres/work.rs` described it: the queue rows due are
+-- locked first (SKIP LOCKED: concurrent claimers get different rows), a
+-- row whose step another owner holds a live lease on is re-timed to that
+-- lease's end and skipped, the others are leased to p_owner until p_until.
+-- Not durable: a claim lost in a crash only makes its step claimable again.
+CREATE FUNCTION fleet_claim(
+    p_now TEXT, p_run_id TEXT, p_limit BIGINT, p_owner TEXT, p_until TEXT)
+RETURNS TABLE (claimed_run TEXT, claimed_step TEXT)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN QUERY
+    WITH due AS (
+        SELECT q.run_id, q.step, l.owner AS holder, l.expires_at AS held_until
+        FROM step_queue q
+        LEFT JOIN leases l ON l.run_id = q.run_id AND l.step = q.step
+        WHERE q.claimable_at <= p_now AND (p_run_id IS NULL OR q.run_id = p_run_id)
+        ORDER BY q.claimable_at
+        LIMIT p_limit
+        FOR UPDATE OF q SKIP LOCKED
+    ), held AS (
+        SELECT due.run_id, due.step, due.held_until FROM due
+        WHERE due.holder IS NOT NULL AND due.holder <> p_owner AND due.held_until > p_now
+    ), taken AS (
+        INSERT INTO leases (run_id, step, owner, expires_at)
+        SELECT due.run_id, due.step, p_owner, p_until FROM due
+        WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.run_id = due.run_id AND held.step = due.step)
+        ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner,
+            expires_at = excluded.expires_at
+        WHERE leases.owner = excluded.owner OR leases.expires_at <= p_now
+        RETURNING leases.run_id, leases.step
+    ), retimed AS (
+        UPDATE step_queue q SET claimable_at = COALESCE(held.held_until, p_until)
+        FROM due LEFT JOIN held ON held.run_id = due.run_id AND held.step = due.step
+        WHERE q.run_id = due.run_id AND q.step = due.step
+    )
+    SELECT taken.run_id, taken.step FROM taken;
+END
+$$;
+
+-- As in 0006, with each check behind a test of its own arguments that
+-- needs no query: a check with nothing to check no longer runs one.
+CREATE OR REPLACE FUNCTION fleet_check(
+    p_run_id TEXT, p_version BIGINT,
+    p_paths TEXT[], p_revisions BIGINT[],
+    p_step TEXT, p_attempt BIGINT,
+    p_d_steps TEXT[], p_d_rounds BIGINT[], p_d_purposes TEXT[],
+    p_d_channels TEXT[], p_d_recipients TEXT[])
+RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+    at_version BIGINT;
+BEGIN
+    SELECT version INTO at_version FROM runs WHERE id = p_run_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN -1;
+    END IF;
+    IF at_version <> p_version THEN
+        RETURN -2;
+    END IF;
+    IF COALESCE(array_length(p_paths, 1), 0) > 0 THEN
+        IF EXISTS (
+            SELECT 1 FROM unnest(p_paths, p_revisions) AS g(path, revision)
+            WHERE g.revision IS DISTINCT FROM COALESCE((
+                SELECT MAX(r.revision) FROM artifact_revisions r
+                WHERE r.run_id = p_run_id AND r.path = g.path), 0))
+        THEN
+            RETURN -3;
+        END IF;
+    END IF;
+    IF p_step IS NOT NULL THEN
+        IF EXISTS (
+            SELECT 1 FROM step_runs
+            WHERE run_id = p_run_id AND step = p_step AND attempt = p_attempt)
+        THEN
+            RETURN -3;
+        END IF;
+    END IF;
+    IF COALESCE(array_length(p_d_steps, 1), 0) > 0 THEN
+        IF EXISTS (
+            SELECT 1 FROM unnest(p_d_steps, p_d_rounds, p_d_purposes, p_d_channels, p_d_recipients)
+                AS d(step, round, purpose, channel, recipient)
+            JOIN outbox o ON o.run_id = p_run_id AND o.step = d.step AND o.round = d.round
+                AND o.purpose = d.purpose AND o.channel = d.channel AND o.recipient = d.recipient
+            WHERE o.status <> 'failed')
+        THEN
+            RETURN -3;
+        END IF;
+    END IF;
+    RETURN 0;
+END
+$$;

@@ -946,10 +946,12 @@ fn queue_sync(
                     until,
                 });
             }
-            LeaseChange::Release { step, .. } => {
-                work |= new.contains(&step.as_str());
+            // A step that leaves the queue (its result) has no row to re-time.
+            LeaseChange::Release { step, .. } if new.contains(&step.as_str()) => {
+                work = true;
                 writes.push(Write::QueueRelease(step.clone()));
             }
+            LeaseChange::Release { .. } => {}
         }
     }
     Ok(work)

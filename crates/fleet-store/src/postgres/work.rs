@@ -19,10 +19,13 @@ pub(super) fn lease_expiry(now: Timestamp, ttl: Duration) -> Result<Timestamp, S
 /// `FOR UPDATE SKIP LOCKED`: concurrent claimers each get different rows
 /// and never wait for one another; a row whose step another owner holds a
 /// live lease on is re-timed to that lease's expiry and skipped. One
-/// statement in one round trip (with BEGIN and COMMIT), committed without
-/// waiting for the WAL flush: a claim lost in a crash of the database host
-/// only makes the step claimable again, and its start is still decided by
-/// the run's version check.
+/// statement, `fleet_claim` (migration 0008), in its own transaction,
+/// committed without waiting for the WAL flush: a claim lost in a crash of
+/// the database host only makes the step claimable again, and the step is
+/// still executed under a lease and committed by the run's version check.
+/// The queue rows are locked before the leases, the lock order of every
+/// transaction here; the lease upsert still refuses a lease another owner
+/// took meanwhile.
 pub(super) async fn claim_steps(
     store: &PostgresStore,
     owner: &str,
@@ -33,51 +36,16 @@ pub(super) async fn claim_steps(
     let now = audit::now();
     let now_text = audit::format_time(now);
     let until = audit::format_time(lease_expiry(now, ttl)?);
-    let tx = Tx::new(store.client().await?, false);
-    let mut p = tx.pipeline();
-    // The queue rows are locked first (`due`), then the leases: the lock
-    // order of every transaction here. The upsert still refuses a lease
-    // another owner took meanwhile (a StepStarted commit).
-    let claimed = p
-        .query(
-            "WITH due AS (
-               SELECT q.run_id, q.step, l.owner AS holder, l.expires_at AS held_until
-               FROM step_queue q
-               LEFT JOIN leases l ON l.run_id = q.run_id AND l.step = q.step
-               WHERE q.claimable_at <= $1 AND ($2::text IS NULL OR q.run_id = $2)
-               ORDER BY q.claimable_at
-               LIMIT $3
-               FOR UPDATE OF q SKIP LOCKED
-             ), held AS (
-               SELECT run_id, step, held_until FROM due
-               WHERE holder IS NOT NULL AND holder <> $4 AND held_until > $1
-             ), taken AS (
-               INSERT INTO leases (run_id, step, owner, expires_at)
-               SELECT run_id, step, $4, $5 FROM due
-               WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.run_id = due.run_id AND held.step = due.step)
-               ON CONFLICT (run_id, step) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-               WHERE leases.owner = excluded.owner OR leases.expires_at <= $1
-               RETURNING run_id, step
-             ), retimed AS (
-               UPDATE step_queue q SET claimable_at = COALESCE(held.held_until, $5)
-               FROM due LEFT JOIN held ON held.run_id = due.run_id AND held.step = due.step
-               WHERE q.run_id = due.run_id AND q.step = due.step
-             )
-             SELECT run_id, step FROM taken",
-            params![
-                now_text,
-                run_id.map(str::to_owned),
-                i64::from(limit),
-                owner.to_owned(),
-                until,
-            ],
-            "claiming steps",
+    let rows = store
+        .client()
+        .await?
+        .rows(
+            "SELECT claimed_run, claimed_step FROM fleet_claim($1, $2, $3, $4, $5)",
+            &[&now_text, &run_id, &i64::from(limit), &owner, &until],
         )
-        .await?;
-    let answers = tx.commit_with(p).await;
-    answers.check()?;
-    Ok(answers
-        .rows(claimed)?
+        .await
+        .map_err(pg("claiming steps"))?;
+    Ok(rows
         .iter()
         .map(|row| StepClaim {
             run_id: row.get(0),
