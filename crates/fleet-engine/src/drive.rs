@@ -21,7 +21,7 @@
 //! publish step commit their start first: it queues the deliveries, and a
 //! destination written is found again through it after a crash.
 
-use crate::{Engine, EngineError, Executing, Extras, Observer, Start, StepInfo, exec, files};
+use crate::{Engine, EngineError, Executing, Extras, Observer, StepInfo, exec, files};
 use fleet_core::config::StepKind;
 use fleet_core::flags::FlagCounts;
 use fleet_core::run::{Event, StepStatus, advance};
@@ -350,15 +350,11 @@ impl Engine {
                 ) else {
                     return Ok(None);
                 };
-                let start = Start {
-                    step: idx,
-                    attempt: state.steps[idx].attempt,
-                };
                 let running = RunRecord {
                     state,
                     ..snapshot.clone()
                 };
-                (snapshot.clone(), Some(start), running)
+                (snapshot.clone(), Some(idx), running)
             }
             StepStatus::Ready => match self.commit_start(snapshot, idx).await? {
                 Some(run) => (run.clone(), None, run),

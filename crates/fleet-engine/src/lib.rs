@@ -260,21 +260,14 @@ struct Extras {
     outbox: Vec<NewDelivery>,
     /// The step's lease, taken with StepStarted and released with its result.
     leases: Vec<LeaseChange>,
-    /// The step's start, committed with this result (see `drive.rs`).
-    start: Option<Start>,
+    /// The step (by index) whose start is committed with this result
+    /// (see `drive.rs`): StepStarted is applied first.
+    start: Option<usize>,
     /// Take the leases of the steps this transition makes Ready: the task
     /// committing it runs them next (see `drive.rs`).
     hand_off: bool,
     /// The corpus files a model step kept (`evidence.keep_corpus`).
     blobs: Vec<fleet_store::Blob>,
-}
-
-/// A step's start that goes with its result: StepStarted is applied first.
-#[derive(Clone, Copy)]
-struct Start {
-    step: usize,
-    /// The attempt it starts.
-    attempt: u32,
 }
 
 /// The result of one committed transition.
@@ -780,7 +773,7 @@ impl Engine {
         actions: Vec<Action>,
         extras: Extras,
     ) -> (Transition, Vec<NewArtifact>) {
-        let mut events = audit_events(definition, event, &actions, &extras);
+        let mut events = audit_events(definition, event, &state, &actions, &extras);
         let mut outbox = extras.outbox;
         for a in &actions {
             if let Action::OpenGate(gate) = a {
@@ -819,13 +812,13 @@ impl Engine {
 /// `event` applied to `run`, after the step's start when it goes with it.
 fn advance_started(
     run: &RunRecord,
-    start: Option<Start>,
+    start: Option<usize>,
     event: &Event,
 ) -> Result<(RunState, Vec<Action>), Refusal> {
-    let Some(start) = start else {
+    let Some(step) = start else {
         return advance(&run.definition, &run.state, event);
     };
-    let started = Event::StepStarted { step: start.step };
+    let started = Event::StepStarted { step };
     let (state, mut actions) = advance(&run.definition, &run.state, &started)?;
     let (state, more) = advance(&run.definition, &state, event)?;
     actions.extend(more);
@@ -850,6 +843,7 @@ fn notify_error(run: &str, e: fleet_notify::NotifyError) -> EngineError {
 fn audit_events(
     definition: &fleet_core::config::Genflow,
     event: &Event,
+    state: &RunState,
     actions: &[Action],
     extras: &Extras,
 ) -> Vec<NewEvent> {
@@ -868,12 +862,14 @@ fn audit_events(
         payload.insert("step".into(), step.into());
     }
     let mut events = Vec::new();
-    if let Some(start) = extras.start {
-        let started = Event::StepStarted { step: start.step };
+    if let Some(step) = extras.start {
+        // The attempt it started, as committed.
+        let attempt = state.steps.get(step).map_or(0, |s| s.attempt);
+        let started = Event::StepStarted { step };
         events.push(NewEvent {
             kind: format!("engine.{}", started.name()),
             payload: serde_json::json!({
-                "event": started.name(), "step": step_name(start.step), "attempt": start.attempt,
+                "event": started.name(), "step": step_name(step), "attempt": attempt,
             }),
         });
     }

@@ -64,6 +64,17 @@ async fn workspace() -> Workspace {
     }
 }
 
+impl Workspace {
+    /// The audit events of run `id`.
+    async fn events(&self, id: &str) -> Vec<AuditEvent> {
+        self.engine
+            .store()
+            .events(Some(id))
+            .await
+            .unwrap_or_else(|e| panic!("events: {e}"))
+    }
+}
+
 /// The `step.status` events of `step`, as (status, time).
 fn statuses(events: &[AuditEvent], step: &str) -> Vec<(String, jiff::Timestamp)> {
     events
@@ -97,12 +108,7 @@ async fn a_quick_model_step_commits_its_start_with_its_result() {
     assert_eq!(run.state.status, RunStatus::Waiting);
     // Two model steps, one transition each.
     assert_eq!(run.version, before + 2, "{:?}", run.state);
-    let events = ws
-        .engine
-        .store()
-        .events(Some(&run.id))
-        .await
-        .unwrap_or_else(|e| panic!("events: {e}"));
+    let events = ws.events(&run.id).await;
     for step in ["readiness", "risk-review"] {
         let seen = statuses(&events, step);
         let names: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
@@ -146,12 +152,7 @@ async fn a_quick_model_step_commits_its_start_with_its_result() {
         .unwrap_or_else(|e| panic!("drive: {e}"));
     assert_eq!(done.state.status, RunStatus::Succeeded);
     assert_eq!(done.version, decided.version + 1);
-    let events = ws
-        .engine
-        .store()
-        .events(Some(&run.id))
-        .await
-        .unwrap_or_else(|e| panic!("events: {e}"));
+    let events = ws.events(&run.id).await;
     let names: Vec<String> = statuses(&events, "announce")
         .into_iter()
         .map(|(s, _)| s)
@@ -191,12 +192,7 @@ async fn a_slow_model_step_shows_as_running_while_it_executes() {
         .unwrap_or_else(|e| panic!("join: {e}"))
         .unwrap_or_else(|e| panic!("drive: {e}"));
     assert_eq!(run.state.status, RunStatus::Waiting);
-    let events = ws
-        .engine
-        .store()
-        .events(Some(&run.id))
-        .await
-        .unwrap_or_else(|e| panic!("events: {e}"));
+    let events = ws.events(&run.id).await;
     let seen = statuses(&events, "readiness");
     let names: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(names, ["ready", "running", "succeeded"]);
